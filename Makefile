@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both start a throwaway
+# PostgreSQL (scripts/pg-tmp.sh) unless DATABASE_URL is set.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PGTMP       := ./scripts/pg-tmp.sh
+
+.PHONY: demo test test-short lint bench fmt
+
+## demo: run examples/quickstart, the whole life of a subscription
+demo:
+	$(PGTMP) $(GO) run ./examples/quickstart
+
+## test: every test, with the race detector, against PostgreSQL
+test:
+	$(PGTMP) $(GO) test -race -count=1 ./...
+
+## test-short: the pure policy tests only; no database needed
+test-short:
+	$(GO) test -count=1 ./calendar/... ./tariff/... ./subscription/... ./payment/... ./refund/... ./ledger/... ./money/...
+
+## lint: gofmt, go vet and staticcheck (fetched through the Go module proxy)
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: the benchmarks of BENCHMARKS.md
+bench:
+	$(PGTMP) $(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,97 @@
+package billing
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	_ "time/tzdata" // Europe/Moscow must load in a bare container.
+)
+
+// Config configures an Engine. Start from DefaultConfig and change what differs; New
+// validates every field and names each bad one.
+type Config struct {
+	// Location is where calendar reasoning happens: business days, month ends, "the day
+	// after" (TERMS 6.3). Required; DefaultConfig sets Europe/Moscow. A nil Location is
+	// refused rather than silently taken as UTC, which would move deadlines by hours.
+	Location *time.Location
+
+	// Clock is the engine's source of time. Default SystemClock. Tests pass a
+	// *billingtest.Clock.
+	Clock Clock
+
+	// Logger receives the engine's logs. Default: logs are discarded.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config for a Russian operator: Europe/Moscow, the system clock,
+// logs discarded.
+func DefaultConfig() Config {
+	return Config{Location: moscow(), Clock: SystemClock{}}
+}
+
+func moscow() *time.Location {
+	loc, err := time.LoadLocation("Europe/Moscow")
+	if err != nil { // unreachable: tzdata is embedded
+		panic(err)
+	}
+	return loc
+}
+
+// ErrInvalidConfig is matched (errors.Is) by every *ConfigError.
+var ErrInvalidConfig = errors.New("billing: invalid config")
+
+// ConfigError names the Config fields New refused and why.
+type ConfigError struct {
+	// Problems maps a field name ("Location", "pool") to what is wrong with it.
+	Problems []FieldProblem
+}
+
+// FieldProblem is one refused field of a configuration or a request.
+type FieldProblem struct {
+	// Field is the name of the field, as in the Go struct.
+	Field string
+	// Problem says what is wrong, in words a caller can act on.
+	Problem string
+}
+
+// Error lists every problem.
+func (e *ConfigError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Field + ": " + p.Problem
+	}
+	return fmt.Sprintf("billing: invalid config: %s", strings.Join(parts, "; "))
+}
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Has reports whether field is among the problems.
+func (e *ConfigError) Has(field string) bool {
+	for _, p := range e.Problems {
+		if p.Field == field {
+			return true
+		}
+	}
+	return false
+}
+
+// validate fills defaults and returns a *ConfigError naming each bad field.
+func (c *Config) validate() error {
+	var problems []FieldProblem
+	if c.Location == nil {
+		problems = append(problems, FieldProblem{"Location", "required: the engine counts business days and period ends in it (use DefaultConfig for Europe/Moscow)"})
+	}
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Problems: problems}
+	}
+	return nil
+}

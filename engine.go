@@ -1,0 +1,119 @@
+// Package billing is the shell of the billing engine: Engine runs every command (subscribe,
+// consume, renew, refund…) as one PostgreSQL transaction that locks its rows, asks the pure
+// policy packages for the decision, and writes the new state, the ledger entries and the
+// River jobs together. Commit or nothing.
+//
+// The host application owns the *pgxpool.Pool and its River client; the engine registers
+// its workers into the host's *river.Workers and inserts jobs through the host's client.
+//
+//	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	engine, _ := billing.New(pool, billing.DefaultConfig())
+//	_ = engine.Migrate(ctx)                  // engine + River schema, idempotent
+//	workers := river.NewWorkers()
+//	engine.RegisterWorkers(workers)          // before the client is made
+//	client, _ := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Queues: ...})
+//	_ = engine.UseRiver(client)              // the engine inserts its jobs through it
+//
+// The rules the engine enforces come from the service terms (see the README's rules table);
+// the policy itself lives in the packages tariff, subscription, payment, refund, ledger
+// and calendar.
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/smm-gpt/billing/internal/store"
+)
+
+// Engine is the billing engine. It is safe for concurrent use; create one per process
+// with New.
+type Engine struct {
+	pool   *pgxpool.Pool
+	loc    *time.Location
+	clock  Clock
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	river *river.Client[pgx.Tx]
+}
+
+// New returns an Engine on pool. It validates cfg and returns a *ConfigError naming
+// every missing or bad field; a nil pool is refused too. New does no I/O: call Migrate
+// before the first command.
+func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
+	err := cfg.validate()
+	if pool == nil {
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			ce = &ConfigError{}
+		}
+		ce.Problems = append([]FieldProblem{{"pool", "required: a *pgxpool.Pool connected to the billing database"}}, ce.Problems...)
+		err = ce
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger}, nil
+}
+
+// MigrateResult says what Migrate applied; both lists are empty when the schema was
+// already current.
+type MigrateResult = store.MigrateResult
+
+// ErrSchemaTooNew is returned by Migrate against a database migrated by newer code.
+var ErrSchemaTooNew = store.ErrSchemaTooNew
+
+// Migrate applies River's migrations (through rivermigrate) and the engine's (in one
+// transaction), under an advisory lock: idempotent, and safe when several processes call it
+// at once. It refuses a schema newer than the code with ErrSchemaTooNew.
+func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
+	res, err := store.Migrate(ctx, e.pool)
+	if err != nil {
+		return res, fmt.Errorf("billing: migrate: %w", err)
+	}
+	if len(res.Applied)+len(res.RiverApplied) > 0 {
+		e.logger.InfoContext(ctx, "billing: migrated", "engine", res.Applied, "river", res.RiverApplied)
+	}
+	return res, nil
+}
+
+// RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it
+// before river.NewClient, which takes the bundle in its Config.
+func (e *Engine) RegisterWorkers(workers *river.Workers) error {
+	if workers == nil {
+		return errors.New("billing: RegisterWorkers: nil *river.Workers")
+	}
+	return nil
+}
+
+// UseRiver hands the engine the host's River client, through which it inserts its jobs
+// (always inside the command's own transaction, with InsertTx). Call it once, after
+// river.NewClient; commands that schedule jobs fail with ErrNoRiverClient before it.
+func (e *Engine) UseRiver(client *river.Client[pgx.Tx]) error {
+	if client == nil {
+		return errors.New("billing: UseRiver: nil client")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.river = client
+	return nil
+}
+
+// ErrNoRiverClient is returned by a command that must schedule a job when UseRiver has
+// not been called.
+var ErrNoRiverClient = errors.New("billing: no River client: call Engine.UseRiver first")
+
+// Location returns the engine's location (Config.Location).
+func (e *Engine) Location() *time.Location { return e.loc }
+
+// Now returns the engine clock's current instant.
+func (e *Engine) Now() time.Time { return e.clock.Now() }

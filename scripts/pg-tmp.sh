@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# pg-tmp.sh COMMAND [ARGS...]
+#
+# Runs COMMAND with DATABASE_URL pointing at a PostgreSQL server.
+#   - DATABASE_URL already set: runs COMMAND against it, nothing else.
+#   - Otherwise: finds the local PostgreSQL server binaries (initdb, pg_ctl: on PATH or in
+#     /usr/lib/postgresql/*/bin), starts a private throwaway cluster in a temp dir on a free
+#     loopback port (as a non-root user when run as root: PostgreSQL refuses to run as root),
+#     exports DATABASE_URL, runs COMMAND, and always stops the server and removes the temp
+#     dir, also when COMMAND fails or the script is interrupted.
+# Exit status: COMMAND's.
+set -euo pipefail
+
+if [ "$#" -eq 0 ]; then
+  echo "usage: $0 COMMAND [ARGS...]" >&2
+  exit 2
+fi
+
+if [ -n "${DATABASE_URL:-}" ]; then
+  exec "$@"
+fi
+
+find_bin() {
+  local name=$1 dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/$name" ]; then echo "$dir/$name"; return 0; fi
+  done
+  command -v "$name" 2>/dev/null && return 0
+  return 1
+}
+
+if ! INITDB=$(find_bin initdb) || ! PG_CTL=$(find_bin pg_ctl); then
+  cat >&2 <<'MSG'
+pg-tmp.sh: PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in /usr/lib/postgresql/*/bin.
+Either set DATABASE_URL to a PostgreSQL server you own (its database will be used for throwaway test databases),
+or install the server package, e.g. on Debian/Ubuntu:
+    sudo apt-get update && sudo apt-get install -y postgresql
+MSG
+  exit 1
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/billing-pg.XXXXXX")
+RUN_AS=()
+if [ "$(id -u)" -eq 0 ]; then
+  PGUSER_OS=postgres
+  getent passwd postgres >/dev/null || PGUSER_OS=nobody
+  chown "$PGUSER_OS" "$TMP"
+  if ! command -v runuser >/dev/null; then
+    echo "pg-tmp.sh: running as root needs runuser (package util-linux) to start PostgreSQL as $PGUSER_OS" >&2
+    rm -rf "$TMP"; exit 1
+  fi
+  RUN_AS=(runuser -u "$PGUSER_OS" --)
+fi
+
+started=0
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [ "$started" -eq 1 ]; then
+    "${RUN_AS[@]}" "$PG_CTL" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+"${RUN_AS[@]}" "$INITDB" -D "$TMP/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$TMP/initdb.log" 2>&1 || {
+  echo "pg-tmp.sh: initdb failed:" >&2; cat "$TMP/initdb.log" >&2; exit 1; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+  PORT=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+  port_free "$PORT" || continue
+  if "${RUN_AS[@]}" "$PG_CTL" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 \
+      -o "-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB" \
+      start >/dev/null 2>&1; then
+    started=1
+    break
+  fi
+done
+if [ "$started" -ne 1 ]; then
+  echo "pg-tmp.sh: could not start PostgreSQL; server log:" >&2
+  cat "$TMP/server.log" >&2 2>/dev/null || true
+  exit 1
+fi
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
+echo "pg-tmp.sh: throwaway PostgreSQL on 127.0.0.1:$PORT (removed on exit)" >&2
+set +e
+"$@"
+rc=$?
+set -e
+exit "$rc"
