@@ -34,7 +34,8 @@ type Period struct {
 
 // Limit is the usage volume of one meter in one paid period.
 type Limit struct {
-	// Meter names what is counted: "generations", "images", "tokens". It matches [a-z0-9_]+.
+	// Meter names what is counted: "generations", "images", "tokens". It matches
+	// [a-z0-9_]{1,64}.
 	Meter string
 	// Quantity is the volume of the period, at least 1.
 	Quantity int64
@@ -51,6 +52,8 @@ type Options struct {
 	RenewWhenExhausted bool
 	// PriceNotice is how long before a renewal a price rise must have been published to
 	// apply to it; a rise published later waits one more period. Default 0 (TERMS 2.1.6, 3.2).
+	// The notice that counts is the one in the Terms the customer holds, not the new
+	// version's (see TermsForRenewal); it is measured from Version.PublishedAt.
 	PriceNotice time.Duration
 }
 
