@@ -1,0 +1,126 @@
+package billingtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Runner drives River jobs on a manual clock: RunUntil moves the clock forward to each
+// instant at which a job falls due, in order, and waits while the real River workers of
+// a started client work every job due by then, before it moves on. Jobs a worker fails
+// are retried by River on its own schedule, in clock time, like in production.
+//
+// Make the client with NewRiverClient (or give yours Test.Time = the Runner's clock, a
+// FetchPollInterval of a few milliseconds, and one worker on the default queue, so jobs due
+// at one instant run one at a time in River's order: priority, scheduled time, id).
+type Runner struct {
+	pool  *pgxpool.Pool
+	clock *Clock
+	// Timeout bounds the wait for one instant's jobs; default 30s.
+	Timeout time.Duration
+}
+
+// NewRunner returns a Runner for the River jobs in pool's database on clock.
+func NewRunner(pool *pgxpool.Pool, clock *Clock) *Runner {
+	return &Runner{pool: pool, clock: clock, Timeout: 30 * time.Second}
+}
+
+// NewRiverClient returns a River client for tests and demos on clock: River reads time
+// from the clock, polls every 5ms, and works one job at a time on the default queue.
+// Start it before calling the Runner, and stop it at the end.
+func NewRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers) (*river.Client[pgx.Tx], error) {
+	return river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		FetchPollInterval: 5 * time.Millisecond,
+		FetchCooldown:     time.Millisecond,
+		Test:              river.TestConfig{Time: clock},
+		Logger:            nil,
+	})
+}
+
+// ErrJobsStuck is returned when the jobs due at an instant did not finish within Timeout.
+var ErrJobsStuck = errors.New("billingtest: River jobs did not finish in time")
+
+// RunUntil advances the clock to until, stopping at every instant at which a job falls
+// due (its scheduled time, or its retry time after a failure) to let the workers run
+// every job due by then. It returns when no job is due at or before until; the clock then
+// reads until (or stays, when it is already later). It returns how many instants it
+// stopped at.
+func (r *Runner) RunUntil(ctx context.Context, until time.Time) (int, error) {
+	steps := 0
+	for {
+		if err := r.drain(ctx); err != nil {
+			return steps, err
+		}
+		next, ok, err := r.nextDue(ctx)
+		if err != nil {
+			return steps, err
+		}
+		if !ok || next.After(until) {
+			break
+		}
+		if next.After(r.clock.Now()) {
+			r.clock.Set(next)
+		}
+		steps++
+	}
+	if until.After(r.clock.Now()) {
+		r.clock.Set(until)
+	}
+	return steps, r.drain(ctx)
+}
+
+// RunDue works every job already due at the clock's current instant, without moving it.
+func (r *Runner) RunDue(ctx context.Context) error {
+	_, err := r.RunUntil(ctx, r.clock.Now())
+	return err
+}
+
+// nextDue returns the earliest scheduled time of a job still to run.
+func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
+	var next *time.Time
+	err := r.pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM river_job
+		WHERE state IN ('available', 'scheduled', 'retryable')`).Scan(&next)
+	if err != nil || next == nil {
+		return time.Time{}, false, err
+	}
+	return *next, true, nil
+}
+
+// drain makes the jobs due at the clock's instant available (River's scheduler would do
+// it on its own interval; the runner does not wait for it) and waits until none is due or
+// running.
+func (r *Runner) drain(ctx context.Context) error {
+	deadline := time.Now().Add(r.Timeout)
+	for {
+		now := r.clock.Now()
+		if _, err := r.pool.Exec(ctx, `UPDATE river_job SET state = 'available'
+			WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= $1`, now); err != nil {
+			return err
+		}
+		var pending int
+		if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+			WHERE (state = 'available' AND scheduled_at <= $1) OR state = 'running'`, now).Scan(&pending); err != nil {
+			return err
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %d jobs due at %s", ErrJobsStuck, pending, now.Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
