@@ -60,7 +60,9 @@ type inputCheck struct {
 	problems []FieldProblem
 }
 
-func (c *inputCheck) add(field, problem string) { c.problems = append(c.problems, FieldProblem{field, problem}) }
+func (c *inputCheck) add(field, problem string) {
+	c.problems = append(c.problems, FieldProblem{field, problem})
+}
 
 func (c *inputCheck) key(field, key string) {
 	switch {
