@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
 )
 
@@ -92,8 +93,23 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	if workers == nil {
 		return errors.New("billing: RegisterWorkers: nil *river.Workers")
 	}
-	return nil
+	return errors.Join(
+		river.AddWorkerSafely(workers, &jobs.ExpireReservationWorker{Engine: e}),
+	)
 }
+
+// riverClient returns the client given to UseRiver, or ErrNoRiverClient.
+func (e *Engine) riverClient() (*river.Client[pgx.Tx], error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.river == nil {
+		return nil, ErrNoRiverClient
+	}
+	return e.river, nil
+}
+
+// riverInsertOpts is River's InsertOpts under a short name.
+type riverInsertOpts = river.InsertOpts
 
 // UseRiver hands the engine the host's River client, through which it inserts its jobs
 // (always inside the command's own transaction, with InsertTx). Call it once, after

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -104,3 +105,5 @@ func requestHash(parts ...string) []byte {
 	}
 	return h.Sum(nil)
 }
+
+func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ConsumeOutcome is what one Consume statement did.
+type ConsumeOutcome struct {
+	// Applied is true when the volume was counted by this call.
+	Applied bool
+	// Replayed is true when the key was used before: Prev* hold the first call.
+	Replayed bool
+	// Period and UsedAfter are the period counted in and the meter's used volume after
+	// the call (of the first call, when Replayed).
+	Period    int
+	UsedAfter int64
+	// Quantity is the limit of the meter; Exhausted is true when this call used it up and
+	// moved the subscription to exhausted.
+	Quantity  int64
+	Exhausted bool
+	// PrevMeter and PrevQuantity are the first call's request, when Replayed.
+	PrevMeter    string
+	PrevQuantity int64
+}
+
+// consumeSQL counts quantity of a meter in the subscription's current period in one
+// statement (one round trip, one implicit transaction when run alone):
+//   - prev: the first call under this key, if any: then nothing is counted;
+//   - upd: the counter, only while the subscription is active, the period running and, for
+//     a hard limit, used + reserved + quantity within the quantity. The row lock taken by
+//     UPDATE serializes concurrent calls on one meter, and PostgreSQL re-checks the WHERE
+//     on the latest row version, so concurrent calls can never together pass the limit
+//     (the table's CHECK is the backstop);
+//   - ins: the key with the result (a concurrent call with the same key fails on the
+//     primary key, and the whole statement with it: nothing is counted twice);
+//   - ex, exp, aud: a hard limit used up moves the subscription to exhausted, stamps the
+//     period and writes the audit entry, in the same statement (TERMS 3.1).
+const consumeSQL = `
+WITH s AS (
+    SELECT s.current_period, p.end_at
+    FROM billing_subscriptions s JOIN billing_periods p ON p.subscription_id = s.id AND p.number = s.current_period
+    WHERE s.id = $1 AND s.status = 'active'
+), prev AS (
+    SELECT period, meter, quantity, used_after FROM billing_usage_events WHERE subscription_id = $1 AND key = $2
+), upd AS (
+    UPDATE billing_usage u SET used = u.used + $4
+    FROM s
+    WHERE u.subscription_id = $1 AND u.period = s.current_period AND u.meter = $3
+      AND $5 < s.end_at
+      AND NOT EXISTS (SELECT 1 FROM prev)
+      AND (NOT u.hard OR u.used + u.reserved + $4 <= u.quantity)
+    RETURNING u.period, u.used, u.quantity, u.hard
+), ins AS (
+    INSERT INTO billing_usage_events (subscription_id, key, period, meter, quantity, used_after, at)
+    SELECT $1, $2, upd.period, $3, $4, upd.used, $5 FROM upd
+), ex AS (
+    UPDATE billing_subscriptions SET status = 'exhausted', updated_at = $5
+    FROM upd
+    WHERE id = $1 AND status = 'active' AND upd.hard AND upd.used >= upd.quantity
+    RETURNING upd.period
+), exp AS (
+    UPDATE billing_periods SET exhausted_at = $5
+    FROM ex WHERE subscription_id = $1 AND number = ex.period
+), aud AS (
+    INSERT INTO billing_audit_log (id, at, actor, action, subject, reason, detail)
+    SELECT $6, $5, 'system', 'subscription.exhaust', 'subscription:' || $1::text,
+           'hard limit used up (TERMS 3.1)', jsonb_build_object('from', 'active', 'to', 'exhausted', 'meter', $3::text)
+    FROM ex
+)
+SELECT
+    (SELECT count(*) FROM upd) = 1,
+    (SELECT count(*) FROM prev) = 1,
+    coalesce((SELECT period FROM upd), (SELECT period FROM prev), 0),
+    coalesce((SELECT used FROM upd), (SELECT used_after FROM prev), 0),
+    coalesce((SELECT quantity FROM upd), 0),
+    (SELECT count(*) FROM ex) = 1,
+    coalesce((SELECT meter FROM prev), ''),
+    coalesce((SELECT quantity FROM prev), 0)`
+
+// Consume runs the consume statement; see consumeSQL. auditID is the ID the audit entry
+// gets if the call exhausts the subscription.
+func Consume(ctx context.Context, q Querier, subID, key, meter string, quantity int64, now time.Time, auditID string) (ConsumeOutcome, error) {
+	var o ConsumeOutcome
+	err := q.QueryRow(ctx, consumeSQL, subID, key, meter, quantity, now, auditID).Scan(
+		&o.Applied, &o.Replayed, &o.Period, &o.UsedAfter, &o.Quantity, &o.Exhausted, &o.PrevMeter, &o.PrevQuantity)
+	return o, err
+}
+
+// BareCounterUpdate is the baseline of the Consume benchmark: the cheapest statement that
+// counts usage, one UPDATE of one counter row with the limit in its WHERE.
+func BareCounterUpdate(ctx context.Context, q Querier, subID, meter string, quantity int64) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE billing_usage SET used = used + $3
+		WHERE subscription_id = $1 AND period = 1 AND meter = $2 AND used + reserved + $3 <= quantity`, subID, meter, quantity)
+	return tag.RowsAffected() == 1, err
+}
+
+// InsertReservation stores a new reservation.
+func InsertReservation(ctx context.Context, tx pgx.Tx, subID, key string, r ReservationRow) error {
+	_, err := tx.Exec(ctx, `INSERT INTO billing_reservations
+		(id, subscription_id, key, period, meter, quantity, actual, state, created_at, expires_at, resolved_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ID, subID, key, r.Period, r.Meter, r.Quantity, r.Actual, r.State, r.CreatedAt, r.ExpiresAt, nullTime(r.ResolvedAt))
+	return err
+}
+
+// ReservationRow is a stored reservation with its subscription and key.
+type ReservationRow struct {
+	ID             string
+	SubscriptionID string
+	Key            string
+	Period         int
+	Meter          string
+	Quantity       int64
+	Actual         int64
+	State          string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	ResolvedAt     time.Time
+}
+
+const reservationColumns = `id::text, subscription_id::text, key, period, meter, quantity, actual, state, created_at, expires_at, resolved_at`
+
+func scanReservation(row pgx.Row) (ReservationRow, error) {
+	var r ReservationRow
+	var resolved *time.Time
+	if err := row.Scan(&r.ID, &r.SubscriptionID, &r.Key, &r.Period, &r.Meter, &r.Quantity, &r.Actual, &r.State,
+		&r.CreatedAt, &r.ExpiresAt, &resolved); err != nil {
+		return r, interpret(err)
+	}
+	if resolved != nil {
+		r.ResolvedAt = *resolved
+	}
+	return r, nil
+}
+
+// LockReservation reads reservation id and locks it.
+func LockReservation(ctx context.Context, tx pgx.Tx, id string) (ReservationRow, error) {
+	return scanReservation(tx.QueryRow(ctx, `SELECT `+reservationColumns+` FROM billing_reservations WHERE id = $1 FOR UPDATE`, id))
+}
+
+// ReservationByKey reads the reservation made under key for subscription subID.
+func ReservationByKey(ctx context.Context, q Querier, subID, key string) (ReservationRow, error) {
+	return scanReservation(q.QueryRow(ctx, `SELECT `+reservationColumns+` FROM billing_reservations
+		WHERE subscription_id = $1 AND key = $2`, subID, key))
+}
+
+// ResolveReservation stores a reservation's resolution.
+func ResolveReservation(ctx context.Context, tx pgx.Tx, r ReservationRow) error {
+	_, err := tx.Exec(ctx, `UPDATE billing_reservations SET state = $2, actual = $3, resolved_at = $4 WHERE id = $1`,
+		r.ID, r.State, r.Actual, nullTime(r.ResolvedAt))
+	return err
+}
+
+// LockPeriodUsage locks the usage rows of a period (for resolving a reservation in a
+// period that is no longer current) and returns the period.
+func LockPeriodUsage(ctx context.Context, tx pgx.Tx, subID string, number int) error {
+	_, err := tx.Exec(ctx, `SELECT 1 FROM billing_usage WHERE subscription_id = $1 AND period = $2 FOR UPDATE`, subID, number)
+	return err
+}

@@ -1,0 +1,330 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/money"
+	"github.com/smm-gpt/billing/subscription"
+	"github.com/smm-gpt/billing/tariff"
+)
+
+// Errors of the subscription commands, shared with the subscription package so that
+// errors.Is works with either name.
+var (
+	// ErrNoAccess: the subscription gives no access now (not paid, used up, expired,
+	// suspended…). The error is a *subscription.NoAccessError carrying the reason.
+	ErrNoAccess = subscription.ErrNoAccess
+	// ErrLimitExceeded: the request would pass a hard limit of the period (TERMS 3.1). It
+	// was refused whole; nothing was counted.
+	ErrLimitExceeded = subscription.ErrLimitExceeded
+	// ErrMeterUnknown: the meter has no limit in the period's terms.
+	ErrMeterUnknown = subscription.ErrMeterUnknown
+	// ErrTransitionNotAllowed: the subscription's status does not allow the command.
+	ErrTransitionNotAllowed = subscription.ErrTransitionNotAllowed
+	// ErrAmountMismatch: a reported payment's amount or currency is not the price of the
+	// terms it pays for.
+	ErrAmountMismatch = errors.New("billing: payment amount or currency differs from the price")
+)
+
+// SubscribeRequest starts a subscription at checkout.
+type SubscribeRequest struct {
+	// CustomerID is the host application's opaque ID of the registered customer (TERMS
+	// 1.3, 2.2.1). Never a name, e-mail or phone (TERMS 5.1). Required.
+	CustomerID string
+	// TariffCode is the tariff bought; its version in force now gives the terms shown
+	// at checkout (TERMS 3.4). Required.
+	TariffCode string
+	// PaymentMethod is the gateway's opaque token of the saved card, when already known.
+	// Never card data: a card number is refused.
+	PaymentMethod string
+	// Location is the IANA zone period ends and business days are counted in. Empty means
+	// the engine's Config.Location.
+	Location string
+	// IdempotencyKey makes a retried checkout return the first subscription. Required.
+	IdempotencyKey string
+}
+
+// Subscribe creates a subscription for a customer on a tariff. It records the terms of
+// the version in force now, as shown at checkout (TERMS 3.4), and waits for its first
+// payment: no access before it succeeds (TERMS 3.3). A free tariff (price 0) needs no
+// charge and is active at once. The same IdempotencyKey returns the first subscription;
+// with a different request it is ErrIdempotencyConflict.
+func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscription.Subscription, error) {
+	check := inputCheck{op: "Subscribe"}
+	if strings.TrimSpace(req.CustomerID) == "" {
+		check.add("CustomerID", "required: the host's ID of the registered customer (TERMS 1.3)")
+	}
+	if req.TariffCode == "" {
+		check.add("TariffCode", "required")
+	}
+	check.key("IdempotencyKey", req.IdempotencyKey)
+	loc := e.loc
+	if req.Location != "" {
+		l, err := time.LoadLocation(req.Location)
+		if err != nil {
+			check.add("Location", fmt.Sprintf("unknown time zone %q", req.Location))
+		}
+		loc = l
+	}
+	if err := check.err(); err != nil {
+		return subscription.Subscription{}, err
+	}
+	hash := requestHash(req.CustomerID, req.TariffCode, req.PaymentMethod, req.Location)
+	var out subscription.Subscription
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		replay, err := store.ClaimKey(ctx, tx, "subscribe", req.IdempotencyKey, hash, now)
+		if err != nil {
+			return err
+		}
+		if replay != nil {
+			var id string
+			if err := jsonUnmarshal(replay, &id); err != nil {
+				return err
+			}
+			out, err = store.GetSubscription(ctx, tx, id)
+			return err
+		}
+		t, err := store.GetTariff(ctx, tx, req.TariffCode)
+		if err != nil {
+			return err
+		}
+		versions, err := store.Versions(ctx, tx, req.TariffCode)
+		if err != nil {
+			return err
+		}
+		terms, err := tariff.TermsForPurchase(t, versions, now)
+		if err != nil {
+			return err
+		}
+		sub, audit, err := subscription.New(subscription.NewParams{
+			ID: newID(), CustomerID: req.CustomerID, Checkout: terms, PaymentMethod: req.PaymentMethod, Location: loc.String(),
+		}, now)
+		if err != nil {
+			return err
+		}
+		audits := []subscription.AuditEntry{audit}
+		if terms.IsFree() {
+			end := terms.Period.End(now, 1, loc)
+			var a subscription.AuditEntry
+			if sub, a, err = subscription.Activate(sub, subscription.ActivateParams{Start: now, End: end}, now); err != nil {
+				return err
+			}
+			audits = append(audits, a)
+		}
+		if err := store.InsertSubscription(ctx, tx, sub, now); err != nil {
+			return err
+		}
+		for _, a := range audits {
+			if err := store.InsertSubscriptionAudit(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		out = sub
+		return store.SaveResult(ctx, tx, "subscribe", req.IdempotencyKey, sub.ID)
+	})
+	if err != nil {
+		return subscription.Subscription{}, e.opError("Subscribe", err)
+	}
+	return out, nil
+}
+
+// Payment reports a successful charge to the engine.
+type Payment struct {
+	// ProviderPaymentID is the gateway's ID of the charge.
+	ProviderPaymentID string
+	// Amount and Currency are what was charged; they must equal the price of the terms
+	// paid for, else ErrAmountMismatch and nothing changes.
+	Amount   decimal.Decimal
+	Currency string
+	// PaymentMethod is the token of the card the charge saved, if any.
+	PaymentMethod string
+}
+
+// ConfirmFirstPayment records that the first charge of a pending subscription succeeded
+// (TERMS 3.3): it starts period 1 now, under the checkout terms, and grants access. The
+// period ends one tariff period later in the subscription's location.
+func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string, p Payment) (subscription.Subscription, error) {
+	check := inputCheck{op: "ConfirmFirstPayment"}
+	check.id("subscriptionID", subscriptionID)
+	if p.ProviderPaymentID == "" {
+		check.add("ProviderPaymentID", "required")
+	}
+	if err := check.err(); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.change(ctx, "ConfirmFirstPayment", subscriptionID, func(_ pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+		if err := checkAmount(sub.Checkout, p.Amount, p.Currency); err != nil {
+			return sub, nil, err
+		}
+		loc, err := time.LoadLocation(sub.LocationName())
+		if err != nil {
+			return sub, nil, err
+		}
+		next, a, err := subscription.Activate(sub, subscription.ActivateParams{
+			Start: now, End: sub.Checkout.Period.End(now, 1, loc), PaymentMethod: p.PaymentMethod,
+		}, now)
+		return next, []subscription.AuditEntry{a}, err
+	})
+}
+
+// FailFirstPayment records that the first charge failed or was abandoned: the pending
+// subscription ends without access ever granted.
+func (e *Engine) FailFirstPayment(ctx context.Context, subscriptionID, reason string) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "FailFirstPayment", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.FirstPaymentFailed(sub, reason, now)
+	})
+}
+
+// SetAutoRenew turns auto-renewal on or off (TERMS 3.6). Off: no further charge; the
+// paid period runs to its end and the subscription then ends. actor is who asked (the
+// customer's or an operator's ID), for the audit log.
+func (e *Engine) SetAutoRenew(ctx context.Context, subscriptionID string, on bool, actor string) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "SetAutoRenew", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.SetAutoRenew(sub, on, actor, now)
+	})
+}
+
+// Suspend takes access away by an operator's decision (TERMS 2.1.2), with who and why
+// in the audit log. Resume gives it back.
+func (e *Engine) Suspend(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "Suspend", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.Suspend(sub, by, now)
+	})
+}
+
+// Resume ends a suspension: the subscription returns to the status it was suspended in.
+func (e *Engine) Resume(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "Resume", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.Resume(sub, by, now)
+	})
+}
+
+// Terminate ends a subscription for good by an operator's decision (TERMS 2.1.2): access
+// ends now and nothing renews.
+func (e *Engine) Terminate(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "Terminate", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.Terminate(sub, by, now)
+	})
+}
+
+// ExtendPeriod moves the current period's end later by an operator's decision, e.g. to
+// make up for maintenance (TERMS 2.1.4, 2.1.5: never automatic), audited with who and why.
+func (e *Engine) ExtendPeriod(ctx context.Context, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, "ExtendPeriod", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+		return subscription.ExtendPeriod(sub, by, newEnd, now)
+	})
+}
+
+// Get returns a subscription with its current period and usage.
+func (e *Engine) Get(ctx context.Context, subscriptionID string) (subscription.Subscription, error) {
+	check := inputCheck{op: "Get"}
+	check.id("subscriptionID", subscriptionID)
+	if err := check.err(); err != nil {
+		return subscription.Subscription{}, err
+	}
+	sub, err := store.GetSubscription(ctx, e.pool, subscriptionID)
+	return sub, e.opError("Get "+subscriptionID, err)
+}
+
+// ListByCustomer returns a customer's subscriptions, oldest first.
+func (e *Engine) ListByCustomer(ctx context.Context, customerID string) ([]subscription.Subscription, error) {
+	subs, err := store.ListSubscriptions(ctx, e.pool, customerID)
+	return subs, e.opError("ListByCustomer", err)
+}
+
+// Access says whether the subscription gives access now, and why not when it does not:
+// access ends at the period end or when a hard limit is used up, whichever comes first
+// (TERMS 3.1), and never starts before payment (TERMS 3.3).
+func (e *Engine) Access(ctx context.Context, subscriptionID string) (subscription.Decision, error) {
+	sub, err := e.Get(ctx, subscriptionID)
+	if err != nil {
+		return subscription.Decision{}, err
+	}
+	return subscription.Access(sub, e.clock.Now()), nil
+}
+
+// transitionFunc is a command's decision on a locked subscription: the new state and
+// the audit entries to write, run inside the command's transaction (tx for its extra
+// effects: ledger entries, jobs).
+type transitionFunc func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error)
+
+// change runs fn on subscription id in one transaction: lock, decide, save, audit.
+func (e *Engine) change(ctx context.Context, op, id string, fn transitionFunc) (subscription.Subscription, error) {
+	var out subscription.Subscription
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		before, err := store.LockSubscription(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		after, audits, err := fn(tx, before, now)
+		if err != nil {
+			return err
+		}
+		if err := store.SaveSubscription(ctx, tx, before, after, now); err != nil {
+			return err
+		}
+		for _, a := range audits {
+			if err := store.InsertSubscriptionAudit(ctx, tx, a); err != nil {
+				return err
+			}
+		}
+		out = after
+		return nil
+	})
+	if err != nil {
+		return subscription.Subscription{}, e.opError(op, err)
+	}
+	return out, nil
+}
+
+// simpleChange is change for a pure transition with one audit entry and no other effect.
+func (e *Engine) simpleChange(ctx context.Context, op, id string,
+	fn func(subscription.Subscription, time.Time) (subscription.Subscription, subscription.AuditEntry, error)) (subscription.Subscription, error) {
+	check := inputCheck{op: op}
+	check.id("subscriptionID", id)
+	if err := check.err(); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.change(ctx, op, id, func(_ pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+		next, a, err := fn(sub, now)
+		return next, []subscription.AuditEntry{a}, err
+	})
+}
+
+// checkAmount returns ErrAmountMismatch unless amount and currency are terms' price.
+func checkAmount(terms tariff.Terms, amount decimal.Decimal, currency string) error {
+	if currency != terms.Currency || !amount.Equal(terms.Price) {
+		return fmt.Errorf("%w: got %s %s, the price is %s %s", ErrAmountMismatch, amount, currency, terms.Price, terms.Currency)
+	}
+	return nil
+}
+
+// minorOf returns terms' price in minor units.
+func minorOf(terms tariff.Terms) (int64, money.Currency, error) {
+	cur, err := money.Lookup(terms.Currency)
+	if err != nil {
+		return 0, cur, err
+	}
+	m, err := cur.ToMinor(terms.Price)
+	return m, cur, err
+}
+
+// newID returns a new UUIDv7 in text form.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func (c *inputCheck) id(field, id string) {
+	if _, err := uuid.Parse(id); err != nil {
+		c.add(field, fmt.Sprintf("%q is not a UUID", id))
+	}
+}

@@ -1,0 +1,322 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/subscription"
+)
+
+// ConsumeResult is what Consume counted.
+type ConsumeResult struct {
+	// Period is the number of the period the volume was counted in.
+	Period int
+	// Used is the meter's used volume in the period after this call.
+	Used int64
+	// Limit is the meter's volume in the period.
+	Limit int64
+	// Exhausted is true when this call used the hard limit up: access has ended until
+	// the period ends (TERMS 3.1).
+	Exhausted bool
+	// Replayed is true when the idempotency key was used before: the result is the first
+	// call's, and nothing was counted now.
+	Replayed bool
+}
+
+// Consume counts quantity of meter in the subscription's current period, all or
+// nothing, in one round trip to PostgreSQL. It is refused with ErrNoAccess (a
+// *subscription.NoAccessError with the reason) outside access, ErrMeterUnknown for a
+// meter the period's terms have no limit for, and ErrLimitExceeded when it would pass a
+// hard limit; concurrent calls can never together pass one. Using the limit up moves the
+// subscription to exhausted in the same statement (TERMS 3.1).
+//
+// The same idempotencyKey returns the first call's result (Replayed); with another meter
+// or quantity it is ErrIdempotencyConflict. A refused call records nothing, so its key
+// may be retried.
+func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
+	check := inputCheck{op: "Consume"}
+	check.id("subscriptionID", subscriptionID)
+	check.usage(meter, quantity)
+	check.key("idempotencyKey", idempotencyKey)
+	if err := check.err(); err != nil {
+		return ConsumeResult{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		now := e.clock.Now()
+		o, err := store.Consume(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, now, newID())
+		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
+			continue // a concurrent call with the same key won; read its result
+		}
+		if err != nil {
+			return ConsumeResult{}, e.opError("Consume", err)
+		}
+		switch {
+		case o.Replayed:
+			if o.PrevMeter != meter || o.PrevQuantity != quantity {
+				return ConsumeResult{}, fmt.Errorf("billing: Consume: key %q was used for %d %s: %w",
+					idempotencyKey, o.PrevQuantity, o.PrevMeter, ErrIdempotencyConflict)
+			}
+			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Replayed: true}, nil
+		case o.Applied:
+			if o.Exhausted {
+				e.logger.InfoContext(ctx, "billing: volume used up", "subscription", subscriptionID, "meter", meter)
+			}
+			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity, Exhausted: o.Exhausted}, nil
+		}
+		// Refused: say why, from the state as it is now.
+		err = e.whyRefused(ctx, subscriptionID, meter, quantity, now)
+		if err != nil || attempt >= 3 {
+			if err == nil {
+				err = errors.New("billing: Consume: refused under contention; retry")
+			}
+			return ConsumeResult{}, err
+		}
+	}
+}
+
+// whyRefused explains a refused Consume or Reserve with the pure decisions: no access,
+// unknown meter or limit exceeded. It returns nil when the request would now fit (the
+// state changed under the call), and the caller retries.
+func (e *Engine) whyRefused(ctx context.Context, id, meter string, quantity int64, now time.Time) error {
+	sub, err := store.GetSubscription(ctx, e.pool, id)
+	if err != nil {
+		return e.opError("Consume", err)
+	}
+	if d := subscription.Access(sub, now); !d.Granted {
+		return fmt.Errorf("billing: Consume: %w", d.Err())
+	}
+	if err := subscription.CanConsume(*sub.Current, meter, quantity); err != nil {
+		return fmt.Errorf("billing: Consume: %w", err)
+	}
+	return nil
+}
+
+// ReserveRequest holds volume for a call whose cost is known only afterwards.
+type ReserveRequest struct {
+	// SubscriptionID is the subscription to hold volume in. Required.
+	SubscriptionID string
+	// Meter and Quantity are what to hold: the most the call may cost. Required.
+	Meter    string
+	Quantity int64
+	// TTL is how long the hold lasts if neither Commit nor Release comes; then it expires
+	// and frees its volume. Zero means subscription.DefaultReservationTTL (10 minutes).
+	// Choose it longer than the slowest call: Commit after expiry is refused.
+	TTL time.Duration
+	// IdempotencyKey makes a retried Reserve return the first reservation. Required.
+	IdempotencyKey string
+}
+
+// Reserve holds volume before an AI call (counted against the limit like used volume, so
+// concurrent calls can never together pass it). Settle it with Commit for the actual
+// amount, or Release; left alone, it expires after its TTL through a River job and frees
+// its volume. Needs UseRiver. Refused like Consume.
+func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.Reservation, error) {
+	check := inputCheck{op: "Reserve"}
+	check.id("SubscriptionID", req.SubscriptionID)
+	check.usage(req.Meter, req.Quantity)
+	check.key("IdempotencyKey", req.IdempotencyKey)
+	if req.TTL < 0 {
+		check.add("TTL", "must not be negative")
+	}
+	if err := check.err(); err != nil {
+		return subscription.Reservation{}, err
+	}
+	client, err := e.riverClient()
+	if err != nil {
+		return subscription.Reservation{}, err
+	}
+	var out subscription.Reservation
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		prev, err := store.ReservationByKey(ctx, tx, req.SubscriptionID, req.IdempotencyKey)
+		if err == nil {
+			if prev.Meter != req.Meter || prev.Quantity != req.Quantity {
+				return fmt.Errorf("key %q was used to reserve %d %s: %w", req.IdempotencyKey, prev.Quantity, prev.Meter, ErrIdempotencyConflict)
+			}
+			out = reservationOf(prev)
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		sub, err := store.LockSubscription(ctx, tx, req.SubscriptionID)
+		if err != nil {
+			return err
+		}
+		if d := subscription.Access(sub, now); !d.Granted {
+			return d.Err()
+		}
+		period, r, err := subscription.Reserve(*sub.Current, subscription.ReserveParams{
+			ID: newID(), Meter: req.Meter, Quantity: req.Quantity, TTL: req.TTL}, now)
+		if err != nil {
+			return err
+		}
+		after := sub
+		after.Current = &period
+		if err := store.SaveSubscription(ctx, tx, sub, after, now); err != nil {
+			return err
+		}
+		if err := store.InsertReservation(ctx, tx, sub.ID, req.IdempotencyKey, rowOf(r)); err != nil {
+			return err
+		}
+		if _, err := client.InsertTx(ctx, tx, jobs.ExpireReservationArgs{ReservationID: r.ID},
+			&riverInsertOpts{ScheduledAt: r.ExpiresAt}); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if store.IsUniqueViolation(err, "") {
+		// A concurrent Reserve with the same key won: return its reservation.
+		prev, err2 := store.ReservationByKey(ctx, e.pool, req.SubscriptionID, req.IdempotencyKey)
+		if err2 == nil && prev.Meter == req.Meter && prev.Quantity == req.Quantity {
+			return reservationOf(prev), nil
+		}
+	}
+	if err != nil {
+		return subscription.Reservation{}, e.opError("Reserve", err)
+	}
+	return out, nil
+}
+
+// Commit settles an open reservation for the actual volume used (0 ≤ actual ≤ the
+// reserved quantity): actual becomes used volume and the rest is freed. Using a hard limit
+// up moves the subscription to exhausted (TERMS 3.1). Committing again with the same
+// actual returns the committed reservation; anything else on a resolved reservation is
+// subscription.ErrReservationResolved, and a commit at or after its expiry is
+// subscription.ErrReservationExpired.
+func (e *Engine) Commit(ctx context.Context, reservationID string, actual int64) (subscription.Reservation, error) {
+	return e.resolve(ctx, "Commit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+		if r.State == subscription.ReservationCommitted && r.Actual == actual {
+			return p, r, errAlreadyDone
+		}
+		return subscription.Commit(p, r, actual, now)
+	})
+}
+
+// Release frees all of an open reservation: the call was not made or cost nothing.
+// Releasing a released reservation returns it unchanged.
+func (e *Engine) Release(ctx context.Context, reservationID string) (subscription.Reservation, error) {
+	return e.resolve(ctx, "Release", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+		if r.State == subscription.ReservationReleased {
+			return p, r, errAlreadyDone
+		}
+		return subscription.Release(p, r, now)
+	})
+}
+
+// ExpireReservation frees an open reservation whose TTL has passed. The engine's River
+// job calls it at the reservation's expiry; a reservation already resolved is left alone.
+func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) error {
+	_, err := e.resolve(ctx, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+		if r.State != subscription.ReservationOpen {
+			return p, r, errAlreadyDone
+		}
+		return subscription.Expire(p, r, now)
+	})
+	return err
+}
+
+// errAlreadyDone tells resolve that the reservation is already as asked: no write.
+var errAlreadyDone = errors.New("already done")
+
+type resolveFunc func(subscription.Period, subscription.Reservation, time.Time) (subscription.Period, subscription.Reservation, error)
+
+// resolve runs a reservation's resolution in one transaction: lock the reservation and
+// its period's counters, decide, write counters and reservation, exhaust when a hard
+// limit of the current period is used up.
+func (e *Engine) resolve(ctx context.Context, op, reservationID string, fn resolveFunc) (subscription.Reservation, error) {
+	check := inputCheck{op: op}
+	check.id("reservationID", reservationID)
+	if err := check.err(); err != nil {
+		return subscription.Reservation{}, err
+	}
+	var out subscription.Reservation
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		row, err := store.LockReservation(ctx, tx, reservationID)
+		if err != nil {
+			return err
+		}
+		sub, err := store.LockSubscription(ctx, tx, row.SubscriptionID)
+		if err != nil {
+			return err
+		}
+		var period subscription.Period
+		current := sub.Current != nil && sub.Current.Number == row.Period
+		if current {
+			period = *sub.Current
+		} else {
+			if err := store.LockPeriodUsage(ctx, tx, sub.ID, row.Period); err != nil {
+				return err
+			}
+			if period, err = store.ReadPeriod(ctx, tx, sub.ID, row.Period); err != nil {
+				return err
+			}
+		}
+		r := reservationOf(row)
+		nextPeriod, nextR, err := fn(period, r, now)
+		if errors.Is(err, errAlreadyDone) {
+			out = r
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := store.SavePeriod(ctx, tx, sub.ID, nextPeriod); err != nil {
+			return err
+		}
+		if err := store.ResolveReservation(ctx, tx, rowOf(nextR)); err != nil {
+			return err
+		}
+		if current && sub.Status == subscription.StatusActive && subscription.ShouldExhaust(nextPeriod) {
+			withUsage := sub
+			withUsage.Current = &nextPeriod
+			exhausted, audit, err := subscription.Exhaust(withUsage, now)
+			if err != nil {
+				return err
+			}
+			if err := store.SaveSubscription(ctx, tx, withUsage, exhausted, now); err != nil {
+				return err
+			}
+			if err := store.InsertSubscriptionAudit(ctx, tx, audit); err != nil {
+				return err
+			}
+		}
+		out = nextR
+		return nil
+	})
+	if err != nil {
+		return subscription.Reservation{}, e.opError(op, err)
+	}
+	return out, nil
+}
+
+func (c *inputCheck) usage(meter string, quantity int64) {
+	if meter == "" {
+		c.add("meter", "required")
+	}
+	if quantity <= 0 {
+		c.add("quantity", fmt.Sprintf("%d: must be at least 1", quantity))
+	}
+}
+
+func reservationOf(r store.ReservationRow) subscription.Reservation {
+	return subscription.Reservation{
+		ID: r.ID, Period: r.Period, Meter: r.Meter, Quantity: r.Quantity, Actual: r.Actual,
+		State: subscription.ReservationState(r.State), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, ResolvedAt: r.ResolvedAt,
+	}
+}
+
+func rowOf(r subscription.Reservation) store.ReservationRow {
+	return store.ReservationRow{
+		ID: r.ID, Period: r.Period, Meter: r.Meter, Quantity: r.Quantity, Actual: r.Actual,
+		State: string(r.State), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, ResolvedAt: r.ResolvedAt,
+	}
+}

@@ -1,0 +1,205 @@
+package billing_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/subscription"
+)
+
+func TestConsumeWhicheverFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("3.3 no access before the first payment", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 5)
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "k"})
+		require.NoError(t, err)
+		require.Equal(t, subscription.StatusPending, sub.Status)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 1, "u1")
+		require.ErrorIs(t, err, billing.ErrNoAccess)
+		var na *subscription.NoAccessError
+		require.ErrorAs(t, err, &na)
+		require.Equal(t, subscription.ReasonNotPaid, na.Reason)
+	})
+
+	t.Run("3.1 volume used up before the period ends", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 3)
+		sub := b.activeSubscription(t, "c1", "pro")
+		for i := range 3 {
+			res, err := b.engine.Consume(ctx, sub.ID, "generations", 1, fmt.Sprint("u", i))
+			require.NoError(t, err)
+			require.Equal(t, int64(i+1), res.Used)
+			require.Equal(t, i == 2, res.Exhausted)
+		}
+		_, err := b.engine.Consume(ctx, sub.ID, "generations", 1, "u-late")
+		require.ErrorIs(t, err, billing.ErrNoAccess)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.StatusExhausted, got.Status)
+		d, err := b.engine.Access(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.ReasonUsedUp, d.Reason)
+	})
+
+	t.Run("3.1 period ends before the volume is used up", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 500)
+		sub := b.activeSubscription(t, "c1", "pro")
+		_, err := b.engine.Consume(ctx, sub.ID, "generations", 10, "u1")
+		require.NoError(t, err)
+		b.clock.Set(sub.Current.End)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 1, "u2")
+		require.ErrorIs(t, err, billing.ErrNoAccess)
+	})
+
+	t.Run("3.1 a request that would pass the limit is refused whole", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 5)
+		sub := b.activeSubscription(t, "c1", "pro")
+		_, err := b.engine.Consume(ctx, sub.ID, "generations", 4, "u1")
+		require.NoError(t, err)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 2, "u2")
+		require.ErrorIs(t, err, billing.ErrLimitExceeded)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(4), got.Current.Usage["generations"].Used, "nothing of the refused request was counted")
+		require.Equal(t, subscription.StatusActive, got.Status)
+	})
+
+	t.Run("the same key returns the first result; another request under it is refused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 5)
+		sub := b.activeSubscription(t, "c1", "pro")
+		first, err := b.engine.Consume(ctx, sub.ID, "generations", 2, "u1")
+		require.NoError(t, err)
+		again, err := b.engine.Consume(ctx, sub.ID, "generations", 2, "u1")
+		require.NoError(t, err)
+		require.True(t, again.Replayed)
+		require.Equal(t, first.Used, again.Used)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 3, "u1")
+		require.ErrorIs(t, err, billing.ErrIdempotencyConflict)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), got.Current.Usage["generations"].Used)
+	})
+
+	t.Run("bad input is refused with a typed error", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 5)
+		sub := b.activeSubscription(t, "c1", "pro")
+		_, err := b.engine.Consume(ctx, sub.ID, "images", 1, "u1")
+		require.ErrorIs(t, err, billing.ErrMeterUnknown)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 0, "u1")
+		require.ErrorIs(t, err, billing.ErrInvalidInput)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 1, "")
+		require.ErrorIs(t, err, billing.ErrInvalidInput)
+		_, err = b.engine.Consume(ctx, "not-a-uuid", "generations", 1, "u1")
+		require.ErrorIs(t, err, billing.ErrInvalidInput)
+		_, err = b.engine.Consume(ctx, "0190a5c8-0000-7000-8000-000000000000", "generations", 1, "u1")
+		require.ErrorIs(t, err, billing.ErrNotFound)
+	})
+}
+
+func TestConsumeConcurrentNeverPassesLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const limit = 100
+	b.publish(t, "pro", "990", "generations", limit)
+	sub := b.activeSubscription(t, "c1", "pro")
+
+	const goroutines = 64
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5 {
+				_, err := b.engine.Consume(ctx, sub.ID, "generations", 1, fmt.Sprintf("g%d-%d", g, i))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case isRefusal(err):
+					refused.Add(1)
+				default:
+					t.Errorf("unexpected error: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, int64(limit), ok.Load(), "3.1 exactly the limit is taken")
+	require.Equal(t, int64(goroutines*5-limit), refused.Load())
+	got, err := b.engine.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(limit), got.Current.Usage["generations"].Used)
+	require.Equal(t, subscription.StatusExhausted, got.Status)
+}
+
+func isRefusal(err error) bool {
+	return errorsIs(err, billing.ErrLimitExceeded) || errorsIs(err, billing.ErrNoAccess)
+}
+
+func TestReservations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("3.1 reserved volume counts against the limit; commit settles the actual amount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.withRiver(t)
+		b.publish(t, "pro", "990", "tokens", 1000)
+		sub := b.activeSubscription(t, "c1", "pro")
+		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 800, IdempotencyKey: "r1"})
+		require.NoError(t, err)
+		_, err = b.engine.Consume(ctx, sub.ID, "tokens", 300, "u1")
+		require.ErrorIs(t, err, billing.ErrLimitExceeded)
+		c, err := b.engine.Commit(ctx, r.ID, 500)
+		require.NoError(t, err)
+		require.Equal(t, subscription.ReservationCommitted, c.State)
+		again, err := b.engine.Commit(ctx, r.ID, 500)
+		require.NoError(t, err, "a retried commit returns the committed reservation")
+		require.Equal(t, c.ID, again.ID)
+		_, err = b.engine.Commit(ctx, r.ID, 400)
+		require.ErrorIs(t, err, subscription.ErrReservationResolved)
+		_, err = b.engine.Consume(ctx, sub.ID, "tokens", 300, "u2")
+		require.NoError(t, err)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.Usage{Used: 800, Reserved: 0}, got.Current.Usage["tokens"])
+	})
+
+	t.Run("a reservation left alone expires and frees its volume", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		runner := b.withRiver(t)
+		b.publish(t, "pro", "990", "tokens", 1000)
+		sub := b.activeSubscription(t, "c1", "pro")
+		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, TTL: time.Minute, IdempotencyKey: "r1"})
+		require.NoError(t, err)
+		_, err = runner.RunUntil(ctx, b.clock.Now().Add(2*time.Minute))
+		require.NoError(t, err)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.Usage{}, got.Current.Usage["tokens"])
+		_, err = b.engine.Commit(ctx, r.ID, 1)
+		require.ErrorIs(t, err, subscription.ErrReservationResolved)
+	})
+}
