@@ -30,12 +30,19 @@ type testBundle struct {
 // 2026-03-02 10:00 Moscow time (a Monday).
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupWith(t, func(*billing.Config) {})
+}
+
+// setupWith is setup with a config changed by change.
+func setupWith(t *testing.T, change func(*billing.Config)) *testBundle {
+	t.Helper()
 	moscow, err := time.LoadLocation("Europe/Moscow")
 	require.NoError(t, err)
 	pool := billingtest.NewPool(t)
 	clock := billingtest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow))
 	cfg := billing.DefaultConfig()
 	cfg.Clock = clock
+	change(&cfg)
 	engine, err := billing.New(pool, cfg)
 	require.NoError(t, err)
 	return &testBundle{pool: pool, clock: clock, engine: engine, moscow: moscow}

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Moscow must load in a bare container.
+
+	"github.com/smm-gpt/billing/calendar"
+	"github.com/smm-gpt/billing/payment"
 )
 
 // Config configures an Engine. Start from DefaultConfig and change what differs; New
@@ -23,6 +26,34 @@ type Config struct {
 
 	// Logger receives the engine's logs. Default: logs are discarded.
 	Logger *slog.Logger
+
+	// Gateway is the payment provider adapter charges and refunds go through. Optional:
+	// without it, commands that must call the provider return ErrNoGateway (a host that
+	// reports payments with ConfirmFirstPayment needs none). Tests use billingtest.Gateway.
+	Gateway payment.Gateway
+
+	// Dunning is when a soft-declined renewal is retried, counted from the period end.
+	// Zero value: payment.DefaultDunningSchedule (1, 3 and 5 days). Each retry is a new
+	// attempt with its own key; after the last one fails the subscription ends.
+	Dunning payment.DunningSchedule
+
+	// VAT is the VAT code put on 54-FZ receipts. Empty means payment.VATNone; most
+	// operators on the general tax system set the calculated rate of prepayment
+	// (payment.VAT22Of122 from 2026).
+	VAT payment.VATCode
+
+	// Calendar is the production calendar business days are counted on: the 3.7 refund
+	// window and the 3.8 payout deadline. Nil means calendar.Russia() (the Russian
+	// production calendar the library ships). Trap: a calendar that does not cover the
+	// year of a request makes the refund commands fail rather than guess.
+	Calendar calendar.BusinessCalendar
+
+	// OnRefundEscalation, when set, is called by the escalation job for each refund
+	// request still unpaid two days before its payout deadline (TERMS 3.8); the engine
+	// logs the escalation at Warn either way. It runs inside a River worker: keep it
+	// quick and non-blocking (hand the event to a queue or channel), and make it safe to
+	// call twice for one request, since a job may run again after a crash.
+	OnRefundEscalation func(RefundEscalation)
 }
 
 // DefaultConfig returns a Config for a Russian operator: Europe/Moscow, the system clock,
@@ -89,6 +120,15 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.VAT == "" {
+		c.VAT = payment.VATNone
+	}
+	if !c.VAT.Valid() {
+		problems = append(problems, FieldProblem{"VAT", fmt.Sprintf("unknown VAT code %q", c.VAT)})
+	}
+	if err := c.Dunning.Validate(); err != nil {
+		problems = append(problems, FieldProblem{"Dunning", err.Error()})
 	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}

@@ -42,6 +42,7 @@ type Engine struct {
 	loc    *time.Location
 	clock  Clock
 	logger *slog.Logger
+	cfg    Config
 
 	mu    sync.RWMutex
 	river *river.Client[pgx.Tx]
@@ -63,7 +64,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger}, nil
+	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg}, nil
 }
 
 // MigrateResult says what Migrate applied; both lists are empty when the schema was
@@ -95,6 +96,12 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	}
 	return errors.Join(
 		river.AddWorkerSafely(workers, &jobs.ExpireReservationWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.RecognizeRevenueWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.EscalateRefundWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.RetryRefundWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),
 	)
 }
 

@@ -151,8 +151,13 @@ type Payment struct {
 }
 
 // ConfirmFirstPayment records that the first charge of a pending subscription succeeded
-// (TERMS 3.3): it starts period 1 now, under the checkout terms, and grants access. The
-// period ends one tariff period later in the subscription's location.
+// when the host charged it itself (TERMS 3.3): it starts period 1 now, under the checkout
+// terms, and grants access. The period ends one tariff period later in the subscription's
+// location. The payment method, if given, is saved with the consent to recurring charges
+// (3.4). When UseRiver was called, the charge is posted to the ledger and the revenue
+// recognition and renewal jobs are scheduled at the period end; without River (a host
+// that only meters usage) neither happens.
+// Hosts that let the engine charge use ChargeFirstPayment instead.
 func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string, p Payment) (subscription.Subscription, error) {
 	check := inputCheck{op: "ConfirmFirstPayment"}
 	check.id("subscriptionID", subscriptionID)
@@ -162,7 +167,7 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
-	return e.change(ctx, "ConfirmFirstPayment", subscriptionID, func(_ pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+	return e.change(ctx, "ConfirmFirstPayment", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
 		if err := checkAmount(sub.Checkout, p.Amount, p.Currency); err != nil {
 			return sub, nil, err
 		}
@@ -173,7 +178,27 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 		next, a, err := subscription.Activate(sub, subscription.ActivateParams{
 			Start: now, End: sub.Checkout.Period.End(now, 1, loc), PaymentMethod: p.PaymentMethod,
 		}, now)
-		return next, []subscription.AuditEntry{a}, err
+		if err != nil {
+			return sub, nil, err
+		}
+		if next.PaymentMethod != "" {
+			if err := store.SaveConsent(ctx, tx, next.PaymentMethod, next.CustomerID, now); err != nil {
+				return sub, nil, err
+			}
+		}
+		if _, rerr := e.riverClient(); rerr == nil {
+			amount, cur, err := minorOf(next.Checkout)
+			if err != nil {
+				return sub, nil, err
+			}
+			if err := e.postPeriodCharge(ctx, tx, next, "payment:"+p.ProviderPaymentID, p.ProviderPaymentID, amount, cur.Code); err != nil {
+				return sub, nil, err
+			}
+			if err := e.scheduleRenewal(ctx, tx, next.ID, 1, 1, next.Current.End); err != nil {
+				return sub, nil, err
+			}
+		}
+		return next, []subscription.AuditEntry{a}, nil
 	})
 }
 

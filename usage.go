@@ -53,6 +53,9 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
 			continue // a concurrent call with the same key won; read its result
 		}
+		if store.IsRetryable(err) && attempt < 3 {
+			continue // a deadlock with a command holding the subscription row; nothing was counted
+		}
 		if err != nil {
 			return ConsumeResult{}, e.opError("Consume", err)
 		}
@@ -62,7 +65,7 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 				return ConsumeResult{}, fmt.Errorf("billing: Consume: key %q was used for %d %s: %w",
 					idempotencyKey, o.PrevQuantity, o.PrevMeter, ErrIdempotencyConflict)
 			}
-			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Replayed: true}, nil
+			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity, Exhausted: o.Exhausted, Replayed: true}, nil
 		case o.Applied:
 			if o.Exhausted {
 				e.logger.InfoContext(ctx, "billing: volume used up", "subscription", subscriptionID, "meter", meter)
@@ -134,6 +137,13 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.
 	var out subscription.Reservation
 	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
+		// The key is looked up under the subscription's lock: a concurrent Reserve with
+		// the same key has then committed its reservation, and this one replays it rather
+		// than being judged as a second hold (which may not fit).
+		sub, err := store.LockSubscription(ctx, tx, req.SubscriptionID)
+		if err != nil {
+			return err
+		}
 		prev, err := store.ReservationByKey(ctx, tx, req.SubscriptionID, req.IdempotencyKey)
 		if err == nil {
 			if prev.Meter != req.Meter || prev.Quantity != req.Quantity {
@@ -143,10 +153,6 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.
 			return nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		sub, err := store.LockSubscription(ctx, tx, req.SubscriptionID)
-		if err != nil {
 			return err
 		}
 		if d := subscription.Access(sub, now); !d.Granted {

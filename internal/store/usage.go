@@ -17,8 +17,8 @@ type ConsumeOutcome struct {
 	// the call (of the first call, when Replayed).
 	Period    int
 	UsedAfter int64
-	// Quantity is the limit of the meter; Exhausted is true when this call used it up and
-	// moved the subscription to exhausted.
+	// Quantity is the limit of the meter; Exhausted is true when this call (or, when
+	// Replayed, the first call) used it up and moved the subscription to exhausted.
 	Quantity  int64
 	Exhausted bool
 	// PrevMeter and PrevQuantity are the first call's request, when Replayed.
@@ -28,7 +28,9 @@ type ConsumeOutcome struct {
 
 // consumeSQL counts quantity of a meter in the subscription's current period in one
 // statement (one round trip, one implicit transaction when run alone):
-//   - prev: the first call under this key, if any: then nothing is counted;
+//   - prev: the first call under this key, if any: then nothing is counted, and its
+//     result is returned whole (the limit, and whether it used the volume up: a call is
+//     only counted while volume is left, so a hard limit reached after it was reached by it);
 //   - upd: the counter, only while the subscription is active, the period running and, for
 //     a hard limit, used + reserved + quantity within the quantity. The row lock taken by
 //     UPDATE serializes concurrent calls on one meter, and PostgreSQL re-checks the WHERE
@@ -44,7 +46,10 @@ WITH s AS (
     FROM billing_subscriptions s JOIN billing_periods p ON p.subscription_id = s.id AND p.number = s.current_period
     WHERE s.id = $1 AND s.status = 'active'
 ), prev AS (
-    SELECT period, meter, quantity, used_after FROM billing_usage_events WHERE subscription_id = $1 AND key = $2
+    SELECT e.period, e.meter, e.quantity, e.used_after, u.quantity AS lim, u.hard
+    FROM billing_usage_events e
+    JOIN billing_usage u ON u.subscription_id = e.subscription_id AND u.period = e.period AND u.meter = e.meter
+    WHERE e.subscription_id = $1 AND e.key = $2
 ), upd AS (
     UPDATE billing_usage u SET used = u.used + $4
     FROM s
@@ -75,8 +80,8 @@ SELECT
     (SELECT count(*) FROM prev) = 1,
     coalesce((SELECT period FROM upd), (SELECT period FROM prev), 0),
     coalesce((SELECT used FROM upd), (SELECT used_after FROM prev), 0),
-    coalesce((SELECT quantity FROM upd), 0),
-    (SELECT count(*) FROM ex) = 1,
+    coalesce((SELECT quantity FROM upd), (SELECT lim FROM prev), 0),
+    (SELECT count(*) FROM ex) = 1 OR coalesce((SELECT hard AND used_after >= lim FROM prev), false),
     coalesce((SELECT meter FROM prev), ''),
     coalesce((SELECT quantity FROM prev), 0)`
 
@@ -88,6 +93,13 @@ func Consume(ctx context.Context, q Querier, subID, key, meter string, quantity 
 		&o.Applied, &o.Replayed, &o.Period, &o.UsedAfter, &o.Quantity, &o.Exhausted, &o.PrevMeter, &o.PrevQuantity)
 	return o, err
 }
+
+// IsRetryable reports whether err is a serialization failure (40001) or a deadlock
+// (40P01): the statement or transaction was rolled back whole and may be run again.
+// Consume needs it: its statement locks a usage row before the subscription row (when it
+// exhausts), the other commands lock the subscription first, so a deadlock between them
+// is possible and PostgreSQL breaks it by aborting one.
+func IsRetryable(err error) bool { return retryable(err) }
 
 // BareCounterUpdate is the baseline of the Consume benchmark: the cheapest statement that
 // counts usage, one UPDATE of one counter row with the limit in its WHERE.

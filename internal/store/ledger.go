@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/smm-gpt/billing/ledger"
+)
+
+// The ledger's statements (tables of migration 0005). Balances are never stored: they are
+// sums over billing_ledger_entries through its (account, at) covering index, so posting
+// takes no row lock on a hot account and concurrent postings never queue behind each other.
+
+// ErrLedgerAlreadyReversed is returned by InsertLedgerTransaction when another transaction
+// reverses the same original (the unique reverses column refused the second one).
+var ErrLedgerAlreadyReversed = errors.New("ledger transaction already reversed")
+
+// ErrLedgerUnbalanced is returned when the database's own balance check refused the entries
+// (billing_ledger_check_balanced): code that skipped ledger.Validate.
+var ErrLedgerUnbalanced = errors.New("ledger transaction unbalanced (refused by the database)")
+
+// LedgerTx is a stored ledger transaction with its fingerprint and the period it belongs to.
+type LedgerTx struct {
+	// Tx is the transaction as posted, postings in the order given.
+	Tx ledger.Transaction
+	// Fingerprint is ledger.Fingerprint of Tx, computed when it was posted.
+	Fingerprint string
+	// PeriodID is the paid period the money belongs to, "" for none.
+	PeriodID string
+	// ReversedBy is the key of the transaction reversing this one, "" while none does.
+	ReversedBy string
+}
+
+// insertLedgerSQL writes one transaction in one statement, so that it is atomic on its own
+// (the engine's standalone Post needs no explicit transaction) and costs one round trip:
+//   - acc: the accounts of the standard chart in the currencies posted, when missing (on
+//     demand: a new currency needs no migration). The rows come sorted, so two sessions
+//     creating the same accounts take their insert locks in the same order;
+//   - t: the transaction row, unless its key exists (a concurrent post of the same key
+//     waits on the unique index, then finds it);
+//   - e: the legs, only when t was inserted. The foreign keys and the statement trigger
+//     billing_ledger_entries_balanced run at the end of the statement and see acc and t.
+//
+// The result is true when the transaction was inserted, false when the key existed.
+const insertLedgerSQL = `
+WITH acc AS (
+    INSERT INTO billing_ledger_accounts (code, type, currency, contra)
+    SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::boolean[])
+    ON CONFLICT DO NOTHING
+), t AS (
+    INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, reverses, period_id, memo, at, posted_at)
+    VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, at
+), e AS (
+    INSERT INTO billing_ledger_entries (tx_id, seq, account, side, amount, currency, at)
+    SELECT t.id, l.seq, l.account, l.side, l.amount, l.currency, t.at
+    FROM t, unnest($15::text[], $16::text[], $17::bigint[], $18::text[]) WITH ORDINALITY AS l(account, side, amount, currency, seq)
+)
+SELECT count(*) = 1 FROM t`
+
+// InsertLedgerTransaction writes t (already validated by ledger.Validate on the standard
+// chart) with its fingerprint, the paid period it belongs to ("" for none) and a new id,
+// creating the chart's accounts of its currencies when missing. It returns false and writes
+// nothing when t's key exists: the caller reads the stored one with LedgerTransactionByKey.
+// A second reversal of one original is ErrLedgerAlreadyReversed; entries the database finds
+// unbalanced are ErrLedgerUnbalanced.
+//
+// q may be the pool (the statement is its own transaction) or the caller's transaction. An
+// error inside a transaction aborts it: the caller must roll back.
+func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger.Transaction, fingerprint, periodID string, postedAt time.Time) (bool, error) {
+	var codes, types, currencies []string
+	var contras []bool
+	for _, c := range ledgerCurrencies(t.Postings) {
+		for _, a := range ledger.ChartFor(c) {
+			codes = append(codes, a.Code)
+			types = append(types, string(a.Type))
+			currencies = append(currencies, a.Currency)
+			contras = append(contras, a.Contra)
+		}
+	}
+	n := len(t.Postings)
+	accounts, sides, legCurrencies := make([]string, n), make([]string, n), make([]string, n)
+	amounts := make([]int64, n)
+	for i, p := range t.Postings {
+		accounts[i], sides[i], amounts[i], legCurrencies[i] = p.Account, string(p.Side), p.Amount, p.Currency
+	}
+	var inserted bool
+	err := q.QueryRow(ctx, insertLedgerSQL,
+		id, t.Key, fingerprint, string(t.Ref.Kind), t.Ref.ID, t.Reverses, periodID, t.Memo, t.At, postedAt,
+		codes, types, currencies, contras,
+		accounts, sides, amounts, legCurrencies).Scan(&inserted)
+	var pgErr *pgconn.PgError
+	switch {
+	case IsUniqueViolation(err, "billing_ledger_transactions_reverses_key"):
+		return false, ErrLedgerAlreadyReversed
+	case errors.As(err, &pgErr) && pgErr.ConstraintName == "billing_ledger_entries_balanced":
+		return false, fmt.Errorf("%w: %s", ErrLedgerUnbalanced, pgErr.Message)
+	}
+	return inserted, err
+}
+
+// ledgerCurrencies returns the currencies of postings, sorted, each once.
+func ledgerCurrencies(postings []ledger.Posting) []string {
+	var out []string
+	for _, p := range postings {
+		if !slices.Contains(out, p.Currency) {
+			out = append(out, p.Currency)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ledgerTxColumns select a transaction with its legs in order and the key of its reversal.
+const ledgerTxColumns = `t.key, t.fingerprint, t.ref_kind, t.ref_id, coalesce(t.reverses, ''), coalesce(t.period_id, ''),
+	t.memo, t.at,
+	coalesce((SELECT r.key FROM billing_ledger_transactions r WHERE r.reverses = t.key), ''),
+	array(SELECT e.account FROM billing_ledger_entries e WHERE e.tx_id = t.id ORDER BY e.seq),
+	array(SELECT e.side FROM billing_ledger_entries e WHERE e.tx_id = t.id ORDER BY e.seq),
+	array(SELECT e.amount FROM billing_ledger_entries e WHERE e.tx_id = t.id ORDER BY e.seq),
+	array(SELECT e.currency FROM billing_ledger_entries e WHERE e.tx_id = t.id ORDER BY e.seq)`
+
+// LedgerTransactionByKey reads the transaction posted under key, or ErrNotFound.
+func LedgerTransactionByKey(ctx context.Context, q Querier, key string) (LedgerTx, error) {
+	var out LedgerTx
+	var kind string
+	var accounts, sides, currencies []string
+	var amounts []int64
+	err := q.QueryRow(ctx, `SELECT `+ledgerTxColumns+` FROM billing_ledger_transactions t WHERE t.key = $1`, key).Scan(
+		&out.Tx.Key, &out.Fingerprint, &kind, &out.Tx.Ref.ID, &out.Tx.Reverses, &out.PeriodID,
+		&out.Tx.Memo, &out.Tx.At, &out.ReversedBy, &accounts, &sides, &amounts, &currencies)
+	if err != nil {
+		return out, interpret(err)
+	}
+	out.Tx.Ref.Kind = ledger.RefKind(kind)
+	out.Tx.Postings = make([]ledger.Posting, len(accounts))
+	for i := range accounts {
+		out.Tx.Postings[i] = ledger.Posting{Account: accounts[i], Side: ledger.Side(sides[i]), Amount: amounts[i], Currency: currencies[i]}
+	}
+	return out, nil
+}
+
+// LedgerBalance returns the debit and credit turnover of account over the transactions at or
+// before at: an index-only scan of the account's range of billing_ledger_entries_account_idx.
+func LedgerBalance(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
+	err = q.QueryRow(ctx, `SELECT
+		coalesce(sum(amount) FILTER (WHERE side = 'debit'), 0)::bigint,
+		coalesce(sum(amount) FILTER (WHERE side = 'credit'), 0)::bigint
+		FROM billing_ledger_entries WHERE account = $1 AND at <= $2`, account, at).Scan(&debits, &credits)
+	return debits, credits, err
+}
+
+// LedgerEntry is one leg as stored, with the transaction it belongs to.
+type LedgerEntry struct {
+	Key      string
+	RefKind  string
+	RefID    string
+	Account  string
+	Side     string
+	Amount   int64
+	Currency string
+	At       time.Time
+}
+
+// LedgerEntries returns every entry of account, oldest first (by the transaction's at, then
+// in posting order).
+func LedgerEntries(ctx context.Context, q Querier, account string) ([]LedgerEntry, error) {
+	rows, err := q.Query(ctx, `SELECT t.key, t.ref_kind, t.ref_id, e.account, e.side, e.amount, e.currency, e.at
+		FROM billing_ledger_entries e JOIN billing_ledger_transactions t ON t.id = e.tx_id
+		WHERE e.account = $1 ORDER BY e.at, e.tx_id, e.seq`, account)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[LedgerEntry])
+}
+
+// LedgerTrialBalance returns the turnover of every account posted to, ordered by code, with
+// the account as the accounts table holds it; all from one snapshot, so it sums to zero per
+// currency whatever is being posted meanwhile.
+func LedgerTrialBalance(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
+	rows, err := q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra,
+		coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit'), 0)::bigint,
+		coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit'), 0)::bigint
+		FROM billing_ledger_entries e JOIN billing_ledger_accounts a ON a.code = e.account
+		GROUP BY a.code ORDER BY a.code`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ledger.Balance, error) {
+		var b ledger.Balance
+		var typ string
+		err := row.Scan(&b.Account.Code, &typ, &b.Account.Currency, &b.Account.Contra, &b.Debits, &b.Credits)
+		b.Account.Type = ledger.AccountType(typ)
+		return b, err
+	})
+}
+
+// LedgerAccount reads an account of the accounts table, or ErrNotFound when no posting in
+// its currency has created it yet.
+func LedgerAccount(ctx context.Context, q Querier, code string) (ledger.Account, error) {
+	var a ledger.Account
+	var typ string
+	err := q.QueryRow(ctx, `SELECT code, type, currency, contra FROM billing_ledger_accounts WHERE code = $1`, code).
+		Scan(&a.Code, &typ, &a.Currency, &a.Contra)
+	a.Type = ledger.AccountType(typ)
+	return a, interpret(err)
+}
+
+// LedgerPeriodSum is the turnover of one account in the transactions of one kind that
+// belong to one paid period.
+type LedgerPeriodSum struct {
+	RefKind  string
+	Account  string
+	Currency string
+	Debits   int64
+	Credits  int64
+	// Transactions counts the transactions summed.
+	Transactions int64
+}
+
+// LedgerPeriodSums returns, per reference kind and account, what was posted for the paid
+// period periodID (the transactions whose period_id it is).
+func LedgerPeriodSums(ctx context.Context, q Querier, periodID string) ([]LedgerPeriodSum, error) {
+	rows, err := q.Query(ctx, `SELECT t.ref_kind, e.account, e.currency,
+		coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit'), 0)::bigint,
+		coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit'), 0)::bigint,
+		count(DISTINCT t.id)
+		FROM billing_ledger_transactions t JOIN billing_ledger_entries e ON e.tx_id = t.id
+		WHERE t.period_id = $1
+		GROUP BY t.ref_kind, e.account, e.currency ORDER BY t.ref_kind, e.account`, periodID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[LedgerPeriodSum])
+}
+
+// LockLedgerPeriod takes a transaction-scoped advisory lock on the ledger of a paid period:
+// the engine's commands that decide an amount from what the period has posted so far
+// (recognition, refunds) take it, so that two of them never decide on the same sums.
+func LockLedgerPeriod(ctx context.Context, tx pgx.Tx, periodID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('billing_ledger_period:' || $1, 0))`, periodID)
+	return err
+}
+
+// RecognitionPeriod is what revenue recognition needs to know of a paid period.
+type RecognitionPeriod struct {
+	Start, End time.Time
+	// ExhaustedAt is when a hard limit was used up (TERMS 3.1); nil when it was not.
+	ExhaustedAt *time.Time
+	// Location is the subscription's IANA zone name ("" means the default).
+	Location string
+	// Status and CurrentPeriod are the subscription's; EndedAt is when it reached a final
+	// status, nil before.
+	Status        string
+	CurrentPeriod *int
+	EndedAt       *time.Time
+}
+
+// GetRecognitionPeriod reads period number of subscription subID with its subscription's
+// state, or ErrNotFound.
+func GetRecognitionPeriod(ctx context.Context, q Querier, subID string, number int) (RecognitionPeriod, error) {
+	var p RecognitionPeriod
+	err := q.QueryRow(ctx, `SELECT p.start_at, p.end_at, p.exhausted_at, s.location, s.status, s.current_period, s.ended_at
+		FROM billing_periods p JOIN billing_subscriptions s ON s.id = p.subscription_id
+		WHERE p.subscription_id = $1 AND p.number = $2`, subID, number).
+		Scan(&p.Start, &p.End, &p.ExhaustedAt, &p.Location, &p.Status, &p.CurrentPeriod, &p.EndedAt)
+	return p, interpret(err)
+}
+
+// LedgerRowCounts returns how many accounts, transactions and entries are stored: for
+// tests that check that refused input wrote nothing.
+func LedgerRowCounts(ctx context.Context, q Querier) (accounts, transactions, entries int64, err error) {
+	err = q.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM billing_ledger_accounts),
+		(SELECT count(*) FROM billing_ledger_transactions),
+		(SELECT count(*) FROM billing_ledger_entries)`).Scan(&accounts, &transactions, &entries)
+	return accounts, transactions, entries, err
+}

@@ -1,0 +1,701 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/smm-gpt/billing/calendar"
+	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/ledger"
+	"github.com/smm-gpt/billing/payment"
+	"github.com/smm-gpt/billing/refund"
+	"github.com/smm-gpt/billing/subscription"
+)
+
+// Errors of the refund commands. Test them with errors.Is.
+var (
+	// ErrNotEligible: the request does not qualify for the full refund of TERMS 3.7 and
+	// ExecuteRefund was called without an operator override. Nothing was written.
+	ErrNotEligible = refund.ErrNotEligible
+	// ErrReceivedInFuture: a refund request's ReceivedAt is later than the engine's clock.
+	// Nothing was written.
+	ErrReceivedInFuture = refund.ErrReceivedInFuture
+	// ErrPeriodNotPaid: the period named has no succeeded charge recorded (the
+	// subscription is pending, the period does not exist, or it was activated with
+	// ConfirmFirstPayment, which keeps no provider payment to refund). Nothing was written.
+	ErrPeriodNotPaid = errors.New("billing: period has no succeeded charge to refund")
+	// ErrAlreadyRefunded: the period's payment is refunded or being refunded. Nothing
+	// was written.
+	ErrAlreadyRefunded = errors.New("billing: period already refunded")
+	// ErrRefundTransition: the request's state does not allow the command (verifying an
+	// executed request, executing an unverified one). It is also refund.ErrTransitionNotAllowed.
+	ErrRefundTransition = refund.ErrTransitionNotAllowed
+)
+
+// escalateBefore is how long before the payout deadline a request still open is escalated.
+const escalateBefore = 48 * time.Hour
+
+// RefundRequestInput records a customer's request for a refund (TERMS 3.7, 3.8).
+type RefundRequestInput struct {
+	// SubscriptionID is the subscription whose period is to be refunded. Required.
+	SubscriptionID string
+	// Period is the number of the paid period; 0 means the current one.
+	Period int
+	// ReceivedAt is when the request reached the operator (the e-mail's arrival, not the
+	// moment someone read it). Eligibility and the payout deadline are computed at it.
+	// Required; later than the engine's clock is ErrReceivedInFuture.
+	ReceivedAt time.Time
+	// Channel is how it came: refund.ChannelEmail, ChannelSupport or ChannelProfile.
+	Channel refund.Channel
+	// Text is the customer's free text, kept as is.
+	Text string
+	// IdempotencyKey makes a retried call return the first request. Required.
+	IdempotencyKey string
+}
+
+// RefundRequest is a recorded refund request with the decision it was recorded with.
+type RefundRequest struct {
+	ID             string
+	SubscriptionID string
+	Period         int
+	ReceivedAt     time.Time
+	Channel        refund.Channel
+	Text           string
+	// State is where the request stands (received → verified → executing → refunded).
+	State refund.State
+	// Eligible is the 3.7 decision at ReceivedAt; Failed lists the failed conditions and
+	// Explanation is refund.Decision.String().
+	Eligible    bool
+	Failed      []refund.Reason
+	Explanation string
+	// WindowEndsAt is the end of the 3.7 window of the period.
+	WindowEndsAt time.Time
+	// PayoutDeadline is the 3.8 deadline: the money must be back before this instant.
+	PayoutDeadline time.Time
+	// ProviderPaymentID, AmountMinor and Currency are the succeeded charge refunded.
+	ProviderPaymentID string
+	AmountMinor       int64
+	Currency          string
+	// Attempt counts the executions sent to the gateway: 1 for the first, one more for
+	// each ExecuteRefund after a refusal (a refused refund moved no money).
+	Attempt int
+	// GatewayKey is the refund's idempotency key at the gateway, fixed before the call
+	// and reused by every retry of the attempt: "refund:<subscription>:<period>:<attempt>".
+	// Empty before the first execution.
+	GatewayKey       string
+	ProviderRefundID string
+	VerifiedBy       string
+	VerifiedAt       time.Time
+	ExecutedBy       string
+	// OverrideReason is set when an operator executed an ineligible request.
+	OverrideReason string
+	DeclineCode    string
+	DeclineMessage string
+	CreatedAt      time.Time
+	SettledAt      time.Time
+}
+
+// ExecuteOptions says who executes a refund and whether it overrides the 3.7 decision.
+type ExecuteOptions struct {
+	// Actor is the operator's ID. Required.
+	Actor string
+	// Override executes a full refund of an ineligible request (a person's decision,
+	// e.g. under consumer law); OverrideReason is then required and goes to the audit log.
+	Override       bool
+	OverrideReason string
+}
+
+// RefundFilter selects refund requests for RefundRequests.
+type RefundFilter struct {
+	// State keeps requests in this state; empty keeps all.
+	State refund.State
+	// DueBefore keeps requests whose payout deadline is before it; zero keeps all.
+	DueBefore time.Time
+}
+
+// RefundEscalation is what Config.OnRefundEscalation receives: a request still unpaid
+// near its payout deadline.
+type RefundEscalation struct {
+	RequestID      string
+	SubscriptionID string
+	State          refund.State
+	ReceivedAt     time.Time
+	PayoutDeadline time.Time
+	// At is the engine clock's instant of the escalation.
+	At time.Time
+}
+
+// RequestRefund records a refund request and decides, at its ReceivedAt, whether it
+// qualifies for the full refund of TERMS 3.7 (window of 5 business days after the grant on
+// Config.Calendar in the subscription's location, nothing used, no open reservation), and
+// its payout deadline (TERMS 3.8). An ineligible request is still recorded: a person may
+// refund it with an override. It schedules the escalation job (needs UseRiver).
+func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (RefundRequest, error) {
+	check := inputCheck{op: "RequestRefund"}
+	check.id("SubscriptionID", in.SubscriptionID)
+	if in.Period < 0 {
+		check.add("Period", "must be 0 (the current period) or a period number")
+	}
+	if in.ReceivedAt.IsZero() {
+		check.add("ReceivedAt", "required: when the request reached the operator")
+	}
+	if !in.Channel.Valid() {
+		check.add("Channel", fmt.Sprintf("%q: one of email, support, profile", in.Channel))
+	}
+	check.key("IdempotencyKey", in.IdempotencyKey)
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	if err := refund.CheckReceivedAt(in.ReceivedAt, e.clock.Now()); err != nil {
+		return RefundRequest{}, fmt.Errorf("billing: RequestRefund: %w", err)
+	}
+	client, err := e.riverClient()
+	if err != nil {
+		return RefundRequest{}, err
+	}
+	hash := requestHash(in.SubscriptionID, fmt.Sprint(in.Period), in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
+	var out store.RefundRow
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		replay, err := store.ClaimKey(ctx, tx, "refund_request", in.IdempotencyKey, hash, now)
+		if err != nil {
+			return err
+		}
+		if replay != nil {
+			var id string
+			if err := jsonUnmarshal(replay, &id); err != nil {
+				return err
+			}
+			out, err = store.GetRefund(ctx, tx, id)
+			return err
+		}
+		sub, err := store.LockSubscription(ctx, tx, in.SubscriptionID)
+		if err != nil {
+			return err
+		}
+		row, err := e.decideRefund(ctx, tx, sub, in)
+		if err != nil {
+			return err
+		}
+		row.CreatedAt = now
+		if err := store.InsertRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		if err := store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "customer:" + sub.CustomerID,
+			Action: "refund.requested", Subject: "subscription:" + sub.ID, Reason: row.Decision,
+			Detail: map[string]any{"request": row.ID, "period": row.Period, "channel": row.Channel, "eligible": row.Eligible,
+				"received_at": row.ReceivedAt, "payout_deadline": row.PayoutDeadline}}); err != nil {
+			return err
+		}
+		at := row.PayoutDeadline.Add(-escalateBefore)
+		if at.Before(now) {
+			at = now
+		}
+		if _, err := client.InsertTx(ctx, tx, jobs.EscalateRefundArgs{RequestID: row.ID}, &riverInsertOpts{ScheduledAt: at}); err != nil {
+			return err
+		}
+		out = row
+		return store.SaveResult(ctx, tx, "refund_request", in.IdempotencyKey, row.ID)
+	})
+	if err != nil {
+		return RefundRequest{}, e.opError("RequestRefund", err)
+	}
+	return refundOf(out), nil
+}
+
+// decideRefund builds the request row: the paid period, its charge, the 3.7 decision at
+// the received instant and the 3.8 deadline.
+func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, in RefundRequestInput) (store.RefundRow, error) {
+	n := in.Period
+	if n == 0 {
+		if sub.Current == nil {
+			return store.RefundRow{}, fmt.Errorf("%w: subscription %s has no paid period", ErrPeriodNotPaid, sub.ID)
+		}
+		n = sub.Current.Number
+	}
+	var period subscription.Period
+	if sub.Current != nil && sub.Current.Number == n {
+		period = *sub.Current
+	} else {
+		p, err := store.ReadPeriod(ctx, tx, sub.ID, n)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.RefundRow{}, fmt.Errorf("%w: subscription %s has no period %d", ErrPeriodNotPaid, sub.ID, n)
+		}
+		if err != nil {
+			return store.RefundRow{}, err
+		}
+		period = p
+	}
+	done, err := store.RefundedPeriod(ctx, tx, sub.ID, n)
+	if err != nil {
+		return store.RefundRow{}, err
+	}
+	if done || (sub.Status == subscription.StatusRefunded && sub.Current != nil && sub.Current.Number == n) {
+		return store.RefundRow{}, fmt.Errorf("%w: subscription %s period %d", ErrAlreadyRefunded, sub.ID, n)
+	}
+	charge, err := store.SucceededCharge(ctx, tx, sub.ID, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.RefundRow{}, fmt.Errorf("%w: subscription %s period %d has no succeeded charge attempt "+
+			"(a period activated with ConfirmFirstPayment keeps no provider payment to refund)", ErrPeriodNotPaid, sub.ID, n)
+	}
+	if err != nil {
+		return store.RefundRow{}, err
+	}
+	usage, open, err := store.PeriodUsage(ctx, tx, sub.ID, n)
+	if err != nil {
+		return store.RefundRow{}, err
+	}
+	meters := make([]refund.MeterUsage, 0, len(usage))
+	for m, qu := range usage {
+		meters = append(meters, refund.MeterUsage{Meter: m, Quantity: qu[0], Used: qu[1]})
+	}
+	loc, err := time.LoadLocation(sub.LocationName())
+	if err != nil {
+		return store.RefundRow{}, err
+	}
+	cal := e.calendar()
+	dec, err := refund.Eligibility(in.ReceivedAt, refund.Period{
+		GrantedAt: period.GrantedAt, Start: period.Start, End: period.End, Price: period.Terms.Price,
+		Currency: period.Terms.Currency, Meters: meters, OpenReservations: open, Renewal: n > 1,
+	}, cal, loc, refund.Options{})
+	if err != nil {
+		return store.RefundRow{}, &InputError{Op: "RequestRefund", Problems: []FieldProblem{{"ReceivedAt", err.Error()}}}
+	}
+	deadline, err := refund.PayoutDeadline(in.ReceivedAt, cal, loc)
+	if err != nil {
+		return store.RefundRow{}, &InputError{Op: "RequestRefund", Problems: []FieldProblem{{"ReceivedAt", err.Error()}}}
+	}
+	failed := make([]string, len(dec.Failed))
+	for i, r := range dec.Failed {
+		failed[i] = string(r)
+	}
+	return store.RefundRow{
+		ID: newID(), SubscriptionID: sub.ID, Period: n, IdempotencyKey: in.IdempotencyKey, ReceivedAt: in.ReceivedAt,
+		Channel: string(in.Channel), Text: in.Text, State: string(refund.StateReceived), Eligible: dec.Eligible,
+		FailedReasons: failed, Decision: dec.String(), WindowEndsAt: dec.WindowEndsAt, PayoutDeadline: deadline.EndsAt,
+		ProviderPaymentID: charge.ProviderPaymentID, AmountMinor: charge.Amount, Currency: charge.Currency,
+	}, nil
+}
+
+// VerifyRefund records that operator actor verified the customer and approved the
+// request (TERMS 3.8): received → verified. Verifying is not executing: the money moves
+// only with ExecuteRefund.
+func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (RefundRequest, error) {
+	check := inputCheck{op: "VerifyRefund"}
+	check.id("requestID", requestID)
+	if strings.TrimSpace(actor) == "" {
+		check.add("actor", "required: the operator's ID, for the audit log")
+	}
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	var out store.RefundRow
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		row, err := store.LockRefund(ctx, tx, requestID)
+		if err != nil {
+			return err
+		}
+		next, err := refund.Next(refund.State(row.State), refund.EventVerify)
+		if err != nil {
+			return err
+		}
+		row.State, row.VerifiedBy, row.VerifiedAt, row.UpdatedAt = string(next), actor, now, now
+		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		out = row
+		return e.refundAudit(ctx, tx, row, now, actor, "refund.verified", "", nil)
+	})
+	if err != nil {
+		return RefundRequest{}, e.opError("VerifyRefund", err)
+	}
+	return refundOf(out), nil
+}
+
+// ExecuteRefund pays a verified (or failed) request back through Config.Gateway, in the
+// phases of the charge protocol: it records the request executing under its gateway key
+// and commits, calls Gateway.Refund with a 54-FZ "return of income" receipt, then records
+// the answer and its effects (the subscription refunded with access ended, the ledger
+// reversal) and commits. Every retry of a call reuses its key, and only one request of a
+// paid period can be executing or refunded (a database constraint), so the gateway never
+// refunds a period twice; executing an executing or refunded request returns it unchanged.
+//
+// An ineligible request (TERMS 3.7) is refused with ErrNotEligible unless opts.Override,
+// which is written to the audit log with opts.OverrideReason. A failed or unknown gateway
+// call leaves the request executing and schedules a River retry (it looks the key up
+// first); a pending answer completes on HandleRefundWebhook; a refusal moves the
+// request to failed, from which ExecuteRefund may try again.
+func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (RefundRequest, error) {
+	check := inputCheck{op: "ExecuteRefund"}
+	check.id("requestID", requestID)
+	if strings.TrimSpace(opts.Actor) == "" {
+		check.add("Actor", "required: the operator's ID, for the audit log")
+	}
+	if opts.Override && strings.TrimSpace(opts.OverrideReason) == "" {
+		check.add("OverrideReason", "required with Override: the audit log must say why")
+	}
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return RefundRequest{}, fmt.Errorf("billing: ExecuteRefund: %w", ErrNoGateway)
+	}
+	var row store.RefundRow
+	send := false
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		var err error
+		send = false
+		if row, err = store.LockRefund(ctx, tx, requestID); err != nil {
+			return err
+		}
+		state := refund.State(row.State)
+		if state == refund.StateExecuting || state == refund.StateRefunded {
+			return nil // executing twice is a no-op
+		}
+		if !row.Eligible && !opts.Override {
+			return fmt.Errorf("%w: %s", ErrNotEligible, row.Decision)
+		}
+		next, err := refund.Next(state, refund.EventExecute)
+		if err != nil {
+			return err
+		}
+		row.State, row.ExecutedBy, row.UpdatedAt = string(next), opts.Actor, now
+		row.Attempt++
+		row.GatewayKey = fmt.Sprintf("refund:%s:%d:%d", row.SubscriptionID, row.Period, row.Attempt)
+		row.DeclineCode, row.DeclineMessage = "", ""
+		if opts.Override && !row.Eligible {
+			row.OverrideReason = opts.OverrideReason
+			if err := e.refundAudit(ctx, tx, row, now, opts.Actor, "refund.override", opts.OverrideReason,
+				map[string]any{"decision": row.Decision}); err != nil {
+				return err
+			}
+		}
+		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		send = true
+		return e.refundAudit(ctx, tx, row, now, opts.Actor, "refund.executing", "", map[string]any{"gateway_key": row.GatewayKey})
+	})
+	if store.IsUniqueViolation(err, "billing_refund_requests_one_refund") {
+		err = fmt.Errorf("%w: another request of subscription %s period %d is being refunded", ErrAlreadyRefunded, row.SubscriptionID, row.Period)
+	}
+	if err != nil {
+		return RefundRequest{}, e.opError("ExecuteRefund", err)
+	}
+	if !send {
+		return refundOf(row), nil
+	}
+	req, err := e.gatewayRefund(row)
+	if err != nil {
+		return RefundRequest{}, e.opError("ExecuteRefund", err)
+	}
+	res, callErr := gw.Refund(ctx, req)
+	out, err := e.settleRefund(ctx, row.ID, res, callErr)
+	if err != nil {
+		return RefundRequest{}, e.opError("ExecuteRefund", err)
+	}
+	return refundOf(out), nil
+}
+
+// HandleRefundWebhook applies a provider's refund notification, found by its idempotency
+// key or provider refund ID: a pending refund completes (or fails) here. A duplicate
+// notification is a no-op. The host must have checked that the event is authentic.
+func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (RefundRequest, error) {
+	check := inputCheck{op: "HandleRefundWebhook"}
+	if ev.Kind != payment.KindRefund {
+		check.add("Kind", fmt.Sprintf("%q: must be %q", ev.Kind, payment.KindRefund))
+	}
+	if ev.IdempotencyKey == "" && ev.ProviderRefundID == "" {
+		check.add("IdempotencyKey", "required, or ProviderRefundID")
+	}
+	if !ev.Outcome.Valid() || ev.Outcome == payment.OutcomeUnknown {
+		check.add("Outcome", fmt.Sprintf("%q: not a webhook outcome", ev.Outcome))
+	}
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	var id string
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		row, err := store.LockRefundByGateway(ctx, tx, ev.IdempotencyKey, ev.ProviderRefundID)
+		id = row.ID
+		return err
+	})
+	if err != nil {
+		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
+	}
+	out, err := e.settleRefund(ctx, id, payment.RefundResult{Outcome: ev.Outcome, ProviderRefundID: ev.ProviderRefundID,
+		ProviderPaymentID: ev.ProviderPaymentID, Amount: ev.Amount, Currency: ev.Currency,
+		DeclineCode: ev.DeclineCode, DeclineMessage: ev.DeclineMessage}, nil)
+	if err != nil {
+		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
+	}
+	return refundOf(out), nil
+}
+
+// RetryRefund settles a request left executing by a failed or unknown gateway call: it
+// looks the gateway key up and refunds again, under the same key, only when the gateway
+// never saw it. The River retry job calls it; an error makes River try again later.
+func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
+	row, err := store.GetRefund(ctx, e.pool, requestID)
+	if err != nil {
+		return e.opError("RetryRefund", err)
+	}
+	if refund.State(row.State) != refund.StateExecuting {
+		return nil
+	}
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return fmt.Errorf("billing: RetryRefund: %w", ErrNoGateway)
+	}
+	res, err := gw.LookupRefund(ctx, row.GatewayKey)
+	if errors.Is(err, payment.ErrNotFound) {
+		req, rerr := e.gatewayRefund(row)
+		if rerr != nil {
+			return e.opError("RetryRefund", rerr)
+		}
+		res, err = gw.Refund(ctx, req)
+	}
+	if err != nil {
+		return fmt.Errorf("billing: RetryRefund %s: gateway: %w", requestID, err)
+	}
+	out, err := e.settleRefund(ctx, requestID, res, nil)
+	if err != nil {
+		return e.opError("RetryRefund", err)
+	}
+	if refund.State(out.State) == refund.StateExecuting && res.Outcome == payment.OutcomeUnknown {
+		return fmt.Errorf("billing: RetryRefund %s: outcome still unknown", requestID)
+	}
+	return nil
+}
+
+// EscalateRefund is the escalation job's handler: a request not yet refunded or rejected
+// is logged at Warn and handed to Config.OnRefundEscalation.
+func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
+	row, err := store.GetRefund(ctx, e.pool, requestID)
+	if err != nil {
+		return e.opError("EscalateRefund", err)
+	}
+	if refund.State(row.State).Final() {
+		return nil
+	}
+	esc := RefundEscalation{RequestID: row.ID, SubscriptionID: row.SubscriptionID, State: refund.State(row.State),
+		ReceivedAt: row.ReceivedAt, PayoutDeadline: row.PayoutDeadline, At: e.clock.Now()}
+	e.logger.WarnContext(ctx, "billing: refund request nearing its payout deadline (TERMS 3.8)",
+		"request", esc.RequestID, "subscription", esc.SubscriptionID, "state", string(esc.State), "deadline", esc.PayoutDeadline)
+	if h := e.cfg.OnRefundEscalation; h != nil {
+		h(esc)
+	}
+	return nil
+}
+
+// RefundRequests returns the requests matching f, earliest payout deadline first: the
+// open ones by State, those past or near their deadline by DueBefore.
+func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) ([]RefundRequest, error) {
+	if f.State != "" && !f.State.Valid() {
+		return nil, &InputError{Op: "RefundRequests", Problems: []FieldProblem{{"State", fmt.Sprintf("%q is not a refund state", f.State)}}}
+	}
+	rows, err := store.ListRefunds(ctx, e.pool, string(f.State), f.DueBefore)
+	if err != nil {
+		return nil, e.opError("RefundRequests", err)
+	}
+	out := make([]RefundRequest, len(rows))
+	for i, r := range rows {
+		out[i] = refundOf(r)
+	}
+	return out, nil
+}
+
+// RefundRequestByID returns one refund request.
+func (e *Engine) RefundRequestByID(ctx context.Context, requestID string) (RefundRequest, error) {
+	check := inputCheck{op: "RefundRequestByID"}
+	check.id("requestID", requestID)
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	row, err := store.GetRefund(ctx, e.pool, requestID)
+	if err != nil {
+		return RefundRequest{}, e.opError("RefundRequestByID", err)
+	}
+	return refundOf(row), nil
+}
+
+// settleRefund records a gateway answer (callErr: outcome unknown) on an executing
+// request, with its effects, in one transaction. A request no longer executing is
+// returned unchanged.
+func (e *Engine) settleRefund(ctx context.Context, id string, res payment.RefundResult, callErr error) (store.RefundRow, error) {
+	client, _ := e.riverClient()
+	var out store.RefundRow
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		row, err := store.LockRefund(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		out = row
+		if refund.State(row.State) != refund.StateExecuting {
+			return nil
+		}
+		outcome := res.Outcome
+		if callErr != nil {
+			outcome = payment.OutcomeUnknown
+		}
+		switch outcome {
+		case payment.OutcomeSucceeded:
+			if res.Amount != 0 && (res.Amount != row.AmountMinor || res.Currency != row.Currency) {
+				return fmt.Errorf("%w: refund of %d %s answered with %d %s", payment.ErrAmountMismatch,
+					row.AmountMinor, row.Currency, res.Amount, res.Currency)
+			}
+			next, err := refund.Next(refund.StateExecuting, refund.EventSucceed)
+			if err != nil {
+				return err
+			}
+			row.State, row.SettledAt = string(next), now
+			if res.ProviderRefundID != "" {
+				row.ProviderRefundID = res.ProviderRefundID
+			}
+			if err := e.refundEffects(ctx, tx, row, now); err != nil {
+				return err
+			}
+			e.logger.InfoContext(ctx, "billing: refunded", "request", row.ID, "subscription", row.SubscriptionID)
+		case payment.OutcomePending:
+			if res.ProviderRefundID != "" {
+				row.ProviderRefundID = res.ProviderRefundID
+			}
+		case payment.OutcomeSoftDeclined, payment.OutcomeHardDeclined:
+			next, err := refund.Next(refund.StateExecuting, refund.EventFail)
+			if err != nil {
+				return err
+			}
+			row.State, row.DeclineCode, row.DeclineMessage = string(next), res.DeclineCode, res.DeclineMessage
+			e.logger.WarnContext(ctx, "billing: refund refused by the gateway", "request", row.ID, "code", res.DeclineCode)
+		default: // unknown: keep executing and let the retry job look the key up
+			if client == nil {
+				return ErrNoRiverClient
+			}
+			if _, err := client.InsertTx(ctx, tx, jobs.RetryRefundArgs{RequestID: row.ID}, nil); err != nil {
+				return err
+			}
+			e.logger.WarnContext(ctx, "billing: refund outcome unknown; retry scheduled", "request", row.ID, "error", callErr)
+		}
+		row.UpdatedAt = now
+		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		out = row
+		return e.refundAudit(ctx, tx, row, now, "gateway", "refund."+string(outcome), res.DeclineMessage,
+			map[string]any{"provider_refund_id": row.ProviderRefundID, "decline_code": res.DeclineCode})
+	})
+	return out, err
+}
+
+// refundEffects applies a confirmed refund: for the current period, the subscription
+// refunded with access ended; and the ledger reversal.
+func (e *Engine) refundEffects(ctx context.Context, tx pgx.Tx, row store.RefundRow, now time.Time) error {
+	sub, err := store.LockSubscription(ctx, tx, row.SubscriptionID)
+	if err != nil {
+		return err
+	}
+	ends := sub.Current != nil && sub.Current.Number == row.Period && sub.Status != subscription.StatusRefunded
+	if ends {
+		actor := row.ExecutedBy
+		if actor == "" {
+			actor = "billing"
+		}
+		after, audit, err := subscription.Refund(sub, subscription.AdminAction{Actor: actor,
+			Reason: fmt.Sprintf("refund request %s (TERMS 3.7)", row.ID)}, now)
+		if err != nil {
+			return err
+		}
+		if err := store.SaveSubscription(ctx, tx, sub, after, now); err != nil {
+			return err
+		}
+		if err := store.InsertSubscriptionAudit(ctx, tx, audit); err != nil {
+			return err
+		}
+	}
+	// A past period's refund leaves the current period untouched; only the money moves.
+	return e.postRefund(ctx, tx, row, ends, now)
+}
+
+// postRefund posts the ledger reversal of a confirmed refund under the period's ledger
+// lock (ledger.Refund: it takes from what the period still has deferred first, the rest
+// from revenue already recognized), keyed by the request so a replay posts nothing new.
+// When the refund ends the period, the recognition job books what is left deferred.
+func (e *Engine) postRefund(ctx context.Context, tx pgx.Tx, row store.RefundRow, endsPeriod bool, now time.Time) error {
+	pl, err := e.periodLedgerTx(ctx, tx, row.SubscriptionID, row.Period)
+	if err != nil {
+		return err
+	}
+	recognizedPart := ledger.RecognizedPartOfRefund(row.AmountMinor, pl.DeferredLeft())
+	t, err := ledger.Refund("refund:"+row.ID, row.ID, row.Currency, row.AmountMinor, recognizedPart, now,
+		ledger.WithMemo(fmt.Sprintf("refund of subscription %s period %d, provider refund %s", row.SubscriptionID, row.Period, row.ProviderRefundID)))
+	if err != nil {
+		return err
+	}
+	if _, _, err := e.postForPeriod(ctx, tx, row.SubscriptionID, row.Period, t); err != nil {
+		return err
+	}
+	if endsPeriod {
+		return e.scheduleRecognition(ctx, tx, row.SubscriptionID, row.Period, now)
+	}
+	return nil
+}
+
+// gatewayRefund builds the gateway request of row, with its 54-FZ return receipt.
+func (e *Engine) gatewayRefund(row store.RefundRow) (payment.RefundRequest, error) {
+	desc := "refund, TERMS 3.7"
+	if row.OverrideReason != "" {
+		desc = "refund by operator decision"
+	}
+	receipt, err := payment.NewRefundReceipt(desc, row.AmountMinor, row.Currency, e.cfg.VAT, payment.Contact{})
+	if err != nil {
+		return payment.RefundRequest{}, err
+	}
+	req := payment.RefundRequest{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
+		Amount: row.AmountMinor, Currency: row.Currency, Description: desc, Receipt: receipt,
+		Metadata: map[string]string{"billing_refund_request_id": row.ID}}
+	return req, req.Validate()
+}
+
+// refundAudit writes one audit entry about a refund request, under its subscription.
+func (e *Engine) refundAudit(ctx context.Context, tx pgx.Tx, row store.RefundRow, now time.Time, actor, action, reason string, detail map[string]any) error {
+	if detail == nil {
+		detail = map[string]any{}
+	}
+	detail["request"], detail["period"], detail["state"] = row.ID, row.Period, row.State
+	return store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: actor, Action: action,
+		Subject: "subscription:" + row.SubscriptionID, Reason: reason, Detail: detail})
+}
+
+// calendar returns Config.Calendar, or the Russian production calendar.
+func (e *Engine) calendar() calendar.BusinessCalendar {
+	if e.cfg.Calendar != nil {
+		return e.cfg.Calendar
+	}
+	return calendar.Russia()
+}
+
+func refundOf(r store.RefundRow) RefundRequest {
+	failed := make([]refund.Reason, len(r.FailedReasons))
+	for i, f := range r.FailedReasons {
+		failed[i] = refund.Reason(f)
+	}
+	return RefundRequest{
+		ID: r.ID, SubscriptionID: r.SubscriptionID, Period: r.Period, ReceivedAt: r.ReceivedAt,
+		Channel: refund.Channel(r.Channel), Text: r.Text, State: refund.State(r.State), Eligible: r.Eligible,
+		Failed: failed, Explanation: r.Decision, WindowEndsAt: r.WindowEndsAt, PayoutDeadline: r.PayoutDeadline,
+		ProviderPaymentID: r.ProviderPaymentID, AmountMinor: r.AmountMinor, Currency: r.Currency, Attempt: r.Attempt, GatewayKey: r.GatewayKey,
+		ProviderRefundID: r.ProviderRefundID, VerifiedBy: r.VerifiedBy, VerifiedAt: r.VerifiedAt, ExecutedBy: r.ExecutedBy,
+		OverrideReason: r.OverrideReason, DeclineCode: r.DeclineCode, DeclineMessage: r.DeclineMessage,
+		CreatedAt: r.CreatedAt, SettledAt: r.SettledAt,
+	}
+}
