@@ -18,6 +18,8 @@ import (
 	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/ledger"
 	"github.com/smm-gpt/billing/money"
+	"github.com/smm-gpt/billing/subscription"
+	"github.com/smm-gpt/billing/tariff"
 )
 
 // ledgerAt is the instant the ledger tests post at, unless a test says otherwise.
@@ -717,4 +719,283 @@ func (m *ledgerModel) check(rt *rapid.T) {
 			require.Equal(rt, [3]int64{p.charged, p.fromDeferred, p.recognized}, [3]int64{charged, refunded, recognized}, p.sub)
 		}
 	}
+}
+
+func TestLedgerConcurrentPostingToHotAccounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	books := b.engine.Ledger()
+	const workers, each = 12, 20
+	const fee, recognized = 10, 400
+
+	// A reader takes trial balances while the postings run: each is one snapshot, so each
+	// sums to zero, and none sees half a transaction.
+	stop := make(chan struct{})
+	readerDone := make(chan error, 1)
+	var reads int
+	go func() {
+		for {
+			select {
+			case <-stop:
+				readerDone <- nil
+				return
+			default:
+			}
+			if _, err := books.TrialBalance(ctx); err != nil {
+				readerDone <- err
+				return
+			}
+			reads++
+		}
+	}()
+
+	shared := mustCharge(t, "charge:shared", 5000)
+	var sharedWrites sync.Map
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			errs[w] = func() error {
+				for i := range each {
+					charge, err := ledger.Charge(fmt.Sprintf("charge:w%d:%d", w, i), fmt.Sprintf("pay-w%d-%d", w, i),
+						"RUB", int64(1000+i), ledgerAt, ledger.WithProviderFee(fee))
+					if err != nil {
+						return err
+					}
+					recognition, err := ledger.Recognize(fmt.Sprintf("recognition:w%d:%d", w, i), fmt.Sprintf("s%d/%d", w, i),
+						"RUB", recognized, ledgerAt.Add(time.Hour))
+					if err != nil {
+						return err
+					}
+					if _, _, err := books.Post(ctx, charge); err != nil {
+						return err
+					}
+					// The recognition in a caller's transaction, with the shared key in the
+					// same one: one worker writes it, the others replay it.
+					err = store.InTx(ctx, b.pool, func(tx pgx.Tx) error {
+						if _, _, err := books.PostTx(ctx, tx, recognition); err != nil {
+							return err
+						}
+						if i != each/2 {
+							return nil
+						}
+						_, replayed, err := books.PostTx(ctx, tx, shared)
+						if err == nil && !replayed {
+							sharedWrites.Store(w, true)
+						}
+						return err
+					})
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	close(stop)
+	require.NoError(t, <-readerDone)
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	writers := 0
+	sharedWrites.Range(func(any, any) bool { writers++; return true })
+	require.Equal(t, 1, writers, "the shared key was written once")
+	t.Logf("%d trial balances read while posting", reads)
+
+	charged := int64(workers * (each*1000 + each*(each-1)/2))
+	n := int64(workers * each)
+	want := ledger.TrialBalance{
+		{Account: ledger.DeferredRevenue.Account("RUB"), Debits: n * recognized, Credits: charged + 5000},
+		{Account: ledger.ProviderCash.Account("RUB"), Debits: charged + 5000, Credits: n * fee},
+		{Account: ledger.ProviderFees.Account("RUB"), Debits: n * fee},
+		{Account: ledger.Revenue.Account("RUB"), Credits: n * recognized},
+	}
+	tb, err := books.TrialBalance(ctx)
+	require.NoError(t, err)
+	require.Equal(t, want, tb)
+	require.Equal(t, ledgerRows{accounts: 6, transactions: 2*n + 1, entries: 6*n + 2}, countLedgerRows(t, b))
+	for _, bal := range want {
+		got, err := books.Balance(ctx, bal.Account.Code, ledgerAt.Add(time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, bal, got)
+	}
+}
+
+func TestLedgerRevenueRecognition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const price = 99000 // 990.00 RUB
+
+	// paidPeriod makes an active subscription to a 990 RUB monthly tariff and makes sure
+	// period 1 has its charge posted (by the payment code, or here when it does not yet).
+	paidPeriod := func(t *testing.T, b *testBundle, quantity int64) string {
+		t.Helper()
+		b.publish(t, "pro", "990", "generations", quantity)
+		sub := b.activeSubscription(t, "c1", "pro")
+		charged, _, _, err := b.engine.Ledger().PeriodLedgerForTest(ctx, sub.ID, 1)
+		require.NoError(t, err)
+		if charged == 0 {
+			charge, err := ledger.Charge("charge:"+sub.ID+"/1", "pay-c1", "RUB", price, sub.Current.Start)
+			require.NoError(t, err)
+			err = pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+				_, _, err := b.engine.Ledger().PostForPeriodTx(ctx, tx, sub.ID, 1, charge)
+				return err
+			})
+			require.NoError(t, err)
+		}
+		charged, _, _, err = b.engine.Ledger().PeriodLedgerForTest(ctx, sub.ID, 1)
+		require.NoError(t, err)
+		require.Equal(t, int64(price), charged)
+		return sub.ID
+	}
+	balance := func(t *testing.T, b *testBundle, role ledger.Role) int64 {
+		t.Helper()
+		bal, err := b.engine.Ledger().Balance(ctx, role.Code("RUB"), b.clock.Now().AddDate(1, 0, 0))
+		require.NoError(t, err)
+		return bal.Normal()
+	}
+	recognitionJobs := func(t *testing.T, b *testBundle, at time.Time) int {
+		t.Helper()
+		var n int
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+			WHERE kind = 'billing_recognize_revenue' AND scheduled_at = $1`, at).Scan(&n))
+		return n
+	}
+	periodOf := func(t *testing.T, b *testBundle, id string) (start, end time.Time) {
+		t.Helper()
+		sub, err := b.engine.Get(ctx, id)
+		require.NoError(t, err)
+		return sub.Current.Start, sub.Current.End
+	}
+
+	t.Run("the job at the period end books the whole charge, once", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		runner := b.withRiver(t)
+		id := paidPeriod(t, b, 100)
+		_, end := periodOf(t, b, id)
+		require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			return b.engine.Ledger().ScheduleRecognitionTx(ctx, tx, id, 1, end)
+		}))
+		_, err := runner.RunUntil(ctx, end.Add(-time.Second))
+		require.NoError(t, err)
+		require.Zero(t, balance(t, b, ledger.Revenue), "nothing before the end")
+
+		_, err = runner.RunUntil(ctx, end)
+		require.NoError(t, err)
+		require.Equal(t, int64(price), balance(t, b, ledger.Revenue))
+		require.Zero(t, balance(t, b, ledger.DeferredRevenue))
+
+		rows := countLedgerRows(t, b)
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1), "a second run")
+		require.Equal(t, rows, countLedgerRows(t, b), "books nothing new")
+		_, recognized := b.engine.Ledger().Transaction(ctx, "recognition:"+id+"/1:1")
+		require.NoError(t, recognized)
+	})
+
+	t.Run("a run before the end books the days passed; the job at the end books the rest", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		runner := b.withRiver(t)
+		id := paidPeriod(t, b, 100)
+		start, end := periodOf(t, b, id)
+		b.clock.Set(start.Add(10*24*time.Hour + 2*time.Hour)) // 10 of the period's 31 days have passed
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1))
+		plan, err := ledger.NewPlan(price, start, end, b.moscow)
+		require.NoError(t, err)
+		require.Equal(t, int64(31), plan.Days())
+		require.Equal(t, int64(10*3194), plan.EarnedBy(b.clock.Now()), "99000 over 31 days: 3193 a day, the first 17 days one more")
+		require.Equal(t, plan.EarnedBy(b.clock.Now()), balance(t, b, ledger.Revenue))
+		require.Equal(t, 1, recognitionJobs(t, b, end), "the rest is scheduled at the period end")
+
+		_, err = runner.RunUntil(ctx, end)
+		require.NoError(t, err)
+		require.Equal(t, int64(price), balance(t, b, ledger.Revenue))
+		require.Zero(t, balance(t, b, ledger.DeferredRevenue))
+	})
+
+	t.Run("3.1 volume used up before the period ends: the rest is earned at once", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		runner := b.withRiver(t)
+		id := paidPeriod(t, b, 3)
+		_, end := periodOf(t, b, id)
+		b.clock.Advance(3 * 24 * time.Hour)
+		_, err := b.engine.Consume(ctx, id, "generations", 3, "use-all")
+		require.NoError(t, err)
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1))
+		require.Equal(t, int64(price), balance(t, b, ledger.Revenue))
+
+		_, err = runner.RunUntil(ctx, end)
+		require.NoError(t, err)
+		require.Equal(t, int64(price), balance(t, b, ledger.Revenue), "the job at the period end finds nothing left")
+		_, err = b.engine.Ledger().Transaction(ctx, "recognition:"+id+"/1:2")
+		require.ErrorIs(t, err, billing.ErrNotFound, "one recognition in all")
+	})
+
+	t.Run("2.1.2 terminated by the operator: the rest is earned at once", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.withRiver(t)
+		id := paidPeriod(t, b, 100)
+		b.clock.Advance(24 * time.Hour)
+		_, err := b.engine.Terminate(ctx, id, subscription.AdminAction{Actor: "admin:1", Reason: "fraud"})
+		require.NoError(t, err)
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1))
+		require.Equal(t, int64(price), balance(t, b, ledger.Revenue))
+	})
+
+	t.Run("3.7 a refund takes back the deferred part first; the period earns the rest by its end", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		runner := b.withRiver(t)
+		id := paidPeriod(t, b, 100)
+		start, end := periodOf(t, b, id)
+		b.clock.Set(start.Add(10*24*time.Hour + 2*time.Hour))
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1))
+		require.Equal(t, int64(31940), balance(t, b, ledger.Revenue))
+
+		charged, refunded, recognized, err := b.engine.Ledger().PeriodLedgerForTest(ctx, id, 1)
+		require.NoError(t, err)
+		const refund = 50000
+		fromRevenue := ledger.RecognizedPartOfRefund(refund, charged-refunded-recognized)
+		require.Zero(t, fromRevenue, "67060 still deferred covers the refund")
+		tx, err := ledger.Refund("refund:"+id, "r1", "RUB", refund, fromRevenue, b.clock.Now())
+		require.NoError(t, err)
+		require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(dbtx pgx.Tx) error {
+			_, _, err := b.engine.Ledger().PostForPeriodTx(ctx, dbtx, id, 1, tx)
+			return err
+		}))
+
+		_, err = runner.RunUntil(ctx, end)
+		require.NoError(t, err)
+		require.Equal(t, int64(price-refund), balance(t, b, ledger.Revenue))
+		require.Zero(t, balance(t, b, ledger.DeferredRevenue))
+		require.Zero(t, balance(t, b, ledger.RefundedRevenue))
+		require.Equal(t, int64(price-refund), balance(t, b, ledger.ProviderCash))
+	})
+
+	t.Run("a period with nothing charged earns nothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.engine.Tariffs().Publish(ctx, "ops", tariff.Spec{Code: "free", Name: "free", Price: decimal.Zero,
+			Period: tariff.Period{Count: 1, Unit: tariff.Month}, Limits: []tariff.Limit{{Meter: "generations", Quantity: 5}}})
+		require.NoError(t, err)
+		sub := b.activeSubscription(t, "c1", "free")
+		b.clock.Set(sub.Current.End)
+		require.NoError(t, b.engine.RecognizeRevenue(ctx, sub.ID, 1))
+		require.Equal(t, ledgerRows{}, countLedgerRows(t, b))
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		err := b.engine.RecognizeRevenue(ctx, "not-a-uuid", 0)
+		require.ErrorIs(t, err, billing.ErrInvalidInput)
+		err = b.engine.RecognizeRevenue(ctx, "0195a3c4-0000-7000-8000-000000000000", 1)
+		require.ErrorIs(t, err, billing.ErrNotFound)
+	})
 }

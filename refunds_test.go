@@ -341,7 +341,7 @@ func TestRefunds(t *testing.T) {
 		b.mu.Unlock()
 		_, err = b.runner.RunUntil(ctx, r.PayoutDeadline.Add(-time.Hour))
 		require.NoError(t, err)
-		rows, _ := b.pool.Query(ctx, `SELECT kind, state::text, attempt, errors::text, scheduled_at, attempted_at, finalized_at FROM river_job ORDER BY id`)
+		rows, _ := b.pool.Query(ctx, `SELECT kind, state::text, attempt, coalesce(errors::text, ''), scheduled_at, attempted_at, finalized_at FROM river_job ORDER BY id`)
 		for rows.Next() {
 			var k, st, errs string
 			var a int
