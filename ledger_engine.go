@@ -164,14 +164,7 @@ func (b *Books) TrialBalance(ctx context.Context) (ledger.TrialBalance, error) {
 	return tb, nil
 }
 
-// post writes t in the command's transaction tx. The engine's commands that move money
-// (payments, refunds) call it; a movement that belongs to a paid period goes through
-// postForPeriod instead, so that revenue recognition sees it.
-func (e *Engine) post(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (ledger.Transaction, bool, error) {
-	return e.postTo(ctx, "post", tx, "", t)
-}
-
-// postForPeriod is post for a movement that belongs to paid period number period of the
+// postForPeriod posts, in the command's transaction tx, a movement that belongs to paid period number period of the
 // subscription: the period's charge (ledger.Charge), a refund of it (ledger.Refund,
 // ApproveRefund), its recognitions. RecognizeRevenue computes what the period may still
 // earn from exactly these transactions: the deferred revenue its charges credited, less what
