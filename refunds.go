@@ -38,6 +38,10 @@ var (
 	ErrRefundTransition = refund.ErrTransitionNotAllowed
 )
 
+// refundRecheckAfter is when the retry job first looks at an executed refund whose
+// answer was not recorded (a crash, a timeout).
+const refundRecheckAfter = 10 * time.Minute
+
 // escalateBefore is how long before the payout deadline a request still open is escalated.
 const escalateBefore = 48 * time.Hour
 
@@ -99,6 +103,9 @@ type RefundRequest struct {
 	DeclineMessage string
 	CreatedAt      time.Time
 	SettledAt      time.Time
+	// EscalatedAt is when the escalation job reported the request near its payout
+	// deadline; zero before.
+	EscalatedAt time.Time
 }
 
 // ExecuteOptions says who executes a refund and whether it overrides the 3.7 decision.
@@ -115,7 +122,11 @@ type ExecuteOptions struct {
 type RefundFilter struct {
 	// State keeps requests in this state; empty keeps all.
 	State refund.State
-	// DueBefore keeps requests whose payout deadline is before it; zero keeps all.
+	// Open keeps only requests whose money is still owed or undecided: received,
+	// verified, executing or failed.
+	Open bool
+	// DueBefore keeps requests whose payout deadline is before it; zero keeps all. With
+	// Open and the clock's now (plus a margin) it lists requests past or near their deadline.
 	DueBefore time.Time
 }
 
@@ -329,8 +340,9 @@ func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (Ref
 //
 // An ineligible request (TERMS 3.7) is refused with ErrNotEligible unless opts.Override,
 // which is written to the audit log with opts.OverrideReason. A failed or unknown gateway
-// call leaves the request executing and schedules a River retry (it looks the key up
-// first); a pending answer completes on HandleRefundWebhook; a refusal moves the
+// call leaves the request executing for the River retry job, scheduled with the request
+// (it looks the key up first, and refunds again under the same key only if the gateway
+// never saw it); a pending answer completes on HandleRefundWebhook; a refusal moves the
 // request to failed, from which ExecuteRefund may try again.
 func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (RefundRequest, error) {
 	check := inputCheck{op: "ExecuteRefund"}
@@ -348,9 +360,13 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 	if gw == nil {
 		return RefundRequest{}, fmt.Errorf("billing: ExecuteRefund: %w", ErrNoGateway)
 	}
+	client, err := e.riverClient()
+	if err != nil {
+		return RefundRequest{}, err
+	}
 	var row store.RefundRow
 	send := false
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		var err error
 		send = false
@@ -380,6 +396,12 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 			}
 		}
 		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		// The safety net of the protocol: if the process dies before the gateway's answer
+		// is recorded, this job looks the key up and finishes the refund.
+		if _, err := client.InsertTx(ctx, tx, jobs.RetryRefundArgs{RequestID: row.ID},
+			&riverInsertOpts{ScheduledAt: now.Add(refundRecheckAfter)}); err != nil {
 			return err
 		}
 		send = true
@@ -478,13 +500,15 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 }
 
 // EscalateRefund is the escalation job's handler: a request not yet refunded or rejected
-// is logged at Warn and handed to Config.OnRefundEscalation.
+// nor escalated before is logged at Warn and handed to Config.OnRefundEscalation, then
+// marked escalated. The hook runs before the mark, so an escalation is never lost; a crash
+// between the two (or a failed mark) calls it again on the job's retry.
 func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
 		return e.opError("EscalateRefund", err)
 	}
-	if refund.State(row.State).Final() {
+	if refund.State(row.State).Final() || !row.EscalatedAt.IsZero() {
 		return nil
 	}
 	esc := RefundEscalation{RequestID: row.ID, SubscriptionID: row.SubscriptionID, State: refund.State(row.State),
@@ -493,6 +517,9 @@ func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
 		"request", esc.RequestID, "subscription", esc.SubscriptionID, "state", string(esc.State), "deadline", esc.PayoutDeadline)
 	if h := e.cfg.OnRefundEscalation; h != nil {
 		h(esc)
+	}
+	if _, err := store.MarkRefundEscalated(ctx, e.pool, row.ID, esc.At); err != nil {
+		return e.opError("EscalateRefund", err)
 	}
 	return nil
 }
@@ -503,7 +530,7 @@ func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) ([]RefundRe
 	if f.State != "" && !f.State.Valid() {
 		return nil, &InputError{Op: "RefundRequests", Problems: []FieldProblem{{"State", fmt.Sprintf("%q is not a refund state", f.State)}}}
 	}
-	rows, err := store.ListRefunds(ctx, e.pool, string(f.State), f.DueBefore)
+	rows, err := store.ListRefunds(ctx, e.pool, string(f.State), f.Open, f.DueBefore)
 	if err != nil {
 		return nil, e.opError("RefundRequests", err)
 	}
@@ -696,6 +723,6 @@ func refundOf(r store.RefundRow) RefundRequest {
 		ProviderPaymentID: r.ProviderPaymentID, AmountMinor: r.AmountMinor, Currency: r.Currency, Attempt: r.Attempt, GatewayKey: r.GatewayKey,
 		ProviderRefundID: r.ProviderRefundID, VerifiedBy: r.VerifiedBy, VerifiedAt: r.VerifiedAt, ExecutedBy: r.ExecutedBy,
 		OverrideReason: r.OverrideReason, DeclineCode: r.DeclineCode, DeclineMessage: r.DeclineMessage,
-		CreatedAt: r.CreatedAt, SettledAt: r.SettledAt,
+		CreatedAt: r.CreatedAt, SettledAt: r.SettledAt, EscalatedAt: r.EscalatedAt,
 	}
 }

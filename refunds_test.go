@@ -341,22 +341,21 @@ func TestRefunds(t *testing.T) {
 		b.mu.Unlock()
 		_, err = b.runner.RunUntil(ctx, r.PayoutDeadline.Add(-time.Hour))
 		require.NoError(t, err)
-		rows, _ := b.pool.Query(ctx, `SELECT kind, state::text, attempt, coalesce(errors::text, ''), scheduled_at, attempted_at, finalized_at FROM river_job ORDER BY id`)
-		for rows.Next() {
-			var k, st, errs string
-			var a int
-			var sch time.Time
-			var att, fin *time.Time
-			_ = rows.Scan(&k, &st, &a, &errs, &sch, &att, &fin)
-			t.Log(k, st, a, errs, sch, att, fin)
-		}
-		rows.Close()
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		require.Len(t, b.escalations, 1)
 		require.Equal(t, r.ID, b.escalations[0].RequestID)
+		b.verify(t, r.ID)
+		_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		require.NoError(t, err)
+		open, err := b.engine.RefundRequests(ctx, billing.RefundFilter{Open: true, DueBefore: b.msk(3, 18, 0)})
+		require.NoError(t, err)
+		require.Empty(t, open, "a refunded request is no longer near its deadline")
 		require.Equal(t, b.msk(3, 15, 0), b.escalations[0].At.In(b.moscow))
 		require.True(t, b.escalations[0].At.Before(r.PayoutDeadline))
+		got, err := b.engine.RefundRequestByID(ctx, r.ID)
+		require.NoError(t, err)
+		require.True(t, got.EscalatedAt.Equal(b.escalations[0].At))
 	})
 
 	t.Run("3.8 a refunded request is not escalated", func(t *testing.T) {
@@ -381,6 +380,7 @@ func requireSameRequest(t *testing.T, want, got billing.RefundRequest) {
 	for _, p := range []struct{ w, g *time.Time }{
 		{&want.ReceivedAt, &got.ReceivedAt}, {&want.WindowEndsAt, &got.WindowEndsAt}, {&want.PayoutDeadline, &got.PayoutDeadline},
 		{&want.VerifiedAt, &got.VerifiedAt}, {&want.CreatedAt, &got.CreatedAt}, {&want.SettledAt, &got.SettledAt},
+		{&want.EscalatedAt, &got.EscalatedAt},
 	} {
 		require.True(t, p.w.Equal(*p.g), "%s != %s", p.w, p.g)
 		*p.w, *p.g = time.Time{}, time.Time{}

@@ -202,17 +202,6 @@ func LedgerTrialBalance(ctx context.Context, q Querier) (ledger.TrialBalance, er
 	})
 }
 
-// LedgerAccount reads an account of the accounts table, or ErrNotFound when no posting in
-// its currency has created it yet.
-func LedgerAccount(ctx context.Context, q Querier, code string) (ledger.Account, error) {
-	var a ledger.Account
-	var typ string
-	err := q.QueryRow(ctx, `SELECT code, type, currency, contra FROM billing_ledger_accounts WHERE code = $1`, code).
-		Scan(&a.Code, &typ, &a.Currency, &a.Contra)
-	a.Type = ledger.AccountType(typ)
-	return a, interpret(err)
-}
-
 // LedgerPeriodSum is the turnover of one account in the transactions of one kind that
 // belong to one paid period.
 type LedgerPeriodSum struct {

@@ -37,20 +37,21 @@ type RefundRow struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	SettledAt         time.Time
+	EscalatedAt       time.Time
 }
 
 const refundColumns = `id::text, subscription_id::text, period, idempotency_key, received_at, channel, body, state,
 	eligible, failed_reasons, decision, window_ends_at, payout_deadline, provider_payment_id, amount_minor, currency,
 	attempt, gateway_key, provider_refund_id, verified_by, verified_at, executed_by, override_reason, decline_code,
-	decline_message, created_at, updated_at, settled_at`
+	decline_message, created_at, updated_at, settled_at, escalated_at`
 
 func scanRefund(row pgx.Row) (RefundRow, error) {
 	var r RefundRow
-	var verified, settled *time.Time
+	var verified, settled, escalated *time.Time
 	if err := row.Scan(&r.ID, &r.SubscriptionID, &r.Period, &r.IdempotencyKey, &r.ReceivedAt, &r.Channel, &r.Text, &r.State,
 		&r.Eligible, &r.FailedReasons, &r.Decision, &r.WindowEndsAt, &r.PayoutDeadline, &r.ProviderPaymentID, &r.AmountMinor,
 		&r.Currency, &r.Attempt, &r.GatewayKey, &r.ProviderRefundID, &r.VerifiedBy, &verified, &r.ExecutedBy, &r.OverrideReason,
-		&r.DeclineCode, &r.DeclineMessage, &r.CreatedAt, &r.UpdatedAt, &settled); err != nil {
+		&r.DeclineCode, &r.DeclineMessage, &r.CreatedAt, &r.UpdatedAt, &settled, &escalated); err != nil {
 		return r, interpret(err)
 	}
 	if verified != nil {
@@ -58,6 +59,9 @@ func scanRefund(row pgx.Row) (RefundRow, error) {
 	}
 	if settled != nil {
 		r.SettledAt = *settled
+	}
+	if escalated != nil {
+		r.EscalatedAt = *escalated
 	}
 	return r, nil
 }
@@ -106,6 +110,14 @@ func LockRefundByGateway(ctx context.Context, tx pgx.Tx, key, providerRefundID s
 		ORDER BY created_at LIMIT 1 FOR UPDATE`, key, providerRefundID))
 }
 
+// MarkRefundEscalated records that request id was escalated at at; it returns false when
+// it was escalated before.
+func MarkRefundEscalated(ctx context.Context, q Querier, id string, at time.Time) (bool, error) {
+	tag, err := q.Exec(ctx, `UPDATE billing_refund_requests SET escalated_at = $2
+		WHERE id = $1 AND escalated_at IS NULL`, id, at)
+	return tag.RowsAffected() == 1, err
+}
+
 // RefundedPeriod reports whether a request of the subscription period is refunded or
 // being refunded.
 func RefundedPeriod(ctx context.Context, q Querier, subID string, period int) (bool, error) {
@@ -115,12 +127,14 @@ func RefundedPeriod(ctx context.Context, q Querier, subID string, period int) (b
 	return n > 0, err
 }
 
-// ListRefunds returns requests in state (empty: any) whose payout deadline is before
-// dueBefore (zero: any), earliest deadline first.
-func ListRefunds(ctx context.Context, q Querier, state string, dueBefore time.Time) ([]RefundRow, error) {
+// ListRefunds returns requests in state (empty: any), only the open ones (received,
+// verified, executing, failed) when open, whose payout deadline is before dueBefore (zero:
+// any), earliest deadline first.
+func ListRefunds(ctx context.Context, q Querier, state string, open bool, dueBefore time.Time) ([]RefundRow, error) {
 	rows, err := q.Query(ctx, `SELECT `+refundColumns+` FROM billing_refund_requests
 		WHERE ($1 = '' OR state = $1) AND ($2::timestamptz IS NULL OR payout_deadline < $2)
-		ORDER BY payout_deadline, id`, state, nullTime(dueBefore))
+		  AND (NOT $3 OR state IN ('received', 'verified', 'executing', 'failed'))
+		ORDER BY payout_deadline, id`, state, nullTime(dueBefore), open)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,10 @@
 -- Balances are NOT stored: an account's balance is the sum of its entries, read through the
 -- covering index billing_ledger_entries_account_idx (an index-only scan). A table of balance
 -- rows would put every payment of a currency in a queue behind one row lock on provider:<cur>
--- and deferred:<cur>, held until the payment's own transaction commits; see BENCHMARKS.md
--- ("Ledger") for the measurement behind this choice.
+-- and deferred:<cur>, held until the payment's own transaction commits. Measured (BENCHMARKS.md,
+-- "Ledger"): posting in a command ~1.0 ms with computed balances, 1.8-2.8 ms with balance rows,
+-- 2.5-3x fewer posts/s from 8 concurrent posters; a balance read costs ~0.4 us per entry of the
+-- account (41 ms at 100 000 entries) against a constant ~0.1 ms for a balance row.
 --
 -- What the database itself guarantees, whatever the code does:
 --   - accounts, transactions and entries are append-only (billing_refuse_change);

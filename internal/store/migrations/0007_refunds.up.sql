@@ -33,7 +33,8 @@ CREATE TABLE billing_refund_requests (
     decline_message     text        NOT NULL DEFAULT '',
     created_at          timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
-    settled_at          timestamptz
+    settled_at          timestamptz,
+    escalated_at        timestamptz                          -- when the 3.8 escalation fired
 );
 CREATE UNIQUE INDEX billing_refund_requests_one_refund
     ON billing_refund_requests (subscription_id, period) WHERE state IN ('executing', 'refunded', 'failed');
