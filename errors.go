@@ -1,11 +1,15 @@
 package billing
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/smm-gpt/billing/internal/store"
 )
@@ -106,4 +110,18 @@ func requestHash(parts ...string) []byte {
 	return h.Sum(nil)
 }
 
-func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+// claimKeyForID claims an idempotency key for a command whose result is the ID of what it
+// made (store.ClaimKey). On a replay it returns that ID, and the caller returns the thing
+// it names; on first use it returns "", and the caller makes the thing and saves its ID
+// with store.SaveResult in the same transaction.
+func claimKeyForID(ctx context.Context, tx pgx.Tx, scope, key string, hash []byte, now time.Time) (string, error) {
+	replay, err := store.ClaimKey(ctx, tx, scope, key, hash, now)
+	if err != nil || replay == nil {
+		return "", err
+	}
+	var id string
+	if err := json.Unmarshal(replay, &id); err != nil {
+		return "", fmt.Errorf("idempotency key %q: stored result: %w", key, err)
+	}
+	return id, nil
+}

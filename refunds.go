@@ -174,16 +174,11 @@ func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (Refu
 	var out store.RefundRow
 	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
-		replay, err := store.ClaimKey(ctx, tx, "refund_request", in.IdempotencyKey, hash, now)
-		if err != nil {
-			return err
-		}
-		if replay != nil {
-			var id string
-			if err := jsonUnmarshal(replay, &id); err != nil {
-				return err
+		id, err := claimKeyForID(ctx, tx, "refund_request", in.IdempotencyKey, hash, now)
+		if err != nil || id != "" {
+			if err == nil {
+				out, err = store.GetRefund(ctx, tx, id)
 			}
-			out, err = store.GetRefund(ctx, tx, id)
 			return err
 		}
 		sub, err := store.LockSubscription(ctx, tx, in.SubscriptionID)

@@ -82,16 +82,11 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 	var out subscription.Subscription
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
-		replay, err := store.ClaimKey(ctx, tx, "subscribe", req.IdempotencyKey, hash, now)
-		if err != nil {
-			return err
-		}
-		if replay != nil {
-			var id string
-			if err := jsonUnmarshal(replay, &id); err != nil {
-				return err
+		id, err := claimKeyForID(ctx, tx, "subscribe", req.IdempotencyKey, hash, now)
+		if err != nil || id != "" {
+			if err == nil {
+				out, err = store.GetSubscription(ctx, tx, id)
 			}
-			out, err = store.GetSubscription(ctx, tx, id)
 			return err
 		}
 		t, err := store.GetTariff(ctx, tx, req.TariffCode)
