@@ -518,6 +518,64 @@ func TestConsumeReplayReturnsTheFirstResult(t *testing.T) {
 	}
 }
 
+func TestConsumeAcrossRenewals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewals(t)
+	sub := b.checkout(t, "c1", "tok-1")
+
+	// Period 1 used up; a reservation left open in period 2 is committed in period 3.
+	_, err := b.engine.Consume(ctx, sub.ID, "generations", 500, "p1")
+	require.NoError(t, err)
+	_, err = b.runner.RunUntil(ctx, sub.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	p2 := b.get(t, sub.ID)
+	require.Equal(t, 2, p2.Current.Number)
+	r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 30,
+		TTL: 60 * 24 * time.Hour, IdempotencyKey: "r2"})
+	require.NoError(t, err)
+	_, err = b.runner.RunUntil(ctx, p2.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	p3 := b.get(t, sub.ID)
+	require.Equal(t, 3, p3.Current.Number)
+	_, err = b.engine.Commit(ctx, r.ID, 20)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name     string
+		quantity int64
+		key      string
+		wantUsed int64
+		wantErr  error
+	}{
+		{"3.1 a renewed period has fresh volume", 499, "p3-a", 499, nil},
+		{"3.1 a request past the new period's limit is refused whole", 2, "p3-b", 0, billing.ErrLimitExceeded},
+		{"3.1 the new period's volume is used up", 1, "p3-c", 500, nil},
+		{"3.1 then access ends until the period ends", 1, "p3-d", 0, billing.ErrNoAccess},
+		{"a key of an earlier period replays its first result", 500, "p1", 500, nil},
+	}
+	for _, tt := range tests {
+		res, err := b.engine.Consume(ctx, sub.ID, "generations", tt.quantity, tt.key)
+		if tt.wantErr != nil {
+			require.ErrorIs(t, err, tt.wantErr, tt.name)
+			continue
+		}
+		require.NoError(t, err, tt.name)
+		require.Equal(t, tt.wantUsed, res.Used, tt.name)
+	}
+	rows, err := b.pool.Query(ctx, `SELECT period, used, reserved FROM billing_usage WHERE subscription_id = $1 ORDER BY period`, sub.ID)
+	require.NoError(t, err)
+	var got [][3]int64
+	for rows.Next() {
+		var u [3]int64
+		require.NoError(t, rows.Scan(&u[0], &u[1], &u[2]))
+		got = append(got, u)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, [][3]int64{{1, 500, 0}, {2, 20, 0}, {3, 500, 0}}, got, "each period counted its own usage")
+	require.Equal(t, subscription.StatusExhausted, b.get(t, sub.ID).Status)
+}
+
 // --- helpers ---
 
 // reservationBundle is a bundle with River started and an active subscription to "pro"

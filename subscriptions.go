@@ -50,6 +50,7 @@ type SubscribeRequest struct {
 	// the engine's Config.Location.
 	Location string
 	// IdempotencyKey makes a retried checkout return the first subscription. Required.
+	// Keys are per customer: the same key from two customers makes two subscriptions.
 	IdempotencyKey string
 }
 
@@ -82,7 +83,8 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 	var out subscription.Subscription
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
-		id, err := claimKeyForID(ctx, tx, "subscribe", req.IdempotencyKey, hash, now)
+		// Keys are scoped per customer: two customers' checkouts never collide on a key.
+		id, err := claimKeyForID(ctx, tx, "subscribe:"+req.CustomerID, req.IdempotencyKey, hash, now)
 		if err != nil || id != "" {
 			if err == nil {
 				out, err = store.GetSubscription(ctx, tx, id)
@@ -125,7 +127,7 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 			}
 		}
 		out = sub
-		return store.SaveResult(ctx, tx, "subscribe", req.IdempotencyKey, sub.ID)
+		return store.SaveResult(ctx, tx, "subscribe:"+req.CustomerID, req.IdempotencyKey, sub.ID)
 	})
 	if err != nil {
 		return subscription.Subscription{}, e.opError("Subscribe", err)

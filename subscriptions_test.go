@@ -196,7 +196,7 @@ func TestSubscribe(t *testing.T) {
 	}
 }
 
-func TestConfirmFirstPayment(t *testing.T) {
+func TestSubscriptionConfirmFirstPayment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	paid := func(amount, currency string) billing.Payment {
@@ -308,7 +308,7 @@ func TestConfirmFirstPayment(t *testing.T) {
 	}
 }
 
-func TestFailFirstPayment(t *testing.T) {
+func TestSubscriptionFailFirstPayment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
@@ -376,7 +376,7 @@ func TestFailFirstPayment(t *testing.T) {
 	}
 }
 
-func TestSetAutoRenew(t *testing.T) {
+func TestSubscriptionSetAutoRenew(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
@@ -486,7 +486,7 @@ var (
 	}}
 )
 
-func TestAdminActions(t *testing.T) {
+func TestSubscriptionAdminActions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ops := subscription.AdminAction{Actor: "admin:42", Reason: "abuse report #17"}
@@ -648,7 +648,7 @@ func TestAdminActions(t *testing.T) {
 	}
 }
 
-func TestExtendPeriod(t *testing.T) {
+func TestSubscriptionExtendPeriod(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ops := subscription.AdminAction{Actor: "admin:7", Reason: "maintenance on 2026-03-10, 6 hours"}
@@ -750,7 +750,7 @@ func TestExtendPeriod(t *testing.T) {
 	}
 }
 
-func TestListByCustomer(t *testing.T) {
+func TestSubscriptionListByCustomer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
@@ -807,7 +807,7 @@ func TestListByCustomer(t *testing.T) {
 	})
 }
 
-func TestAccessReasons(t *testing.T) {
+func TestSubscriptionAccessReasons(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	ops := subscription.AdminAction{Actor: "admin:1", Reason: "test"}
@@ -883,7 +883,7 @@ func TestAccessReasons(t *testing.T) {
 	})
 }
 
-func TestPaidPeriodKeepsItsTerms(t *testing.T) {
+func TestSubscriptionPaidPeriodKeepsItsTerms(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
@@ -1056,4 +1056,19 @@ func withoutAt(rows []auditRow) []auditRow {
 		out[i] = r
 	}
 	return out
+}
+
+func TestSubscribeKeysArePerCustomer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.publish(t, "pro", "990", "generations", 5)
+	first, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	require.NoError(t, err)
+	second, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	require.NoError(t, err, "another customer's key never collides")
+	require.NotEqual(t, first.ID, second.ID)
+	again, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	require.NoError(t, err)
+	require.Equal(t, first.ID, again.ID, "the same customer's retry returns the first subscription")
 }

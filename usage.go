@@ -30,11 +30,16 @@ type ConsumeResult struct {
 }
 
 // Consume counts quantity of meter in the subscription's current period, all or
-// nothing, in one round trip to PostgreSQL. It is refused with ErrNoAccess (a
-// *subscription.NoAccessError with the reason) outside access, ErrMeterUnknown for a
-// meter the period's terms have no limit for, and ErrLimitExceeded when it would pass a
-// hard limit; concurrent calls can never together pass one. Using the limit up moves the
-// subscription to exhausted in the same statement (TERMS 3.1).
+// nothing, in one round trip to PostgreSQL (two for the rare call that uses a hard limit
+// up, a replay or a refusal: see store.ConsumeUnlessExhausting). It is refused with
+// ErrNoAccess (a *subscription.NoAccessError with the reason) outside access,
+// ErrMeterUnknown for a meter the period's terms have no limit for, and ErrLimitExceeded
+// when it would pass a hard limit; concurrent calls can never together pass one. Using
+// the limit up moves the subscription to exhausted in the same statement (TERMS 3.1).
+//
+// Only metered meters can be consumed: a meter must appear in the tariff's Limits (a
+// soft limit only reports, see tariff.Options.SoftLimits). A tariff without limits gives
+// unlimited access for its period and has nothing to count.
 //
 // The same idempotencyKey returns the first call's result (Replayed); with another meter
 // or quantity it is ErrIdempotencyConflict. A refused call records nothing, so its key
@@ -46,6 +51,16 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 	check.key("idempotencyKey", idempotencyKey)
 	if err := check.err(); err != nil {
 		return ConsumeResult{}, err
+	}
+	// The common case first: a call that leaves volume under the limit, one statement
+	// without the exhaustion writes. Anything else (the call that uses a limit up, a
+	// replay, a refusal) falls through to the full statement, which decides it.
+	o, err := store.ConsumeUnlessExhausting(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
+	if o.Applied {
+		return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
+	}
+	if err != nil && !store.IsUniqueViolation(err, "billing_usage_events_pkey") && !store.IsRetryable(err) {
+		return ConsumeResult{}, e.opError("Consume", err)
 	}
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
