@@ -45,6 +45,12 @@ type ConsumeOutcome struct {
 //     primary key, and the whole statement with it: nothing is counted twice);
 //   - ex, exp, aud: a hard limit used up moves the subscription to exhausted, stamps the
 //     period and writes the audit entry, in the same statement (TERMS 3.1).
+//
+// With several meters, a call on meter B may run while another call uses meter A up. B
+// does not lock the subscription row, so if B's statement started before A committed it
+// still counts. That is a valid serial order (B, then A): A's decision reads only meter
+// A's counter, and B's only what was true when it started. A call that starts after A
+// committed sees the subscription exhausted and is refused.
 const consumeSQL = `
 WITH s AS MATERIALIZED (
     SELECT s.current_period AS period,
