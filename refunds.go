@@ -325,6 +325,48 @@ func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (Ref
 	return refundOf(out), nil
 }
 
+// RejectRefund closes a refund request without paying it, by an operator's decision:
+// the customer was told no (an ineligible request under TERMS 3.7, a duplicate, a request
+// about someone else's subscription). The request becomes rejected, a final state, so it
+// is no longer escalated before the 3.8 deadline; who and why go to the audit log. Only
+// a received or verified request can be rejected (else ErrRefundTransition); a reason is
+// required.
+func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason string) (RefundRequest, error) {
+	check := inputCheck{op: "RejectRefund"}
+	check.id("requestID", requestID)
+	if strings.TrimSpace(actor) == "" {
+		check.add("actor", "required: the operator's ID, for the audit log")
+	}
+	if strings.TrimSpace(reason) == "" {
+		check.add("reason", "required: what the customer was told")
+	}
+	if err := check.err(); err != nil {
+		return RefundRequest{}, err
+	}
+	var out store.RefundRow
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		row, err := store.LockRefund(ctx, tx, requestID)
+		if err != nil {
+			return err
+		}
+		next, err := refund.Next(refund.State(row.State), refund.EventReject)
+		if err != nil {
+			return err
+		}
+		row.State, row.UpdatedAt, row.SettledAt = string(next), now, now
+		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		out = row
+		return e.refundAudit(ctx, tx, row, now, actor, "refund.rejected", reason, nil)
+	})
+	if err != nil {
+		return RefundRequest{}, e.opError("RejectRefund", err)
+	}
+	return refundOf(out), nil
+}
+
 // ExecuteRefund pays a verified (or failed) request back through Config.Gateway, in the
 // phases of the charge protocol: it records the request executing under its gateway key
 // and commits, calls Gateway.Refund with a 54-FZ "return of income" receipt, then records
