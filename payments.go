@@ -104,11 +104,17 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 		}
 	}
 	var out payment.Attempt
+	var settleErr error
 	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		var err error
-		out, err = e.settle(ctx, tx, a)
-		return err
+		out, settleErr = e.settle(ctx, tx, a)
+		if errors.Is(settleErr, errRetryLater) {
+			return nil // commit the unknown outcome; the job's retry looks it up
+		}
+		return settleErr
 	})
+	if err == nil {
+		err = settleErr
+	}
 	return out, err
 }
 
@@ -207,6 +213,11 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 	return out, fresh, err
 }
 
+// chargeInFlightFor bounds how long a run's gateway call may still be in flight after it
+// made its attempt: River's default JobTimeout. An attempt open for longer belongs to a run
+// that is gone (the reconciliation job works on the same assumption).
+const chargeInFlightFor = time.Minute
+
 // callGateway is step 2 for a created attempt. An attempt this run did not make may have
 // reached the gateway before a crash, so it is looked up first and charged (under its
 // own key) only when the gateway never saw it. Consent is checked right before the call
@@ -219,18 +230,22 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 			return next, err
 		}
 	}
-	sub, err := store.GetSubscription(ctx, e.pool, a.SubscriptionID)
+	target, err := store.ReadChargeTarget(ctx, e.pool, a.SubscriptionID)
 	if err != nil {
 		return a.Attempt, err
 	}
-	method, err := store.PaymentMethod(ctx, e.pool, sub.PaymentMethod)
-	if err != nil {
-		return a.Attempt, err
-	}
+	method := target.Method
 	if a.Purpose == payment.PurposeCheckout && method.ConsentGivenAt.IsZero() && method.ConsentWithdrawnAt.IsZero() {
 		method.ConsentGivenAt = now // paying at checkout is the consent (TERMS 3.4)
 	}
 	if cerr := payment.CanCharge(method, now); cerr != nil {
+		if !fresh && now.Sub(a.CreatedAt) < chargeInFlightFor {
+			// The run that made the attempt may be calling the gateway right now, having
+			// checked the consent before it was withdrawn: a Lookup cannot see a request in
+			// flight, and canceling would lose the payment if it lands. Leave the attempt
+			// open; the job's retry cancels it once no call can still be in flight.
+			return a.Attempt, nil
+		}
 		_, lerr := gw.Lookup(ctx, a.IdempotencyKey)
 		canceled, err := a.Cancel(lerr, now)
 		if err != nil {
@@ -243,7 +258,7 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		return a.Attempt, err
 	}
 	req, err := a.ChargeRequest(method, payment.ChargeDetails{
-		CustomerID: sub.CustomerID, Description: receiptDescription(a.Terms), Receipt: receipt,
+		CustomerID: target.CustomerID, Description: receiptDescription(a.Terms), Receipt: receipt,
 		Metadata: map[string]string{"subscription_id": a.SubscriptionID, "period": strconv.Itoa(a.PeriodNumber)},
 	}, now)
 	if err != nil {
@@ -271,6 +286,13 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 		if err := store.UpdateAttempt(ctx, tx, a.Attempt); err != nil {
 			return a.Attempt, err
 		}
+	}
+	if stored.ID == observed.ID && stored.State == payment.StateCanceled &&
+		(observed.State == payment.StateSucceeded || observed.State == payment.StatePending) {
+		// A call that outlived chargeInFlightFor landed after another run canceled the
+		// attempt. Never silent: the provider holds money the books do not show.
+		e.logger.ErrorContext(ctx, "billing: a charge landed on a canceled attempt; refund it at the provider",
+			"attempt", stored.ID, "key", stored.IdempotencyKey, "provider_payment", observed.ProviderPaymentID, "state", observed.State)
 	}
 	method, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
 	if err != nil {
@@ -388,11 +410,13 @@ func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscrip
 	n := sub.Current.Number + 1
 	end := time.Time{}
 	if terms.Period == sub.Checkout.Period {
-		first, err := store.ReadPeriod(ctx, tx, sub.ID, 1)
-		if err != nil {
-			return sub, err
+		anchor := sub.Current.Start
+		if sub.Current.Number != 1 {
+			if anchor, err = store.FirstPeriodStart(ctx, tx, sub.ID); err != nil {
+				return sub, err
+			}
 		}
-		end = terms.Period.End(first.Start, n, loc)
+		end = terms.Period.End(anchor, n, loc)
 	}
 	if !end.After(start) {
 		end = terms.Period.End(start, 1, loc)
@@ -459,10 +483,20 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	}
 	var out payment.Attempt
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		a, err := store.AttemptByReference(ctx, tx, ev.ProviderPaymentID, ev.IdempotencyKey)
+		found, err := store.AttemptByReference(ctx, tx, ev.ProviderPaymentID, ev.IdempotencyKey)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: provider payment %q, key %q", ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey)
 		}
+		if err != nil {
+			return err
+		}
+		// Lock in the charge protocol's order, subscription then attempt: the other order
+		// deadlocks with a renewal job settling the same period. Every write of an attempt
+		// holds its subscription's lock, so the attempt read after it is current.
+		if _, err := store.LockSubscription(ctx, tx, found.SubscriptionID); err != nil {
+			return err
+		}
+		a, err := store.GetAttempt(ctx, tx, found.ID)
 		if err != nil {
 			return err
 		}
@@ -556,7 +590,7 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
 // ReconcilePayments looks up, at the gateway, every attempt whose outcome has been
 // unknown or pending for over a minute, and settles it. It returns how many it looked up.
 func (e *Engine) ReconcilePayments(ctx context.Context) (int, error) {
-	open, err := store.OpenAttempts(ctx, e.pool, e.clock.Now().Add(-time.Minute), 500)
+	open, err := store.OpenAttempts(ctx, e.pool, e.clock.Now().Add(-chargeInFlightFor), 500)
 	if err != nil {
 		return 0, e.opError("ReconcilePayments", err)
 	}

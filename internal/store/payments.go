@@ -74,11 +74,13 @@ func GetAttempt(ctx context.Context, q Querier, id string) (AttemptRow, error) {
 }
 
 // AttemptByReference finds an attempt by its provider payment id or its idempotency key,
-// locked.
-func AttemptByReference(ctx context.Context, tx pgx.Tx, providerPaymentID, key string) (AttemptRow, error) {
-	return scanAttempt(tx.QueryRow(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
+// unlocked: lock its subscription (LockSubscription), then read it again, before acting on
+// it. Locking the attempt first would invert the charge protocol's lock order
+// (subscription, then attempt) and deadlock with it.
+func AttemptByReference(ctx context.Context, q Querier, providerPaymentID, key string) (AttemptRow, error) {
+	return scanAttempt(q.QueryRow(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
 		WHERE ($1 <> '' AND provider_payment_id = $1) OR ($2 <> '' AND idempotency_key = $2)
-		ORDER BY created_at LIMIT 1 FOR UPDATE`, providerPaymentID, key))
+		ORDER BY created_at LIMIT 1`, providerPaymentID, key))
 }
 
 // Attempts returns every attempt of a subscription in order.
@@ -168,4 +170,42 @@ func DueWithoutJob(ctx context.Context, q Querier, now time.Time, limit int) ([]
 type SubscriptionPeriod struct {
 	SubscriptionID string
 	Period         int
+}
+
+// ChargeTarget is what step 2 of the charge protocol reads right before calling the
+// gateway: who is charged, from which saved method, and that method's consent now.
+type ChargeTarget struct {
+	// CustomerID is the subscription's customer.
+	CustomerID string
+	// Method is the subscription's payment method now (its Token is "" once consent was
+	// withdrawn) with its consent status.
+	Method payment.PaymentMethodStatus
+}
+
+// ReadChargeTarget reads the ChargeTarget of subscription subID in one round trip,
+// unlocked. A token never saved has no consent.
+func ReadChargeTarget(ctx context.Context, q Querier, subID string) (ChargeTarget, error) {
+	var t ChargeTarget
+	var given, withdrawn *time.Time
+	err := q.QueryRow(ctx, `SELECT s.customer_id, s.payment_method, m.consent_given_at, m.consent_withdrawn_at
+		FROM billing_subscriptions s LEFT JOIN billing_payment_methods m ON m.token = s.payment_method
+		WHERE s.id = $1`, subID).Scan(&t.CustomerID, &t.Method.Token, &given, &withdrawn)
+	if err != nil {
+		return t, interpret(err)
+	}
+	if given != nil {
+		t.Method.ConsentGivenAt = *given
+	}
+	if withdrawn != nil {
+		t.Method.ConsentWithdrawnAt = *withdrawn
+	}
+	return t, nil
+}
+
+// FirstPeriodStart returns when period 1 of subscription subID started: the anchor of its
+// renewals.
+func FirstPeriodStart(ctx context.Context, q Querier, subID string) (time.Time, error) {
+	var start time.Time
+	err := q.QueryRow(ctx, `SELECT start_at FROM billing_periods WHERE subscription_id = $1 AND number = 1`, subID).Scan(&start)
+	return start, interpret(err)
 }

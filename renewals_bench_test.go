@@ -1,0 +1,285 @@
+package billing_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/shopspring/decimal"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/tariff"
+)
+
+// The shape of issue 7's benchmark.
+const (
+	renewBenchSubscriptions = 10_000
+	renewBenchWorkers       = 20
+)
+
+// BenchmarkRenewalsDueAtOnce measures how fast River workers renew
+// renewBenchSubscriptions subscriptions whose periods all ended at the same instant,
+// against a zero-latency fake gateway, next to the same River client configuration
+// working as many no-op jobs in the same run (TERMS 3.5; the target of issue 7 is at least
+// half the no-op throughput).
+//
+// Each iteration (run it with -benchtime 1x: one iteration is 2×10 000 jobs):
+//  1. inserts renewBenchSubscriptions no-op jobs with InsertMany, starts a client and
+//     times it from Start until the last job completed;
+//  2. makes renewBenchSubscriptions active subscriptions whose first period ended a
+//     second ago (one through Subscribe + ChargeFirstPayment, the rest copied from it by
+//     SQL), inserts their renewal jobs (billing_renew, period 1, try 1) with InsertMany,
+//     starts a new client with the same configuration and times it likewise; then checks
+//     that every subscription is in period 2, charged once.
+//
+// The engine and River both run on the system clock. The reported metrics are noop_jobs/s,
+// renewals/s and their ratio; ns/op is the renewal phase alone.
+func BenchmarkRenewalsDueAtOnce(b *testing.B) {
+	for _, cfg := range []struct {
+		name          string
+		cooldown      time.Duration
+		fetchInterval time.Duration
+	}{
+		{name: "river-defaults"}, // FetchCooldown 100ms, FetchPollInterval 1s
+		{name: "fast-fetch", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond},
+	} {
+		b.Run(cfg.name, func(b *testing.B) {
+			f := newRenewBench(b, nil)
+			riverConfig := func() *river.Config {
+				return &river.Config{
+					Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: renewBenchWorkers}},
+					Workers:           f.workers,
+					FetchCooldown:     cfg.cooldown,
+					FetchPollInterval: cfg.fetchInterval,
+					Logger:            slog.New(slog.DiscardHandler),
+				}
+			}
+			var noop, renew time.Duration
+			b.StopTimer() // work times the renewal phase alone
+			b.ResetTimer()
+			for i := range b.N {
+				noop += f.work(b, riverConfig(), false, noopBenchArgs{}.Kind(), func() []river.InsertManyParams {
+					params := make([]river.InsertManyParams, renewBenchSubscriptions)
+					for j := range params {
+						params[j] = river.InsertManyParams{Args: noopBenchArgs{N: j}}
+					}
+					return params
+				})
+				ids := f.dueSubscriptions(b, fmt.Sprintf("it%d-", i))
+				renew += f.work(b, riverConfig(), true, jobs.RenewArgs{}.Kind(), func() []river.InsertManyParams {
+					params := make([]river.InsertManyParams, len(ids))
+					for j, id := range ids {
+						params[j] = river.InsertManyParams{Args: jobs.RenewArgs{SubscriptionID: id, Period: 1, Try: 1}}
+					}
+					return params
+				})
+				f.requireRenewed(b, ids)
+			}
+			n := float64(b.N * renewBenchSubscriptions)
+			noopRate, renewRate := n/noop.Seconds(), n/renew.Seconds()
+			b.ReportMetric(noopRate, "noop_jobs/s")
+			b.ReportMetric(renewRate, "renewals/s")
+			b.ReportMetric(renewRate/noopRate, "renew/noop")
+		})
+	}
+}
+
+// noopBenchArgs is the baseline job: its worker does nothing.
+type noopBenchArgs struct {
+	N int `json:"n"`
+}
+
+func (noopBenchArgs) Kind() string { return "bench_noop" }
+
+type noopBenchWorker struct {
+	river.WorkerDefaults[noopBenchArgs]
+}
+
+func (noopBenchWorker) Work(context.Context, *river.Job[noopBenchArgs]) error { return nil }
+
+// renewBench is the benchmark's database: a pool big enough for the workers, an engine on
+// the system clock with a zero-latency fake gateway, and a template subscription paid
+// through the engine.
+type renewBench struct {
+	pool     *pgxpool.Pool
+	engine   *billing.Engine
+	gateway  *billingtest.Gateway
+	workers  *river.Workers
+	template string
+}
+
+// newRenewBench makes the fixture; tune, when not nil, changes the pool's configuration.
+func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
+	b.Helper()
+	ctx := context.Background()
+	setupPool := billingtest.NewPool(b)
+	poolCfg := setupPool.Config().Copy()
+	poolCfg.MaxConns = 2 * renewBenchWorkers
+	if tune != nil {
+		tune(poolCfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+
+	gw := billingtest.NewGateway()
+	cfg := billing.DefaultConfig() // system clock
+	cfg.Gateway = gw
+	engine, err := billing.New(pool, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	workers := river.NewWorkers()
+	if err := engine.RegisterWorkers(workers); err != nil {
+		b.Fatal(err)
+	}
+	river.AddWorker(workers, noopBenchWorker{})
+	// A client that never starts: the engine inserts the template's jobs through it.
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := engine.UseRiver(inserter); err != nil {
+		b.Fatal(err)
+	}
+
+	if _, err := engine.Tariffs().Publish(ctx, "ops", tariff.Spec{
+		Code: "pro", Name: "Pro", Price: decimal.NewFromInt(990),
+		Period: tariff.Period{Count: 1, Unit: tariff.Month},
+		Limits: []tariff.Limit{{Meter: "generations", Quantity: 500}},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	sub, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "template", TariffCode: "pro",
+		PaymentMethod: "tok-bench", IdempotencyKey: "template"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := engine.ChargeFirstPayment(ctx, sub.ID); err != nil {
+		b.Fatal(err)
+	}
+	// The template's own jobs (renewal, recognition) would only wait a month: drop them.
+	if _, err := pool.Exec(ctx, `DELETE FROM river_job`); err != nil {
+		b.Fatal(err)
+	}
+	return &renewBench{pool: pool, engine: engine, gateway: gw, workers: workers, template: sub.ID}
+}
+
+// dueSubscriptions copies the template renewBenchSubscriptions times, as active
+// subscriptions whose first period (a month long) ended a second ago, and returns their ids.
+func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
+	b.Helper()
+	ctx := context.Background()
+	end := time.Now().Add(-time.Second)
+	start := end.AddDate(0, -1, 0)
+	rows, err := f.pool.Query(ctx, `
+		WITH ids AS (
+		    SELECT gen_random_uuid() AS id, g FROM generate_series(1, $2::int) g
+		), subs AS (
+		    INSERT INTO billing_subscriptions (id, customer_id, tariff_code, status, auto_renew, location, payment_method,
+		        checkout, current_period, suspended_from, created_at, ended_at, updated_at)
+		    SELECT ids.id, $3 || ids.g, s.tariff_code, s.status, s.auto_renew, s.location, s.payment_method,
+		        s.checkout, s.current_period, s.suspended_from, $4, s.ended_at, $4
+		    FROM ids, billing_subscriptions s WHERE s.id = $1
+		), periods AS (
+		    INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)
+		    SELECT ids.id, p.number, p.terms, $4, $5, $4, NULL
+		    FROM ids, billing_periods p WHERE p.subscription_id = $1
+		), usage AS (
+		    INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
+		    SELECT ids.id, u.period, u.meter, u.quantity, u.hard, 0, 0
+		    FROM ids, billing_usage u WHERE u.subscription_id = $1
+		)
+		SELECT id::text FROM ids ORDER BY g`, f.template, renewBenchSubscriptions, prefix, start, end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+// work inserts the jobs made by params, then starts a client with config and returns the
+// time from Start until renewBenchSubscriptions jobs of kind completed; with timed, the
+// benchmark's timer runs for that time. A failed job fails the benchmark.
+func (f *renewBench) work(b *testing.B, config *river.Config, timed bool, kind string, params func() []river.InsertManyParams) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	client, err := river.NewClient(riverpgxv5.New(f.pool), config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := client.InsertMany(ctx, params()); err != nil {
+		b.Fatal(err)
+	}
+	events, cancel := client.SubscribeConfig(&river.SubscribeConfig{
+		ChanSize: 2 * renewBenchSubscriptions,
+		Kinds:    []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed},
+	})
+	defer cancel()
+	if timed {
+		b.StartTimer()
+	}
+	started := time.Now()
+	if err := client.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stopCtx, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		_ = client.Stop(stopCtx)
+	}()
+	timeout := time.After(10 * time.Minute)
+	for done := 0; done < renewBenchSubscriptions; {
+		select {
+		case ev := <-events:
+			if ev.Job.Kind != kind {
+				continue
+			}
+			if ev.Kind == river.EventKindJobFailed {
+				b.Fatalf("job %d (%s) failed: %v", ev.Job.ID, kind, ev.Job.Errors)
+			}
+			done++
+		case <-timeout:
+			b.Fatalf("%s jobs not done after 10 minutes", kind)
+		}
+	}
+	elapsed := time.Since(started)
+	if timed {
+		b.StopTimer()
+	}
+	return elapsed
+}
+
+// requireRenewed checks that every subscription of ids is in period 2 and that the gateway
+// charged each period 2 once.
+func (f *renewBench) requireRenewed(b *testing.B, ids []string) {
+	b.Helper()
+	var renewed, attempts int
+	if err := f.pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM billing_subscriptions WHERE id = ANY($1::uuid[]) AND current_period = 2 AND status = 'active'),
+		(SELECT count(*) FROM billing_payment_attempts WHERE subscription_id = ANY($1::uuid[]) AND period = 2 AND state = 'succeeded')`,
+		ids).Scan(&renewed, &attempts); err != nil {
+		b.Fatal(err)
+	}
+	if renewed != len(ids) || attempts != len(ids) {
+		b.Fatalf("renewed %d, succeeded attempts %d, of %d", renewed, attempts, len(ids))
+	}
+	for _, id := range ids[:100] {
+		if n := len(f.gateway.ChargesFor(id, 2)); n != 1 {
+			b.Fatalf("subscription %s: %d charges for period 2", id, n)
+		}
+	}
+}
