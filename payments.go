@@ -22,6 +22,9 @@ import (
 // Config.Gateway is nil.
 var ErrNoGateway = errors.New("billing: no payment gateway: set Config.Gateway")
 
+// ErrNotDue is returned by RenewPeriod for a period that has not ended yet.
+var ErrNotDue = jobs.ErrNotDue
+
 // ErrUnknownPayment is returned for a webhook that matches no charge attempt.
 var ErrUnknownPayment = payment.ErrUnknownPayment
 
@@ -65,7 +68,9 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 // (3.6); otherwise it charges the next period under the terms the tariff's renewal
 // decision picks (the paid period never changes, 2.1.6) and, on success, starts the next
 // period, posts the ledger transaction and schedules the next renewal, in one transaction.
-// It is safe to run any number of times: at most one charge per period succeeds.
+// It is safe to run any number of times: at most one charge per period succeeds. Run
+// before the period ends (an operator extended it), it does nothing and returns an error
+// matching ErrNotDue; the engine's River worker then snoozes the job until the new end.
 func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) error {
 	_, err := e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
 	return err
@@ -176,7 +181,9 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			case subscription.RenewalNone:
 				return nil
 			case subscription.RenewalWait:
-				return e.scheduleRenewal(ctx, tx, sub.ID, sub.Current.Number, 1, d.At)
+				// The period was extended after the job was scheduled: its job runs again
+				// at the new end (the worker snoozes it); nothing is written now.
+				return &jobs.NotDueError{Wait: d.At.Sub(now)}
 			case subscription.RenewalEnd:
 				ended, audit, err := subscription.End(sub, d.EndReason, now)
 				if err != nil {

@@ -199,4 +199,28 @@ func TestRenewals(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, b.get(t, sub.ID).Current.Number)
 	})
+
+	t.Run("2.1.4 a period extended by the operator renews at its new end, once", func(t *testing.T) {
+		t.Parallel()
+		b := setupRenewals(t)
+		sub := b.checkout(t, "c1", "tok-1")
+		oldEnd := sub.Current.End
+		newEnd := oldEnd.Add(3 * 24 * time.Hour)
+		_, err := b.engine.ExtendPeriod(ctx, sub.ID, newEnd, subscription.AdminAction{Actor: "admin:1", Reason: "maintenance on 10 March"})
+		require.NoError(t, err)
+
+		_, err = b.runner.RunUntil(ctx, oldEnd.Add(time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "the job at the old end charges nothing")
+		require.Empty(t, b.charged(sub.ID, 2))
+		err = b.engine.RenewPeriod(ctx, sub.ID, 1)
+		require.ErrorIs(t, err, billing.ErrNotDue)
+
+		_, err = b.runner.RunUntil(ctx, newEnd.Add(time.Hour))
+		require.NoError(t, err)
+		got := b.get(t, sub.ID)
+		require.Equal(t, 2, got.Current.Number, "the snoozed job renews at the new end")
+		require.True(t, got.Current.Start.Equal(newEnd))
+		require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
+	})
 }

@@ -2,6 +2,9 @@ package jobs
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
 )
@@ -27,6 +30,23 @@ func (RenewArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
+// ErrNotDue is matched by a *NotDueError.
+var ErrNotDue = errors.New("the period has not ended yet")
+
+// NotDueError is what a renewal returns when it ran before its period ends (an operator
+// extended the period after the job was scheduled). RenewWorker snoozes the job for Wait
+// instead of failing it, so the one job of the period runs again at the new end.
+type NotDueError struct {
+	// Wait is how long until the period ends.
+	Wait time.Duration
+}
+
+// Error says how long until the period ends.
+func (e *NotDueError) Error() string { return fmt.Sprintf("%s: due in %s", ErrNotDue, e.Wait) }
+
+// Is makes errors.Is(err, ErrNotDue) true.
+func (e *NotDueError) Is(target error) bool { return target == ErrNotDue }
+
 // Renewer is the engine side of RenewWorker.
 type Renewer interface {
 	// RenewPeriod runs the renewal of period of subscriptionID; safe to run twice.
@@ -39,9 +59,14 @@ type RenewWorker struct {
 	Engine Renewer
 }
 
-// Work renews.
+// Work renews, or snoozes the job until the period ends when it ran early.
 func (w *RenewWorker) Work(ctx context.Context, job *river.Job[RenewArgs]) error {
-	return w.Engine.RenewPeriod(ctx, job.Args.SubscriptionID, job.Args.Period)
+	err := w.Engine.RenewPeriod(ctx, job.Args.SubscriptionID, job.Args.Period)
+	var notDue *NotDueError
+	if errors.As(err, &notDue) {
+		return river.JobSnooze(max(notDue.Wait, time.Second))
+	}
+	return err
 }
 
 // SweepArgs asks to find periods due for renewal without a renewal job and enqueue one
