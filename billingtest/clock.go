@@ -1,6 +1,12 @@
 // Package billingtest is the test kit of the billing engine, for its own tests and for
-// host applications: a manual clock that can be advanced across months, and a helper that
-// gives each test its own migrated PostgreSQL database so tests run in parallel.
+// host applications:
+//   - Clock, a manual clock that can be advanced across months (also River's time source);
+//   - NewPool / NewEmptyPool, a migrated (or empty) PostgreSQL database of each test's own,
+//     so tests run in parallel;
+//   - Gateway, a scriptable fake payment provider that deduplicates by idempotency key and
+//     records every charge and refund it accepted;
+//   - Runner and NewRiverClient, which move the clock to each instant a River job falls due
+//     and let the real workers run it.
 package billingtest
 
 import (
