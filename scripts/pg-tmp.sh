@@ -62,10 +62,18 @@ cleanup() {
   rm -rf "$TMP"
   exit "$rc"
 }
+child=""
+# On a signal, stop the command too (it may not share our process group, e.g. under
+# make or CI), then clean up through the EXIT trap.
+on_signal() {
+  local code=$1
+  if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+  exit "$code"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
 
 "${RUN_AS[@]}" "$INITDB" -D "$TMP/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$TMP/initdb.log" 2>&1 || {
   echo "pg-tmp.sh: initdb failed:" >&2; cat "$TMP/initdb.log" >&2; exit 1; }
@@ -90,8 +98,13 @@ fi
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
 echo "pg-tmp.sh: throwaway PostgreSQL on 127.0.0.1:$PORT (removed on exit)" >&2
+# The command runs in the background so that a signal reaches our traps at once instead of
+# after the command ends; `wait` returns its exit status.
 set +e
-"$@"
+"$@" &
+child=$!
+wait "$child"
 rc=$?
+child=""
 set -e
 exit "$rc"
