@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing"
@@ -59,36 +58,15 @@ func run(ctx context.Context, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: out, moscow: moscow, gateway: billingtest.NewGateway(),
-		clock: billingtest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow))}
+	d := &demo{out: out, moscow: moscow}
 	cfg := billing.DefaultConfig()
-	cfg.Clock, cfg.Gateway = d.clock, d.gateway
-	if d.engine, err = billing.New(pool, cfg); err != nil {
-		return err
-	}
-	if _, err := d.engine.Migrate(ctx); err != nil {
-		return err
-	}
-	workers := river.NewWorkers()
-	if err := d.engine.RegisterWorkers(workers); err != nil {
-		return err
-	}
-	client, err := billingtest.NewRiverClient(pool, d.clock, workers)
+	h, err := billingtest.StartHarness(ctx, pool, time.Date(2026, 3, 2, 10, 0, 0, 0, moscow), cfg)
 	if err != nil {
 		return err
 	}
-	if err := d.engine.UseRiver(client); err != nil {
-		return err
-	}
-	if err := client.Start(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.Stop(stopCtx)
-	}()
-	d.runner = billingtest.NewRunner(pool, d.clock)
+	defer h.Stop() //nolint:errcheck // the story is over; a slow stop changes nothing
+	d.engine, d.clock, d.runner = h.Engine, h.Clock, h.Runner
+	d.gateway = h.Gateway
 	return d.story(ctx)
 }
 

@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing"
@@ -75,35 +74,14 @@ func run(ctx context.Context, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: out, moscow: moscow, clock: billingtest.NewClock(time.Date(2026, 4, 1, 9, 0, 0, 0, moscow))}
+	d := &demo{out: out, moscow: moscow}
 	cfg := billing.DefaultConfig()
-	cfg.Clock, cfg.Gateway = d.clock, billingtest.NewGateway()
-	if d.engine, err = billing.New(pool, cfg); err != nil {
-		return err
-	}
-	if _, err := d.engine.Migrate(ctx); err != nil {
-		return err
-	}
-	workers := river.NewWorkers()
-	if err := d.engine.RegisterWorkers(workers); err != nil {
-		return err
-	}
-	client, err := billingtest.NewRiverClient(pool, d.clock, workers)
+	h, err := billingtest.StartHarness(ctx, pool, time.Date(2026, 4, 1, 9, 0, 0, 0, moscow), cfg)
 	if err != nil {
 		return err
 	}
-	if err := d.engine.UseRiver(client); err != nil {
-		return err
-	}
-	if err := client.Start(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.Stop(stopCtx)
-	}()
-	d.runner = billingtest.NewRunner(pool, d.clock)
+	defer h.Stop() //nolint:errcheck // the story is over; a slow stop changes nothing
+	d.engine, d.clock, d.runner = h.Engine, h.Clock, h.Runner
 	return d.story(ctx)
 }
 

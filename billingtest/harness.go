@@ -1,0 +1,77 @@
+package billingtest
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/smm-gpt/billing"
+)
+
+// Harness is an engine wired the way a test or a demo needs it: on a manual Clock, with
+// the fake Gateway (unless the config names another), the engine's River workers running
+// in a client that reads the same clock, and a Runner that moves the clock from one due job
+// to the next. Make one with StartHarness and Stop it at the end.
+type Harness struct {
+	// Engine is the engine under test.
+	Engine *billing.Engine
+	// Clock is the engine's and River's clock.
+	Clock *Clock
+	// Gateway is the fake provider, or nil when the config passed to StartHarness named
+	// its own gateway.
+	Gateway *Gateway
+	// Runner works the River jobs as the clock moves.
+	Runner *Runner
+
+	client *river.Client[pgx.Tx]
+}
+
+// StartHarness migrates pool's database, makes an engine from cfg with its Clock set to a
+// new Clock reading start (and its Gateway to a new fake Gateway when cfg has none),
+// registers the engine's workers in a River client on that clock (NewRiverClient), hands
+// it to the engine and starts it. Stop stops the client; the pool stays the caller's.
+func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg billing.Config) (*Harness, error) {
+	h := &Harness{Clock: NewClock(start)}
+	cfg.Clock = h.Clock
+	if cfg.Gateway == nil {
+		h.Gateway = NewGateway()
+		cfg.Gateway = h.Gateway
+	}
+	engine, err := billing.New(pool, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := engine.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	workers := river.NewWorkers()
+	if err := engine.RegisterWorkers(workers); err != nil {
+		return nil, err
+	}
+	client, err := NewRiverClient(pool, h.Clock, workers)
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.UseRiver(client); err != nil {
+		return nil, err
+	}
+	if err := client.Start(ctx); err != nil {
+		return nil, err
+	}
+	h.Engine, h.client, h.Runner = engine, client, NewRunner(pool, h.Clock)
+	return h, nil
+}
+
+// Stop stops the River client, waiting up to 10 seconds for running jobs.
+func (h *Harness) Stop() error {
+	if h == nil || h.client == nil {
+		return errors.New("billingtest: Stop of a harness that was not started")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return h.client.Stop(ctx)
+}
