@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing/calendar"
 	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/ledger"
+	"github.com/smm-gpt/billing/money"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/refund"
 	"github.com/smm-gpt/billing/subscription"
@@ -33,6 +35,9 @@ var (
 	// ErrAlreadyRefunded: the period's payment is refunded or being refunded. Nothing
 	// was written.
 	ErrAlreadyRefunded = errors.New("billing: period already refunded")
+	// ErrRefundAmount: ExecuteOptions.Amount is not positive, is finer than the currency's
+	// minor unit, or is above what was paid for the period. Nothing was written.
+	ErrRefundAmount = errors.New("billing: refund amount not allowed")
 	// ErrRefundTransition: the request's state does not allow the command (verifying an
 	// executed request, executing an unverified one). It is also refund.ErrTransitionNotAllowed.
 	ErrRefundTransition = refund.ErrTransitionNotAllowed
@@ -82,7 +87,8 @@ type RefundRequest struct {
 	WindowEndsAt time.Time
 	// PayoutDeadline is the 3.8 deadline: the money must be back before this instant.
 	PayoutDeadline time.Time
-	// ProviderPaymentID, AmountMinor and Currency are the succeeded charge refunded.
+	// ProviderPaymentID is the succeeded charge refunded; AmountMinor and Currency are
+	// what is refunded: the whole charge, until ExecuteRefund sets a partial Amount.
 	ProviderPaymentID string
 	AmountMinor       int64
 	Currency          string
@@ -112,10 +118,16 @@ type RefundRequest struct {
 type ExecuteOptions struct {
 	// Actor is the operator's ID. Required.
 	Actor string
-	// Override executes a full refund of an ineligible request (a person's decision,
-	// e.g. under consumer law); OverrideReason is then required and goes to the audit log.
+	// Override executes a refund of an ineligible request (a person's decision, e.g. under
+	// consumer law art. 32); OverrideReason is then required and goes to the audit log.
 	Override       bool
 	OverrideReason string
+	// Amount is how much to pay back, in the period's currency. Zero means everything
+	// paid for the period (the full refund of TERMS 3.7). Less is a partial refund under
+	// consumer law art. 32 (see SuggestProRata): a person's decision, so it needs Override
+	// with a reason even for an eligible request. Above what was paid, negative, or finer
+	// than the currency's minor unit: ErrRefundAmount, nothing written.
+	Amount decimal.Decimal
 }
 
 // RefundFilter selects refund requests for RefundRequests.
@@ -253,23 +265,12 @@ func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.S
 	if err != nil {
 		return store.RefundRow{}, err
 	}
-	usage, open, err := store.PeriodUsage(ctx, tx, sub.ID, n)
-	if err != nil {
-		return store.RefundRow{}, err
-	}
-	meters := make([]refund.MeterUsage, 0, len(usage))
-	for m, qu := range usage {
-		meters = append(meters, refund.MeterUsage{Meter: m, Quantity: qu[0], Used: qu[1]})
-	}
-	loc, err := time.LoadLocation(sub.LocationName())
+	rp, loc, err := e.refundPeriod(ctx, tx, sub, period)
 	if err != nil {
 		return store.RefundRow{}, err
 	}
 	cal := e.calendar()
-	dec, err := refund.Eligibility(in.ReceivedAt, refund.Period{
-		GrantedAt: period.GrantedAt, Start: period.Start, End: period.End, Price: period.Terms.Price,
-		Currency: period.Terms.Currency, Meters: meters, OpenReservations: open, Renewal: n > 1,
-	}, cal, loc, refund.Options{})
+	dec, err := refund.Eligibility(in.ReceivedAt, rp, cal, loc, refund.Options{})
 	if err != nil {
 		return store.RefundRow{}, &InputError{Op: "RequestRefund", Problems: []FieldProblem{{"ReceivedAt", err.Error()}}}
 	}
@@ -287,6 +288,92 @@ func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.S
 		FailedReasons: failed, Decision: dec.String(), WindowEndsAt: dec.WindowEndsAt, PayoutDeadline: deadline.EndsAt,
 		ProviderPaymentID: charge.ProviderPaymentID, AmountMinor: charge.Amount, Currency: charge.Currency,
 	}, nil
+}
+
+// SuggestProRata computes, for a person to decide on, the refund of a customer who
+// refuses the service under consumer law art. 32: the unused share of the period's price,
+// by time up to the instant the request was received or by volume (the larger used share
+// wins), less the operator's actual costs. It changes nothing; pay it with ExecuteRefund
+// and ExecuteOptions{Amount, Override, OverrideReason}. Costs are in the period's
+// currency; negative costs or costs above the price are refused.
+func (e *Engine) SuggestProRata(ctx context.Context, requestID string, costs decimal.Decimal) (refund.ProRataRefund, error) {
+	check := inputCheck{op: "SuggestProRata"}
+	check.id("requestID", requestID)
+	if err := check.err(); err != nil {
+		return refund.ProRataRefund{}, err
+	}
+	row, err := store.GetRefund(ctx, e.pool, requestID)
+	if err != nil {
+		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+	}
+	sub, err := store.GetSubscription(ctx, e.pool, row.SubscriptionID)
+	if err != nil {
+		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+	}
+	period, err := store.ReadPeriod(ctx, e.pool, sub.ID, row.Period)
+	if err != nil {
+		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+	}
+	rp, _, err := e.refundPeriod(ctx, e.pool, sub, period)
+	if err != nil {
+		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+	}
+	suggestion, err := refund.ProRata(rp, row.ReceivedAt, costs)
+	if err != nil {
+		return refund.ProRataRefund{}, &InputError{Op: "SuggestProRata", Problems: []FieldProblem{{"costs", err.Error()}}}
+	}
+	return suggestion, nil
+}
+
+// refundAmount returns the minor units to refund: all of paid for a zero amount, else
+// amount checked against paid and the currency.
+func refundAmount(amount decimal.Decimal, paid int64, currency string) (int64, error) {
+	if amount.IsZero() {
+		return paid, nil
+	}
+	cur, err := money.Lookup(currency)
+	if err != nil {
+		return 0, err
+	}
+	minor, err := cur.ToMinor(amount)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrRefundAmount, err)
+	case minor <= 0:
+		return 0, fmt.Errorf("%w: %s must be positive", ErrRefundAmount, amount)
+	case minor > paid:
+		return 0, fmt.Errorf("%w: %s is above the %s paid for the period", ErrRefundAmount, cur.Format(minor), cur.Format(paid))
+	}
+	return minor, nil
+}
+
+func formatMinor(minor int64, currency string) string {
+	cur, err := money.Lookup(currency)
+	if err != nil {
+		return fmt.Sprintf("%d %s", minor, currency)
+	}
+	return cur.Format(minor)
+}
+
+// refundPeriod is what the refund package needs to know of a paid period: its bounds,
+// grant, price and usage now, and the subscription's location.
+func (e *Engine) refundPeriod(ctx context.Context, q store.Querier, sub subscription.Subscription, period subscription.Period) (refund.Period, *time.Location, error) {
+	usage, open, err := store.PeriodUsage(ctx, q, sub.ID, period.Number)
+	if err != nil {
+		return refund.Period{}, nil, err
+	}
+	meters := make([]refund.MeterUsage, 0, len(usage))
+	for m, qu := range usage {
+		meters = append(meters, refund.MeterUsage{Meter: m, Quantity: qu[0], Used: qu[1]})
+	}
+	loc, err := time.LoadLocation(sub.LocationName())
+	if err != nil {
+		return refund.Period{}, nil, err
+	}
+	return refund.Period{
+		GrantedAt: period.GrantedAt, Start: period.Start, End: period.End, Price: period.Terms.Price,
+		Currency: period.Terms.Currency, Meters: meters, OpenReservations: open, Renewal: period.Number > 1,
+	}, loc, nil
 }
 
 // VerifyRefund records that operator actor verified the customer and approved the
@@ -376,7 +463,9 @@ func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason stri
 // refunds a period twice; executing an executing or refunded request returns it unchanged.
 //
 // An ineligible request (TERMS 3.7) is refused with ErrNotEligible unless opts.Override,
-// which is written to the audit log with opts.OverrideReason. A failed or unknown gateway
+// which is written to the audit log with opts.OverrideReason. opts.Amount below what was
+// paid makes a partial refund (consumer law art. 32), which needs the override too; the
+// part of the period's price not refunded is then earned at once. A failed or unknown gateway
 // call leaves the request executing for the River retry job, scheduled with the request
 // (it looks the key up first, and refunds again under the same key only if the gateway
 // never saw it); a pending answer completes on HandleRefundWebhook; a refusal moves the
@@ -414,9 +503,23 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		if state == refund.StateExecuting || state == refund.StateRefunded {
 			return nil // executing twice is a no-op
 		}
+		paid, err := store.SucceededCharge(ctx, tx, row.SubscriptionID, row.Period)
+		if err != nil {
+			return err
+		}
+		amount, err := refundAmount(opts.Amount, paid.Amount, row.Currency)
+		if err != nil {
+			return err
+		}
+		partial := amount < paid.Amount
+		if partial && !opts.Override {
+			return fmt.Errorf("%w: a partial refund (%s of %s) is a person's decision under consumer law art. 32: set Override and OverrideReason",
+				ErrRefundAmount, formatMinor(amount, row.Currency), formatMinor(paid.Amount, row.Currency))
+		}
 		if !row.Eligible && !opts.Override {
 			return fmt.Errorf("%w: %s", ErrNotEligible, row.Decision)
 		}
+		row.AmountMinor = amount
 		next, err := refund.Next(state, refund.EventExecute)
 		if err != nil {
 			return err
@@ -425,10 +528,10 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		row.Attempt++
 		row.GatewayKey = fmt.Sprintf("refund:%s:%d:%d", row.SubscriptionID, row.Period, row.Attempt)
 		row.DeclineCode, row.DeclineMessage = "", ""
-		if opts.Override && !row.Eligible {
+		if opts.Override && (!row.Eligible || partial) {
 			row.OverrideReason = opts.OverrideReason
 			if err := e.refundAudit(ctx, tx, row, now, opts.Actor, "refund.override", opts.OverrideReason,
-				map[string]any{"decision": row.Decision}); err != nil {
+				map[string]any{"decision": row.Decision, "amount_minor": amount, "paid_minor": paid.Amount}); err != nil {
 				return err
 			}
 		}

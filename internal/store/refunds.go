@@ -85,9 +85,9 @@ func InsertRefund(ctx context.Context, tx pgx.Tx, r RefundRow) error {
 func UpdateRefund(ctx context.Context, tx pgx.Tx, r RefundRow) error {
 	_, err := tx.Exec(ctx, `UPDATE billing_refund_requests SET state = $2, provider_refund_id = $3, verified_by = $4,
 		verified_at = $5, executed_by = $6, override_reason = $7, decline_code = $8, decline_message = $9,
-		updated_at = $10, settled_at = $11, attempt = $12, gateway_key = $13 WHERE id = $1`,
+		updated_at = $10, settled_at = $11, attempt = $12, gateway_key = $13, amount_minor = $14 WHERE id = $1`,
 		r.ID, r.State, r.ProviderRefundID, r.VerifiedBy, nullTime(r.VerifiedAt), r.ExecutedBy, r.OverrideReason,
-		r.DeclineCode, r.DeclineMessage, r.UpdatedAt, nullTime(r.SettledAt), r.Attempt, r.GatewayKey)
+		r.DeclineCode, r.DeclineMessage, r.UpdatedAt, nullTime(r.SettledAt), r.Attempt, r.GatewayKey, r.AmountMinor)
 	return err
 }
 
