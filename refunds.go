@@ -388,28 +388,8 @@ func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (Ref
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
-	var out store.RefundRow
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		now := e.clock.Now()
-		row, err := store.LockRefund(ctx, tx, requestID)
-		if err != nil {
-			return err
-		}
-		next, err := refund.Next(refund.State(row.State), refund.EventVerify)
-		if err != nil {
-			return err
-		}
-		row.State, row.VerifiedBy, row.VerifiedAt, row.UpdatedAt = string(next), actor, now, now
-		if err := store.UpdateRefund(ctx, tx, row); err != nil {
-			return err
-		}
-		out = row
-		return e.refundAudit(ctx, tx, row, now, actor, "refund.verified", "", nil)
-	})
-	if err != nil {
-		return RefundRequest{}, e.opError("VerifyRefund", err)
-	}
-	return refundOf(out), nil
+	return e.moveRefund(ctx, "VerifyRefund", requestID, refund.EventVerify, actor, "refund.verified", "",
+		func(row *store.RefundRow, now time.Time) { row.VerifiedBy, row.VerifiedAt = actor, now })
 }
 
 // RejectRefund closes a refund request without paying it, by an operator's decision:
@@ -430,6 +410,16 @@ func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason stri
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
+	return e.moveRefund(ctx, "RejectRefund", requestID, refund.EventReject, actor, "refund.rejected", reason,
+		func(row *store.RefundRow, now time.Time) { row.SettledAt = now })
+}
+
+// moveRefund applies an operator's event to a refund request in one transaction: lock the
+// request, take the state machine's next state (ErrRefundTransition when the event is not
+// allowed), let set record what else the event changes, store it and write the audit
+// entry action with reason.
+func (e *Engine) moveRefund(ctx context.Context, op, requestID string, event refund.Event, actor, action, reason string,
+	set func(row *store.RefundRow, now time.Time)) (RefundRequest, error) {
 	var out store.RefundRow
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
@@ -437,19 +427,20 @@ func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason stri
 		if err != nil {
 			return err
 		}
-		next, err := refund.Next(refund.State(row.State), refund.EventReject)
+		next, err := refund.Next(refund.State(row.State), event)
 		if err != nil {
 			return err
 		}
-		row.State, row.UpdatedAt, row.SettledAt = string(next), now, now
+		row.State, row.UpdatedAt = string(next), now
+		set(&row, now)
 		if err := store.UpdateRefund(ctx, tx, row); err != nil {
 			return err
 		}
 		out = row
-		return e.refundAudit(ctx, tx, row, now, actor, "refund.rejected", reason, nil)
+		return e.refundAudit(ctx, tx, row, now, actor, action, reason, nil)
 	})
 	if err != nil {
-		return RefundRequest{}, e.opError("RejectRefund", err)
+		return RefundRequest{}, e.opError(op, err)
 	}
 	return refundOf(out), nil
 }
