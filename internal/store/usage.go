@@ -27,6 +27,17 @@ type ConsumeOutcome struct {
 	PrevQuantity int64
 }
 
+// activePeriodCTE is the access check both consume statements share: s holds the
+// current period and its end while the subscription ($1) is active, and no row
+// otherwise. It is read first (MATERIALIZED, scalar subqueries) so that every later
+// lookup has the whole primary key as its index condition.
+const activePeriodCTE = `
+WITH s AS MATERIALIZED (
+    SELECT s.current_period AS period,
+           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
+    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
+)`
+
 // consumeSQL counts quantity of a meter in the subscription's current period in one
 // statement (one round trip, one implicit transaction when run alone):
 //   - s: the subscription's current period and its end, while active. It is read first
@@ -51,12 +62,7 @@ type ConsumeOutcome struct {
 // still counts. That is a valid serial order (B, then A): A's decision reads only meter
 // A's counter, and B's only what was true when it started. A call that starts after A
 // committed sees the subscription exhausted and is refused.
-const consumeSQL = `
-WITH s AS MATERIALIZED (
-    SELECT s.current_period AS period,
-           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
-    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
-), prev AS (
+const consumeSQL = activePeriodCTE + `, prev AS (
     SELECT e.period, e.meter, e.quantity, e.used_after, u.quantity AS lim, u.hard
     FROM billing_usage_events e
     JOIN billing_usage u ON u.subscription_id = e.subscription_id AND u.period = e.period AND u.meter = e.meter
@@ -104,12 +110,7 @@ SELECT
 // two run safely side by side. It returns one row when it counted, none otherwise; the
 // caller then runs consumeSQL, which decides every other case (the call that uses a limit
 // up, a replay, a refusal).
-const consumeUnlessExhaustingSQL = `
-WITH s AS MATERIALIZED (
-    SELECT s.current_period AS period,
-           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
-    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
-), upd AS (
+const consumeUnlessExhaustingSQL = activePeriodCTE + `, upd AS (
     UPDATE billing_usage u SET used = u.used + $4
     WHERE u.subscription_id = $1 AND u.period = (SELECT period FROM s) AND u.meter = $3
       AND $5 < (SELECT end_at FROM s)
