@@ -2,8 +2,10 @@ package billing_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +39,86 @@ func BenchmarkConsume(b *testing.B) {
 		_, err := f.engine.Consume(ctx, f.ids[rng.IntN(len(f.ids))], "tokens", 1, "k"+strconv.FormatInt(i, 10))
 		return err
 	})
+}
+
+// BenchmarkConsumeVsBareCounter is issue 5's comparison, made to hold on a machine whose
+// speed drifts (shared cores): on one fixture it runs b.N rounds, each a slice of
+// benchSlice of engine.Consume and one of store.BareCounterUpdate back to back (the order
+// swapped every round), with benchClients clients as in BenchmarkConsume. It reports the
+// ops/s of each over all its slices and the median and lowest of the per-round ratios
+// Consume ÷ bare. Run it with -benchtime Nx for N rounds (BENCHMARKS.md).
+func BenchmarkConsumeVsBareCounter(b *testing.B) {
+	f := newBenchFixture(b)
+	ctx := context.Background()
+	var key atomic.Int64
+	consume := func(rng *rand.Rand) error {
+		_, err := f.engine.Consume(ctx, f.ids[rng.IntN(len(f.ids))], "tokens", 1, "v"+strconv.FormatInt(key.Add(1), 10))
+		return err
+	}
+	bare := func(rng *rand.Rand) error {
+		ok, err := store.BareCounterUpdate(ctx, f.pool, f.ids[rng.IntN(len(f.ids))], "tokens", 1)
+		if err == nil && !ok {
+			err = errors.New("the bare update counted nothing")
+		}
+		return err
+	}
+	var consumeOps, bareOps int64
+	var consumeTime, bareTime time.Duration
+	ratios := make([]float64, 0, b.N)
+	b.ResetTimer()
+	for round := range b.N {
+		var c, bb int64
+		var ct, bt time.Duration
+		if round%2 == 0 {
+			c, ct = runSlice(b, consume)
+			bb, bt = runSlice(b, bare)
+		} else {
+			bb, bt = runSlice(b, bare)
+			c, ct = runSlice(b, consume)
+		}
+		consumeOps, consumeTime, bareOps, bareTime = consumeOps+c, consumeTime+ct, bareOps+bb, bareTime+bt
+		ratios = append(ratios, (float64(c)/ct.Seconds())/(float64(bb)/bt.Seconds()))
+	}
+	b.StopTimer()
+	slices.Sort(ratios)
+	b.ReportMetric(float64(consumeOps)/consumeTime.Seconds(), "consume-ops/s")
+	b.ReportMetric(float64(bareOps)/bareTime.Seconds(), "bare-ops/s")
+	b.ReportMetric(ratios[len(ratios)/2], "ratio-median")
+	b.ReportMetric(ratios[0], "ratio-min")
+}
+
+// benchSlice is how long BenchmarkConsumeVsBareCounter runs one side of a round.
+const benchSlice = 2 * time.Second
+
+// runSlice runs op from benchClients goroutines until benchSlice has passed and returns
+// how many calls ended and in how long (from the start until the last call returned).
+func runSlice(b *testing.B, op func(rng *rand.Rand) error) (int64, time.Duration) {
+	b.Helper()
+	var done atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	stop := start.Add(benchSlice)
+	for c := range benchClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), uint64(start.UnixNano())))
+			for failed.Load() == nil && time.Now().Before(stop) {
+				if err := op(rng); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	return done.Load(), elapsed
 }
 
 // BenchmarkConsumeFullStatement runs store.Consume, the full statement (with the key
@@ -140,9 +222,15 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		    SELECT ids.id, p.number, p.terms, p.start_at, p.end_at, p.granted_at, p.exhausted_at
 		    FROM ids, billing_periods p WHERE p.subscription_id = $1
 		)
+		SELECT count(*) FROM ids`, first.ID, benchSubscriptions); err != nil {
+		b.Fatal(err)
+	}
+	// The usage rows in a statement of their own: their open_until (migration 0008) is set
+	// on insert from the subscription and period, which must be visible by then.
+	if _, err := pool.Exec(ctx, `
 		INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
-		SELECT ids.id, u.period, u.meter, u.quantity, u.hard, u.used, u.reserved
-		FROM ids, billing_usage u WHERE u.subscription_id = $1`, first.ID, benchSubscriptions); err != nil {
+		SELECT s.id, u.period, u.meter, u.quantity, u.hard, u.used, u.reserved
+		FROM billing_subscriptions s, billing_usage u WHERE s.id <> $1 AND u.subscription_id = $1`, first.ID); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {

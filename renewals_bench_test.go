@@ -195,10 +195,6 @@ func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
 		    INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)
 		    SELECT ids.id, p.number, p.terms, $4, $5, $4, NULL
 		    FROM ids, billing_periods p WHERE p.subscription_id = $1
-		), usage AS (
-		    INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
-		    SELECT ids.id, u.period, u.meter, u.quantity, u.hard, 0, 0
-		    FROM ids, billing_usage u WHERE u.subscription_id = $1
 		)
 		SELECT id::text FROM ids ORDER BY g`, f.template, renewBenchSubscriptions, prefix, start, end)
 	if err != nil {
@@ -206,6 +202,14 @@ func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
+		b.Fatal(err)
+	}
+	// The usage rows in a statement of their own: their open_until (migration 0008) is set
+	// on insert from the subscription and period, which must be visible by then.
+	if _, err := f.pool.Exec(ctx, `
+		INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
+		SELECT ids.id, u.period, u.meter, u.quantity, u.hard, 0, 0
+		FROM unnest($2::uuid[]) AS ids (id), billing_usage u WHERE u.subscription_id = $1`, f.template, ids); err != nil {
 		b.Fatal(err)
 	}
 	return ids

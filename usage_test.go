@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/subscription"
+	"github.com/smm-gpt/billing/tariff"
 )
 
 func TestConsumeWhicheverFirst(t *testing.T) {
@@ -51,6 +53,33 @@ func TestConsumeWhicheverFirst(t *testing.T) {
 		d, err := b.engine.Access(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.ReasonUsedUp, d.Reason)
+	})
+
+	t.Run("3.1 one meter used up ends access on every meter of the period", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.engine.Tariffs().Publish(ctx, "ops", tariff.Spec{
+			Code: "duo", Name: "Duo", Price: decimal.NewFromInt(990),
+			Period: tariff.Period{Count: 1, Unit: tariff.Month},
+			Limits: []tariff.Limit{{Meter: "generations", Quantity: 3}, {Meter: "images", Quantity: 10}},
+		})
+		require.NoError(t, err)
+		sub := b.activeSubscription(t, "c1", "duo")
+		_, err = b.engine.Consume(ctx, sub.ID, "images", 2, "i1")
+		require.NoError(t, err)
+		res, err := b.engine.Consume(ctx, sub.ID, "generations", 3, "g1")
+		require.NoError(t, err)
+		require.True(t, res.Exhausted)
+		_, err = b.engine.Consume(ctx, sub.ID, "images", 1, "i2")
+		require.ErrorIs(t, err, billing.ErrNoAccess, "images has volume left, but the subscription has no access")
+		var na *subscription.NoAccessError
+		require.ErrorAs(t, err, &na)
+		require.Equal(t, subscription.ReasonUsedUp, na.Reason)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.StatusExhausted, got.Status)
+		require.Equal(t, int64(3), got.Current.Usage["generations"].Used, "the exhausting call is counted")
+		require.Equal(t, int64(2), got.Current.Usage["images"].Used)
 	})
 
 	t.Run("3.1 period ends before the volume is used up", func(t *testing.T) {

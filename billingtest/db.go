@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,6 +40,10 @@ func DatabaseURL(tb testing.TB) string {
 // migrations applied, dropped when the test ends. Tests that use it may run in parallel.
 // The database is copied from a template migrated once per migration set, so it costs
 // one CREATE DATABASE, not a migration run.
+//
+// When the test ends (before the pool closes), NewPool checks the copies the schema keeps
+// for speed against what they are copied from (the open_until of usage rows), and fails
+// the test if one differs: the engine's commands must leave them right whatever happened.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	base := DatabaseURL(tb)
@@ -46,7 +51,20 @@ func NewPool(tb testing.TB) *pgxpool.Pool {
 	if err != nil {
 		tb.Fatalf("billingtest: prepare template database: %v", err)
 	}
-	return newDatabase(tb, base, tpl)
+	pool := newDatabase(tb, base, tpl)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		wrong, err := store.StaleOpenUntil(ctx, pool)
+		if err != nil {
+			tb.Logf("billingtest: check open_until: %v", err)
+			return
+		}
+		if len(wrong) > 0 {
+			tb.Errorf("billingtest: usage rows whose open_until differs from their subscription and period: %v", wrong)
+		}
+	})
+	return pool
 }
 
 // NewEmptyPool returns a pool on a new, empty database of its own (no migrations),

@@ -30,13 +30,15 @@ func InsertSubscription(ctx context.Context, tx pgx.Tx, s subscription.Subscript
 // SaveSubscription writes after over before, which the caller read with LockSubscription
 // in the same transaction (so its usage rows are locked and absolute counters are safe to
 // write). A period whose number before did not have is inserted with its usage rows.
+//
+// A new period is inserted after the subscription row points at it (the foreign key of
+// current_period is checked at commit), so its usage rows are inserted with their final
+// open_until (migration 0008) instead of being inserted closed and opened by the
+// subscription's trigger: one row write fewer per meter of every renewal.
 func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now time.Time) error {
-	if p := after.Current; p != nil {
-		if before.Current == nil || before.Current.Number != p.Number {
-			if err := insertPeriod(ctx, tx, after.ID, *p); err != nil {
-				return err
-			}
-		} else if err := updatePeriod(ctx, tx, after.ID, *p); err != nil {
+	newPeriod := after.Current != nil && (before.Current == nil || before.Current.Number != after.Current.Number)
+	if after.Current != nil && !newPeriod {
+		if err := updatePeriod(ctx, tx, after.ID, *after.Current); err != nil {
 			return err
 		}
 	}
@@ -48,10 +50,15 @@ func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 	if !after.EndedAt.IsZero() {
 		endedAt = &after.EndedAt
 	}
-	_, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
+	if _, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
 		current_period = $5, suspended_from = $6, ended_at = $7, updated_at = $8 WHERE id = $1`,
-		after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now)
-	return err
+		after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now); err != nil {
+		return err
+	}
+	if newPeriod {
+		return insertPeriod(ctx, tx, after.ID, *after.Current)
+	}
+	return nil
 }
 
 func insertPeriod(ctx context.Context, tx pgx.Tx, subID string, p subscription.Period) error {

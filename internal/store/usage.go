@@ -27,17 +27,6 @@ type ConsumeOutcome struct {
 	PrevQuantity int64
 }
 
-// activePeriodCTE is the access check both consume statements share: s holds the
-// current period and its end while the subscription ($1) is active, and no row
-// otherwise. It is read first (MATERIALIZED, scalar subqueries) so that every later
-// lookup has the whole primary key as its index condition.
-const activePeriodCTE = `
-WITH s AS MATERIALIZED (
-    SELECT s.current_period AS period,
-           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
-    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
-)`
-
 // consumeSQL counts quantity of a meter in the subscription's current period in one
 // statement (one round trip, one implicit transaction when run alone):
 //   - s: the subscription's current period and its end, while active. It is read first
@@ -59,10 +48,17 @@ WITH s AS MATERIALIZED (
 //
 // With several meters, a call on meter B may run while another call uses meter A up. B
 // does not lock the subscription row, so if B's statement started before A committed it
-// still counts. That is a valid serial order (B, then A): A's decision reads only meter
-// A's counter, and B's only what was true when it started. A call that starts after A
+// may still count (A's exhaustion also closes meter B's row, through the trigger of
+// migration 0008, so B may wait for A's commit first). That is a valid serial order (B,
+// then A): A's decisions read only meter A's counter and the subscription, never B's
+// counter, and B's only what was true when it started. A call that starts after A
 // committed sees the subscription exhausted and is refused.
-const consumeSQL = activePeriodCTE + `, prev AS (
+const consumeSQL = `
+WITH s AS MATERIALIZED (
+    SELECT s.current_period AS period,
+           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
+    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
+), prev AS (
     SELECT e.period, e.meter, e.quantity, e.used_after, u.quantity AS lim, u.hard
     FROM billing_usage_events e
     JOIN billing_usage u ON u.subscription_id = e.subscription_id AND u.period = e.period AND u.meter = e.meter
@@ -101,19 +97,24 @@ SELECT
     coalesce((SELECT meter FROM prev), ''),
     coalesce((SELECT quantity FROM prev), 0)`
 
-// consumeUnlessExhaustingSQL is the common case of consumeSQL at about 40% less database
-// CPU (BENCHMARKS.md): it counts quantity only when that leaves volume under a hard limit
-// (used + quantity < the quantity, besides used + reserved + quantity within it), so it
-// never exhausts and needs no ex, exp, aud; and it does not look for the key first: a
-// retried key fails on the primary key of billing_usage_events, and the whole statement
-// with it. s and upd are consumeSQL's otherwise, with the same locks and checks, so the
-// two run safely side by side. It returns one row when it counted, none otherwise; the
-// caller then runs consumeSQL, which decides every other case (the call that uses a limit
-// up, a replay, a refusal).
-const consumeUnlessExhaustingSQL = activePeriodCTE + `, upd AS (
+// consumeUnlessExhaustingSQL is the common case of consumeSQL, one UPDATE of one row
+// and one INSERT (BENCHMARKS.md): it counts quantity only when that leaves volume under a
+// hard limit (used + quantity < the quantity, besides used + reserved + quantity within
+// it), so it never exhausts and needs no ex, exp, aud; it does not look for the key first:
+// a retried key fails on the primary key of billing_usage_events, and the whole statement
+// with it; and it reads no subscription or period: the access check is the row's
+// open_until (migration 0008: the period end while the period is current and the
+// subscription active, -infinity otherwise, kept by triggers), found through the partial
+// unique index billing_usage_open_idx. The row lock and the re-check of the WHERE on the
+// latest row version order it against every writer of open_until and of the counters, as
+// in consumeSQL, so the two run safely side by side. It returns one row when it counted,
+// none otherwise; the caller then runs consumeSQL, which decides every other case (the
+// call that uses a limit up, a replay, a refusal).
+const consumeUnlessExhaustingSQL = `
+WITH upd AS (
     UPDATE billing_usage u SET used = u.used + $4
-    WHERE u.subscription_id = $1 AND u.period = (SELECT period FROM s) AND u.meter = $3
-      AND $5 < (SELECT end_at FROM s)
+    WHERE u.subscription_id = $1 AND u.meter = $3
+      AND u.open_until > '-infinity' AND $5 < u.open_until
       AND (NOT u.hard OR (u.used + u.reserved + $4 <= u.quantity AND u.used + $4 < u.quantity))
     RETURNING u.period, u.used, u.quantity
 ), ins AS (
@@ -221,4 +222,19 @@ func ResolveReservation(ctx context.Context, tx pgx.Tx, r ReservationRow) error 
 func LockPeriodUsage(ctx context.Context, tx pgx.Tx, subID string, number int) error {
 	_, err := tx.Exec(ctx, `SELECT 1 FROM billing_usage WHERE subscription_id = $1 AND period = $2 FOR UPDATE`, subID, number)
 	return err
+}
+
+// StaleOpenUntil lists (at most 10) usage rows whose open_until differs from the value
+// its triggers must keep (billing_usage_open_until of migration 0008), as
+// "subscription/period/meter: stored, want". Empty means the copy is right everywhere.
+func StaleOpenUntil(ctx context.Context, q Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT format('%s/%s/%s: %s, want %s', subscription_id, period, meter, open_until, want)
+		FROM (SELECT u.*, billing_usage_open_until(u.subscription_id, u.period) AS want FROM billing_usage u) u
+		WHERE open_until IS DISTINCT FROM want
+		ORDER BY subscription_id, period, meter LIMIT 10`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
