@@ -232,3 +232,110 @@ func TestReservations(t *testing.T) {
 		require.ErrorIs(t, err, subscription.ErrReservationResolved)
 	})
 }
+
+// TestConsumeWaitingForAnAccessChange pins what a Consume does when it waits for a command
+// that changes access: the command holds the subscription and its usage rows (as every
+// command's LockSubscription does) while Consume blocks on the row, then commits. The
+// commands are written here as the rows they change, so that the call is sure to be
+// waiting when they commit.
+func TestConsumeWaitingForAnAccessChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	// race starts a Consume of all 3 generations while a transaction holds the rows, runs
+	// change in that transaction once the call waits, commits, and returns the call's result.
+	race := func(t *testing.T, b *testBundle, subID string, change ...string) (billing.ConsumeResult, error) {
+		t.Helper()
+		tx, err := b.pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		_, err = tx.Exec(ctx, `SELECT 1 FROM billing_subscriptions WHERE id = $1 FOR UPDATE`, subID)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `SELECT 1 FROM billing_usage WHERE subscription_id = $1 FOR UPDATE`, subID)
+		require.NoError(t, err)
+		type result struct {
+			res billing.ConsumeResult
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			res, err := b.engine.Consume(ctx, subID, "generations", 3, "g1")
+			done <- result{res, err}
+		}()
+		require.Eventually(t, func() bool {
+			var waiting int
+			require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+			return waiting > 0
+		}, 10*time.Second, 5*time.Millisecond, "the Consume never waited for the rows")
+		for _, sql := range change {
+			_, err := tx.Exec(ctx, sql, subID)
+			require.NoError(t, err)
+		}
+		require.NoError(t, tx.Commit(ctx))
+		r := <-done
+		return r.res, r.err
+	}
+
+	t.Run("2.1.2 a suspension that commits first refuses the waiting call", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 3)
+		sub := b.activeSubscription(t, "c1", "pro")
+		_, err := race(t, b, sub.ID,
+			`UPDATE billing_subscriptions SET status = 'suspended', suspended_from = 'active' WHERE id = $1`)
+		require.ErrorIs(t, err, billing.ErrNoAccess)
+		var na *subscription.NoAccessError
+		require.ErrorAs(t, err, &na)
+		require.Equal(t, subscription.ReasonSuspended, na.Reason)
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Zero(t, got.Current.Usage["generations"].Used, "nothing was counted while suspended")
+	})
+
+	t.Run("3.1 3.5 a renewal that commits first: the call never exhausts the new period unused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.publish(t, "pro", "990", "generations", 3)
+		sub := b.activeSubscription(t, "c1", "pro")
+		res, err := race(t, b, sub.ID,
+			`UPDATE billing_subscriptions SET current_period = 2 WHERE id = $1`,
+			`INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at)
+			 SELECT subscription_id, 2, terms, end_at, end_at + interval '1 month', end_at
+			 FROM billing_periods WHERE subscription_id = $1 AND number = 1`,
+			`INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard)
+			 SELECT subscription_id, 2, meter, quantity, hard FROM billing_usage WHERE subscription_id = $1 AND period = 1`)
+		require.NoError(t, err)
+		require.Equal(t, 2, res.Period, "the call counts in the period that is current when it runs")
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, 2, got.Current.Number)
+		require.Equal(t, int64(3), got.Current.Usage["generations"].Used)
+		require.Equal(t, subscription.StatusExhausted, got.Status, "period 2 was used up by the call, so it is exhausted")
+		require.False(t, got.Current.ExhaustedAt.IsZero())
+		var usedInPeriod1 int64
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT used FROM billing_usage WHERE subscription_id = $1 AND period = 1`, sub.ID).Scan(&usedInPeriod1))
+		require.Zero(t, usedInPeriod1, "nothing was counted in the period renewed away")
+	})
+
+	t.Run("2.1.2 3.1 volume used up while suspended: resume leaves it exhausted", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.withRiver(t)
+		b.publish(t, "pro", "990", "generations", 3)
+		sub := b.activeSubscription(t, "c1", "pro")
+		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 3,
+			TTL: time.Hour, IdempotencyKey: "r1"})
+		require.NoError(t, err)
+		ops := subscription.AdminAction{Actor: "admin:7", Reason: "chargeback review"}
+		_, err = b.engine.Suspend(ctx, sub.ID, ops)
+		require.NoError(t, err)
+		_, err = b.engine.Commit(ctx, r.ID, 3)
+		require.NoError(t, err, "a call that ran before the suspension may still settle")
+		got, err := b.engine.Resume(ctx, sub.ID, ops)
+		require.NoError(t, err)
+		require.Equal(t, subscription.StatusExhausted, got.Status)
+		_, err = b.engine.Consume(ctx, sub.ID, "generations", 1, "late")
+		require.ErrorIs(t, err, billing.ErrNoAccess)
+	})
+}

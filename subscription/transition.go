@@ -226,7 +226,10 @@ func Suspend(sub Subscription, a AdminAction, now time.Time) (Subscription, Audi
 }
 
 // Resume lifts a suspension: suspended → the status in SuspendedFrom. If the period
-// ended meanwhile, Access says expired and DecideRenewal says what is due.
+// ended meanwhile, Access says expired and DecideRenewal says what is due. If it was
+// active and a hard limit was used up meanwhile (a reservation committed while
+// suspended), it resumes exhausted, the period stamped now (TERMS 3.1): an active status
+// always has volume left.
 func Resume(sub Subscription, a AdminAction, now time.Time) (Subscription, AuditEntry, error) {
 	if err := firstError(check(sub, ActionResume, now), a.check()); err != nil {
 		return sub, AuditEntry{}, err
@@ -236,7 +239,19 @@ func Resume(sub Subscription, a AdminAction, now time.Time) (Subscription, Audit
 	}
 	before := sub
 	sub.Status, sub.SuspendedFrom = sub.SuspendedFrom, ""
-	return sub, record(before, sub, ActionResume, a.Actor, a.Reason, "", now), nil
+	detail := ""
+	if sub.Status == StatusActive && sub.Current != nil {
+		if meters := usedUpMeters(*sub.Current); len(meters) > 0 {
+			period := *sub.Current
+			if period.ExhaustedAt.IsZero() {
+				period.ExhaustedAt = now
+			}
+			sub.Current = &period
+			sub.Status = StatusExhausted
+			detail = "used up while suspended: " + strings.Join(meters, ", ")
+		}
+	}
+	return sub, record(before, sub, ActionResume, a.Actor, a.Reason, detail, now), nil
 }
 
 // Terminate is the operator ending a user's access for good (TERMS 2.1.2): any status

@@ -289,6 +289,24 @@ func TestTransitions(t *testing.T) {
 			want:  subscription.StatusExhausted,
 			check: func(t *testing.T, _, after sub, _ audit) { require.Empty(t, after.SuspendedFrom) },
 		},
+		{
+			name: "2.1.2 3.1 resume after the volume was used up while suspended leaves no access: exhausted",
+			from: func(f fixture) sub {
+				s := f.suspended()
+				p, err := subscription.Consume(*s.Current, "generations", 100)
+				require.NoError(f.t, err)
+				s.Current = &p
+				return s
+			},
+			event: admin(subscription.Resume, operator, mid.Add(time.Hour)),
+			want:  subscription.StatusExhausted,
+			check: func(t *testing.T, _, after sub, entry audit) {
+				require.Empty(t, after.SuspendedFrom)
+				require.Equal(t, mid.Add(time.Hour), after.Current.ExhaustedAt)
+				require.Contains(t, entry.Detail, "generations")
+				require.False(t, subscription.Access(after, mid.Add(time.Hour)).Granted)
+			},
+		},
 		{name: "2.1.2 resume of a user not suspended is refused", from: fixture.active, event: admin(subscription.Resume, operator, mid), wantErr: subscription.ErrTransitionNotAllowed},
 		{
 			name: "2.1.2 resume with a corrupt suspended-from status is refused",

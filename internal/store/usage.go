@@ -29,44 +29,43 @@ type ConsumeOutcome struct {
 
 // consumeSQL counts quantity of a meter in the subscription's current period in one
 // statement (one round trip, one implicit transaction when run alone):
-//   - s: the subscription's current period and its end, while active. It is read first
-//     (MATERIALIZED, scalar subqueries) so that every later lookup has the whole primary
-//     key as its index condition: the cost does not grow with the number of periods a
-//     subscription has had;
 //   - prev: the first call under this key, if any: then nothing is counted, and its
 //     result is returned whole (the limit, and whether it used the volume up: a call is
 //     only counted while volume is left, so a hard limit reached after it was reached by it);
-//   - upd: the counter, only while the subscription is active, the period running and, for
+//   - upd: the counter, only while the row is open (open_until, migration 0008: its period
+//     is the current one, the subscription active and now before the period end) and, for
 //     a hard limit, used + reserved + quantity within the quantity. The row lock taken by
-//     UPDATE serializes concurrent calls on one meter, and PostgreSQL re-checks the WHERE
-//     on the latest row version, so concurrent calls can never together pass the limit
-//     (the table's CHECK is the backstop);
+//     UPDATE serializes concurrent calls on one meter and orders a call against every
+//     command that changes access (their triggers write the row), and PostgreSQL re-checks
+//     the whole WHERE on the latest row version, so concurrent calls can never together
+//     pass the limit (the table's CHECK is the backstop) and a call that waited for a
+//     suspension, a renewal or an exhaustion to commit is refused (an access check read
+//     from the subscription in a CTE would be the statement's snapshot, not re-checked
+//     after the wait). It finds the row through the partial unique index
+//     billing_usage_open_idx, whatever the number of periods;
 //   - ins: the key with the result (a concurrent call with the same key fails on the
 //     primary key, and the whole statement with it: nothing is counted twice);
 //   - ex, exp, aud: a hard limit used up moves the subscription to exhausted, stamps the
-//     period and writes the audit entry, in the same statement (TERMS 3.1).
+//     period and writes the audit entry, in the same statement (TERMS 3.1); ex re-checks
+//     that the subscription is active in the counted period.
 //
-// With several meters, a call on meter B may run while another call uses meter A up. B
-// does not lock the subscription row, so if B's statement started before A committed it
-// may still count (A's exhaustion also closes meter B's row, through the trigger of
-// migration 0008, so B may wait for A's commit first). That is a valid serial order (B,
-// then A): A's decisions read only meter A's counter and the subscription, never B's
-// counter, and B's only what was true when it started. A call that starts after A
-// committed sees the subscription exhausted and is refused.
+// With several meters, a call on meter B may run while another call uses meter A up. If
+// B counted first, that is the serial order B, then A (A's decisions read only meter A's
+// counter and the subscription); if A's exhaustion committed first, its trigger closed
+// B's row and B is refused. Two calls that use up two meters at once lock their rows,
+// then the subscription, then (the trigger) each other's row: PostgreSQL breaks that
+// deadlock after deadlock_timeout by aborting one, whose statement wrote nothing, and
+// the caller runs it again (IsRetryable).
 const consumeSQL = `
-WITH s AS MATERIALIZED (
-    SELECT s.current_period AS period,
-           (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = s.id AND p.number = s.current_period) AS end_at
-    FROM billing_subscriptions s WHERE s.id = $1 AND s.status = 'active'
-), prev AS (
+WITH prev AS (
     SELECT e.period, e.meter, e.quantity, e.used_after, u.quantity AS lim, u.hard
     FROM billing_usage_events e
     JOIN billing_usage u ON u.subscription_id = e.subscription_id AND u.period = e.period AND u.meter = e.meter
     WHERE e.subscription_id = $1 AND e.key = $2
 ), upd AS (
     UPDATE billing_usage u SET used = u.used + $4
-    WHERE u.subscription_id = $1 AND u.period = (SELECT period FROM s) AND u.meter = $3
-      AND $5 < (SELECT end_at FROM s)
+    WHERE u.subscription_id = $1 AND u.meter = $3
+      AND u.open_until > '-infinity' AND $5 < u.open_until
       AND NOT EXISTS (SELECT 1 FROM prev)
       AND (NOT u.hard OR u.used + u.reserved + $4 <= u.quantity)
     RETURNING u.period, u.used, u.quantity, u.hard
@@ -76,7 +75,7 @@ WITH s AS MATERIALIZED (
 ), ex AS (
     UPDATE billing_subscriptions SET status = 'exhausted', updated_at = $5
     FROM upd
-    WHERE id = $1 AND status = 'active' AND upd.hard AND upd.used >= upd.quantity
+    WHERE id = $1 AND status = 'active' AND current_period = upd.period AND upd.hard AND upd.used >= upd.quantity
     RETURNING upd.period
 ), exp AS (
     UPDATE billing_periods SET exhausted_at = $5
@@ -100,14 +99,10 @@ SELECT
 // consumeUnlessExhaustingSQL is the common case of consumeSQL, one UPDATE of one row
 // and one INSERT (BENCHMARKS.md): it counts quantity only when that leaves volume under a
 // hard limit (used + quantity < the quantity, besides used + reserved + quantity within
-// it), so it never exhausts and needs no ex, exp, aud; it does not look for the key first:
-// a retried key fails on the primary key of billing_usage_events, and the whole statement
-// with it; and it reads no subscription or period: the access check is the row's
-// open_until (migration 0008: the period end while the period is current and the
-// subscription active, -infinity otherwise, kept by triggers), found through the partial
-// unique index billing_usage_open_idx. The row lock and the re-check of the WHERE on the
-// latest row version order it against every writer of open_until and of the counters, as
-// in consumeSQL, so the two run safely side by side. It returns one row when it counted,
+// it), so it never exhausts and needs no ex, exp, aud; and it does not look for the key
+// first: a retried key fails on the primary key of billing_usage_events, and the whole
+// statement with it. Its upd is consumeSQL's otherwise (the same access check on the
+// row's open_until, the same lock and re-check), so the two run safely side by side. It returns one row when it counted,
 // none otherwise; the caller then runs consumeSQL, which decides every other case (the
 // call that uses a limit up, a replay, a refusal).
 const consumeUnlessExhaustingSQL = `

@@ -73,7 +73,11 @@ CREATE TRIGGER billing_usage_open_on_period AFTER UPDATE OF end_at ON billing_pe
     EXECUTE FUNCTION billing_usage_open_on_period();
 
 -- Existing rows, then the index of the hot path: at most one open row per meter of a
--- subscription, found without reading its other periods.
-UPDATE billing_usage SET open_until = billing_usage_open_until(subscription_id, period);
+-- subscription, found without reading its other periods. Only the current period of an
+-- active subscription can be open; every other row keeps the default, so the backfill
+-- rewrites those rows only, not the whole usage history.
+UPDATE billing_usage u SET open_until = billing_usage_open_until(u.subscription_id, u.period)
+FROM billing_subscriptions s
+WHERE s.id = u.subscription_id AND s.status = 'active' AND u.period = s.current_period;
 CREATE UNIQUE INDEX billing_usage_open_idx ON billing_usage (subscription_id, meter)
     WHERE open_until > '-infinity';
