@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
@@ -419,8 +420,16 @@ func (e *Engine) scheduleRecognition(ctx context.Context, tx pgx.Tx, subscriptio
 	if err != nil {
 		return err
 	}
-	at = at.UTC().Truncate(time.Microsecond)
-	_, err = client.InsertTx(ctx, tx, jobs.RecognizeRevenueArgs{SubscriptionID: subscriptionID, Period: period, DueAt: at},
-		&riverInsertOpts{ScheduledAt: at})
+	j := recognitionJob(subscriptionID, period, at)
+	_, err = client.InsertTx(ctx, tx, j.Args, j.InsertOpts)
 	return err
+}
+
+// recognitionJob is the River job that books the revenue of period of the subscription at
+// the instant at (stored to the microsecond, as PostgreSQL keeps it, so that the unique
+// arguments of a job scheduled twice for one instant compare equal).
+func recognitionJob(subscriptionID string, period int, at time.Time) river.InsertManyParams {
+	at = at.UTC().Truncate(time.Microsecond)
+	return river.InsertManyParams{Args: jobs.RecognizeRevenueArgs{SubscriptionID: subscriptionID, Period: period, DueAt: at},
+		InsertOpts: &river.InsertOpts{ScheduledAt: at}}
 }

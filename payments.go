@@ -439,26 +439,36 @@ func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscrip
 // schedules the revenue recognition of the period at its end and the renewal job, all in
 // the transaction that started the period.
 func (e *Engine) afterPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow) error {
-	if err := e.postPeriodCharge(ctx, tx, sub, "payment:"+a.ID, a.ProviderPaymentID, a.Amount, a.Currency); err != nil {
-		return err
-	}
-	return e.scheduleRenewal(ctx, tx, sub.ID, sub.Current.Number, 1, sub.Current.End)
+	return e.postPeriodCharge(ctx, tx, sub, "payment:"+a.ID, a.ProviderPaymentID, a.Amount, a.Currency,
+		renewalJob(sub.ID, sub.Current.Number, 1, sub.Current.End))
 }
 
-// postPeriodCharge posts the charge of sub's current period to the ledger and schedules
-// its recognition at the period end.
-func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, key, paymentRef string, amount int64, currency string) error {
-	if amount <= 0 {
-		return nil // a free period moves no money
+// postPeriodCharge posts the charge of sub's current period to the ledger and inserts its
+// recognition job at the period end together with the jobs in also, with one InsertManyTx
+// (one statement; River's unique insert is the costliest statement of a renewal). A free
+// period (amount 0) moves no money and inserts only also.
+func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, key, paymentRef string,
+	amount int64, currency string, also ...river.InsertManyParams) error {
+	jobs := also
+	if amount > 0 {
+		t, err := ledger.Charge(key, paymentRef, currency, amount, e.clock.Now())
+		if err != nil {
+			return err
+		}
+		if _, _, err := e.postForPeriod(ctx, tx, sub.ID, sub.Current.Number, t); err != nil {
+			return err
+		}
+		jobs = append(jobs, recognitionJob(sub.ID, sub.Current.Number, sub.Current.End))
 	}
-	t, err := ledger.Charge(key, paymentRef, currency, amount, e.clock.Now())
+	if len(jobs) == 0 {
+		return nil
+	}
+	client, err := e.riverClient()
 	if err != nil {
 		return err
 	}
-	if _, _, err := e.postForPeriod(ctx, tx, sub.ID, sub.Current.Number, t); err != nil {
-		return err
-	}
-	return e.scheduleRecognition(ctx, tx, sub.ID, sub.Current.Number, sub.Current.End)
+	_, err = client.InsertManyTx(ctx, tx, jobs)
+	return err
 }
 
 // scheduleRenewal inserts the renewal job of period of subscription id at at, in tx.
@@ -467,8 +477,15 @@ func (e *Engine) scheduleRenewal(ctx context.Context, tx pgx.Tx, id string, peri
 	if err != nil {
 		return err
 	}
-	_, err = client.InsertTx(ctx, tx, jobs.RenewArgs{SubscriptionID: id, Period: period, Try: try}, &river.InsertOpts{ScheduledAt: at})
+	j := renewalJob(id, period, try, at)
+	_, err = client.InsertTx(ctx, tx, j.Args, j.InsertOpts)
 	return err
+}
+
+// renewalJob is the renewal job of period of subscription id (attempt try), due at at.
+func renewalJob(id string, period, try int, at time.Time) river.InsertManyParams {
+	return river.InsertManyParams{Args: jobs.RenewArgs{SubscriptionID: id, Period: period, Try: try},
+		InsertOpts: &river.InsertOpts{ScheduledAt: at}}
 }
 
 // save writes a transition and its audit entry.

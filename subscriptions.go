@@ -188,10 +188,8 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 			if err != nil {
 				return sub, nil, err
 			}
-			if err := e.postPeriodCharge(ctx, tx, next, "payment:"+p.ProviderPaymentID, p.ProviderPaymentID, amount, cur.Code); err != nil {
-				return sub, nil, err
-			}
-			if err := e.scheduleRenewal(ctx, tx, next.ID, 1, 1, next.Current.End); err != nil {
+			if err := e.postPeriodCharge(ctx, tx, next, "payment:"+p.ProviderPaymentID, p.ProviderPaymentID, amount, cur.Code,
+				renewalJob(next.ID, 1, 1, next.Current.End)); err != nil {
 				return sub, nil, err
 			}
 		}
