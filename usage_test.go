@@ -339,3 +339,56 @@ func TestConsumeWaitingForAnAccessChange(t *testing.T) {
 		require.ErrorIs(t, err, billing.ErrNoAccess)
 	})
 }
+
+// TestConsumeConcurrentTwoMeters runs 64 goroutines on a tariff with two hard limits of
+// the same small size, half on each meter, so that both are used up at about the same
+// instant (the case where two exhausting calls can deadlock and one is run again). Every
+// call either counts or is refused; what was counted is exactly what the counters hold.
+func TestConsumeConcurrentTwoMeters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const limit = 20
+	_, err := b.engine.Tariffs().Publish(ctx, "ops", tariff.Spec{
+		Code: "duo", Name: "Duo", Price: decimal.NewFromInt(990),
+		Period: tariff.Period{Count: 1, Unit: tariff.Month},
+		Limits: []tariff.Limit{{Meter: "generations", Quantity: limit}, {Meter: "images", Quantity: limit}},
+	})
+	require.NoError(t, err)
+	sub := b.activeSubscription(t, "c1", "duo")
+
+	const goroutines = 64
+	meters := []string{"generations", "images"}
+	var ok [2]atomic.Int64
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := g % 2
+			for i := range 5 {
+				_, err := b.engine.Consume(ctx, sub.ID, meters[m], 1, fmt.Sprintf("g%d-%d", g, i))
+				switch {
+				case err == nil:
+					ok[m].Add(1)
+				case isRefusal(err):
+				default:
+					t.Errorf("unexpected error: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := b.engine.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, subscription.StatusExhausted, got.Status, "3.1 one of the limits was used up")
+	used := 0
+	for i, m := range meters {
+		require.Equal(t, ok[i].Load(), got.Current.Usage[m].Used, "3.1 %s: every counted call, nothing else", m)
+		require.LessOrEqual(t, got.Current.Usage[m].Used, int64(limit))
+		if got.Current.Usage[m].Used == limit {
+			used++
+		}
+	}
+	require.GreaterOrEqual(t, used, 1, "the subscription is exhausted because a limit was used up")
+}
