@@ -29,8 +29,8 @@ var (
 	// Nothing was written.
 	ErrReceivedInFuture = refund.ErrReceivedInFuture
 	// ErrPeriodNotPaid: the period named has no succeeded charge recorded (the
-	// subscription is pending, the period does not exist, or it was activated with
-	// ConfirmFirstPayment, which keeps no provider payment to refund). Nothing was written.
+	// subscription is pending, the period does not exist, or it was free). Nothing was
+	// written.
 	ErrPeriodNotPaid = errors.New("billing: period has no succeeded charge to refund")
 	// ErrAlreadyRefunded: the period's payment is refunded or being refunded. Nothing
 	// was written.
@@ -260,7 +260,7 @@ func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.S
 	charge, err := store.SucceededCharge(ctx, tx, sub.ID, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.RefundRow{}, fmt.Errorf("%w: subscription %s period %d has no succeeded charge attempt "+
-			"(a period activated with ConfirmFirstPayment keeps no provider payment to refund)", ErrPeriodNotPaid, sub.ID, n)
+			"(a free period)", ErrPeriodNotPaid, sub.ID, n)
 	}
 	if err != nil {
 		return store.RefundRow{}, err

@@ -219,12 +219,37 @@ func TestRefunds(t *testing.T) {
 				ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "r1"})
 			return err
 		})
-		confirmed := b.activeSubscription(t, "c3", "pro") // ConfirmFirstPayment: no charge attempt to refund
-		b.requireRefusedWritesNothing(t, confirmed.ID, billing.ErrPeriodNotPaid, func() error {
-			_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: confirmed.ID,
-				ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "r2"})
-			return err
-		})
+	})
+
+	t.Run("3.7 a first period the host charged itself (ConfirmFirstPayment) is refunded like any other", func(t *testing.T) {
+		t.Parallel()
+		b, _ := setupRefunds(t)
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c3", TariffCode: "pro", IdempotencyKey: "sub-c3"})
+		require.NoError(t, err)
+		// The host charges on its own payment page, through the same provider.
+		receipt, err := payment.NewChargeReceipt("Pro, 1 month", 99000, "RUB", payment.VATNone, payment.Contact{})
+		require.NoError(t, err)
+		paid, err := b.gateway.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "host-c3", PaymentMethod: "tok-c3",
+			CustomerID: "c3", Amount: 99000, Currency: "RUB", Description: "Pro, 1 month", Receipt: receipt})
+		require.NoError(t, err)
+		_, err = b.engine.ConfirmFirstPayment(ctx, sub.ID, billing.Payment{
+			ProviderPaymentID: paid.ProviderPaymentID, Amount: sub.Checkout.Price, Currency: sub.Checkout.Currency})
+		require.NoError(t, err)
+
+		r := b.request(t, sub.ID, b.clock.Now().Add(time.Hour), "r-c3")
+		require.True(t, r.Eligible, r.Explanation)
+		require.Equal(t, paid.ProviderPaymentID, r.ProviderPaymentID)
+		b.verify(t, r.ID)
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		require.NoError(t, err)
+		require.Equal(t, refund.StateRefunded, got.State)
+		refunds := b.gateway.Refunds()
+		require.Len(t, refunds, 1)
+		require.Equal(t, paid.ProviderPaymentID, refunds[0].ProviderPaymentID)
+		require.Equal(t, int64(99000), refunds[0].Amount)
+		s, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		require.Equal(t, subscription.StatusRefunded, s.Status)
 	})
 
 	t.Run("3.8 concurrent executions refund once", func(t *testing.T) {

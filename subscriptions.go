@@ -13,6 +13,7 @@ import (
 
 	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/money"
+	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/subscription"
 	"github.com/smm-gpt/billing/tariff"
 )
@@ -151,9 +152,11 @@ type Payment struct {
 // when the host charged it itself (TERMS 3.3): it starts period 1 now, under the checkout
 // terms, and grants access. The period ends one tariff period later in the subscription's
 // location. The payment method, if given, is saved with the consent to recurring charges
-// (3.4). When UseRiver was called, the charge is posted to the ledger and the revenue
-// recognition and renewal jobs are scheduled at the period end; without River (a host
-// that only meters usage) neither happens.
+// (3.4). When UseRiver was called, the payment is stored as the period's succeeded
+// charge and posted to the ledger, and the revenue recognition and renewal jobs are
+// scheduled at the period end: the period can then be refunded through the engine
+// (RequestRefund, ExecuteRefund) if the host charged through the provider of the
+// configured Gateway. Without River (a host that only meters usage) none of this happens.
 // Hosts that let the engine charge use ChargeFirstPayment instead.
 func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string, p Payment) (subscription.Subscription, error) {
 	check := inputCheck{op: "ConfirmFirstPayment"}
@@ -188,6 +191,11 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 			if err != nil {
 				return sub, nil, err
 			}
+			if amount > 0 {
+				if err := recordHostCharge(ctx, tx, next, p.ProviderPaymentID, amount, cur.Code, now); err != nil {
+					return sub, nil, err
+				}
+			}
 			if err := e.postPeriodCharge(ctx, tx, next, "payment:"+p.ProviderPaymentID, p.ProviderPaymentID, amount, cur.Code,
 				renewalJob(next.ID, 1, 1, next.Current.End)); err != nil {
 				return sub, nil, err
@@ -195,6 +203,37 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 		}
 		return next, []subscription.AuditEntry{a}, nil
 	})
+}
+
+// recordHostCharge stores the charge the host made itself (ConfirmFirstPayment) as the
+// succeeded attempt of period 1, as if the engine had made it: refunds find a period's
+// payment there (RequestRefund, ExecuteRefund), and the unique index
+// billing_payment_attempts_one_success keeps a second success for the period impossible.
+// Its number follows any attempt the engine made for the period before; its key is never
+// sent to a gateway.
+func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, providerPaymentID string,
+	amount int64, currency string, now time.Time) error {
+	number := 1
+	latest, err := store.LatestAttempt(ctx, tx, sub.ID, 1)
+	switch {
+	case err == nil:
+		number = latest.Number + 1
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	a, err := payment.NewAttempt(payment.AttemptSpec{
+		ID: newID(), SubscriptionID: sub.ID, Purpose: payment.PurposeCheckout, PeriodNumber: 1, Number: number,
+		Amount: amount, Currency: currency, DueAt: now,
+	}, now)
+	if err != nil {
+		return err
+	}
+	a, _, err = a.RecordCharge(payment.ChargeResult{Outcome: payment.OutcomeSucceeded,
+		ProviderPaymentID: providerPaymentID, Amount: amount, Currency: currency}, nil, now)
+	if err != nil {
+		return err
+	}
+	return store.InsertAttempt(ctx, tx, store.AttemptRow{Attempt: a, Terms: sub.Checkout})
 }
 
 // FailFirstPayment records that the first charge failed or was abandoned: the pending
