@@ -449,7 +449,7 @@ func (e *Engine) afterPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 // period (amount 0) moves no money and inserts only also.
 func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, key, paymentRef string,
 	amount int64, currency string, also ...river.InsertManyParams) error {
-	jobs := also
+	batch := also
 	if amount > 0 {
 		t, err := ledger.Charge(key, paymentRef, currency, amount, e.clock.Now())
 		if err != nil {
@@ -458,16 +458,16 @@ func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscripti
 		if _, _, err := e.postForPeriod(ctx, tx, sub.ID, sub.Current.Number, t); err != nil {
 			return err
 		}
-		jobs = append(jobs, recognitionJob(sub.ID, sub.Current.Number, sub.Current.End))
+		batch = append(batch, recognitionJob(sub.ID, sub.Current.Number, sub.Current.End))
 	}
-	if len(jobs) == 0 {
+	if len(batch) == 0 {
 		return nil
 	}
 	client, err := e.riverClient()
 	if err != nil {
 		return err
 	}
-	_, err = client.InsertManyTx(ctx, tx, jobs)
+	_, err = client.InsertManyTx(ctx, tx, batch)
 	return err
 }
 
