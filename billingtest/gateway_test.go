@@ -24,11 +24,11 @@ const (
 var gwNow = time.Date(2026, time.March, 31, 9, 0, 0, 0, time.FixedZone("MSK", 3*60*60))
 
 // gwReq is the request of renewal attempt n of period period of gwSub, as the engine would
-// make it: key from payment.AttemptKey, metadata with the subscription and period.
+// make it: a key per attempt (fixed here so tests can repeat it), metadata with the
+// subscription and period.
 func gwReq(t *testing.T, period, n int) payment.ChargeRequest {
 	t.Helper()
-	key, err := payment.AttemptKey(payment.PurposeRenewal, gwSub, period, n)
-	require.NoError(t, err)
+	key := fmt.Sprintf("renew_%s-%d-%d", gwSub, period, n)
 	return gwCharge(t, key, gwToken, gwPrice, map[string]string{
 		billingtest.MetadataSubscriptionID: gwSub,
 		billingtest.MetadataPeriod:         strconv.Itoa(period),
@@ -63,7 +63,7 @@ func gwAttempt(t *testing.T) (payment.Attempt, payment.ChargeRequest) {
 	t.Helper()
 	a, err := payment.NewAttempt(payment.AttemptSpec{
 		ID: "att-1", SubscriptionID: gwSub, Purpose: payment.PurposeRenewal, PeriodNumber: 7,
-		Number: 1, Amount: gwPrice, Currency: "RUB", DueAt: gwNow,
+		Number: 1, Amount: gwPrice, Currency: "RUB", DueAt: gwNow, IdempotencyKey: gwReq(t, 7, 1).IdempotencyKey,
 	}, gwNow)
 	require.NoError(t, err)
 	r, err := payment.NewChargeReceipt("Pro tariff, 1 month", gwPrice, "RUB", payment.VAT22Of122, payment.Contact{})

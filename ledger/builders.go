@@ -47,6 +47,17 @@ func Charge(key, paymentID, currency string, amount int64, at time.Time, opts ..
 		leg(DeferredRevenue, Credit, amount, currency))
 }
 
+// UnappliedCharge books a successful payment that no subscription period can take (the
+// checkout was abandoned, the subscription ended, the period was paid by another charge):
+// Dr provider, Cr refunds_payable, amount minor units. The money is owed back to the customer
+// until PayRefund books its refund through the provider. paymentID is the reference
+// (RefPayment). The errors are Charge's.
+func UnappliedCharge(key, paymentID, currency string, amount int64, at time.Time, opts ...Option) (Transaction, error) {
+	return build(key, Reference{Kind: RefPayment, ID: paymentID}, currency, at, opts,
+		leg(ProviderCash, Debit, amount, currency),
+		leg(RefundsPayable, Credit, amount, currency))
+}
+
 // Recognize books amount minor units of a paid period as earned: Dr deferred, Cr revenue.
 // periodID is the period whose money is earned (RefRecognition). Compute the amount with
 // Plan.ToRecognize and skip the posting when it is 0: a zero amount is ErrNonPositive.

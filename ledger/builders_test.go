@@ -50,6 +50,14 @@ func TestBuilders(t *testing.T) {
 			legs: []ledger.Posting{rub(ledger.ProviderCash, ledger.Debit, 100), rub(ledger.DeferredRevenue, ledger.Credit, 100)},
 		},
 		{
+			name: "a payment no period can take is owed back: Dr provider, Cr refunds_payable",
+			build: func() (ledger.Transaction, error) {
+				return ledger.UnappliedCharge("unapplied:a1", "p1", "RUB", 99000, t0)
+			},
+			ref:  ledger.Reference{Kind: ledger.RefPayment, ID: "p1"},
+			legs: []ledger.Posting{rub(ledger.ProviderCash, ledger.Debit, 99000), rub(ledger.RefundsPayable, ledger.Credit, 99000)},
+		},
+		{
 			name: "earned revenue: Dr deferred, Cr revenue",
 			build: func() (ledger.Transaction, error) {
 				return ledger.Recognize("recog:s1:2026-01-15", "s1", "RUB", 3194, t0)

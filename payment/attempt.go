@@ -45,8 +45,8 @@ type Attempt struct {
 	// only after a soft decline (Retry), so a soft-declined attempt's Number is also the count of
 	// the period's soft declines so far.
 	Number int
-	// IdempotencyKey is the gateway key, AttemptKey(Purpose, SubscriptionID, PeriodNumber,
-	// Number). Fixed when the attempt is made; every call about this attempt uses it.
+	// IdempotencyKey is the gateway key (NewAttemptKey: random, unguessable). Fixed when the
+	// attempt is made; every call about this attempt uses it.
 	IdempotencyKey string
 	// Amount is the amount to charge in minor units, > 0.
 	Amount int64
@@ -158,6 +158,9 @@ type AttemptSpec struct {
 	Currency string
 	// DueAt is when the period's charge fell due.
 	DueAt time.Time
+	// IdempotencyKey is the attempt's gateway key, from NewAttemptKey; never the key of
+	// another attempt. At most MaxKeyLen printable ASCII characters.
+	IdempotencyKey string
 }
 
 // NewAttempt makes an attempt in state created with its idempotency key fixed. The engine
@@ -166,8 +169,20 @@ func NewAttempt(spec AttemptSpec, createdAt time.Time) (Attempt, error) {
 	if strings.TrimSpace(spec.ID) == "" {
 		return Attempt{}, invalid("ID", "empty")
 	}
-	key, err := AttemptKey(spec.Purpose, spec.SubscriptionID, spec.PeriodNumber, spec.Number)
-	if err != nil {
+	if _, ok := spec.Purpose.keyPrefix(); !ok {
+		return Attempt{}, invalid("Purpose", fmt.Sprintf("%q is neither %q nor %q", spec.Purpose, PurposeCheckout, PurposeRenewal))
+	}
+	if strings.TrimSpace(spec.SubscriptionID) == "" {
+		return Attempt{}, invalid("SubscriptionID", "empty")
+	}
+	if spec.PeriodNumber < 1 {
+		return Attempt{}, invalid("PeriodNumber", fmt.Sprintf("%d, must be ≥ 1", spec.PeriodNumber))
+	}
+	if spec.Number < 1 {
+		return Attempt{}, invalid("Number", fmt.Sprintf("%d, must be ≥ 1", spec.Number))
+	}
+	key := spec.IdempotencyKey
+	if err := checkKey("IdempotencyKey", key); err != nil {
 		return Attempt{}, err
 	}
 	if err := checkMoney("", spec.Amount, spec.Currency); err != nil {
@@ -194,35 +209,31 @@ func NewAttempt(spec AttemptSpec, createdAt time.Time) (Attempt, error) {
 	}, nil
 }
 
-// AttemptKey returns the gateway idempotency key of an attempt:
-// "<checkout|renew>:<subscription>:<period>:<attempt>", e.g. "renew:0190…:7:2".
+// NewAttemptKey returns the gateway idempotency key of a new attempt: the purpose's prefix
+// and nonce, e.g. "renew_9f86d081884c7d659a2feaa0c55ad015". The engine passes 128 random bits
+// in hex as the nonce, so that a key can be neither guessed nor derived from a subscription
+// ID: a webhook or a request that names a key proves nothing by itself (the engine confirms
+// every webhook with the gateway). The key is stored with the attempt before the gateway is
+// called, and every retry of the attempt reuses it; the database holds it under a unique
+// constraint.
 //
-// It is deterministic on purpose. The key is stored with the attempt before the gateway is
-// called, and every retry of the attempt reuses it; deriving it from (subscription, period,
-// attempt number) adds a second guard: two workers that race on the same period, or a job that
-// lost its attempt row, compute the same key, so the gateway deduplicates their charges; the
-// database can hold it under a unique constraint; and a person can find a charge at the
-// provider from the subscription alone. Trap: the key is unique across subscriptions only
-// because subscription ids are (UUIDv7); two deployments sharing one provider account must
-// not share subscription ids.
-//
-// A key with a UUID subscription id is at most 53 characters for periods below 10 000 and
-// attempts below 100; a key longer than MaxKeyLen is refused. It returns a *ValidationError.
-func AttemptKey(purpose Purpose, subscriptionID string, periodNumber, number int) (string, error) {
+// The nonce must be at least 16 characters of [0-9a-zA-Z-]; the key is at most MaxKeyLen
+// characters. It returns a *ValidationError.
+func NewAttemptKey(purpose Purpose, nonce string) (string, error) {
 	prefix, ok := purpose.keyPrefix()
 	if !ok {
 		return "", invalid("Purpose", fmt.Sprintf("%q is neither %q nor %q", purpose, PurposeCheckout, PurposeRenewal))
 	}
-	if subscriptionID == "" || strings.Contains(subscriptionID, ":") {
-		return "", invalid("SubscriptionID", "empty or contains \":\"")
+	if len(nonce) < 16 {
+		return "", invalid("nonce", fmt.Sprintf("%d characters, fewer than 16: a key must not be guessable", len(nonce)))
 	}
-	if periodNumber < 1 {
-		return "", invalid("PeriodNumber", fmt.Sprintf("%d, must be ≥ 1", periodNumber))
+	for i := 0; i < len(nonce); i++ {
+		c := nonce[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-') {
+			return "", invalid("nonce", "only letters, digits and '-'")
+		}
 	}
-	if number < 1 {
-		return "", invalid("Number", fmt.Sprintf("%d, must be ≥ 1", number))
-	}
-	key := prefix + ":" + subscriptionID + ":" + strconv.Itoa(periodNumber) + ":" + strconv.Itoa(number)
+	key := prefix + "_" + nonce
 	if err := checkKey("IdempotencyKey", key); err != nil {
 		return "", err
 	}
@@ -369,12 +380,13 @@ func (a Attempt) Cancel(lookupErr error, at time.Time) (Attempt, error) {
 	return a, nil
 }
 
-// Retry makes the period's next attempt after a soft decline: Number+1, its own key, the same
+// Retry makes the period's next attempt after a soft decline: Number+1, its own key (a new
+// NewAttemptKey), the same
 // amount, currency and due time, state created. Decide says whether and when; Retry only
 // refuses (ErrIllegalTransition) an attempt that is not soft-declined, because any other state
 // could still take money (pending, unknown), already has (succeeded) or must never be retried
 // (hard decline, canceled).
-func (a Attempt) Retry(id string, createdAt time.Time) (Attempt, error) {
+func (a Attempt) Retry(id, key string, createdAt time.Time) (Attempt, error) {
 	if a.State != StateSoftDeclined {
 		return Attempt{}, a.refuse("retry", ErrIllegalTransition, "only a soft-declined attempt is retried")
 	}
@@ -387,12 +399,13 @@ func (a Attempt) Retry(id string, createdAt time.Time) (Attempt, error) {
 		Amount:         a.Amount,
 		Currency:       a.Currency,
 		DueAt:          a.DueAt,
+		IdempotencyKey: key,
 	}, createdAt)
 }
 
 // VerifyPeriod checks the invariants over all attempts of one subscription period, in any
-// order: one subscription and period; numbers 1..n without gaps or repeats; each key equal to
-// AttemptKey; every attempt but the last soft-declined (a new attempt only after a soft
+// order: one subscription and period; numbers 1..n without gaps or repeats; each key valid
+// and distinct from the others; every attempt but the last soft-declined (a new attempt only after a soft
 // decline); at most one succeeded. It returns ErrDoubleCharge for two successes,
 // ErrIllegalTransition (wrapped) for an attempt after one that was not soft-declined, and a
 // *ValidationError for the rest. An empty slice is valid.
@@ -412,6 +425,7 @@ func VerifyPeriod(attempts []Attempt) error {
 			ErrDoubleCharge, succeeded, sorted[0].SubscriptionID, sorted[0].PeriodNumber)
 	}
 	first := sorted[0]
+	keys := make(map[string]struct{}, len(sorted))
 	for i, a := range sorted {
 		field := fmt.Sprintf("attempts[number %d]", a.Number)
 		if a.SubscriptionID != first.SubscriptionID || a.PeriodNumber != first.PeriodNumber || a.Purpose != first.Purpose {
@@ -420,13 +434,13 @@ func VerifyPeriod(attempts []Attempt) error {
 		if a.Number != i+1 {
 			return invalid(field, fmt.Sprintf("expected number %d: numbers run 1..n without gaps or repeats", i+1))
 		}
-		key, err := AttemptKey(a.Purpose, a.SubscriptionID, a.PeriodNumber, a.Number)
-		if err != nil {
+		if err := checkKey(field+".IdempotencyKey", a.IdempotencyKey); err != nil {
 			return err
 		}
-		if a.IdempotencyKey != key {
-			return invalid(field, fmt.Sprintf("key %q, expected %q", a.IdempotencyKey, key))
+		if _, dup := keys[a.IdempotencyKey]; dup {
+			return invalid(field, fmt.Sprintf("key %q is another attempt's too", a.IdempotencyKey))
 		}
+		keys[a.IdempotencyKey] = struct{}{}
 		if !a.State.Valid() {
 			return invalid(field, fmt.Sprintf("state %q", a.State))
 		}

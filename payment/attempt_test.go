@@ -11,35 +11,30 @@ import (
 	"github.com/smm-gpt/billing/payment"
 )
 
-func TestAttemptKey(t *testing.T) {
+func TestNewAttemptKey(t *testing.T) {
 	t.Parallel()
 
+	nonce := "9f86d081884c7d659a2feaa0c55ad015"
 	tests := []struct {
 		name    string
 		purpose payment.Purpose
-		sub     string
-		period  int
-		number  int
+		nonce   string
 		want    string
 		wantErr error
 	}{
-		{"renewal key names subscription, period and attempt", payment.PurposeRenewal, subID, 7, 2, "renew:" + subID + ":7:2", nil},
-		{"3.3 checkout key has its own prefix", payment.PurposeCheckout, subID, 1, 1, "checkout:" + subID + ":1:1", nil},
-		{"a UUID key fits the 64-character limit up to period 9999, attempt 99", payment.PurposeCheckout, subID, 9999, 99, "checkout:" + subID + ":9999:99", nil},
-		{"empty purpose", "", subID, 1, 1, "", payment.ErrInvalid},
-		{"unknown purpose", "trial", subID, 1, 1, "", payment.ErrInvalid},
-		{"empty subscription", payment.PurposeRenewal, "", 1, 1, "", payment.ErrInvalid},
-		{"subscription with the separator would make keys ambiguous", payment.PurposeRenewal, "a:1", 1, 1, "", payment.ErrInvalid},
-		{"period 0", payment.PurposeRenewal, subID, 0, 1, "", payment.ErrInvalid},
-		{"attempt 0", payment.PurposeRenewal, subID, 1, 0, "", payment.ErrInvalid},
-		{"negative attempt", payment.PurposeRenewal, subID, 1, -1, "", payment.ErrInvalid},
-		{"key longer than 64 characters", payment.PurposeRenewal, strings.Repeat("x", 60), 1, 1, "", payment.ErrInvalid},
-		{"subscription with a space", payment.PurposeRenewal, "a b", 1, 1, "", payment.ErrInvalid},
+		{"renewal key: prefix and the random nonce, nothing derived from the subscription", payment.PurposeRenewal, nonce, "renew_" + nonce, nil},
+		{"3.3 checkout key has its own prefix", payment.PurposeCheckout, nonce, "checkout_" + nonce, nil},
+		{"a UUID nonce fits the 64-character limit", payment.PurposeCheckout, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "checkout_0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", nil},
+		{"empty purpose", "", nonce, "", payment.ErrInvalid},
+		{"unknown purpose", "trial", nonce, "", payment.ErrInvalid},
+		{"a short nonce could be guessed", payment.PurposeRenewal, "1234", "", payment.ErrInvalid},
+		{"a nonce with a separator or space", payment.PurposeRenewal, "abcdefgh:ijklmnopq", "", payment.ErrInvalid},
+		{"key longer than 64 characters", payment.PurposeRenewal, strings.Repeat("x", 60), "", payment.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := payment.AttemptKey(tt.purpose, tt.sub, tt.period, tt.number)
+			got, err := payment.NewAttemptKey(tt.purpose, tt.nonce)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				return
@@ -47,9 +42,6 @@ func TestAttemptKey(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tt.want, got)
 			require.LessOrEqual(t, len(got), payment.MaxKeyLen)
-			again, err := payment.AttemptKey(tt.purpose, tt.sub, tt.period, tt.number)
-			require.NoError(t, err)
-			require.Equal(t, got, again, "the key is deterministic")
 		})
 	}
 }
@@ -61,7 +53,7 @@ func TestNewAttempt(t *testing.T) {
 		t.Parallel()
 		a := newAttempt(t, payment.PurposeRenewal, 2)
 		require.Equal(t, payment.StateCreated, a.State)
-		require.Equal(t, "renew:"+subID+":7:2", a.IdempotencyKey)
+		require.Equal(t, keyOf(payment.PurposeRenewal, 2), a.IdempotencyKey)
 		require.Equal(t, now, a.CreatedAt)
 		require.True(t, a.SettledAt.IsZero())
 	})
@@ -374,7 +366,7 @@ func TestAttemptRetry(t *testing.T) {
 	t.Run("3.5 a soft decline is retried as a new attempt under its own key", func(t *testing.T) {
 		t.Parallel()
 		a := attemptIn(t, payment.StateSoftDeclined)
-		next, err := a.Retry("att-2", dueAt.Add(payment.Day))
+		next, err := a.Retry("att-2", keyOf(payment.PurposeRenewal, 2), dueAt.Add(payment.Day))
 		require.NoError(t, err)
 		require.Equal(t, payment.StateCreated, next.State)
 		require.Equal(t, 2, next.Number)
@@ -388,7 +380,7 @@ func TestAttemptRetry(t *testing.T) {
 
 	t.Run("retry needs an id", func(t *testing.T) {
 		t.Parallel()
-		_, err := attemptIn(t, payment.StateSoftDeclined).Retry("", now)
+		_, err := attemptIn(t, payment.StateSoftDeclined).Retry("", keyOf(payment.PurposeRenewal, 2), now)
 		require.ErrorIs(t, err, payment.ErrInvalid)
 	})
 
@@ -407,7 +399,7 @@ func TestAttemptRetry(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			_, err := attemptIn(t, s).Retry("att-2", now)
+			_, err := attemptIn(t, s).Retry("att-2", keyOf(payment.PurposeRenewal, 2), now)
 			require.ErrorIs(t, err, payment.ErrIllegalTransition)
 		})
 	}
@@ -464,14 +456,14 @@ func TestVerifyPeriod(t *testing.T) {
 func TestErrorsAreTyped(t *testing.T) {
 	t.Parallel()
 
-	_, err := attemptIn(t, payment.StateSucceeded).Retry("x", now)
+	_, err := attemptIn(t, payment.StateSucceeded).Retry("x", keyOf(payment.PurposeRenewal, 2), now)
 	var te *payment.TransitionError
 	require.ErrorAs(t, err, &te)
 	require.Equal(t, "att-1", te.AttemptID)
 	require.Equal(t, "retry", te.Move)
 	require.Contains(t, err.Error(), "att-1")
 
-	_, err = payment.AttemptKey("", subID, 1, 1)
+	_, err = payment.NewAttemptKey("", "9f86d081884c7d659a2feaa0c55ad015")
 	var ve *payment.ValidationError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, "Purpose", ve.Field)

@@ -63,7 +63,7 @@ func TestDecide(t *testing.T) {
 			}
 			require.Equal(t, payment.ActionRetry, d.Action)
 			retries = append(retries, d.RetryAt)
-			a, err = a.Retry("att-n", d.RetryAt)
+			a, err = a.Retry("att-n", keyOf(payment.PurposeRenewal, a.Number+1), d.RetryAt)
 			require.NoError(t, err)
 			a, _, err = a.RecordCharge(result(payment.OutcomeSoftDeclined), nil, d.RetryAt)
 			require.NoError(t, err)

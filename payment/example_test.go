@@ -19,6 +19,7 @@ func Example() {
 	a, _ := payment.NewAttempt(payment.AttemptSpec{
 		ID: "att-1", SubscriptionID: "sub-1", Purpose: payment.PurposeRenewal,
 		PeriodNumber: 2, Number: 1, Amount: 99000, Currency: "RUB", DueAt: due,
+		IdempotencyKey: "renew_9f86d081884c7d659a2feaa0c55ad015", // payment.NewAttemptKey with a random nonce
 	}, due)
 	fmt.Println("key:", a.IdempotencyKey)
 
@@ -38,7 +39,7 @@ func Example() {
 	d, _ = payment.Decide(a, payment.DefaultDunningSchedule(), method, due.Add(time.Minute))
 	fmt.Println(a.State, "→", d.Action)
 	// Output:
-	// key: renew:sub-1:2:1
+	// key: renew_9f86d081884c7d659a2feaa0c55ad015
 	// unknown → reconcile
 	// succeeded → activate
 }
@@ -83,6 +84,7 @@ func ExampleApplyWebhook() {
 	a, _ := payment.NewAttempt(payment.AttemptSpec{
 		ID: "att-1", SubscriptionID: "sub-1", Purpose: payment.PurposeCheckout,
 		PeriodNumber: 1, Number: 1, Amount: 99000, Currency: "RUB", DueAt: due,
+		IdempotencyKey: "checkout_2c26b46b68ffc68ff99b453c1d304134",
 	}, due)
 	a, _, _ = a.RecordCharge(payment.ChargeResult{Outcome: payment.OutcomePending, ProviderPaymentID: "pp-1", Amount: 99000, Currency: "RUB"}, nil, due)
 

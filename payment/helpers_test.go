@@ -2,6 +2,7 @@ package payment_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,8 +45,18 @@ var allStates = []payment.State{
 func spec(purpose payment.Purpose, n int) payment.AttemptSpec {
 	return payment.AttemptSpec{
 		ID: "att-" + string(rune('0'+n)), SubscriptionID: subID, Purpose: purpose,
-		PeriodNumber: 7, Number: n, Amount: price, Currency: rub, DueAt: dueAt,
+		PeriodNumber: 7, Number: n, Amount: price, Currency: rub, DueAt: dueAt, IdempotencyKey: keyOf(purpose, n),
 	}
+}
+
+// keyOf is the test key of attempt n of period 7: readable, unique per attempt. The engine's
+// keys come from NewAttemptKey.
+func keyOf(purpose payment.Purpose, n int) string {
+	prefix := "renew"
+	if purpose == payment.PurposeCheckout {
+		prefix = "checkout"
+	}
+	return fmt.Sprintf("%s:%s:7:%d", prefix, subID, n)
 }
 
 // newAttempt makes a created attempt n of the test period.

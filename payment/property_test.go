@@ -107,7 +107,7 @@ func (w *world) advance(j *job, faults bool) bool {
 		if len(w.attempts) == 0 {
 			a, err := payment.NewAttempt(payment.AttemptSpec{
 				ID: w.id(), SubscriptionID: subID, Purpose: payment.PurposeRenewal, PeriodNumber: 7,
-				Number: 1, Amount: price, Currency: rub, DueAt: dueAt,
+				Number: 1, Amount: price, Currency: rub, DueAt: dueAt, IdempotencyKey: keyOf(payment.PurposeRenewal, 1),
 			}, w.clock)
 			must(t, err)
 			w.attempts = append(w.attempts, a) // commit, before any gateway call
@@ -130,7 +130,7 @@ func (w *world) advance(j *job, faults bool) bool {
 			j.attempt, j.phase = a, 1 // the gateway never saw the key: charge it under the same key
 			return false
 		case payment.ActionRetry:
-			next, err := last.Retry(w.id(), w.clock)
+			next, err := last.Retry(w.id(), keyOf(payment.PurposeRenewal, last.Number+1), w.clock)
 			must(t, err)
 			if len(w.attempts) >= next.Number {
 				return true // the unique constraint: another job made this attempt first

@@ -146,6 +146,9 @@ const (
 	EndConsentWithdrawn EndReason = "consent_withdrawn"
 	// EndDunningExhausted: every retry of a soft decline failed. Only from past_due.
 	EndDunningExhausted EndReason = "dunning_exhausted"
+	// EndPaymentMethodRefused: the saved payment method may not be charged for this
+	// customer (it is bound to another customer): never charged.
+	EndPaymentMethodRefused EndReason = "payment_method_refused"
 )
 
 // End ends a paid subscription at or after its period end: active, exhausted or past_due
@@ -158,7 +161,7 @@ func End(sub Subscription, reason EndReason, now time.Time) (Subscription, Audit
 	}
 	var err error
 	switch reason {
-	case EndHardDecline, EndConsentWithdrawn:
+	case EndHardDecline, EndConsentWithdrawn, EndPaymentMethodRefused:
 	case EndAutoRenewOff:
 		if sub.AutoRenew {
 			err = invalid("reason", "auto_renew_off while auto-renew is on")

@@ -228,6 +228,7 @@ func TestTransitions(t *testing.T) {
 		{name: "3.5 hard decline on a retry: past_due → ended", from: fixture.pastDue, event: endFor(subscription.EndHardDecline, next), want: subscription.StatusEnded},
 		{name: "3.5 every retry failed: past_due → ended", from: fixture.pastDue, event: endFor(subscription.EndDunningExhausted, next), want: subscription.StatusEnded},
 		{name: "3.5 dunning cannot be exhausted without a decline", from: fixture.active, event: endFor(subscription.EndDunningExhausted, end), wantErr: subscription.ErrTransitionNotAllowed},
+		{name: "a token bound to another customer is never charged: ended at the period end", from: fixture.active, event: endFor(subscription.EndPaymentMethodRefused, end), want: subscription.StatusEnded},
 		{name: "consent withdrawn: ended at the period end", from: fixture.exhausted, event: endFor(subscription.EndConsentWithdrawn, end), want: subscription.StatusEnded},
 		{name: "3.5 no_payment_method is refused while a token is saved", from: fixture.active, event: endFor(subscription.EndNoPaymentMethod, end), wantErr: subscription.ErrInvalid},
 		{name: "an unknown end reason is refused", from: fixture.active, event: endFor("bored", end), wantErr: subscription.ErrInvalid},
