@@ -102,6 +102,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: e}),
 	)
 }
 

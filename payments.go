@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
@@ -45,7 +47,9 @@ type ChargeResult struct {
 // first period, under the checkout terms (TERMS 3.3, 3.4). Access is granted only when
 // the charge succeeds; a pending charge activates the subscription when its webhook
 // arrives (HandlePaymentWebhook); a declined one ends it. Calling it again never charges
-// twice: it continues the same attempt under the same gateway key.
+// twice: it continues the same attempt under the same gateway key. A subscription that is
+// no longer pending (FailFirstPayment ended it) is never charged: the attempt is canceled
+// before it is sent, and a charge that lands anyway is refunded (see ReconcilePayments).
 func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) (ChargeResult, error) {
 	check := inputCheck{op: "ChargeFirstPayment"}
 	check.id("subscriptionID", subscriptionID)
@@ -65,52 +69,91 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 
 // RenewPeriod is the renewal job's work for the period numbered period of a
 // subscription, run at its end (TERMS 3.5): with auto-renew off it ends the subscription
-// (3.6); otherwise it charges the next period under the terms the tariff's renewal
-// decision picks (the paid period never changes, 2.1.6) and, on success, starts the next
+// (3.6); otherwise it charges the next period under the terms in force at the instant the
+// renewal fell due (the paid period never changes, and a job that runs late never charges a
+// price that took effect after the due instant, 2.1.6) and, on success, starts the next
 // period, posts the ledger transaction and schedules the next renewal, in one transaction.
 // It is safe to run any number of times: at most one charge per period succeeds. Run
 // before the period ends (an operator extended it), it does nothing and returns an error
 // matching ErrNotDue; the engine's River worker then snoozes the job until the new end.
+// A malformed ID is an *InputError, an unknown one matches ErrNotFound.
 func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) error {
+	check := inputCheck{op: "RenewPeriod"}
+	check.id("subscriptionID", subscriptionID)
+	if period < 1 {
+		check.add("period", fmt.Sprintf("%d: periods count from 1", period))
+	}
+	if err := check.err(); err != nil {
+		return err
+	}
 	_, err := e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
+	if err != nil && !errors.Is(err, errRetryLater) && !errors.Is(err, ErrNotDue) {
+		return e.opError("RenewPeriod", err)
+	}
 	return err
 }
 
 // chargePeriod runs the charge protocol for period number of a subscription:
 //
-//  1. one transaction decides whether a charge is due and records the attempt with its
-//     gateway key (or finds the attempt a crashed or duplicate run left);
-//  2. the gateway is called outside any transaction: Charge for a fresh attempt, Lookup
-//     for one whose outcome is unknown (never a second Charge under a new key);
-//  3. one transaction records the outcome and its effects (new period, ledger, next job;
-//     or past_due and a retry job; or the end).
+//  1. one transaction decides whether a charge is due, re-checks the reason to charge
+//     (reasonToCharge) and records the attempt with its random gateway key, marked sent (or
+//     finds the attempt a crashed or duplicate run left);
+//  2. the gateway is called outside any transaction: Charge for an attempt marked sent in
+//     step 1, Lookup for one a run before may have sent (and, when the gateway never saw
+//     it, the reason is checked again in the transaction that marks it sent, in resend);
+//  3. one transaction records the outcome and its effects (settle): new period, ledger,
+//     next job; or past_due and a retry job; or the end; and for money the subscription can
+//     no longer take, an unapplied payment refunded through the gateway.
 //
-// A crash between any two steps leaves an attempt that the next run finds and settles.
+// A crash between any two steps leaves an attempt that the next run (or the reconciliation
+// job) finds and settles.
 func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment.Purpose, number int) (payment.Attempt, error) {
 	gw := e.cfg.Gateway
 	if gw == nil {
 		return payment.Attempt{}, ErrNoGateway
 	}
-	a, fresh, err := e.prepareAttempt(ctx, subID, purpose, number)
-	if err != nil || a.ID == "" {
-		return a.Attempt, err
+	p, err := e.prepareAttempt(ctx, subID, purpose, number)
+	if err != nil || p.attempt.ID == "" {
+		return p.attempt.Attempt, err
 	}
-	now := e.clock.Now()
+	a := p.attempt
 	switch a.State {
 	case payment.StateCreated:
-		a.Attempt, err = e.callGateway(ctx, gw, a, fresh, now)
-		if err != nil {
+		if !p.send {
+			// Made by an earlier run, which may have sent it just before a crash: ask first.
+			res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+			if !errors.Is(lerr, payment.ErrNotFound) {
+				if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
+					return a.Attempt, err
+				}
+				break
+			}
+			if p, err = e.resend(ctx, a); err != nil || !p.send {
+				if err == nil && p.attempt.State == payment.StateCreated {
+					err = errRetryLater // left open while its first call may be in flight
+				}
+				return p.attempt.Attempt, err
+			}
+			a = p.attempt
+		}
+		if a.Attempt, err = e.callGateway(ctx, gw, a, p.target); err != nil {
 			return a.Attempt, err
 		}
 	case payment.StateUnknown, payment.StatePending:
 		res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-		if a.Attempt, _, err = a.RecordLookup(res, lerr, now); err != nil {
+		if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
 			return a.Attempt, err
 		}
 	}
+	return e.settleInTx(ctx, a)
+}
+
+// settleInTx runs step 3 (settle) in its own transaction. An unknown outcome is committed
+// and reported as errRetryLater.
+func (e *Engine) settleInTx(ctx context.Context, a store.AttemptRow) (payment.Attempt, error) {
 	var out payment.Attempt
 	var settleErr error
-	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		out, settleErr = e.settle(ctx, tx, a)
 		if errors.Is(settleErr, errRetryLater) {
 			return nil // commit the unknown outcome; the job's retry looks it up
@@ -123,13 +166,28 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 	return out, err
 }
 
-// prepareAttempt is step 1 of the charge protocol. It returns the attempt to work on
-// (ID empty when nothing is due) and whether it was made by this call.
-func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payment.Purpose, number int) (store.AttemptRow, bool, error) {
-	var out store.AttemptRow
-	var fresh bool
+// preparedCharge is what step 1 hands to step 2.
+type preparedCharge struct {
+	// attempt is the attempt to work on; ID empty when nothing is due.
+	attempt store.AttemptRow
+	// send: the reason to charge was checked and the attempt marked sent in the same
+	// transaction, so step 2 calls Charge at once.
+	send bool
+	// target is who is charged and from which method, read in that transaction.
+	target chargeTarget
+}
+
+// chargeTarget is who a charge is for and which saved method it takes.
+type chargeTarget struct {
+	customerID string
+	method     payment.PaymentMethodStatus
+}
+
+// prepareAttempt is step 1 of the charge protocol.
+func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payment.Purpose, number int) (preparedCharge, error) {
+	var out preparedCharge
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		out, fresh = store.AttemptRow{}, false
+		out = preparedCharge{}
 		now := e.clock.Now()
 		sub, err := store.LockSubscription(ctx, tx, subID)
 		if err != nil {
@@ -139,10 +197,10 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		switch {
 		case err == nil:
 			if latest.State != payment.StateSoftDeclined {
-				out = latest // continue it: look it up, settle it
+				out.attempt = latest // continue it: look it up, settle it
 				return nil
 			}
-			method, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
+			method, _, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
 			if err != nil {
 				return err
 			}
@@ -151,15 +209,22 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 				return err
 			}
 			if d.Action != payment.ActionRetry || d.RetryAt.After(now) {
-				out = latest // settle decides: stop, or schedule the retry
+				out.attempt = latest // settle decides: stop, or schedule the retry
 				return nil
 			}
-			next, err := latest.Retry(newID(), now)
+			target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
 			if err != nil {
 				return err
 			}
-			out, fresh = store.AttemptRow{Attempt: next, Terms: latest.Terms}, true
-			return store.InsertAttempt(ctx, tx, out)
+			if nr != nil { // no retry: auto-renew off (TERMS 3.6), consent withdrawn, ended…
+				return e.stopCharging(ctx, tx, sub, purpose, number, nr, now)
+			}
+			next, err := latest.Retry(newID(), newAttemptKey(purpose), now)
+			if err != nil {
+				return err
+			}
+			out = preparedCharge{attempt: store.AttemptRow{Attempt: next, Terms: latest.Terms, SentAt: now}, send: true, target: target}
+			return store.InsertAttempt(ctx, tx, out.attempt)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -195,13 +260,22 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			if err != nil {
 				return err
 			}
-			if terms, err = tariff.TermsForRenewal(sub.Current.Terms, versions, now); err != nil {
+			// The renewal is decided at the instant it fell due, not when the job runs: a
+			// price that took effect after that instant is not this period's (TERMS 2.1.6).
+			dueAt = d.At
+			if terms, err = tariff.TermsForRenewal(sub.Current.Terms, versions, dueAt); err != nil {
 				return err
 			}
-			dueAt = sub.Current.End
 			if terms.IsFree() {
 				return e.startRenewedPeriod(ctx, tx, sub, terms, now)
 			}
+		}
+		target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
+		if err != nil {
+			return err
+		}
+		if nr != nil {
+			return e.stopCharging(ctx, tx, sub, purpose, number, nr, now)
 		}
 		amount, _, err := minorOf(terms)
 		if err != nil {
@@ -209,63 +283,181 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		}
 		a, err := payment.NewAttempt(payment.AttemptSpec{
 			ID: newID(), SubscriptionID: sub.ID, Purpose: purpose, PeriodNumber: number, Number: 1,
-			Amount: amount, Currency: terms.Currency, DueAt: dueAt,
+			Amount: amount, Currency: terms.Currency, DueAt: dueAt, IdempotencyKey: newAttemptKey(purpose),
 		}, now)
 		if err != nil {
 			return err
 		}
-		out, fresh = store.AttemptRow{Attempt: a, Terms: terms}, true
-		return store.InsertAttempt(ctx, tx, out)
+		out = preparedCharge{attempt: store.AttemptRow{Attempt: a, Terms: terms, SentAt: now}, send: true, target: target}
+		return store.InsertAttempt(ctx, tx, out.attempt)
 	})
-	return out, fresh, err
+	return out, err
+}
+
+// noReason says why a period may not be charged now, and what that means for the
+// subscription (see stopCharging).
+type noReason struct {
+	// why is said in the log and the audit log.
+	why string
+	// endReason is how a renewal whose period is over ends; empty: nothing changes.
+	endReason subscription.EndReason
+}
+
+// reasonToCharge re-checks, in tx with the subscription locked, that period number of sub
+// may be charged now: the subscription still waits for that period (pending for the
+// checkout; for a renewal, that period is next and DecideRenewal says charge, which needs
+// auto-renew on, TERMS 3.6), the method belongs to the subscription's customer, and consent
+// stands (law of 1 March 2026; paying at checkout is the consent, TERMS 3.4). It returns the
+// charge target, or why not (the attempt must then never be sent; stopCharging writes
+// what follows for the subscription).
+func (e *Engine) reasonToCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, purpose payment.Purpose,
+	number int, now time.Time) (chargeTarget, *noReason, error) {
+	switch purpose {
+	case payment.PurposeCheckout:
+		if sub.Status != subscription.StatusPending {
+			return chargeTarget{}, &noReason{why: "the subscription is " + string(sub.Status)}, nil
+		}
+		if sub.PaymentMethod == "" {
+			return chargeTarget{}, nil, &InputError{Op: "ChargeFirstPayment", Problems: []FieldProblem{
+				{"PaymentMethod", "the subscription has no saved payment method: pass one to Subscribe"}}}
+		}
+	default:
+		if sub.Current == nil || sub.Current.Number != number-1 {
+			return chargeTarget{}, &noReason{why: fmt.Sprintf("period %d is not the next period", number)}, nil
+		}
+		switch d := subscription.DecideRenewal(sub, now); d.Action {
+		case subscription.RenewalCharge:
+		case subscription.RenewalEnd:
+			return chargeTarget{}, &noReason{why: "no renewal: " + string(d.EndReason), endReason: d.EndReason}, nil
+		default: // suspended, final, or the period runs again (extended): not now
+			return chargeTarget{}, &noReason{why: "no renewal now: the subscription is " + string(sub.Status)}, nil
+		}
+	}
+	method, owner, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
+	if err != nil {
+		return chargeTarget{}, nil, err
+	}
+	switch {
+	case owner != "" && owner != sub.CustomerID:
+		return chargeTarget{}, &noReason{why: "the payment method belongs to another customer", endReason: subscription.EndPaymentMethodRefused}, nil
+	case purpose == payment.PurposeCheckout:
+		if !method.ConsentWithdrawnAt.IsZero() {
+			return chargeTarget{}, &noReason{why: "consent to charges on the payment method was withdrawn"}, nil
+		}
+		if method.ConsentGivenAt.IsZero() || method.ConsentGivenAt.After(now) {
+			method.ConsentGivenAt = now // paying at checkout is the consent (TERMS 3.4)
+		}
+	default:
+		if cerr := payment.CanCharge(method, now); cerr != nil {
+			return chargeTarget{}, &noReason{why: cerr.Error(), endReason: subscription.EndConsentWithdrawn}, nil
+		}
+	}
+	return chargeTarget{customerID: sub.CustomerID, method: method}, nil, nil
+}
+
+// stopCharging writes what having no reason to charge means for the subscription, in tx: a
+// pending checkout fails; a renewal whose period is over ends with the reason's end reason.
+// Anything else stays as it is.
+func (e *Engine) stopCharging(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, purpose payment.Purpose,
+	number int, nr *noReason, now time.Time) error {
+	e.logger.InfoContext(ctx, "billing: no reason to charge; nothing sent", "subscription", sub.ID,
+		"purpose", string(purpose), "period", number, "why", nr.why)
+	if purpose == payment.PurposeCheckout {
+		if sub.Status != subscription.StatusPending {
+			return nil
+		}
+		next, audit, err := subscription.FirstPaymentFailed(sub, nr.why, now)
+		if err != nil {
+			return err
+		}
+		return e.save(ctx, tx, sub, next, audit, now)
+	}
+	if nr.endReason == "" || !sub.Status.Allows(subscription.ActionEnd) || sub.Current == nil ||
+		sub.Current.Number != number-1 || now.Before(sub.Current.End) {
+		return nil
+	}
+	next, audit, err := subscription.End(sub, nr.endReason, now)
+	if err != nil {
+		return err
+	}
+	return e.save(ctx, tx, sub, next, audit, now)
 }
 
 // chargeInFlightFor bounds how long a run's gateway call may still be in flight after it
-// made its attempt: River's default JobTimeout. An attempt open for longer belongs to a run
-// that is gone (the reconciliation job works on the same assumption).
+// marked its attempt sent: River's default JobTimeout. An attempt sent longer ago belongs to
+// a run that is gone. A call that outlives it anyway (a request the provider processed after
+// the client gave up) lands on a canceled attempt: settle then books it as an unapplied
+// payment and refunds it, and the reconciliation job looks such attempts up for a day.
 const chargeInFlightFor = time.Minute
 
-// callGateway is step 2 for a created attempt. An attempt this run did not make may have
-// reached the gateway before a crash, so it is looked up first and charged (under its
-// own key) only when the gateway never saw it. Consent is checked right before the call
-// (law of 1 March 2026): a withdrawn method is never charged, even by a job queued before.
-func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.AttemptRow, fresh bool, now time.Time) (payment.Attempt, error) {
-	if !fresh {
-		res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-		if !errors.Is(lerr, payment.ErrNotFound) {
-			next, _, err := a.RecordLookup(res, lerr, now)
-			return next, err
-		}
-	}
-	target, err := store.ReadChargeTarget(ctx, e.pool, a.SubscriptionID)
-	if err != nil {
-		return a.Attempt, err
-	}
-	method := target.Method
-	if a.Purpose == payment.PurposeCheckout && method.ConsentGivenAt.IsZero() && method.ConsentWithdrawnAt.IsZero() {
-		method.ConsentGivenAt = now // paying at checkout is the consent (TERMS 3.4)
-	}
-	if cerr := payment.CanCharge(method, now); cerr != nil {
-		if !fresh && now.Sub(a.CreatedAt) < chargeInFlightFor {
-			// The run that made the attempt may be calling the gateway right now, having
-			// checked the consent before it was withdrawn: a Lookup cannot see a request in
-			// flight, and canceling would lose the payment if it lands. Leave the attempt
-			// open; the job's retry cancels it once no call can still be in flight.
-			return a.Attempt, nil
-		}
-		_, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-		canceled, err := a.Cancel(lerr, now)
+// resend is the transaction before charging again an attempt a run before made and the
+// gateway never saw (Lookup: ErrNotFound): with the subscription locked it re-checks the
+// reason to charge and marks the attempt sent, or cancels it (only once no call of the run
+// that sent it can still be in flight; before that it is left open for a later run).
+func (e *Engine) resend(ctx context.Context, a store.AttemptRow) (preparedCharge, error) {
+	var out preparedCharge
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		sub, err := store.LockSubscription(ctx, tx, a.SubscriptionID)
 		if err != nil {
-			return a.Attempt, fmt.Errorf("%w (while refusing to charge: %w)", err, cerr)
+			return err
 		}
-		return canceled, nil
-	}
+		cur, err := store.LockAttempt(ctx, tx, a.ID)
+		if err != nil {
+			return err
+		}
+		out = preparedCharge{attempt: cur}
+		if cur.State != payment.StateCreated {
+			return nil // settled meanwhile (a webhook, another run)
+		}
+		latest, err := store.LatestAttempt(ctx, tx, cur.SubscriptionID, cur.PeriodNumber)
+		if err != nil {
+			return err
+		}
+		nr := &noReason{why: "a later attempt of the period exists"}
+		if latest.ID == cur.ID {
+			var target chargeTarget
+			if target, nr, err = e.reasonToCharge(ctx, tx, sub, cur.Purpose, cur.PeriodNumber, now); err != nil {
+				return err
+			}
+			if nr == nil {
+				cur.SentAt = now
+				out = preparedCharge{attempt: cur, send: true, target: target}
+				return store.UpdateAttempt(ctx, tx, cur)
+			}
+		}
+		if !cur.SentAt.IsZero() && now.Sub(cur.SentAt) < chargeInFlightFor {
+			// Its run may be calling the gateway right now, with the reason it had then: the
+			// charge may land and pay the period. A later run decides, with nothing changed.
+			return nil
+		}
+		canceled, err := cur.Cancel(payment.ErrNotFound, now) // the Lookup just before said so
+		if err != nil {
+			return err
+		}
+		cur.Attempt = canceled
+		out.attempt = cur
+		if err := store.UpdateAttempt(ctx, tx, cur); err != nil {
+			return err
+		}
+		if latest.ID != cur.ID {
+			return nil
+		}
+		return e.stopCharging(ctx, tx, sub, cur.Purpose, cur.PeriodNumber, nr, now)
+	})
+	return out, err
+}
+
+// callGateway is step 2 for an attempt marked sent: build the request (54-FZ receipt) and
+// Charge under the attempt's key.
+func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.AttemptRow, target chargeTarget) (payment.Attempt, error) {
+	now := e.clock.Now()
 	receipt, err := payment.NewChargeReceipt(receiptDescription(a.Terms), a.Amount, a.Currency, e.cfg.VAT, payment.Contact{})
 	if err != nil {
 		return a.Attempt, err
 	}
-	req, err := a.ChargeRequest(method, payment.ChargeDetails{
-		CustomerID: target.CustomerID, Description: receiptDescription(a.Terms), Receipt: receipt,
+	req, err := a.ChargeRequest(target.method, payment.ChargeDetails{
+		CustomerID: target.customerID, Description: receiptDescription(a.Terms), Receipt: receipt,
 		Metadata: map[string]string{"subscription_id": a.SubscriptionID, "period": strconv.Itoa(a.PeriodNumber)},
 	}, now)
 	if err != nil {
@@ -276,32 +468,54 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 	return next, err
 }
 
-// settle is step 3: record the attempt's state and act on the payment decision, in tx.
+// settle is step 3: record what the gateway said about an attempt and act on it, in tx.
+//
+// The provider is the truth about money: an attempt that becomes succeeded here is either
+// applied to its period (activation, renewal) or, when the subscription can no longer take
+// it, booked as an unapplied payment and refunded (bookUnapplied). Nothing after the
+// gateway's answer may roll back its record because a lifecycle transition refused. An
+// attempt that was already succeeded had its effects written when it became so.
 func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRow) (payment.Attempt, error) {
 	now := e.clock.Now()
 	sub, err := store.LockSubscription(ctx, tx, observed.SubscriptionID)
 	if err != nil {
 		return observed.Attempt, err
 	}
-	stored, err := store.LatestAttempt(ctx, tx, observed.SubscriptionID, observed.PeriodNumber)
+	stored, err := store.LockAttempt(ctx, tx, observed.ID)
 	if err != nil {
 		return observed.Attempt, err
 	}
 	a := stored
-	if stored.ID == observed.ID && !stored.State.Settled() {
+	switch {
+	case !stored.State.Settled():
 		a.Attempt = observed.Attempt // ours is the news; a settled row (a webhook won) stands
-		if err := store.UpdateAttempt(ctx, tx, a.Attempt); err != nil {
+	case stored.State == payment.StateCanceled &&
+		(observed.State == payment.StateSucceeded || observed.State == payment.StatePending):
+		// A call that outlived chargeInFlightFor landed after the attempt was canceled. The
+		// gateway's word wins: the money is recorded (and, succeeded, refunded below).
+		e.logger.WarnContext(ctx, "billing: a charge landed on a canceled attempt", "attempt", stored.ID,
+			"provider_payment", observed.ProviderPaymentID, "state", observed.State)
+		a.Attempt = observed.Attempt
+	}
+	if a.State == payment.StateSucceeded && stored.State != payment.StateSucceeded {
+		return a.Attempt, e.takePayment(ctx, tx, sub, a, now)
+	}
+	if a.State != stored.State || a.ProviderPaymentID != stored.ProviderPaymentID {
+		if err := store.UpdateAttempt(ctx, tx, a); err != nil {
 			return a.Attempt, err
 		}
 	}
-	if stored.ID == observed.ID && stored.State == payment.StateCanceled &&
-		(observed.State == payment.StateSucceeded || observed.State == payment.StatePending) {
-		// A call that outlived chargeInFlightFor landed after another run canceled the
-		// attempt. Never silent: the provider holds money the books do not show.
-		e.logger.ErrorContext(ctx, "billing: a charge landed on a canceled attempt; refund it at the provider",
-			"attempt", stored.ID, "key", stored.IdempotencyKey, "provider_payment", observed.ProviderPaymentID, "state", observed.State)
+	if a.State == payment.StateSucceeded || a.State == payment.StateCanceled {
+		return a.Attempt, nil // effects written when it succeeded, or when it was canceled
 	}
-	method, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
+	latest, err := store.LatestAttempt(ctx, tx, a.SubscriptionID, a.PeriodNumber)
+	if err != nil {
+		return a.Attempt, err
+	}
+	if latest.ID != a.ID {
+		return a.Attempt, nil // a stale attempt: the period's latest one decides
+	}
+	method, _, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
 	if err != nil {
 		return a.Attempt, err
 	}
@@ -309,9 +523,10 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 	if err != nil {
 		return a.Attempt, err
 	}
+	waitsForThis := a.Purpose == payment.PurposeCheckout && sub.Status == subscription.StatusPending ||
+		a.Purpose == payment.PurposeRenewal && sub.Current != nil && sub.Current.Number == a.PeriodNumber-1 &&
+			sub.Status.Allows(subscription.ActionRenew)
 	switch d.Action {
-	case payment.ActionActivate:
-		return a.Attempt, e.applyPaid(ctx, tx, sub, a, now)
 	case payment.ActionWait:
 		return a.Attempt, nil // a webhook or the reconciliation job settles it
 	case payment.ActionReconcile:
@@ -320,7 +535,10 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 		}
 		return a.Attempt, nil // the reconciliation job looks it up
 	case payment.ActionRetry:
-		if sub.Status == subscription.StatusActive || sub.Status == subscription.StatusExhausted {
+		if !waitsForThis {
+			return a.Attempt, nil // ended, suspended or renewed meanwhile: no retry now
+		}
+		if sub.Status.Allows(subscription.ActionMarkPastDue) && !now.Before(sub.Current.End) {
 			next, audit, err := subscription.MarkPastDue(sub, now)
 			if err != nil {
 				return a.Attempt, err
@@ -331,18 +549,18 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 		}
 		return a.Attempt, e.scheduleRenewal(ctx, tx, sub.ID, a.PeriodNumber-1, a.Number+1, d.RetryAt)
 	case payment.ActionStop:
+		if !waitsForThis {
+			return a.Attempt, nil
+		}
 		if a.Purpose == payment.PurposeCheckout {
-			if sub.Status != subscription.StatusPending {
-				return a.Attempt, nil
-			}
 			next, audit, err := subscription.FirstPaymentFailed(sub, string(d.Reason), now)
 			if err != nil {
 				return a.Attempt, err
 			}
 			return a.Attempt, e.save(ctx, tx, sub, next, audit, now)
 		}
-		if sub.Status.Final() || sub.Current == nil || sub.Current.Number != a.PeriodNumber-1 {
-			return a.Attempt, nil
+		if now.Before(sub.Current.End) {
+			return a.Attempt, nil // an early renewal declined: the paid period runs to its end
 		}
 		next, audit, err := subscription.End(sub, endReasonOf(d.Reason), now)
 		if err != nil {
@@ -353,14 +571,55 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 	return a.Attempt, fmt.Errorf("billing: unexpected payment decision %q", d.Action)
 }
 
-// applyPaid gives what a succeeded attempt paid for: period 1 (activation) or the next
-// period (renewal), with the ledger charge and the next renewal job, in tx. A period
-// already started (a duplicate run) is left alone.
-func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, now time.Time) error {
+// takePayment records an attempt that just succeeded: applied to its period when the
+// subscription can still take it, else an unapplied payment. A lifecycle refusal while
+// applying (a transition the subscription no longer allows) rolls back only the savepoint
+// of the attempt to apply it, and the money is booked as unapplied instead.
+func (e *Engine) takePayment(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, now time.Time) error {
+	why := cannotApply(sub, a, now)
+	if why == "" {
+		err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+			if err := store.UpdateAttempt(ctx, sp, a); err != nil {
+				return err
+			}
+			return e.applyPaid(ctx, sp, sub, a, now)
+		})
+		var te *subscription.TransitionError
+		var ve *subscription.ValidationError
+		if err == nil || !(errors.As(err, &te) || errors.As(err, &ve)) {
+			return err
+		}
+		why = "the subscription refused the period: " + err.Error()
+	}
+	a.Unapplied = true
+	if err := store.UpdateAttempt(ctx, tx, a); err != nil {
+		return err
+	}
+	return e.bookUnapplied(ctx, tx, sub, a, why, now)
+}
+
+// cannotApply says why sub can no longer take the period attempt a paid for, or "".
+func cannotApply(sub subscription.Subscription, a store.AttemptRow, now time.Time) string {
 	if a.Purpose == payment.PurposeCheckout {
 		if sub.Status != subscription.StatusPending {
-			return nil
+			return fmt.Sprintf("checkout of a subscription that is %s", sub.Status)
 		}
+		return ""
+	}
+	switch {
+	case sub.Current == nil || sub.Current.Number != a.PeriodNumber-1:
+		return fmt.Sprintf("period %d is not the next period of the subscription", a.PeriodNumber)
+	case !sub.Status.Allows(subscription.ActionRenew):
+		return fmt.Sprintf("renewal of a subscription that is %s", sub.Status)
+	}
+	return ""
+}
+
+// applyPaid gives what a succeeded attempt paid for: period 1 (activation) or the next
+// period (renewal), with the ledger charge and the next renewal job, in tx. The caller
+// checked with cannotApply that the subscription can take it.
+func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, now time.Time) error {
+	if a.Purpose == payment.PurposeCheckout {
 		loc, err := time.LoadLocation(sub.LocationName())
 		if err != nil {
 			return err
@@ -378,10 +637,41 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		}
 		return e.afterPaid(ctx, tx, next, a)
 	}
-	if sub.Current == nil || sub.Current.Number != a.PeriodNumber-1 {
-		return nil
-	}
 	return e.startRenewedPeriodPaid(ctx, tx, sub, a, now)
+}
+
+// bookUnapplied books a succeeded payment that no period can take (TERMS 3.3: money is
+// never kept for nothing): the ledger shows it as owed back (Dr provider, Cr
+// refunds_payable), an unapplied payment is recorded with a random refund key, the refund
+// job is scheduled, and the audit log and the log say why. RefundUnapplied pays it back
+// through the gateway with its 54-FZ return receipt.
+func (e *Engine) bookUnapplied(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, why string, now time.Time) error {
+	client, err := e.riverClient()
+	if err != nil {
+		return err
+	}
+	u := store.UnappliedRow{ID: newID(), AttemptID: a.ID, SubscriptionID: a.SubscriptionID, Period: a.PeriodNumber,
+		ProviderPaymentID: a.ProviderPaymentID, AmountMinor: a.Amount, Currency: a.Currency, Reason: why,
+		State: store.UnappliedRefunding, RefundKey: newGatewayKey("unapplied"), CreatedAt: now}
+	if err := store.InsertUnapplied(ctx, tx, u); err != nil {
+		return err
+	}
+	t, err := ledger.UnappliedCharge("unapplied:"+a.ID, a.ProviderPaymentID, a.Currency, a.Amount, now,
+		ledger.WithMemo(fmt.Sprintf("payment of subscription %s period %d no period can take: %s", a.SubscriptionID, a.PeriodNumber, why)))
+	if err != nil {
+		return err
+	}
+	if _, _, err := e.post(ctx, tx, t); err != nil {
+		return err
+	}
+	if _, err := client.InsertTx(ctx, tx, jobs.RefundUnappliedArgs{UnappliedID: u.ID}, nil); err != nil {
+		return err
+	}
+	e.logger.WarnContext(ctx, "billing: unapplied payment; refunding it", "subscription", sub.ID, "status", string(sub.Status),
+		"attempt", a.ID, "provider_payment", a.ProviderPaymentID, "amount_minor", a.Amount, "currency", a.Currency, "why", why)
+	return store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "billing", Action: "payment.unapplied",
+		Subject: SubscriptionSubject(sub.ID), Reason: why, Detail: map[string]any{"attempt": a.ID, "unapplied": u.ID,
+			"provider_payment": a.ProviderPaymentID, "amount_minor": a.Amount, "period": a.PeriodNumber}})
 }
 
 // startRenewedPeriodPaid starts the period a renewal attempt paid for.
@@ -402,12 +692,23 @@ func (e *Engine) startRenewedPeriod(ctx context.Context, tx pgx.Tx, sub subscrip
 	return e.scheduleRenewal(ctx, tx, next.ID, next.Current.Number, 1, next.Current.End)
 }
 
-// renew starts period Current.Number+1 under terms. The new period starts where the
-// paid one ended, also when the charge came later after dunning retries ("anchored as if
-// paid on time"), and ends on the anchor's schedule: the n-th period end from period 1's
-// start, so a Jan 31 start renews Feb 28, then Mar 31. When the tariff's period length
-// changed, or an operator extension moved the end past the schedule, it ends one new
-// period after its start instead.
+// LateRenewalGrace is how late a renewal may be paid and still start where the paid period
+// ended. A renewal paid later (after dunning retries, a suspension across the period end,
+// an outage) starts when it was paid and runs one full period from then: the customer, who
+// had no access since the end, never pays for days already past.
+const LateRenewalGrace = time.Hour
+
+// renew starts period Current.Number+1 under terms. Where it is placed:
+//   - paid on time (within LateRenewalGrace of the end): it starts where the paid period
+//     ended and ends on the anchor's schedule, the n-th period end from period 1's start, so
+//     a Jan 31 start renews Feb 28, then Mar 31 — as long as the periods are on that
+//     schedule;
+//   - off the schedule (an operator extended the period, a late payment re-anchored it, the
+//     tariff's period length changed): it ends one full period after its start, so an
+//     extension is never clawed back from the next period (TERMS 2.1.4);
+//   - paid late: it starts at now, one full period.
+//
+// It is never shorter than one full period from its start.
 func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, terms tariff.Terms, now time.Time) (subscription.Subscription, error) {
 	loc, err := time.LoadLocation(sub.LocationName())
 	if err != nil {
@@ -416,17 +717,22 @@ func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscrip
 	start := sub.Current.End
 	n := sub.Current.Number + 1
 	end := time.Time{}
-	if terms.Period == sub.Checkout.Period {
+	switch {
+	case now.After(start.Add(LateRenewalGrace)):
+		start = now
+	case terms.Period == sub.Checkout.Period:
 		anchor := sub.Current.Start
 		if sub.Current.Number != 1 {
 			if anchor, err = store.FirstPeriodStart(ctx, tx, sub.ID); err != nil {
 				return sub, err
 			}
 		}
-		end = terms.Period.End(anchor, n, loc)
+		if terms.Period.End(anchor, n-1, loc).Equal(start) {
+			end = terms.Period.End(anchor, n, loc)
+		}
 	}
-	if !end.After(start) {
-		end = terms.Period.End(start, 1, loc)
+	if full := terms.Period.End(start, 1, loc); end.Before(full) {
+		end = full
 	}
 	next, audit, err := subscription.Renew(sub, subscription.RenewParams{Terms: terms, Start: start, End: end}, now)
 	if err != nil {
@@ -496,35 +802,72 @@ func (e *Engine) save(ctx context.Context, tx pgx.Tx, before, after subscription
 	return store.InsertSubscriptionAudit(ctx, tx, audit)
 }
 
-// HandlePaymentWebhook applies a charge webhook the host forwards after checking it comes
-// from the provider: a pending charge that succeeded activates or renews the subscription
-// (TERMS 3.3); a decline acts as at the call. A duplicate webhook, or one that brings no
-// news, is a no-op; one that contradicts a settled attempt or its amount is a typed error
-// and changes nothing; one about no attempt is ErrUnknownPayment.
+// ErrWebhookNotConfirmed is returned by HandlePaymentWebhook and HandleRefundWebhook for a
+// notification the gateway does not confirm: the gateway has no such charge or refund, or
+// its answer contradicts the body (another outcome, payment, amount). Nothing changed. A
+// forged webhook gets this error; so does a genuine one about a state the gateway has moved
+// past (a "pending" body is not a contradiction: the engine acts on the gateway's newer word).
+var ErrWebhookNotConfirmed = errors.New("billing: webhook not confirmed by the gateway")
+
+// HandlePaymentWebhook applies a charge webhook the host forwards. Webhooks are hints: the
+// body only names the attempt (by provider payment ID or idempotency key); the engine asks
+// the gateway (Lookup under the attempt's key) and acts on the gateway's answer alone, and
+// only when it agrees with the body: a forged or mismatching body changes nothing and
+// returns an error matching ErrWebhookNotConfirmed. A pending charge that succeeded
+// activates or renews the subscription (TERMS 3.3), or, when the subscription no longer
+// takes it, is booked as an unapplied payment and refunded; a decline acts as at the call.
+// A duplicate webhook, or one that brings no news, is a no-op; one about no attempt is
+// ErrUnknownPayment. The gateway call happens before any transaction, so this command
+// cannot run inside one.
 func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEvent) (payment.Attempt, error) {
+	check := inputCheck{op: "HandlePaymentWebhook"}
+	if ev.Kind != payment.KindCharge {
+		check.add("Kind", fmt.Sprintf("%q: must be %q", ev.Kind, payment.KindCharge))
+	}
+	if ev.ProviderPaymentID == "" && ev.IdempotencyKey == "" {
+		check.add("ProviderPaymentID", "required, or IdempotencyKey")
+	}
+	if !ev.Outcome.Valid() || ev.Outcome == payment.OutcomeUnknown {
+		check.add("Outcome", fmt.Sprintf("%q: not a webhook outcome", ev.Outcome))
+	}
+	if err := check.err(); err != nil {
+		return payment.Attempt{}, err
+	}
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return payment.Attempt{}, e.opError("HandlePaymentWebhook", ErrNoGateway)
+	}
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.clock.Now()
 	}
+	found, err := store.AttemptByReference(ctx, e.pool, ev.ProviderPaymentID, ev.IdempotencyKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return payment.Attempt{}, fmt.Errorf("billing: HandlePaymentWebhook: %w: provider payment %q, key %q",
+			ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey)
+	}
+	if err != nil {
+		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
+	}
+	res, lerr := gw.Lookup(ctx, found.IdempotencyKey)
+	if err := confirmWebhook(ev, res, lerr, found.ProviderPaymentID); err != nil {
+		e.logger.WarnContext(ctx, "billing: payment webhook not confirmed", "attempt", found.ID, "error", err)
+		return payment.Attempt{}, fmt.Errorf("billing: HandlePaymentWebhook: %w", err)
+	}
+	truth := payment.WebhookEvent{Kind: payment.KindCharge, ProviderPaymentID: res.ProviderPaymentID, IdempotencyKey: found.IdempotencyKey,
+		Outcome: res.Outcome, Amount: res.Amount, Currency: res.Currency, DeclineCode: res.DeclineCode,
+		DeclineMessage: res.DeclineMessage, ReceivedAt: ev.ReceivedAt}
 	var out payment.Attempt
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		found, err := store.AttemptByReference(ctx, tx, ev.ProviderPaymentID, ev.IdempotencyKey)
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: provider payment %q, key %q", ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey)
-		}
-		if err != nil {
-			return err
-		}
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		// Lock in the charge protocol's order, subscription then attempt: the other order
-		// deadlocks with a renewal job settling the same period. Every write of an attempt
-		// holds its subscription's lock, so the attempt read after it is current.
+		// deadlocks with a renewal job settling the same period.
 		if _, err := store.LockSubscription(ctx, tx, found.SubscriptionID); err != nil {
 			return err
 		}
-		a, err := store.GetAttempt(ctx, tx, found.ID)
+		a, err := store.LockAttempt(ctx, tx, found.ID)
 		if err != nil {
 			return err
 		}
-		next, changed, err := payment.ApplyWebhook(a.Attempt, ev)
+		next, changed, err := payment.ApplyWebhook(a.Attempt, truth)
 		if err != nil {
 			return err
 		}
@@ -546,12 +889,38 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	return out, nil
 }
 
-// WithdrawConsent records that the customer withdrew consent to charges on a saved
-// payment method (law of 1 March 2026): from this instant nothing is charged on it, even
-// by renewal jobs already queued; the subscriptions charged from it turn auto-renew off
-// and keep their paid periods to the end. actor is who reported it.
-func (e *Engine) WithdrawConsent(ctx context.Context, token, actor string) error {
+// confirmWebhook checks a webhook body against the gateway's answer about its charge
+// (res, lerr from Lookup). known is the provider payment ID the engine already has.
+func confirmWebhook(ev payment.WebhookEvent, res payment.ChargeResult, lerr error, known string) error {
+	switch {
+	case errors.Is(lerr, payment.ErrNotFound):
+		return fmt.Errorf("%w: the gateway has no charge under the attempt's key", ErrWebhookNotConfirmed)
+	case lerr != nil:
+		return fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
+	case res.Outcome == payment.OutcomeUnknown || !res.Outcome.Valid():
+		return fmt.Errorf("the gateway does not know the outcome yet (%q), try again later", res.Outcome)
+	case ev.ProviderPaymentID != "" && ev.ProviderPaymentID != res.ProviderPaymentID,
+		known != "" && res.ProviderPaymentID != "" && known != res.ProviderPaymentID:
+		return fmt.Errorf("%w: provider payment %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderPaymentID, res.ProviderPaymentID)
+	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
+		return fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
+	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
+		return fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
+	}
+	return nil
+}
+
+// WithdrawConsent records that customerID withdrew consent to charges on their saved
+// payment method token (law of 1 March 2026): from this instant nothing is charged on it,
+// even by renewal jobs already queued; that customer's subscriptions charged from it turn
+// auto-renew off and keep their paid periods to the end. A payment method belongs to one
+// customer: another customer's token is not found (ErrNotFound) and nothing changes.
+// actor is who reported it.
+func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor string) error {
 	check := inputCheck{op: "WithdrawConsent"}
+	if strings.TrimSpace(customerID) == "" {
+		check.add("customerID", "required: whose payment method it is")
+	}
 	if token == "" {
 		check.add("token", "required")
 	}
@@ -563,16 +932,16 @@ func (e *Engine) WithdrawConsent(ctx context.Context, token, actor string) error
 	}
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
-		known, err := store.WithdrawConsent(ctx, tx, token, now)
+		known, err := store.WithdrawConsent(ctx, tx, customerID, token, now)
 		if err != nil {
 			return err
 		}
-		ids, err := store.SubscriptionsWithMethod(ctx, tx, token)
+		ids, err := store.SubscriptionsWithMethod(ctx, tx, customerID, token)
 		if err != nil {
 			return err
 		}
 		if !known && len(ids) == 0 {
-			return fmt.Errorf("payment method: %w", store.ErrNotFound)
+			return fmt.Errorf("payment method of customer %q: %w", customerID, store.ErrNotFound)
 		}
 		for _, id := range ids {
 			sub, err := store.LockSubscription(ctx, tx, id)
@@ -592,38 +961,140 @@ func (e *Engine) WithdrawConsent(ctx context.Context, token, actor string) error
 	return e.opError("WithdrawConsent", err)
 }
 
-// SweepDueRenewals finds subscriptions whose period has ended without a renewal job
-// waiting (lost, deleted, or from before a migration) and enqueues one for each: defense
-// in depth behind the job inserted with each period. It returns how many it enqueued.
+// SweepDueRenewals gives every subscription a way forward: it finds subscriptions whose
+// period has ended without a renewal job waiting (lost, deleted, discarded after its last
+// River attempt, completed while the subscription was suspended, or from before a
+// migration) and enqueues one for each, and enqueues again the refund job of every
+// unapplied payment not yet refunded (a no-op while one waits). A failing item is logged
+// and left for the next sweep; it never stops the others. It returns how many renewal jobs
+// it enqueued; the error joins the items that failed.
+//
+// Suspended subscriptions are not swept: a subscription suspended across its period end
+// waits for a person. Resume enqueues its renewal (see Engine.Resume).
 func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
 	due, err := store.DueWithoutJob(ctx, e.pool, e.clock.Now(), 1000)
 	if err != nil {
 		return 0, e.opError("SweepDueRenewals", err)
 	}
+	var errs []error
+	n := 0
 	for _, d := range due {
 		err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 			return e.scheduleRenewal(ctx, tx, d.SubscriptionID, d.Period, 1, e.clock.Now())
 		})
 		if err != nil {
-			return 0, e.opError("SweepDueRenewals", err)
+			e.logger.ErrorContext(ctx, "billing: sweep: could not enqueue a renewal", "subscription", d.SubscriptionID, "error", err)
+			errs = append(errs, fmt.Errorf("subscription %s: %w", d.SubscriptionID, err))
+			continue
 		}
+		n++
 	}
-	return len(due), nil
+	if err := e.sweepUnapplied(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return n, e.opError("SweepDueRenewals", errors.Join(errs...))
+	}
+	return n, nil
 }
 
-// ReconcilePayments looks up, at the gateway, every attempt whose outcome has been
-// unknown or pending for over a minute, and settles it. It returns how many it looked up.
+// reconcileParkAfter is how many failed reconciliation runs park an attempt for a person.
+const reconcileParkAfter = 10
+
+// reconcileBackoffMax caps the wait between two looks at a failing attempt.
+const reconcileBackoffMax = 6 * time.Hour
+
+// canceledWatchFor is how long after its cancel an attempt that was sent is still looked
+// up: a call that outlived chargeInFlightFor may land on it.
+const canceledWatchFor = 24 * time.Hour
+
+// ReconcilePayments looks up, at the gateway, every attempt whose outcome has been unknown,
+// pending or created for over a minute, and every attempt canceled after it was sent (for a
+// day), and settles it: a charge the gateway took is always recorded, applied to its period
+// or booked as an unapplied payment and refunded. Each attempt is handled on its own: one
+// that fails is looked at again with a growing backoff, counted, and after 10 failures
+// parked for a person (ParkedAttempts) — it never blocks the others. It returns how many
+// attempts it looked at; errors of single attempts are logged and recorded, not returned.
 func (e *Engine) ReconcilePayments(ctx context.Context) (int, error) {
-	open, err := store.OpenAttempts(ctx, e.pool, e.clock.Now().Add(-chargeInFlightFor), 500)
+	now := e.clock.Now()
+	open, err := store.OpenAttempts(ctx, e.pool, now.Add(-chargeInFlightFor), now, now.Add(-canceledWatchFor), 500)
 	if err != nil {
 		return 0, e.opError("ReconcilePayments", err)
 	}
 	for _, a := range open {
-		if _, err := e.chargePeriod(ctx, a.SubscriptionID, a.Purpose, a.PeriodNumber); err != nil && !errors.Is(err, errRetryLater) {
-			return 0, e.opError("ReconcilePayments", err)
+		err := e.reconcileAttempt(ctx, a)
+		now := e.clock.Now()
+		if err == nil || errors.Is(err, errRetryLater) {
+			// Still open (or watched after a cancel): look again later, behind the others.
+			if nerr := store.NoteCheck(ctx, e.pool, a.ID, false, "", now.Add(chargeInFlightFor), time.Time{}); nerr != nil {
+				e.logger.ErrorContext(ctx, "billing: reconcile: could not note a check", "attempt", a.ID, "error", nerr)
+			}
+			continue
+		}
+		failures := a.CheckFailures + 1
+		wait := min(chargeInFlightFor<<min(failures, 20), reconcileBackoffMax)
+		var parked time.Time
+		if failures >= reconcileParkAfter {
+			parked = now
+			e.logger.ErrorContext(ctx, "billing: reconcile: attempt parked for a person", "attempt", a.ID,
+				"subscription", a.SubscriptionID, "failures", failures, "error", err)
+		} else {
+			e.logger.WarnContext(ctx, "billing: reconcile: attempt failed; will look again", "attempt", a.ID,
+				"subscription", a.SubscriptionID, "failures", failures, "retry_in", wait, "error", err)
+		}
+		if nerr := store.NoteCheck(ctx, e.pool, a.ID, true, err.Error(), now.Add(wait), parked); nerr != nil {
+			e.logger.ErrorContext(ctx, "billing: reconcile: could not note a failure", "attempt", a.ID, "error", nerr)
 		}
 	}
 	return len(open), nil
+}
+
+// reconcileAttempt settles one attempt of the reconciliation list. The period's latest
+// attempt goes through the charge protocol (which may charge it again under its key when
+// the gateway never saw it and the reason to charge still holds). An older one, or one
+// canceled after it was sent, is only looked up: what the gateway took is recorded; what it
+// never saw is canceled.
+func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error {
+	if a.State != payment.StateCanceled {
+		latest, err := store.LatestAttemptID(ctx, e.pool, a.SubscriptionID, a.PeriodNumber)
+		if err != nil {
+			return err
+		}
+		if latest == a.ID {
+			_, err := e.chargePeriod(ctx, a.SubscriptionID, a.Purpose, a.PeriodNumber)
+			return err
+		}
+	}
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return ErrNoGateway
+	}
+	res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+	now := e.clock.Now()
+	if errors.Is(lerr, payment.ErrNotFound) && a.State == payment.StateCreated {
+		return store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+			if _, err := store.LockSubscription(ctx, tx, a.SubscriptionID); err != nil {
+				return err
+			}
+			cur, err := store.LockAttempt(ctx, tx, a.ID)
+			if err != nil || cur.State != payment.StateCreated {
+				return err
+			}
+			canceled, err := cur.Cancel(lerr, now)
+			if err != nil {
+				return err
+			}
+			cur.Attempt = canceled
+			return store.UpdateAttempt(ctx, tx, cur)
+		})
+	}
+	observed, changed, err := a.RecordLookup(res, lerr, now)
+	if err != nil || !changed {
+		return err
+	}
+	a.Attempt = observed
+	_, err = e.settleInTx(ctx, a)
+	return err
 }
 
 // PeriodicJobs returns the engine's periodic River jobs for the host's river.Config:
@@ -655,6 +1126,51 @@ func (e *Engine) Attempts(ctx context.Context, subscriptionID string) ([]payment
 	}
 	return out, nil
 }
+
+// ParkedAttempt is a charge attempt the reconciliation job gave up on after repeated
+// failures: a person must look at it at the provider (the gateway kept failing to answer,
+// or answered something the engine refuses, like another amount).
+type ParkedAttempt struct {
+	// Attempt is the attempt as it stands.
+	Attempt payment.Attempt
+	// Failures is how many reconciliation runs failed on it.
+	Failures int
+	// LastError is the last failure.
+	LastError string
+	// ParkedAt is when it was parked.
+	ParkedAt time.Time
+}
+
+// ParkedAttempts returns the attempts parked for a person, oldest first.
+func (e *Engine) ParkedAttempts(ctx context.Context) ([]ParkedAttempt, error) {
+	rows, err := store.ParkedAttempts(ctx, e.pool)
+	if err != nil {
+		return nil, e.opError("ParkedAttempts", err)
+	}
+	out := make([]ParkedAttempt, len(rows))
+	for i, r := range rows {
+		out[i] = ParkedAttempt{Attempt: r.Attempt, Failures: r.CheckFailures, LastError: r.LastError, ParkedAt: r.ParkedAt}
+	}
+	return out, nil
+}
+
+// newAttemptKey returns a new random gateway key for an attempt of purpose
+// (payment.NewAttemptKey with 128 random bits).
+func newAttemptKey(purpose payment.Purpose) string {
+	key, err := payment.NewAttemptKey(purpose, randomNonce())
+	if err != nil {
+		panic(err) // unreachable: the purposes are the engine's own and the nonce is 32 hex digits
+	}
+	return key
+}
+
+// newGatewayKey returns a new random gateway key "<prefix>_<32 hex digits>", at most
+// payment.MaxKeyLen characters for a prefix of up to 31.
+func newGatewayKey(prefix string) string { return prefix + "_" + randomNonce() }
+
+// randomNonce returns 128 random bits in hex (a version-4 UUID's randomness, from
+// crypto/rand).
+func randomNonce() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
 
 func receiptDescription(t tariff.Terms) string {
 	return fmt.Sprintf("%s, %s", t.Name, t.Period)

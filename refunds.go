@@ -517,7 +517,7 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		}
 		row.State, row.ExecutedBy, row.UpdatedAt = string(next), opts.Actor, now
 		row.Attempt++
-		row.GatewayKey = fmt.Sprintf("refund:%s:%d:%d", row.SubscriptionID, row.Period, row.Attempt)
+		row.GatewayKey = newGatewayKey("refund") // random: never derived from the subscription
 		row.DeclineCode, row.DeclineMessage = "", ""
 		if opts.Override && (!row.Eligible || partial) {
 			row.OverrideReason = opts.OverrideReason
@@ -560,8 +560,11 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 }
 
 // HandleRefundWebhook applies a provider's refund notification, found by its idempotency
-// key or provider refund ID: a pending refund completes (or fails) here. A duplicate
-// notification is a no-op. The host must have checked that the event is authentic.
+// key or provider refund ID: a pending refund completes (or fails) here. Webhooks are hints:
+// the engine asks the gateway (LookupRefund under the request's key) and acts on its answer
+// alone, and only when it agrees with the body; a forged or mismatching body changes
+// nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate notification is
+// a no-op. The gateway call happens before any transaction.
 func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (RefundRequest, error) {
 	check := inputCheck{op: "HandleRefundWebhook"}
 	if ev.Kind != payment.KindRefund {
@@ -576,18 +579,37 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
-	var id string
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return RefundRequest{}, e.opError("HandleRefundWebhook", ErrNoGateway)
+	}
+	var row store.RefundRow
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-		row, err := store.LockRefundByGateway(ctx, tx, ev.IdempotencyKey, ev.ProviderRefundID)
-		id = row.ID
+		var err error
+		row, err = store.LockRefundByGateway(ctx, tx, ev.IdempotencyKey, ev.ProviderRefundID)
 		return err
 	})
 	if err != nil {
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
-	out, err := e.settleRefund(ctx, id, payment.RefundResult{Outcome: ev.Outcome, ProviderRefundID: ev.ProviderRefundID,
-		ProviderPaymentID: ev.ProviderPaymentID, Amount: ev.Amount, Currency: ev.Currency,
-		DeclineCode: ev.DeclineCode, DeclineMessage: ev.DeclineMessage}, nil)
+	res, lerr := gw.LookupRefund(ctx, row.GatewayKey)
+	switch {
+	case errors.Is(lerr, payment.ErrNotFound):
+		err = fmt.Errorf("%w: the gateway has no refund under the request's key", ErrWebhookNotConfirmed)
+	case lerr != nil:
+		err = fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
+	case ev.ProviderRefundID != "" && ev.ProviderRefundID != res.ProviderRefundID:
+		err = fmt.Errorf("%w: provider refund %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderRefundID, res.ProviderRefundID)
+	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
+		err = fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
+	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
+		err = fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
+	}
+	if err != nil {
+		e.logger.WarnContext(ctx, "billing: refund webhook not confirmed", "request", row.ID, "error", err)
+		return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", err)
+	}
+	out, err := e.settleRefund(ctx, row.ID, res, nil)
 	if err != nil {
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
@@ -763,6 +785,16 @@ func (e *Engine) refundEffects(ctx context.Context, tx pgx.Tx, row store.RefundR
 		return err
 	}
 	ends := sub.Current != nil && sub.Current.Number == row.Period && sub.Status != subscription.StatusRefunded
+	if ends && !sub.Status.Allows(subscription.ActionRefund) {
+		// Ended or terminated meanwhile (an operator's Terminate after the request): the
+		// gateway paid the refund, so the money moves in the books all the same; the
+		// subscription keeps its final status.
+		if err := e.refundAudit(ctx, tx, row, now, "billing", "refund.after_end",
+			fmt.Sprintf("refund paid for a subscription already %s", sub.Status), nil); err != nil {
+			return err
+		}
+		return e.postRefund(ctx, tx, row, true, now)
+	}
 	if ends {
 		actor := row.ExecutedBy
 		if actor == "" {

@@ -212,7 +212,7 @@ func TestRenewalFaults(t *testing.T) {
 		{name: "3.5 consent withdrawn while the charge is in flight: a duplicate run leaves the open attempt alone, the charge that landed pays the period, never lost",
 			arm: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				b.faults.faultCharges("tok-1", chargeFault{name: "withdrawal and a duplicate run", before: func(ctx context.Context) error {
-					if err := b.engine.WithdrawConsent(ctx, "tok-1", "customer:c1"); err != nil {
+					if err := b.engine.WithdrawConsent(ctx, "c1", "tok-1", "customer:c1"); err != nil {
 						return err
 					}
 					_ = b.engine.RenewPeriod(ctx, sub.ID, 1) // finds the attempt open, may not cancel it
@@ -268,7 +268,7 @@ func TestRenewalFaults(t *testing.T) {
 			b.requireRenewedOnce(t, sub.ID, 2)
 			got := b.get(t, sub.ID)
 			require.Equal(t, 2, got.Current.Number)
-			require.True(t, got.Current.Start.Equal(sub.Current.End), "the period starts where the paid one ended")
+			requirePlaced(t, got.Current, sub.Current.End)
 			atts, err := b.engine.Attempts(ctx, sub.ID)
 			require.NoError(t, err)
 			want := max(tc.attempts, 1)
@@ -304,7 +304,7 @@ func TestRenewalFaultsThatStop(t *testing.T) {
 		{name: "consent withdrawn after a crash between recording the attempt and calling the gateway: the retry cancels it once no call can be in flight, never charged",
 			arm: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				b.faults.faultCharges("tok-1", chargeFault{name: "withdrawal, then the process dies", before: func(ctx context.Context) error {
-					if err := b.engine.WithdrawConsent(ctx, "tok-1", "customer:c1"); err != nil {
+					if err := b.engine.WithdrawConsent(ctx, "c1", "tok-1", "customer:c1"); err != nil {
 						return err
 					}
 					return errInjected
@@ -442,7 +442,7 @@ func TestRenewalFaultsProperty(t *testing.T) {
 			got, err := b.engine.Get(ctx, sub.ID)
 			require.NoError(rt, err)
 			require.Equal(rt, p+1, got.Current.Number)
-			require.True(rt, got.Current.Start.Equal(end), "anchored as if paid on time")
+			requirePlaced(rt, got.Current, end)
 			for q := 2; q <= p+1; q++ {
 				require.Len(rt, b.gateway.ChargesFor(sub.ID, q), 1, "period %d still charged once", q)
 			}

@@ -42,6 +42,7 @@ type faultGateway struct {
 	mu      sync.Mutex
 	charges map[string][]chargeFault // by payment-method token
 	lookups map[string]int           // failures left, by subscription id
+	keys    map[string]string        // subscription id by gateway key, from the charges seen
 }
 
 // chargeFault is what one Charge call does around the provider. before runs first; when it
@@ -61,7 +62,7 @@ var failBeforeCharge = chargeFault{name: "fail before the call", before: func(co
 var failAfterCharge = chargeFault{name: "fail after the call", after: func(context.Context) error { return errInjected }}
 
 func newFaultGateway(inner *billingtest.Gateway) *faultGateway {
-	return &faultGateway{Gateway: inner, charges: map[string][]chargeFault{}, lookups: map[string]int{}}
+	return &faultGateway{Gateway: inner, charges: map[string][]chargeFault{}, lookups: map[string]int{}, keys: map[string]string{}}
 }
 
 // faultCharges queues faults for the next Charge calls of token.
@@ -82,6 +83,7 @@ func (g *faultGateway) failLookups(subID string, n int) {
 // Charge plays the next fault queued for req's token around the provider's Charge.
 func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
 	g.mu.Lock()
+	g.keys[req.IdempotencyKey] = req.Metadata[billingtest.MetadataSubscriptionID]
 	var f chargeFault
 	if q := g.charges[req.PaymentMethod]; len(q) > 0 {
 		f, g.charges[req.PaymentMethod] = q[0], q[1:]
@@ -103,8 +105,8 @@ func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeRequest) (p
 
 // Lookup fails while failures are queued for the key's subscription, else asks the provider.
 func (g *faultGateway) Lookup(ctx context.Context, key string) (payment.ChargeResult, error) {
-	sub := subscriptionOfKey(key)
 	g.mu.Lock()
+	sub := g.keys[key] // keys are random: only a key charged before names its subscription
 	fail := g.lookups[sub] > 0
 	if fail {
 		g.lookups[sub]--
@@ -116,14 +118,6 @@ func (g *faultGateway) Lookup(ctx context.Context, key string) (payment.ChargeRe
 	return g.Gateway.Lookup(ctx, key)
 }
 
-// subscriptionOfKey returns the subscription id of a key "renew:<sub>:<period>:<n>".
-func subscriptionOfKey(key string) string {
-	parts := strings.Split(key, ":")
-	if len(parts) != 4 {
-		return ""
-	}
-	return parts[1]
-}
 
 // faultPoint names a place in the engine's transactions where a trigger can raise an error.
 type faultPoint string
@@ -376,4 +370,15 @@ func helper(t require.TestingT) {
 	if h, ok := t.(interface{ Helper() }); ok {
 		h.Helper()
 	}
+}
+
+// requirePlaced checks where a renewed period was placed: where the paid one ended when it
+// was paid within billing.LateRenewalGrace of that end, else when it was paid (later), and
+// in both cases at least one full month long: no day without access is sold.
+func requirePlaced(t require.TestingT, p *subscription.Period, end time.Time) {
+	if !p.Start.Equal(end) {
+		require.True(t, p.Start.After(end.Add(billing.LateRenewalGrace)),
+			"period %d starts %s: where the paid one ended (%s) or, paid late, when paid", p.Number, p.Start, end)
+	}
+	require.False(t, p.End.Before(p.Start.AddDate(0, 1, 0)), "period %d [%s, %s) is shorter than a month", p.Number, p.Start, p.End)
 }

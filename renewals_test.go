@@ -110,7 +110,7 @@ func TestRenewals(t *testing.T) {
 		require.Empty(t, b.charged(sub.ID, 2))
 	})
 
-	t.Run("3.5 a soft decline is retried; success renews anchored as if paid on time", func(t *testing.T) {
+	t.Run("3.5 a soft decline is retried; paid a day late, the period starts when paid: no day without access is sold", func(t *testing.T) {
 		t.Parallel()
 		b := setupRenewals(t)
 		sub := b.checkout(t, "c1", "tok-1")
@@ -127,7 +127,9 @@ func TestRenewals(t *testing.T) {
 		got := b.get(t, sub.ID)
 		require.Equal(t, subscription.StatusActive, got.Status)
 		require.Equal(t, 2, got.Current.Number)
-		require.True(t, got.Current.Start.Equal(end))
+		paidAt := end.Add(24 * time.Hour) // the first dunning retry
+		require.True(t, got.Current.Start.Equal(paidAt), "starts when paid: %s", got.Current.Start)
+		require.True(t, got.Current.End.Equal(got.Current.Start.AddDate(0, 1, 0)), "a full month: %s", got.Current.End)
 		require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
 	})
 
@@ -163,7 +165,7 @@ func TestRenewals(t *testing.T) {
 		t.Parallel()
 		b := setupRenewals(t)
 		sub := b.checkout(t, "c1", "tok-1")
-		require.NoError(t, b.engine.WithdrawConsent(ctx, "tok-1", "customer:c1"))
+		require.NoError(t, b.engine.WithdrawConsent(ctx, "c1", "tok-1", "customer:c1"))
 		_, err := b.runner.RunUntil(ctx, sub.Current.End.Add(10*24*time.Hour))
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusEnded, b.get(t, sub.ID).Status)

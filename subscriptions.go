@@ -34,6 +34,9 @@ var (
 	// ErrAmountMismatch: a reported payment's amount or currency is not the price of the
 	// terms it pays for.
 	ErrAmountMismatch = errors.New("billing: payment amount or currency differs from the price")
+	// ErrPaymentMethodNotOwned: the payment-method token is bound to another customer. A
+	// token belongs to the customer who first used it; nothing was written.
+	ErrPaymentMethodNotOwned = errors.New("billing: payment method belongs to another customer")
 )
 
 // SubscribeRequest starts a subscription at checkout.
@@ -45,7 +48,8 @@ type SubscribeRequest struct {
 	// at checkout (TERMS 3.4). Required.
 	TariffCode string
 	// PaymentMethod is the gateway's opaque token of the saved card, when already known.
-	// Never card data: a card number is refused.
+	// Never card data: a card number is refused. The first use binds a token to its
+	// customer; another customer's token is refused with ErrPaymentMethodNotOwned.
 	PaymentMethod string
 	// Location is the IANA zone period ends and business days are counted in. Empty means
 	// the engine's Config.Location.
@@ -119,6 +123,9 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 			}
 			audits = append(audits, a)
 		}
+		if err := bindPaymentMethod(ctx, tx, sub.PaymentMethod, sub.CustomerID); err != nil {
+			return err
+		}
 		if err := store.InsertSubscription(ctx, tx, sub, now); err != nil {
 			return err
 		}
@@ -182,6 +189,9 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 			return sub, nil, err
 		}
 		if next.PaymentMethod != "" {
+			if err := bindPaymentMethod(ctx, tx, next.PaymentMethod, next.CustomerID); err != nil {
+				return sub, nil, err
+			}
 			if err := store.SaveConsent(ctx, tx, next.PaymentMethod, next.CustomerID, now); err != nil {
 				return sub, nil, err
 			}
@@ -223,7 +233,7 @@ func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscript
 	}
 	a, err := payment.NewAttempt(payment.AttemptSpec{
 		ID: newID(), SubscriptionID: sub.ID, Purpose: payment.PurposeCheckout, PeriodNumber: 1, Number: number,
-		Amount: amount, Currency: currency, DueAt: now,
+		Amount: amount, Currency: currency, DueAt: now, IdempotencyKey: newAttemptKey(payment.PurposeCheckout),
 	}, now)
 	if err != nil {
 		return err
@@ -237,7 +247,9 @@ func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscript
 }
 
 // FailFirstPayment records that the first charge failed or was abandoned: the pending
-// subscription ends without access ever granted.
+// subscription ends without access ever granted. A charge attempt still open (its outcome
+// unknown or pending) is never sent again; if the provider took the money after all, the
+// engine books it as an unapplied payment and refunds it.
 func (e *Engine) FailFirstPayment(ctx context.Context, subscriptionID, reason string) (subscription.Subscription, error) {
 	return e.simpleChange(ctx, "FailFirstPayment", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.FirstPaymentFailed(sub, reason, now)
@@ -262,9 +274,29 @@ func (e *Engine) Suspend(ctx context.Context, subscriptionID string, by subscrip
 }
 
 // Resume ends a suspension: the subscription returns to the status it was suspended in.
+//
+// A suspension across the period end: while suspended nothing is charged and the
+// subscription waits for a person (the renewal job does nothing, the sweeper skips it).
+// Resume after the end enqueues the renewal at once, in the same transaction: with
+// auto-renew on it charges a new period, which starts when it is paid (LateRenewalGrace:
+// no days already past are sold); with auto-renew off it ends.
 func (e *Engine) Resume(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "Resume", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
-		return subscription.Resume(sub, by, now)
+	check := inputCheck{op: "Resume"}
+	check.id("subscriptionID", subscriptionID)
+	if err := check.err(); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.change(ctx, "Resume", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+		next, a, err := subscription.Resume(sub, by, now)
+		if err != nil {
+			return sub, nil, err
+		}
+		if next.Current != nil && !now.Before(next.Current.End) && next.Status.Allows(subscription.ActionRenew) {
+			if err := e.scheduleRenewal(ctx, tx, next.ID, next.Current.Number, 1, now); err != nil {
+				return sub, nil, err
+			}
+		}
+		return next, []subscription.AuditEntry{a}, nil
 	})
 }
 
@@ -377,6 +409,22 @@ func minorOf(terms tariff.Terms) (int64, money.Currency, error) {
 	}
 	m, err := cur.ToMinor(terms.Price)
 	return m, cur, err
+}
+
+// bindPaymentMethod binds token to customerID when nobody has it yet, and refuses another
+// customer's token with ErrPaymentMethodNotOwned. An empty token is a no-op.
+func bindPaymentMethod(ctx context.Context, tx pgx.Tx, token, customerID string) error {
+	if token == "" {
+		return nil
+	}
+	owner, err := store.BindPaymentMethod(ctx, tx, token, customerID)
+	if err != nil {
+		return err
+	}
+	if owner != customerID {
+		return fmt.Errorf("%w: the token is bound to another customer", ErrPaymentMethodNotOwned)
+	}
+	return nil
 }
 
 // newID returns a new UUIDv7 in text form.

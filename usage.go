@@ -319,12 +319,19 @@ func (e *Engine) resolve(ctx context.Context, op, reservationID string, fn resol
 	return out, nil
 }
 
+// MaxQuantity is the largest quantity Consume, Reserve and Commit accept in one call (10^12):
+// a larger one is an *InputError, so a counter can never overflow its 64 bits.
+const MaxQuantity int64 = 1_000_000_000_000
+
 func (c *inputCheck) usage(meter string, quantity int64) {
 	if meter == "" {
 		c.add("meter", "required")
 	}
 	if quantity <= 0 {
 		c.add("quantity", fmt.Sprintf("%d: must be at least 1", quantity))
+	}
+	if quantity > MaxQuantity {
+		c.add("quantity", fmt.Sprintf("%d: at most %d in one call", quantity, MaxQuantity))
 	}
 }
 

@@ -125,11 +125,11 @@ func (d *demo) story(ctx context.Context) error {
 	if err := d.renewal(ctx, "boris", ids["boris"], 2); err != nil {
 		return err
 	}
-	d.say("(period 2 starts where period 1 ended, not on the day of the retry: the anchor does not drift)")
+	d.say("(boris paid a day late, after a day without access: period 2 starts when it was paid and runs a full month,\n so no day already past is sold; anna, paid on time, keeps the anchor of the 31st)")
 
 	d.clock.AdvanceDate(0, 0, 9)
 	d.say("\n-- On %s gleb withdraws his consent to charges on his card", d.day(d.clock.Now()))
-	if err := e.WithdrawConsent(ctx, "tok_gleb", "customer:gleb"); err != nil {
+	if err := e.WithdrawConsent(ctx, "gleb", "tok_gleb", "customer:gleb"); err != nil {
 		return err
 	}
 	gleb := d.get(ctx, ids["gleb"])

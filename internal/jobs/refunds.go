@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 )
 
 // EscalateRefundArgs asks to escalate a refund request nearing its payout deadline
@@ -35,8 +34,7 @@ func (RetryRefundArgs) Kind() string { return "billing_retry_refund" }
 
 // InsertOpts makes one retry job per request at a time.
 func (RetryRefundArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable, rivertype.JobStatePending}}}
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: LiveStates}}
 }
 
 // RefundHandler is the engine side of the refund workers.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // RenewArgs asks to renew a subscription whose period Period ends: charge period
@@ -24,11 +25,20 @@ type RenewArgs struct {
 // Kind is the River job kind.
 func (RenewArgs) Kind() string { return "billing_renew" }
 
-// InsertOpts makes the job unique per subscription, period and try, whatever its state:
-// inserting it twice (a duplicate transaction, the sweeper) makes one job.
+// InsertOpts makes the job unique per subscription, period and try among the jobs still to
+// run (LiveStates): inserting it twice (a duplicate transaction, the sweeper) makes one job,
+// and once it completed or was discarded a new insert makes a new job. That is what lets
+// the sweeper give a way forward to a subscription whose job ran while it could not renew
+// (suspended across its period end) or ran out of attempts. Running it twice is safe: the
+// charge protocol charges a period at most once.
 func (RenewArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{MaxAttempts: river.MaxAttemptsDefault, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: LiveStates}}
 }
+
+// LiveStates are the River job states of a job still to run. A unique job counts only
+// these, so a completed or discarded job never stops a new one.
+var LiveStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
 // ErrNotDue is matched by a *NotDueError.
 var ErrNotDue = errors.New("the period has not ended yet")
@@ -113,4 +123,38 @@ type ReconcileWorker struct {
 func (w *ReconcileWorker) Work(ctx context.Context, _ *river.Job[ReconcileArgs]) error {
 	_, err := w.Engine.ReconcilePayments(ctx)
 	return err
+}
+
+// RefundUnappliedArgs asks to refund, through the gateway, a payment no subscription period
+// could take (an unapplied payment): the provider took money the customer is owed back.
+type RefundUnappliedArgs struct {
+	// UnappliedID is the unapplied payment.
+	UnappliedID string `json:"unapplied_id"`
+}
+
+// Kind is the River job kind.
+func (RefundUnappliedArgs) Kind() string { return "billing_refund_unapplied" }
+
+// InsertOpts makes one live job per unapplied payment; the sweeper inserts it again while
+// the payment is not refunded, which is a no-op while one waits.
+func (RefundUnappliedArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: LiveStates}}
+}
+
+// UnappliedRefunder is the engine side of RefundUnappliedWorker.
+type UnappliedRefunder interface {
+	// RefundUnapplied refunds the unapplied payment (under its own key, looked up first);
+	// a refunded or parked one is a no-op. An error makes River retry the job.
+	RefundUnapplied(ctx context.Context, unappliedID string) error
+}
+
+// RefundUnappliedWorker works RefundUnappliedArgs.
+type RefundUnappliedWorker struct {
+	river.WorkerDefaults[RefundUnappliedArgs]
+	Engine UnappliedRefunder
+}
+
+// Work refunds the unapplied payment.
+func (w *RefundUnappliedWorker) Work(ctx context.Context, job *river.Job[RefundUnappliedArgs]) error {
+	return w.Engine.RefundUnapplied(ctx, job.Args.UnappliedID)
 }

@@ -10,27 +10,48 @@ import (
 	"github.com/smm-gpt/billing/tariff"
 )
 
-// AttemptRow is a stored charge attempt with the terms it pays for.
+// AttemptRow is a stored charge attempt with the terms it pays for and the engine's own
+// bookkeeping of it.
 type AttemptRow struct {
 	payment.Attempt
 	Terms tariff.Terms
+	// SentAt is when the engine let the attempt go to the gateway, after re-checking the
+	// reason to charge in the same transaction; zero means no gateway ever saw it.
+	SentAt time.Time
+	// Unapplied marks a succeeded attempt no period could take: its money is owed back
+	// (UnappliedRow).
+	Unapplied bool
+	// CheckFailures counts the reconciliation runs that failed on the attempt.
+	CheckFailures int
+	// ParkedAt is when reconciliation gave up on the attempt and left it to a person.
+	ParkedAt time.Time
+	// LastError is the last reconciliation error.
+	LastError string
 }
 
 const attemptColumns = `id::text, subscription_id::text, purpose, period, number, idempotency_key, amount_minor, currency,
-	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at`
+	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at,
+	sent_at, unapplied, check_failures, parked_at, last_error`
 
 func scanAttempt(row pgx.Row) (AttemptRow, error) {
 	var a AttemptRow
 	var purpose, state string
 	var terms []byte
-	var settled *time.Time
+	var settled, sent, parked *time.Time
 	if err := row.Scan(&a.ID, &a.SubscriptionID, &purpose, &a.PeriodNumber, &a.Number, &a.IdempotencyKey, &a.Amount,
-		&a.Currency, &terms, &a.DueAt, &state, &a.ProviderPaymentID, &a.DeclineCode, &a.DeclineMessage, &a.CreatedAt, &settled); err != nil {
+		&a.Currency, &terms, &a.DueAt, &state, &a.ProviderPaymentID, &a.DeclineCode, &a.DeclineMessage, &a.CreatedAt, &settled,
+		&sent, &a.Unapplied, &a.CheckFailures, &parked, &a.LastError); err != nil {
 		return a, interpret(err)
 	}
 	a.Purpose, a.State = payment.Purpose(purpose), payment.State(state)
 	if settled != nil {
 		a.SettledAt = *settled
+	}
+	if sent != nil {
+		a.SentAt = *sent
+	}
+	if parked != nil {
+		a.ParkedAt = *parked
 	}
 	t, err := DecodeTerms(terms)
 	a.Terms = t
@@ -44,21 +65,52 @@ func InsertAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
 		return err
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO billing_payment_attempts (`+insertAttemptColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		a.ID, a.SubscriptionID, string(a.Purpose), a.PeriodNumber, a.Number, a.IdempotencyKey, a.Amount, a.Currency,
-		terms, a.DueAt, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, a.CreatedAt, nullTime(a.SettledAt))
+		terms, a.DueAt, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, a.CreatedAt, nullTime(a.SettledAt),
+		nullTime(a.SentAt), a.Unapplied)
 	return err
 }
 
 const insertAttemptColumns = `id, subscription_id, purpose, period, number, idempotency_key, amount_minor, currency,
-	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at`
+	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at, sent_at, unapplied`
 
-// UpdateAttempt stores an attempt's new state.
-func UpdateAttempt(ctx context.Context, tx pgx.Tx, a payment.Attempt) error {
+// UpdateAttempt stores an attempt's new state, whether it was sent, and whether its money
+// is unapplied.
+func UpdateAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
 	_, err := tx.Exec(ctx, `UPDATE billing_payment_attempts SET state = $2, provider_payment_id = $3,
-		decline_code = $4, decline_message = $5, settled_at = $6 WHERE id = $1`,
-		a.ID, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, nullTime(a.SettledAt))
+		decline_code = $4, decline_message = $5, settled_at = $6, sent_at = $7, unapplied = $8 WHERE id = $1`,
+		a.ID, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, nullTime(a.SettledAt),
+		nullTime(a.SentAt), a.Unapplied)
 	return err
+}
+
+// LockAttempt returns attempt id locked FOR UPDATE. Lock its subscription first
+// (LockSubscription): the charge protocol's lock order is subscription, then attempt.
+func LockAttempt(ctx context.Context, tx pgx.Tx, id string) (AttemptRow, error) {
+	return scanAttempt(tx.QueryRow(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts WHERE id = $1 FOR UPDATE`, id))
+}
+
+// NoteCheck records the outcome of one reconciliation run on attempt id: on failure
+// (lastErr non-empty) the failure count grows, the next look is at next, and parkedAt, when
+// not zero, parks it for a person; on success the attempt is looked at again at next.
+func NoteCheck(ctx context.Context, q Querier, id string, failed bool, lastErr string, next, parkedAt time.Time) error {
+	_, err := q.Exec(ctx, `UPDATE billing_payment_attempts SET
+		check_failures = check_failures + CASE WHEN $2 THEN 1 ELSE 0 END,
+		last_error = CASE WHEN $2 THEN $3 ELSE last_error END,
+		next_check_at = $4, parked_at = coalesce(parked_at, $5) WHERE id = $1`,
+		id, failed, lastErr, nullTime(next), nullTime(parkedAt))
+	return err
+}
+
+// ParkedAttempts returns the attempts reconciliation gave up on, oldest first.
+func ParkedAttempts(ctx context.Context, q Querier) ([]AttemptRow, error) {
+	rows, err := q.Query(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
+		WHERE parked_at IS NOT NULL ORDER BY parked_at`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AttemptRow, error) { return scanAttempt(r) })
 }
 
 // LatestAttempt returns the highest-numbered attempt of a subscription period, locked;
@@ -93,57 +145,89 @@ func Attempts(ctx context.Context, q Querier, subID string) ([]AttemptRow, error
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AttemptRow, error) { return scanAttempt(r) })
 }
 
-// OpenAttempts returns attempts whose outcome is not known yet (created, unknown or
-// pending) made before cutoff: the reconciliation job's work list.
-func OpenAttempts(ctx context.Context, q Querier, cutoff time.Time, limit int) ([]AttemptRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
-		WHERE state IN ('created', 'unknown', 'pending') AND created_at <= $1 ORDER BY created_at LIMIT $2`, cutoff, limit)
+// OpenAttempts returns the reconciliation job's work list: attempts whose outcome is not
+// known yet (created, unknown or pending), not parked, made before cutoff and due for a
+// look (next_check_at), least recently looked at first; and attempts canceled after they
+// were sent, for a day after their cancel (canceledSince), since a call still in flight
+// may land on them.
+func OpenAttempts(ctx context.Context, q Querier, cutoff, now, canceledSince time.Time, limit int) ([]AttemptRow, error) {
+	rows, err := q.Query(ctx, `(SELECT `+attemptColumns+` FROM billing_payment_attempts
+		WHERE state IN ('created', 'unknown', 'pending') AND parked_at IS NULL AND created_at <= $1
+		  AND coalesce(next_check_at, created_at) <= $2
+		ORDER BY coalesce(next_check_at, created_at) LIMIT $4)
+		UNION ALL
+		(SELECT `+attemptColumns+` FROM billing_payment_attempts
+		WHERE state = 'canceled' AND sent_at IS NOT NULL AND settled_at >= $3 AND parked_at IS NULL
+		  AND coalesce(next_check_at, settled_at) <= $2
+		ORDER BY settled_at LIMIT $4)`, cutoff, now, canceledSince, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (AttemptRow, error) { return scanAttempt(r) })
 }
 
-// PaymentMethod reads the consent status of a token; a token never saved has no consent.
-func PaymentMethod(ctx context.Context, q Querier, token string) (payment.PaymentMethodStatus, error) {
+// PaymentMethod reads the consent status of a token and the customer it is bound to ("" for
+// a token never saved, which has no consent).
+func PaymentMethod(ctx context.Context, q Querier, token string) (payment.PaymentMethodStatus, string, error) {
 	m := payment.PaymentMethodStatus{Token: token}
-	var given time.Time
-	var withdrawn *time.Time
-	err := q.QueryRow(ctx, `SELECT consent_given_at, consent_withdrawn_at FROM billing_payment_methods WHERE token = $1`, token).
-		Scan(&given, &withdrawn)
+	var owner string
+	var given, withdrawn *time.Time
+	err := q.QueryRow(ctx, `SELECT customer_id, consent_given_at, consent_withdrawn_at FROM billing_payment_methods WHERE token = $1`, token).
+		Scan(&owner, &given, &withdrawn)
 	if err == pgx.ErrNoRows {
-		return m, nil
+		return m, "", nil
 	}
 	if err != nil {
-		return m, err
+		return m, "", err
 	}
-	m.ConsentGivenAt = given
+	if given != nil {
+		m.ConsentGivenAt = *given
+	}
 	if withdrawn != nil {
 		m.ConsentWithdrawnAt = *withdrawn
 	}
-	return m, nil
+	return m, owner, nil
 }
 
-// SaveConsent records consent to recurring charges on token (paying at checkout, TERMS
-// 3.4). A token whose consent was withdrawn keeps its withdrawal.
+// BindPaymentMethod binds token to customerID if no customer has it yet (the first use
+// binds, without consent) and returns the customer it is bound to: customerID, or the
+// customer who used it first.
+func BindPaymentMethod(ctx context.Context, tx pgx.Tx, token, customerID string) (string, error) {
+	var owner string
+	err := tx.QueryRow(ctx, `WITH ins AS (
+			INSERT INTO billing_payment_methods (token, customer_id) VALUES ($1, $2)
+			ON CONFLICT (token) DO NOTHING RETURNING customer_id)
+		SELECT customer_id FROM ins UNION ALL SELECT customer_id FROM billing_payment_methods WHERE token = $1
+		LIMIT 1`, token, customerID).Scan(&owner)
+	return owner, err
+}
+
+// SaveConsent records consent to recurring charges on token by its customer (paying at
+// checkout, TERMS 3.4), binding the token first if nobody has it. A token bound to another
+// customer is left alone (the caller checked the binding); a token whose consent was
+// withdrawn keeps its withdrawal.
 func SaveConsent(ctx context.Context, tx pgx.Tx, token, customerID string, at time.Time) error {
 	_, err := tx.Exec(ctx, `INSERT INTO billing_payment_methods (token, customer_id, consent_given_at)
-		VALUES ($1, $2, $3) ON CONFLICT (token) DO NOTHING`, token, customerID, at)
+		VALUES ($1, $2, $3) ON CONFLICT (token) DO UPDATE
+		SET consent_given_at = coalesce(billing_payment_methods.consent_given_at, EXCLUDED.consent_given_at)
+		WHERE billing_payment_methods.customer_id = EXCLUDED.customer_id`, token, customerID, at)
 	return err
 }
 
-// WithdrawConsent records the withdrawal of consent on token at at; it returns false when
-// the token is unknown. A second withdrawal keeps the first instant.
-func WithdrawConsent(ctx context.Context, tx pgx.Tx, token string, at time.Time) (bool, error) {
-	tag, err := tx.Exec(ctx, `UPDATE billing_payment_methods SET consent_withdrawn_at = coalesce(consent_withdrawn_at, $2)
-		WHERE token = $1`, token, at)
+// WithdrawConsent records the withdrawal of consent on customerID's token at at; it returns
+// false when the customer has no such token. A second withdrawal keeps the first instant.
+func WithdrawConsent(ctx context.Context, tx pgx.Tx, customerID, token string, at time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE billing_payment_methods SET consent_withdrawn_at = coalesce(consent_withdrawn_at, $3)
+		WHERE token = $1 AND customer_id = $2`, token, customerID, at)
 	return tag.RowsAffected() == 1, err
 }
 
-// SubscriptionsWithMethod returns the IDs of open subscriptions charged from token.
-func SubscriptionsWithMethod(ctx context.Context, q Querier, token string) ([]string, error) {
+// SubscriptionsWithMethod returns the IDs of customerID's open subscriptions charged from
+// token.
+func SubscriptionsWithMethod(ctx context.Context, q Querier, customerID, token string) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT id::text FROM billing_subscriptions
-		WHERE payment_method = $1 AND status IN ('pending', 'active', 'exhausted', 'past_due', 'suspended') ORDER BY id`, token)
+		WHERE payment_method = $1 AND customer_id = $2
+		  AND status IN ('pending', 'active', 'exhausted', 'past_due', 'suspended') ORDER BY id`, token, customerID)
 	if err != nil {
 		return nil, err
 	}
@@ -208,4 +292,13 @@ func FirstPeriodStart(ctx context.Context, q Querier, subID string) (time.Time, 
 	var start time.Time
 	err := q.QueryRow(ctx, `SELECT start_at FROM billing_periods WHERE subscription_id = $1 AND number = 1`, subID).Scan(&start)
 	return start, interpret(err)
+}
+
+// LatestAttemptID returns the ID of the highest-numbered attempt of a subscription period,
+// unlocked; ErrNotFound when the period has none.
+func LatestAttemptID(ctx context.Context, q Querier, subID string, period int) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT id::text FROM billing_payment_attempts
+		WHERE subscription_id = $1 AND period = $2 ORDER BY number DESC LIMIT 1`, subID, period).Scan(&id)
+	return id, interpret(err)
 }

@@ -142,10 +142,11 @@ func ListRefunds(ctx context.Context, q Querier, state string, open bool, dueBef
 }
 
 // SucceededCharge returns the succeeded charge attempt of a subscription period, or
-// ErrNotFound when the period has none (unpaid, or activated without an attempt).
+// ErrNotFound when the period has none (unpaid, or activated without an attempt). An
+// unapplied success (money owed back, refunded on its own) is not the period's.
 func SucceededCharge(ctx context.Context, q Querier, subID string, period int) (AttemptRow, error) {
 	return scanAttempt(q.QueryRow(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
-		WHERE subscription_id = $1 AND period = $2 AND state = 'succeeded'`, subID, period))
+		WHERE subscription_id = $1 AND period = $2 AND state = 'succeeded' AND NOT unapplied`, subID, period))
 }
 
 // PeriodUsage returns the used volume of each meter of a subscription period and its

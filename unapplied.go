@@ -1,0 +1,225 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/ledger"
+	"github.com/smm-gpt/billing/payment"
+)
+
+// UnappliedState is where an unapplied payment stands.
+type UnappliedState string
+
+// The states of an unapplied payment.
+const (
+	// UnappliedRefunding: owed back; the refund job is paying it back through the gateway.
+	UnappliedRefunding UnappliedState = store.UnappliedRefunding
+	// UnappliedRefunded: paid back; the ledger shows the refund. Final.
+	UnappliedRefunded UnappliedState = store.UnappliedRefunded
+	// UnappliedParked: the refund failed too often (or the gateway refused it for good); a
+	// person must return the money another way and record it. Nothing retries it.
+	UnappliedParked UnappliedState = store.UnappliedParked
+)
+
+// UnappliedPayment is money the provider took that no subscription period could take: the
+// checkout was abandoned (FailFirstPayment) or the subscription ended, was terminated or
+// refunded, or the period was paid by another charge, before the charge's outcome reached
+// the engine. The provider is the truth about money, so the engine books it (Dr provider,
+// Cr refunds_payable), audits it ("payment.unapplied" in the subscription's audit log), logs
+// it at Warn, and refunds it through the gateway with a 54-FZ return receipt.
+type UnappliedPayment struct {
+	// ID is the unapplied payment's ID.
+	ID string
+	// AttemptID is the succeeded charge attempt.
+	AttemptID string
+	// SubscriptionID and Period name what the charge was for.
+	SubscriptionID string
+	Period         int
+	// ProviderPaymentID is the provider's payment.
+	ProviderPaymentID string
+	// AmountMinor and Currency are what was taken, and is owed back.
+	AmountMinor int64
+	Currency    string
+	// Reason says why no period could take it.
+	Reason string
+	// State is where it stands.
+	State UnappliedState
+	// RefundKey is the gateway key of its refund; ProviderRefundID the provider's refund.
+	RefundKey        string
+	ProviderRefundID string
+	// Failures counts failed refund tries; LastError is the last one.
+	Failures  int
+	LastError string
+	// CreatedAt is when it was booked; SettledAt when it was refunded or parked.
+	CreatedAt time.Time
+	SettledAt time.Time
+}
+
+// unappliedParkAfter is how many failed refund tries park an unapplied payment.
+const unappliedParkAfter = 5
+
+// UnappliedPayments returns the unapplied payments, oldest first: only those not yet
+// refunded (refunding or parked) when open is true.
+func (e *Engine) UnappliedPayments(ctx context.Context, open bool) ([]UnappliedPayment, error) {
+	rows, err := store.ListUnapplied(ctx, e.pool, open)
+	if err != nil {
+		return nil, e.opError("UnappliedPayments", err)
+	}
+	out := make([]UnappliedPayment, len(rows))
+	for i, r := range rows {
+		out[i] = unappliedOf(r)
+	}
+	return out, nil
+}
+
+// RefundUnapplied pays an unapplied payment back through the gateway: it looks its refund
+// key up first and refunds (under that key) only when the gateway never saw it, so a retry
+// never refunds twice. Success books the payout (Dr refunds_payable, Cr provider). A failed
+// or refused refund is counted and retried by River with backoff; after 5 failures, or a
+// hard refusal, it is parked for a person (logged at Error and audited). A refunded or
+// parked payment is a no-op. The engine's River worker calls it.
+func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error {
+	check := inputCheck{op: "RefundUnapplied"}
+	check.id("unappliedID", unappliedID)
+	if err := check.err(); err != nil {
+		return err
+	}
+	u, err := store.GetUnapplied(ctx, e.pool, unappliedID)
+	if err != nil {
+		return e.opError("RefundUnapplied", err)
+	}
+	if u.State != store.UnappliedRefunding {
+		return nil
+	}
+	gw := e.cfg.Gateway
+	if gw == nil {
+		return e.opError("RefundUnapplied", ErrNoGateway)
+	}
+	res, err := gw.LookupRefund(ctx, u.RefundKey)
+	if errors.Is(err, payment.ErrNotFound) {
+		desc := "return of a payment no subscription period took"
+		receipt, rerr := payment.NewRefundReceipt(desc, u.AmountMinor, u.Currency, e.cfg.VAT, payment.Contact{})
+		if rerr != nil {
+			return e.opError("RefundUnapplied", rerr)
+		}
+		req := payment.RefundRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
+			Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
+			Metadata: map[string]string{"billing_unapplied_id": u.ID}}
+		if rerr := req.Validate(); rerr != nil {
+			return e.opError("RefundUnapplied", rerr)
+		}
+		res, err = gw.Refund(ctx, req)
+	}
+	switch {
+	case err == nil && res.Outcome == payment.OutcomeSucceeded:
+		return e.opError("RefundUnapplied", e.unappliedRefunded(ctx, u.ID, res))
+	case err == nil && (res.Outcome == payment.OutcomePending || res.Outcome == payment.OutcomeUnknown):
+		return fmt.Errorf("billing: RefundUnapplied %s: refund %s, looking again later", u.ID, res.Outcome)
+	case err == nil:
+		err = fmt.Errorf("refund %s: %s %s", res.Outcome, res.DeclineCode, res.DeclineMessage)
+	}
+	parked, ferr := e.unappliedFailed(ctx, u.ID, err, res.Outcome == payment.OutcomeHardDeclined)
+	if ferr != nil {
+		return e.opError("RefundUnapplied", ferr)
+	}
+	if parked {
+		return nil
+	}
+	return fmt.Errorf("billing: RefundUnapplied %s: %w", u.ID, err)
+}
+
+// unappliedRefunded records the refund of an unapplied payment and books its payout.
+func (e *Engine) unappliedRefunded(ctx context.Context, id string, res payment.RefundResult) error {
+	return store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		u, err := store.LockUnapplied(ctx, tx, id)
+		if err != nil || u.State == store.UnappliedRefunded {
+			return err
+		}
+		if res.Amount != 0 && (res.Amount != u.AmountMinor || res.Currency != u.Currency) {
+			return fmt.Errorf("%w: refund of %d %s answered with %d %s", payment.ErrAmountMismatch,
+				u.AmountMinor, u.Currency, res.Amount, res.Currency)
+		}
+		u.State, u.ProviderRefundID, u.SettledAt = store.UnappliedRefunded, res.ProviderRefundID, now
+		if err := store.UpdateUnapplied(ctx, tx, u); err != nil {
+			return err
+		}
+		t, err := ledger.PayRefund("unapplied-refund:"+u.ID, u.ID, u.Currency, u.AmountMinor, now,
+			ledger.WithMemo(fmt.Sprintf("refund of unapplied payment %s, provider refund %s", u.ProviderPaymentID, res.ProviderRefundID)))
+		if err != nil {
+			return err
+		}
+		if _, _, err := e.post(ctx, tx, t); err != nil {
+			return err
+		}
+		e.logger.InfoContext(ctx, "billing: unapplied payment refunded", "unapplied", u.ID, "subscription", u.SubscriptionID,
+			"provider_refund", res.ProviderRefundID)
+		return store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "gateway", Action: "payment.unapplied_refunded",
+			Subject: SubscriptionSubject(u.SubscriptionID), Detail: map[string]any{"unapplied": u.ID,
+				"provider_refund": res.ProviderRefundID, "amount_minor": u.AmountMinor}})
+	})
+}
+
+// unappliedFailed counts a failed refund try; it parks the payment after unappliedParkAfter
+// failures or at once when hard, and reports whether it parked it.
+func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, hard bool) (bool, error) {
+	parked := false
+	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+		now := e.clock.Now()
+		u, err := store.LockUnapplied(ctx, tx, id)
+		if err != nil || u.State != store.UnappliedRefunding {
+			return err
+		}
+		u.Failures++
+		u.LastError = cause.Error()
+		if hard || u.Failures >= unappliedParkAfter {
+			u.State, u.SettledAt, parked = store.UnappliedParked, now, true
+			e.logger.ErrorContext(ctx, "billing: refund of an unapplied payment parked for a person", "unapplied", u.ID,
+				"subscription", u.SubscriptionID, "provider_payment", u.ProviderPaymentID, "failures", u.Failures, "error", cause)
+			if err := store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "billing", Action: "payment.unapplied_parked",
+				Subject: SubscriptionSubject(u.SubscriptionID), Reason: u.LastError,
+				Detail: map[string]any{"unapplied": u.ID, "failures": u.Failures}}); err != nil {
+				return err
+			}
+		}
+		return store.UpdateUnapplied(ctx, tx, u)
+	})
+	return parked, err
+}
+
+// sweepUnapplied inserts the refund job of every unapplied payment still refunding: a no-op
+// while its job waits (unique among live jobs), a new job after River discarded the last.
+func (e *Engine) sweepUnapplied(ctx context.Context) error {
+	rows, err := store.ListUnapplied(ctx, e.pool, true)
+	if err != nil {
+		return err
+	}
+	client, err := e.riverClient()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, u := range rows {
+		if u.State != store.UnappliedRefunding {
+			continue
+		}
+		if _, err := client.Insert(ctx, jobs.RefundUnappliedArgs{UnappliedID: u.ID}, nil); err != nil {
+			errs = append(errs, fmt.Errorf("unapplied payment %s: %w", u.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unappliedOf(r store.UnappliedRow) UnappliedPayment {
+	return UnappliedPayment{ID: r.ID, AttemptID: r.AttemptID, SubscriptionID: r.SubscriptionID, Period: r.Period,
+		ProviderPaymentID: r.ProviderPaymentID, AmountMinor: r.AmountMinor, Currency: r.Currency, Reason: r.Reason,
+		State: UnappliedState(r.State), RefundKey: r.RefundKey, ProviderRefundID: r.ProviderRefundID,
+		Failures: r.Failures, LastError: r.LastError, CreatedAt: r.CreatedAt, SettledAt: r.SettledAt}
+}
