@@ -118,7 +118,6 @@ func (g *faultGateway) Lookup(ctx context.Context, key string) (payment.ChargeRe
 	return g.Gateway.Lookup(ctx, key)
 }
 
-
 // faultPoint names a place in the engine's transactions where a trigger can raise an error.
 type faultPoint string
 
