@@ -256,36 +256,6 @@ type SubscriptionPeriod struct {
 	Period         int
 }
 
-// ChargeTarget is what step 2 of the charge protocol reads right before calling the
-// gateway: who is charged, from which saved method, and that method's consent now.
-type ChargeTarget struct {
-	// CustomerID is the subscription's customer.
-	CustomerID string
-	// Method is the subscription's payment method now (its Token is "" once consent was
-	// withdrawn) with its consent status.
-	Method payment.PaymentMethodStatus
-}
-
-// ReadChargeTarget reads the ChargeTarget of subscription subID in one round trip,
-// unlocked. A token never saved has no consent.
-func ReadChargeTarget(ctx context.Context, q Querier, subID string) (ChargeTarget, error) {
-	var t ChargeTarget
-	var given, withdrawn *time.Time
-	err := q.QueryRow(ctx, `SELECT s.customer_id, s.payment_method, m.consent_given_at, m.consent_withdrawn_at
-		FROM billing_subscriptions s LEFT JOIN billing_payment_methods m ON m.token = s.payment_method
-		WHERE s.id = $1`, subID).Scan(&t.CustomerID, &t.Method.Token, &given, &withdrawn)
-	if err != nil {
-		return t, interpret(err)
-	}
-	if given != nil {
-		t.Method.ConsentGivenAt = *given
-	}
-	if withdrawn != nil {
-		t.Method.ConsentWithdrawnAt = *withdrawn
-	}
-	return t, nil
-}
-
 // FirstPeriodStart returns when period 1 of subscription subID started: the anchor of its
 // renewals.
 func FirstPeriodStart(ctx context.Context, q Querier, subID string) (time.Time, error) {
