@@ -14,9 +14,11 @@
 //     VerifyPeriod checks it over a period's attempts; the engine also keeps it by a database
 //     constraint.
 //   - An attempt's gateway idempotency key is fixed before the gateway is called (NewAttempt,
-//     AttemptKey) and reused by every retry of that attempt: the engine commits the attempt,
+//     NewAttemptKey) and reused by every retry of that attempt: the engine commits the attempt,
 //     then calls Charge with Attempt.ChargeRequest, so a crash anywhere leaves a row that names
-//     the key. The key is deterministic, so even a lost row or a racing worker reuses it.
+//     the key. The key is random (unguessable: a webhook naming it proves nothing), unique
+//     across attempts, and two workers racing on one period are kept apart by the attempt
+//     row's unique (subscription, period, number), not by the key.
 //   - An unknown outcome (a Charge error or timeout) is settled only by asking the gateway
 //     (Lookup, RecordLookup) or by a webhook, never by charging again: Attempt.ChargeRequest
 //     refuses any attempt that is not created. Only Lookup's ErrNotFound puts an attempt back

@@ -16,10 +16,11 @@ const (
 	KindRefund EventKind = "refund"
 )
 
-// WebhookEvent is a provider notification as the host forwards it to the engine, after the host
-// has checked that it really comes from the provider (signature, source address, or a fresh
-// Lookup). Trap: ApplyWebhook trusts the event's content; an unchecked webhook could grant
-// access without payment.
+// WebhookEvent is a provider notification as the host forwards it to the engine. Webhooks are
+// hints: the engine's HandlePaymentWebhook asks the gateway (Lookup) and applies the gateway's
+// answer, never the body alone. Trap: ApplyWebhook itself trusts the event's content; a caller
+// other than the engine must confirm the event with the gateway first, or an unchecked webhook
+// could grant access without payment.
 type WebhookEvent struct {
 	// Kind is KindCharge or KindRefund.
 	Kind EventKind
