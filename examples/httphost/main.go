@@ -16,7 +16,9 @@
 //
 //	400 invalid_input, meter_unknown   bad JSON, a missing or bad field (problems lists each), no Idempotency-Key
 //	402 payment_declined               POST /subscriptions: the first charge was declined; no access (TERMS 3.3)
+//	400 webhook_not_confirmed          a webhook the gateway does not confirm (forged, or contradicting it)
 //	403 no_access (with reason)        the subscription gives no access now: not paid, used up, expired, …
+//	403 payment_method_not_owned       the card token is another customer's
 //	403 limit_exceeded                 the request would pass the period's limit (TERMS 3.1); nothing was counted
 //	404 not_found, unknown_payment     no such subscription or tariff; a webhook about no charge of ours
 //	409 idempotency_conflict           the Idempotency-Key was used with another request

@@ -186,6 +186,12 @@ func TestPendingChargeActivatesOnWebhook(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, code, "3.3 no access before the charge succeeds")
 	require.Equal(t, "not_paid", res["reason"])
 
+	forged := payment.WebhookEvent{Kind: payment.KindCharge, ProviderPaymentID: field(sub, "payment", "provider_payment_id").(string),
+		Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB"}
+	code, res = b.do(t, "POST", "/webhooks/payments", "", forged)
+	require.Equal(t, http.StatusBadRequest, code, "3.3 a success the provider does not confirm grants nothing: %v", res)
+	require.Equal(t, "webhook_not_confirmed", res["error"])
+
 	ev, err := b.gateway.Confirm(field(sub, "payment", "provider_payment_id").(string), payment.OutcomeSucceeded)
 	require.NoError(t, err)
 	for range 2 { // the provider resends: the duplicate is a no-op

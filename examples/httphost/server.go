@@ -203,9 +203,10 @@ func (s *server) requestRefund(w http.ResponseWriter, r *http.Request) {
 // that succeeded activates its subscription; a duplicate is a no-op.
 //
 // The body here is a payment.WebhookEvent as encoding/json writes it. A real host's endpoint
-// receives its provider's own format, and must FIRST verify that it comes from the provider
-// (the provider's signature header, or its IP allow-list), then translate it into a
-// payment.WebhookEvent. The engine trusts what it is given.
+// receives its provider's own format and translates it into a payment.WebhookEvent; checking
+// the provider's signature or IP allow-list first is good practice, but the engine does not
+// rely on it: it confirms every webhook with the gateway and acts on the gateway's answer
+// only (a forged or mismatching body is billing.ErrWebhookNotConfirmed: 400).
 func (s *server) paymentWebhook(w http.ResponseWriter, r *http.Request) {
 	var ev payment.WebhookEvent
 	if !decodeJSON(w, r, &ev) {
@@ -329,6 +330,10 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 		errors.Is(err, subscription.ErrCardData), errors.Is(err, subscription.ErrInvalidQuantity), errors.Is(err, payment.ErrInvalid),
 		errors.Is(err, billing.ErrReceivedInFuture):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_input", Message: err.Error()})
+	case errors.Is(err, billing.ErrWebhookNotConfirmed):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "webhook_not_confirmed", Message: err.Error()})
+	case errors.Is(err, billing.ErrPaymentMethodNotOwned):
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "payment_method_not_owned", Message: err.Error()})
 	case errors.As(err, &noAccess):
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "no_access", Reason: noAccess.Reason, Message: err.Error()})
 	case errors.Is(err, billing.ErrLimitExceeded):
