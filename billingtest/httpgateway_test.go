@@ -177,19 +177,25 @@ func TestHTTPGatewayErrorsAreNeverDeclinesNorNotFound(t *testing.T) {
 
 func TestHTTPGatewayTimeoutLandsLater(t *testing.T) {
 	t.Parallel()
-	g, s, srv, _ := startHTTPGateway(t)
-	h := billingtest.HTTPGateway{BaseURL: srv.URL, Client: &http.Client{Timeout: 5 * time.Millisecond}}
-	g.SetLatency(100 * time.Millisecond)
-	s.SetMaxDelay(0)
+	g, _, _, h := startHTTPGateway(t)
+	g.SetLatency(200 * time.Millisecond)
 	req := gwReq(t, 2, 1)
-	_, err := h.Charge(context.Background(), req)
-	require.Error(t, err, "a client timeout is an error: outcome unknown")
+
+	// The client gives up once the provider has the request (a timeout, a killed process).
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for g.Calls().Charge == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := h.Charge(ctx, req)
+	require.Error(t, err, "a call given up is an error: outcome unknown")
 	require.NotErrorIs(t, err, payment.ErrNotFound)
 
 	// The provider finishes the request the client gave up on: the money moves.
 	require.Eventually(t, func() bool { return len(g.ChargesFor(gwSub, 2)) == 1 }, 5*time.Second, 10*time.Millisecond)
 	g.SetLatency(0)
-	h.Client = nil
 	res, err := h.Lookup(context.Background(), req.IdempotencyKey)
 	require.NoError(t, err)
 	require.Equal(t, payment.OutcomeSucceeded, res.Outcome)
