@@ -122,6 +122,9 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 		if !p.send {
 			// Made by an earlier run, which may have sent it just before a crash: ask first.
 			res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+			if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
+				return a.Attempt, lookupFailed(lerr)
+			}
 			if !errors.Is(lerr, payment.ErrNotFound) {
 				if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
 					return a.Attempt, err
@@ -141,11 +144,24 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 		}
 	case payment.StateUnknown, payment.StatePending:
 		res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+		if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
+			return a.Attempt, lookupFailed(lerr)
+		}
 		if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
 			return a.Attempt, err
 		}
 	}
 	return e.settleInTx(ctx, a)
+}
+
+// errLookupFailed is matched by the error of a run whose Lookup failed (the gateway did not
+// answer): nothing was learned, nothing is written, and the run is tried again later. It also
+// matches errRetryLater. Reconciliation counts it as a failure of the attempt.
+var errLookupFailed = errors.New("billing: the gateway did not answer a lookup")
+
+// lookupFailed wraps a failed Lookup's error.
+func lookupFailed(err error) error {
+	return fmt.Errorf("%w (%w): %w", errLookupFailed, errRetryLater, err)
 }
 
 // settleInTx runs step 3 (settle) in its own transaction. An unknown outcome is committed
@@ -1024,7 +1040,7 @@ func (e *Engine) ReconcilePayments(ctx context.Context) (int, error) {
 	for _, a := range open {
 		err := e.reconcileAttempt(ctx, a)
 		now := e.clock.Now()
-		if err == nil || errors.Is(err, errRetryLater) {
+		if err == nil || errors.Is(err, errRetryLater) && !errors.Is(err, errLookupFailed) {
 			// Still open (or watched after a cancel): look again later, behind the others.
 			if nerr := store.NoteCheck(ctx, e.pool, a.ID, false, "", now.Add(chargeInFlightFor), time.Time{}); nerr != nil {
 				e.logger.ErrorContext(ctx, "billing: reconcile: could not note a check", "attempt", a.ID, "error", nerr)
@@ -1071,6 +1087,9 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 	}
 	res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
 	now := e.clock.Now()
+	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
+		return lookupFailed(lerr)
+	}
 	if errors.Is(lerr, payment.ErrNotFound) && a.State == payment.StateCreated {
 		return store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 			if _, err := store.LockSubscription(ctx, tx, a.SubscriptionID); err != nil {

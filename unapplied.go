@@ -122,10 +122,12 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 		return e.opError("RefundUnapplied", e.unappliedRefunded(ctx, u.ID, res))
 	case err == nil && (res.Outcome == payment.OutcomePending || res.Outcome == payment.OutcomeUnknown):
 		return fmt.Errorf("billing: RefundUnapplied %s: refund %s, looking again later", u.ID, res.Outcome)
-	case err == nil:
+	}
+	declined := err == nil // a refusal, not a failure to get an answer
+	if err == nil {
 		err = fmt.Errorf("refund %s: %s %s", res.Outcome, res.DeclineCode, res.DeclineMessage)
 	}
-	parked, ferr := e.unappliedFailed(ctx, u.ID, err, res.Outcome == payment.OutcomeHardDeclined)
+	parked, ferr := e.unappliedFailed(ctx, u.ID, err, declined, res.Outcome == payment.OutcomeHardDeclined)
 	if ferr != nil {
 		return e.opError("RefundUnapplied", ferr)
 	}
@@ -168,8 +170,10 @@ func (e *Engine) unappliedRefunded(ctx context.Context, id string, res payment.R
 }
 
 // unappliedFailed counts a failed refund try; it parks the payment after unappliedParkAfter
-// failures or at once when hard, and reports whether it parked it.
-func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, hard bool) (bool, error) {
+// failures or at once when hard, and reports whether it parked it. A declined refund is final
+// at the gateway under its key, so the next try gets a new key; a try that got no answer
+// keeps its key (the refund may have happened: the next try looks it up first).
+func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, declined, hard bool) (bool, error) {
 	parked := false
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
@@ -179,6 +183,9 @@ func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, ha
 		}
 		u.Failures++
 		u.LastError = cause.Error()
+		if declined {
+			u.RefundKey = newGatewayKey("unapplied")
+		}
 		if hard || u.Failures >= unappliedParkAfter {
 			u.State, u.SettledAt, parked = store.UnappliedParked, now, true
 			e.logger.ErrorContext(ctx, "billing: refund of an unapplied payment parked for a person", "unapplied", u.ID,

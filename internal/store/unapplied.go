@@ -74,11 +74,11 @@ func LockUnapplied(ctx context.Context, tx pgx.Tx, id string) (UnappliedRow, err
 	return scanUnapplied(tx.QueryRow(ctx, `SELECT `+unappliedColumns+` FROM billing_unapplied_payments WHERE id = $1 FOR UPDATE`, id))
 }
 
-// UpdateUnapplied stores an unapplied payment's state, refund and failures.
+// UpdateUnapplied stores an unapplied payment's state, refund key, refund and failures.
 func UpdateUnapplied(ctx context.Context, tx pgx.Tx, u UnappliedRow) error {
 	_, err := tx.Exec(ctx, `UPDATE billing_unapplied_payments SET state = $2, provider_refund_id = $3, failures = $4,
-		last_error = $5, settled_at = $6 WHERE id = $1`,
-		u.ID, u.State, u.ProviderRefundID, u.Failures, u.LastError, nullTime(u.SettledAt))
+		last_error = $5, settled_at = $6, refund_key = $7 WHERE id = $1`,
+		u.ID, u.State, u.ProviderRefundID, u.Failures, u.LastError, nullTime(u.SettledAt), u.RefundKey)
 	return err
 }
 
