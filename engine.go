@@ -17,6 +17,31 @@
 // The rules the engine enforces come from the service terms (see the README's rules table);
 // the policy itself lives in the packages tariff, subscription, payment, refund, ledger
 // and calendar.
+//
+// # Money is never lost and never taken twice
+//
+// The provider is the truth about money. Whatever customers, operators, the provider and the
+// machines do at once:
+//   - Every charge the gateway reports as succeeded is in the ledger exactly once: applied to
+//     its period (activation, renewal), or, when the subscription can no longer take it
+//     (abandoned checkout, ended, terminated, refunded, suspended, the period paid by another
+//     charge), booked as an unapplied payment owed back and refunded through the gateway with
+//     its 54-FZ return receipt (UnappliedPayments). Every refund the gateway paid is in the
+//     ledger exactly once, whatever state the subscription is in. No transaction after a
+//     gateway call rolls back the record of that call because a lifecycle transition refused.
+//   - At most one applied charge per subscription period (a unique index), and no charge
+//     without a live reason: right before every Charge, in the transaction that marks the
+//     attempt sent, the engine re-checks that the subscription still waits for that period,
+//     auto-renew is on (renewals and retries), consent stands and the token belongs to the
+//     subscription's customer. Otherwise the attempt is canceled and never sent.
+//   - Gateway keys are random; webhooks are hints, confirmed with the gateway before anything
+//     changes (ErrWebhookNotConfirmed).
+//   - Every subscription has a way forward: final, a scheduled job, or suspended (waiting for
+//     a person). Reconciliation and the sweeper handle items one by one; a failing item is
+//     retried with backoff and parked for a person (ParkedAttempts), never blocking others.
+//
+// RELIABILITY.md says how this is checked: regression tests, a model-based test of every
+// command against the fake provider's own record, and a multi-process kill -9 test.
 package billing
 
 import (
