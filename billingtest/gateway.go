@@ -36,7 +36,7 @@ import (
 //
 // By default every charge and refund succeeds at once. Script, ScriptAll and ScriptRefunds
 // queue other behaviours for the next calls; FailLookups and FailRefundLookups make lookups
-// fail; SetLatency delays every answer. Charges, ChargesFor, SuccessfulCharges, Refunds and
+// fail; SetLatency delays every answer; Land lands the charges held by LandsLater. Charges, ChargesFor, SuccessfulCharges, Refunds and
 // Calls say what happened.
 type Gateway struct {
 	mu sync.Mutex
@@ -58,6 +58,8 @@ type Gateway struct {
 	refunds       []*refundRecord
 	refundsByKey  map[string]*refundRecord
 	refundsByID   map[string]*refundRecord
+	// held are the LandsLater requests not landed yet, in the order they were held.
+	held []payment.ChargeRequest
 
 	calls CallCounts
 }
@@ -103,6 +105,13 @@ const (
 	// payment.ErrNotFound, and the call returns ErrTimeout. Charging again under the same key is
 	// then a fresh charge (it plays the next behaviour).
 	TimeoutBeforeCharge
+	// LandsLater: a charge the provider answers slower than the caller waits. The call returns
+	// ErrTimeout and nothing is recorded yet (Lookup answers payment.ErrNotFound), but the
+	// request is held: Land later records every held request as succeeded, in the order they
+	// were held, and returns their webhook events. A new Charge under a held key lands it at
+	// once (the provider deduplicates by key) and answers succeeded. Charges only: a refund
+	// that plays it fails with a *payment.ValidationError.
+	LandsLater
 )
 
 // String returns the behaviour's name, e.g. "TimeoutAfterSuccess".
@@ -120,6 +129,8 @@ func (b Behaviour) String() string {
 		return "TimeoutAfterSuccess"
 	case TimeoutBeforeCharge:
 		return "TimeoutBeforeCharge"
+	case LandsLater:
+		return "LandsLater"
 	}
 	return "Behaviour(" + strconv.Itoa(int(b)) + ")"
 }
@@ -315,11 +326,31 @@ func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 		}
 		return p.res, nil
 	}
+	if i := g.heldIndex(req.IdempotencyKey); i >= 0 {
+		h := g.held[i]
+		if h.PaymentMethod != req.PaymentMethod || h.CustomerID != req.CustomerID ||
+			h.Amount != req.Amount || h.Currency != req.Currency {
+			return payment.ChargeResult{}, fmt.Errorf("%w: charge key %q was used for %d %s of %q",
+				ErrKeyReused, req.IdempotencyKey, h.Amount, h.Currency, h.CustomerID)
+		}
+		g.held = slices.Delete(g.held, i, i+1)
+		return g.record(h, payment.OutcomeSucceeded, payment.OutcomeSucceeded).res, nil
+	}
 	b := g.nextChargeBehaviour(req.PaymentMethod)
+	if b == LandsLater {
+		g.held = append(g.held, copyChargeRequest(req))
+		return payment.ChargeResult{}, ErrTimeout
+	}
 	outcome, code, err := b.play()
 	if outcome == "" {
 		return payment.ChargeResult{}, err
 	}
+	return g.record(req, outcome, code).res, err
+}
+
+// record records a new charge of req with outcome (and the decline reason of code) under the
+// next provider payment id. Call with g.mu held.
+func (g *Gateway) record(req payment.ChargeRequest, outcome, code payment.Outcome) *paymentRecord {
 	p := &paymentRecord{req: copyChargeRequest(req), number: len(g.payments) + 1}
 	p.res = payment.ChargeResult{
 		Outcome:           outcome,
@@ -331,7 +362,34 @@ func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 	g.payments = append(g.payments, p)
 	g.paymentsByKey[req.IdempotencyKey] = p
 	g.paymentsByID[p.res.ProviderPaymentID] = p
-	return p.res, err
+	return p
+}
+
+// heldIndex returns the index of the held request under key, or -1. Call with g.mu held.
+func (g *Gateway) heldIndex(key string) int {
+	return slices.IndexFunc(g.held, func(r payment.ChargeRequest) bool { return r.IdempotencyKey == key })
+}
+
+// Land lands every charge held by LandsLater: each is recorded as succeeded (taking the next
+// provider payment id, in the order they were held) and its webhook event, as Confirm makes
+// it, is returned for the test to forward to the engine (or not). Nothing held: nil.
+func (g *Gateway) Land() []payment.WebhookEvent {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []payment.WebhookEvent
+	for _, h := range g.held {
+		p := g.record(h, payment.OutcomeSucceeded, payment.OutcomeSucceeded)
+		out = append(out, g.chargeEvent(p))
+	}
+	g.held = nil
+	return out
+}
+
+// Held returns how many charges LandsLater holds, not landed yet.
+func (g *Gateway) Held() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.held)
 }
 
 // Refund returns req.Amount of the payment req.ProviderPaymentID under req.IdempotencyKey,
@@ -469,6 +527,11 @@ func (g *Gateway) Confirm(providerPaymentID string, outcome payment.Outcome) (pa
 	default:
 		return payment.WebhookEvent{}, fmt.Errorf("%w: %s is %s, asked %s", ErrNotPending, providerPaymentID, p.res.Outcome, outcome)
 	}
+	return g.chargeEvent(p), nil
+}
+
+// chargeEvent is the charge webhook of p as it stands now. Call with g.mu held.
+func (g *Gateway) chargeEvent(p *paymentRecord) payment.WebhookEvent {
 	return payment.WebhookEvent{
 		Kind:              payment.KindCharge,
 		ProviderPaymentID: p.res.ProviderPaymentID,
@@ -479,7 +542,7 @@ func (g *Gateway) Confirm(providerPaymentID string, outcome payment.Outcome) (pa
 		DeclineCode:       p.res.DeclineCode,
 		DeclineMessage:    p.res.DeclineMessage,
 		ReceivedAt:        g.now(),
-	}, nil
+	}
 }
 
 // ConfirmRefund settles the pending refund providerRefundID like Confirm settles a charge and
@@ -655,6 +718,8 @@ func (b Behaviour) play() (payment.Outcome, payment.Outcome, error) {
 		return payment.OutcomeSucceeded, payment.OutcomeSucceeded, ErrTimeout
 	case TimeoutBeforeCharge:
 		return "", "", ErrTimeout
+	case LandsLater:
+		return "", "", &payment.ValidationError{Field: "Behaviour", Problem: "LandsLater is for charges only"}
 	}
 	return "", "", &payment.ValidationError{Field: "Behaviour", Problem: fmt.Sprintf("%d is not a scripted behaviour", int(b))}
 }

@@ -812,3 +812,67 @@ func TestGatewayDedupProperty(t *testing.T) {
 		})
 	})
 }
+
+func TestGatewayLandsLater(t *testing.T) {
+	ctx := context.Background()
+	g := billingtest.NewGateway()
+	g.SetClock(billingtest.NewClock(gwNow))
+	g.Script(gwToken, billingtest.LandsLater, billingtest.LandsLater, billingtest.LandsLater)
+	r1, r2, r3 := gwReq(t, 2, 1), gwReq(t, 3, 1), gwReq(t, 4, 1)
+
+	for _, r := range []payment.ChargeRequest{r1, r2, r3} {
+		_, err := g.Charge(ctx, r)
+		require.ErrorIs(t, err, billingtest.ErrTimeout)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		_, err = g.Lookup(ctx, r.IdempotencyKey)
+		require.ErrorIs(t, err, payment.ErrNotFound, "held, not recorded yet")
+	}
+	require.Equal(t, 3, g.Held())
+	require.Empty(t, g.Charges())
+
+	// A new Charge under a held key lands it at once; it plays no behaviour.
+	g.Script(gwToken, billingtest.HardDecline)
+	res, err := g.Charge(ctx, r2)
+	require.NoError(t, err)
+	require.Equal(t, payment.OutcomeSucceeded, res.Outcome)
+	require.Equal(t, "pay_1", res.ProviderPaymentID)
+	require.Equal(t, 2, g.Held())
+	require.Equal(t, 1, g.ScriptedLeft(), "landing a held charge plays no behaviour")
+
+	// Another request under a held key is refused.
+	other := r1
+	other.CustomerID = "someone-else"
+	_, err = g.Charge(ctx, other)
+	require.ErrorIs(t, err, billingtest.ErrKeyReused)
+
+	// Land records the rest as succeeded, in the order held, with their webhooks.
+	evs := g.Land()
+	require.Len(t, evs, 2)
+	for i, r := range []payment.ChargeRequest{r1, r3} {
+		require.Equal(t, payment.KindCharge, evs[i].Kind)
+		require.Equal(t, r.IdempotencyKey, evs[i].IdempotencyKey)
+		require.Equal(t, payment.OutcomeSucceeded, evs[i].Outcome)
+		require.Equal(t, r.Amount, evs[i].Amount)
+		require.True(t, evs[i].ReceivedAt.Equal(gwNow))
+		got, err := g.Lookup(ctx, r.IdempotencyKey)
+		require.NoError(t, err)
+		require.Equal(t, evs[i].ProviderPaymentID, got.ProviderPaymentID)
+	}
+	require.Equal(t, []string{"pay_2", "pay_3"}, []string{evs[0].ProviderPaymentID, evs[1].ProviderPaymentID})
+	require.Zero(t, g.Held())
+	require.Nil(t, g.Land())
+	require.Len(t, g.Charges(), 3)
+
+	// A repeat after landing is answered from the store: no new money.
+	res, err = g.Charge(ctx, r1)
+	require.NoError(t, err)
+	require.Equal(t, "pay_2", res.ProviderPaymentID)
+	require.Len(t, g.Charges(), 3)
+
+	// Refunds cannot play it.
+	g.ScriptRefunds(billingtest.LandsLater)
+	_, err = g.Refund(ctx, payment.RefundRequest{IdempotencyKey: "rk-1", ProviderPaymentID: "pay_1", Amount: 100, Currency: "RUB"})
+	var ve *payment.ValidationError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, "LandsLater", billingtest.LandsLater.String())
+}
