@@ -560,7 +560,8 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 }
 
 // HandleRefundWebhook applies a provider's refund notification, found by its idempotency
-// key or provider refund ID: a pending refund completes (or fails) here. Webhooks are hints:
+// key or provider refund ID: a pending refund completes (or fails) here. The refund of an
+// unapplied payment is settled the same way; the returned RefundRequest is then empty. Webhooks are hints:
 // the engine asks the gateway (LookupRefund under the request's key) and acts on its answer
 // alone, and only when it agrees with the body; a forged or mismatching body changes
 // nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate notification is
@@ -589,22 +590,21 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		row, err = store.LockRefundByGateway(ctx, tx, ev.IdempotencyKey, ev.ProviderRefundID)
 		return err
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Not a request's refund: maybe the refund of an unapplied payment.
+		found, uerr := e.handleUnappliedRefundWebhook(ctx, ev)
+		if found {
+			if uerr != nil {
+				return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", uerr)
+			}
+			return RefundRequest{}, nil
+		}
+	}
 	if err != nil {
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
 	res, lerr := gw.LookupRefund(ctx, row.GatewayKey)
-	switch {
-	case errors.Is(lerr, payment.ErrNotFound):
-		err = fmt.Errorf("%w: the gateway has no refund under the request's key", ErrWebhookNotConfirmed)
-	case lerr != nil:
-		err = fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
-	case ev.ProviderRefundID != "" && ev.ProviderRefundID != res.ProviderRefundID:
-		err = fmt.Errorf("%w: provider refund %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderRefundID, res.ProviderRefundID)
-	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
-		err = fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
-	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
-		err = fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
-	}
+	err = confirmRefundWebhook(ev, res, lerr)
 	if err != nil {
 		e.logger.WarnContext(ctx, "billing: refund webhook not confirmed", "request", row.ID, "error", err)
 		return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", err)
@@ -614,6 +614,24 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
 	return refundOf(out), nil
+}
+
+// confirmRefundWebhook checks a refund webhook body against the gateway's answer about the
+// refund (res, lerr from LookupRefund).
+func confirmRefundWebhook(ev payment.WebhookEvent, res payment.RefundResult, lerr error) error {
+	switch {
+	case errors.Is(lerr, payment.ErrNotFound):
+		return fmt.Errorf("%w: the gateway has no refund under the key", ErrWebhookNotConfirmed)
+	case lerr != nil:
+		return fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
+	case ev.ProviderRefundID != "" && ev.ProviderRefundID != res.ProviderRefundID:
+		return fmt.Errorf("%w: provider refund %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderRefundID, res.ProviderRefundID)
+	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
+		return fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
+	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
+		return fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
+	}
+	return nil
 }
 
 // RetryRefund settles a request left executing by a failed or unknown gateway call: it

@@ -134,6 +134,16 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 				return err
 			}
 		}
+		if sub.Current != nil {
+			// A free tariff is active at once: its renewal job goes in with it, so that it
+			// renews (or ends) at the period end. Without River (a host that only meters
+			// usage) nothing renews.
+			if _, rerr := e.riverClient(); rerr == nil {
+				if err := e.scheduleRenewal(ctx, tx, sub.ID, sub.Current.Number, 1, sub.Current.End); err != nil {
+					return err
+				}
+			}
+		}
 		out = sub
 		return store.SaveResult(ctx, tx, "subscribe:"+req.CustomerID, req.IdempotencyKey, sub.ID)
 	})

@@ -121,7 +121,12 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 	case err == nil && res.Outcome == payment.OutcomeSucceeded:
 		return e.opError("RefundUnapplied", e.unappliedRefunded(ctx, u.ID, res))
 	case err == nil && (res.Outcome == payment.OutcomePending || res.Outcome == payment.OutcomeUnknown):
-		return fmt.Errorf("billing: RefundUnapplied %s: refund %s, looking again later", u.ID, res.Outcome)
+		if res.ProviderRefundID != "" {
+			if nerr := store.NoteUnappliedRefund(ctx, e.pool, u.ID, res.ProviderRefundID); nerr != nil {
+				return e.opError("RefundUnapplied", nerr)
+			}
+		}
+		return fmt.Errorf("billing: RefundUnapplied %s: refund %s, looking again later (or its webhook settles it)", u.ID, res.Outcome)
 	}
 	declined := err == nil // a refusal, not a failure to get an answer
 	if err == nil {
@@ -135,6 +140,27 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 		return nil
 	}
 	return fmt.Errorf("billing: RefundUnapplied %s: %w", u.ID, err)
+}
+
+// handleUnappliedRefundWebhook settles the refund of an unapplied payment named by a refund
+// webhook (by key or provider refund ID): the gateway is asked (LookupRefund) and only its
+// answer counts. found is false when no unapplied payment has that refund.
+func (e *Engine) handleUnappliedRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (bool, error) {
+	u, err := store.UnappliedByRefund(ctx, e.pool, ev.IdempotencyKey, ev.ProviderRefundID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	res, lerr := e.cfg.Gateway.LookupRefund(ctx, u.RefundKey)
+	if err := confirmRefundWebhook(ev, res, lerr); err != nil {
+		return true, err
+	}
+	if res.Outcome == payment.OutcomeSucceeded {
+		return true, e.unappliedRefunded(ctx, u.ID, res)
+	}
+	return true, nil // pending or refused: the refund job decides on its next run
 }
 
 // unappliedRefunded records the refund of an unapplied payment and books its payout.

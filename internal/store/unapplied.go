@@ -92,3 +92,18 @@ func ListUnapplied(ctx context.Context, q Querier, open bool) ([]UnappliedRow, e
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnappliedRow, error) { return scanUnapplied(r) })
 }
+
+// UnappliedByRefund returns the unapplied payment whose refund has gateway key key or
+// provider refund ID providerRefundID, unlocked; ErrNotFound when none has.
+func UnappliedByRefund(ctx context.Context, q Querier, key, providerRefundID string) (UnappliedRow, error) {
+	return scanUnapplied(q.QueryRow(ctx, `SELECT `+unappliedColumns+` FROM billing_unapplied_payments
+		WHERE ($1 <> '' AND refund_key = $1) OR ($2 <> '' AND provider_refund_id = $2) LIMIT 1`, key, providerRefundID))
+}
+
+// NoteUnappliedRefund stores the provider's refund ID of an unapplied payment's pending
+// refund, so that its webhook finds it.
+func NoteUnappliedRefund(ctx context.Context, q Querier, id, providerRefundID string) error {
+	_, err := q.Exec(ctx, `UPDATE billing_unapplied_payments SET provider_refund_id = $2
+		WHERE id = $1 AND state = 'refunding'`, id, providerRefundID)
+	return err
+}
