@@ -212,20 +212,8 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		latest, err := store.LatestAttempt(ctx, tx, subID, number)
 		switch {
 		case err == nil:
-			if latest.State != payment.StateSoftDeclined {
+			if latest.State != payment.StateSoftDeclined || purpose == payment.PurposeCheckout {
 				out.attempt = latest // continue it: look it up, settle it
-				return nil
-			}
-			method, _, err := store.PaymentMethod(ctx, tx, sub.PaymentMethod)
-			if err != nil {
-				return err
-			}
-			d, err := payment.Decide(latest.Attempt, e.cfg.Dunning, method, now)
-			if err != nil {
-				return err
-			}
-			if d.Action != payment.ActionRetry || d.RetryAt.After(now) {
-				out.attempt = latest // settle decides: stop, or schedule the retry
 				return nil
 			}
 			target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
@@ -234,6 +222,14 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			}
 			if nr != nil { // no retry: auto-renew off (TERMS 3.6), consent withdrawn, ended…
 				return e.stopCharging(ctx, tx, sub, purpose, number, nr, now)
+			}
+			d, err := payment.Decide(latest.Attempt, e.cfg.Dunning, target.method, now)
+			if err != nil {
+				return err
+			}
+			if d.Action != payment.ActionRetry || d.RetryAt.After(now) {
+				out.attempt = latest // settle decides: stop, or schedule the retry
+				return nil
 			}
 			next, err := latest.Retry(newID(), newAttemptKey(purpose), now)
 			if err != nil {
@@ -434,7 +430,13 @@ func (e *Engine) resend(ctx context.Context, a store.AttemptRow) (preparedCharge
 		if latest.ID == cur.ID {
 			var target chargeTarget
 			if target, nr, err = e.reasonToCharge(ctx, tx, sub, cur.Purpose, cur.PeriodNumber, now); err != nil {
-				return err
+				var ie *InputError
+				if !errors.As(err, &ie) {
+					return err
+				}
+				// The checkout's token is gone (consent withdrawn before the charge): the
+				// attempt can never be sent.
+				nr = &noReason{why: "no payment method to charge"}
 			}
 			if nr == nil {
 				cur.SentAt = now
@@ -535,8 +537,10 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 	if err != nil {
 		return a.Attempt, err
 	}
-	d, err := payment.Decide(a.Attempt, e.cfg.Dunning, method, now)
-	if err != nil {
+	var d payment.Decision
+	if sub.PaymentMethod == "" && a.State == payment.StateSoftDeclined {
+		d = payment.Decision{Action: payment.ActionStop, Reason: payment.StopNoConsent} // the token is gone: nothing to retry on
+	} else if d, err = payment.Decide(a.Attempt, e.cfg.Dunning, method, now); err != nil {
 		return a.Attempt, err
 	}
 	waitsForThis := a.Purpose == payment.PurposeCheckout && sub.Status == subscription.StatusPending ||
