@@ -6,8 +6,9 @@
 #   - Otherwise: finds the local PostgreSQL server binaries (initdb, pg_ctl: on PATH or in
 #     /usr/lib/postgresql/*/bin), starts a private throwaway cluster in a temp dir on a free
 #     loopback port (as a non-root user when run as root: PostgreSQL refuses to run as root),
-#     exports DATABASE_URL, runs COMMAND, and always stops the server and removes the temp
-#     dir, also when COMMAND fails or the script is interrupted.
+#     exports DATABASE_URL (and BILLING_PG_RESTART, a script that crash-restarts the server),
+#     runs COMMAND, and always stops the server and removes the temp dir, also when COMMAND
+#     fails or the script is interrupted.
 # Exit status: COMMAND's.
 set -euo pipefail
 
@@ -83,9 +84,8 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
   PORT=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
   port_free "$PORT" || continue
-  if "${RUN_AS[@]}" "$PG_CTL" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 \
-      -o "-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB" \
-      start >/dev/null 2>&1; then
+  PG_OPTS="-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB"
+  if "${RUN_AS[@]}" "$PG_CTL" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 -o "$PG_OPTS" start >/dev/null 2>&1; then
     started=1
     break
   fi
@@ -97,6 +97,15 @@ if [ "$started" -ne 1 ]; then
 fi
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres?sslmode=disable"
+# A crash-restart of this server (immediate stop, no checkpoint, then start with the same options
+# and log) for tests that check the engine survives one (internal/crashtest).
+{
+  echo '#!/usr/bin/env bash'
+  printf 'exec'; [ "${#RUN_AS[@]}" -eq 0 ] || printf ' %q' "${RUN_AS[@]}"
+  printf ' %q -D %q -l %q -m immediate -w -t 60 -o %q restart\n' "$PG_CTL" "$TMP/data" "$TMP/server.log" "$PG_OPTS"
+} >"$TMP/restart.sh"
+chmod +x "$TMP/restart.sh"
+export BILLING_PG_RESTART="$TMP/restart.sh"
 echo "pg-tmp.sh: throwaway PostgreSQL on 127.0.0.1:$PORT (removed on exit)" >&2
 # The command runs in the background so that a signal reaches our traps at once instead of
 # after the command ends; `wait` returns its exit status.
