@@ -401,7 +401,8 @@ func TestCrash(t *testing.T) {
 		}
 		if time.Since(lastLog) > 2*time.Second {
 			lastLog = time.Now()
-			t.Logf("%s: %d of %d renewed, %d kills; period-1 renew jobs by state: %v", time.Since(setupDone).Round(time.Millisecond), renewed, nSubs, f.kills, renewJobStates(ctx, t, pool))
+			states, err := renewJobStates(ctx, pool) // fails while PostgreSQL restarts
+			t.Logf("%s: %d of %d renewed, %d kills; period-1 renew jobs by state: %v %v", time.Since(setupDone).Round(time.Millisecond), renewed, nSubs, f.kills, states, err)
 		}
 	}
 	if pgDone != nil {
@@ -426,6 +427,7 @@ func TestCrash(t *testing.T) {
 	}
 	settleDeadline := time.Now().Add(settleFor)
 	var renewed, open int
+	dumped := false
 	for {
 		var err error
 		renewed, open, err = progress(ctx, pool)
@@ -436,11 +438,24 @@ func TestCrash(t *testing.T) {
 			t.Errorf("not quiescent after %s: %d of %d subscriptions active in period 2, %d attempts open (err %v)", settleFor, renewed, nSubs, open, err)
 			break
 		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			if open > 0 && !dumped {
+				dumped = true
+				dumpOpen(ctx, t, pool, g)
+			}
+			states, err := renewJobStates(ctx, pool)
+			t.Logf("settling, %s: %d of %d renewed, %d attempts open; period-1 renew jobs by state: %v %v",
+				time.Since(chaosDone).Round(time.Millisecond), renewed, nSubs, open, states, err)
+		}
 		f.reap()
 		time.Sleep(200 * time.Millisecond)
 	}
 	settled := time.Now()
-	jobStates := renewJobStates(ctx, t, pool)
+	jobStates, err := renewJobStates(ctx, pool)
+	if err != nil {
+		t.Errorf("renew jobs: %v", err)
+	}
 	f.stop(15 * time.Second)
 	srv.Close() // waits for the gateway calls still in flight: the provider's record is final
 	stopped := time.Now()
@@ -538,6 +553,64 @@ func makeDueAvailable(ctx context.Context, pool *pgxpool.Pool) {
 		WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= now()`)
 }
 
+// dumpOpen logs each open attempt with its subscription, its River jobs and what the provider
+// holds for its period: what a stuck renewal looks like.
+func dumpOpen(ctx context.Context, t *testing.T, pool *pgxpool.Pool, g *billingtest.Gateway) {
+	t.Helper()
+	type openAttempt struct {
+		id, sub, state, key, status string
+		period, number, current     int
+		created                     time.Time
+	}
+	rows, err := pool.Query(ctx, `SELECT a.id::text, a.subscription_id::text, a.state, a.idempotency_key, s.status,
+			a.period, a.number, coalesce(s.current_period, 0), a.created_at
+		FROM billing_payment_attempts a JOIN billing_subscriptions s ON s.id = a.subscription_id
+		WHERE a.state IN ('created', 'unknown', 'pending') ORDER BY a.created_at LIMIT 10`)
+	if err != nil {
+		t.Logf("dump open attempts: %v", err)
+		return
+	}
+	var open []openAttempt
+	for rows.Next() {
+		var a openAttempt
+		if err := rows.Scan(&a.id, &a.sub, &a.state, &a.key, &a.status, &a.period, &a.number, &a.current, &a.created); err != nil {
+			t.Logf("dump open attempts: %v", err)
+			return
+		}
+		open = append(open, a)
+	}
+	rows.Close()
+	for _, a := range open {
+		t.Logf("open attempt %s: subscription %s period %d #%d %s (key %s) created %s ago; subscription %s in period %d; provider holds %s",
+			a.id, a.sub, a.period, a.number, a.state, a.key, time.Since(a.created).Round(time.Millisecond), a.status, a.current,
+			describeCharges(g.ChargesFor(a.sub, a.period)))
+		jobs, err := pool.Query(ctx, `SELECT id, kind, args::text, state::text, attempt, coalesce(attempted_at::text, ''),
+				coalesce(finalized_at::text, ''), scheduled_at::text, errors::text
+			FROM river_job WHERE args->>'subscription_id' = $1 ORDER BY id`, a.sub)
+		if err != nil {
+			t.Logf("dump jobs: %v", err)
+			continue
+		}
+		for jobs.Next() {
+			var id int64
+			var attempt int
+			var kind, args, state, attemptedAt, finalizedAt, scheduledAt string
+			var errs *string
+			if err := jobs.Scan(&id, &kind, &args, &state, &attempt, &attemptedAt, &finalizedAt, &scheduledAt, &errs); err != nil {
+				t.Logf("dump jobs: %v", err)
+				break
+			}
+			e := ""
+			if errs != nil {
+				e = *errs
+			}
+			t.Logf("  job %d %s %s: %s, attempt %d, attempted %s, finalized %s, scheduled %s, errors %.600s",
+				id, kind, args, state, attempt, attemptedAt, finalizedAt, scheduledAt, e)
+		}
+		jobs.Close()
+	}
+}
+
 // progress returns how many subscriptions are active in period 2 and how many charge
 // attempts are open (created, unknown, pending).
 func progress(ctx context.Context, pool *pgxpool.Pool) (renewed, open int, err error) {
@@ -571,13 +644,13 @@ func otherClients(ctx context.Context, pool *pgxpool.Pool) string {
 }
 
 // renewJobStates counts the billing_renew jobs of period 1 by River state.
-func renewJobStates(ctx context.Context, t *testing.T, pool *pgxpool.Pool) map[string]int {
-	t.Helper()
+func renewJobStates(ctx context.Context, pool *pgxpool.Pool) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	rows, err := pool.Query(ctx, `SELECT state::text, count(*) FROM river_job
 		WHERE kind = 'billing_renew' AND (args->>'period')::int = 1 GROUP BY state`)
 	if err != nil {
-		t.Errorf("renew jobs: %v", err)
-		return nil
+		return nil, err
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -585,12 +658,11 @@ func renewJobStates(ctx context.Context, t *testing.T, pool *pgxpool.Pool) map[s
 		var state string
 		var n int
 		if err := rows.Scan(&state, &n); err != nil {
-			t.Errorf("renew jobs: %v", err)
-			return nil
+			return nil, err
 		}
 		out[state] = n
 	}
-	return out
+	return out, rows.Err()
 }
 
 // checkOutcome checks the invariants once every process is gone: per subscription and
