@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -305,9 +306,10 @@ func envInt(t *testing.T, name string, def int) int {
 //
 // Sizes (environment): BILLING_CRASH_SUBS (60), BILLING_CRASH_SECONDS of kills (6),
 // BILLING_CRASH_CHILDREN (3), BILLING_CRASH_WORKERS per child (4), BILLING_CRASH_DELAY_MS, the
-// gateway's longest random delay (300); BILLING_CRASH_LOGDIR keeps the children's logs there.
-// PostgreSQL is restarted when BILLING_PG_RESTART names
-// the restart script (scripts/pg-tmp.sh sets it) and no other client uses the server.
+// gateway's longest random delay (300); BILLING_CRASH_PG_RESTARTS (1); BILLING_CRASH_LOGDIR
+// keeps the children's logs there; BILLING_CRASH_ASYNC_COMMIT=1 (see durableCommits).
+// PostgreSQL is restarted when BILLING_PG_RESTART names the restart script
+// (scripts/pg-tmp.sh sets it) and no other client uses the server.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: starts engine processes and kills them; not in -short")
@@ -320,11 +322,14 @@ func TestCrash(t *testing.T) {
 	nChildren := envInt(t, "BILLING_CRASH_CHILDREN", 3)
 	workers := envInt(t, "BILLING_CRASH_WORKERS", 4)
 	maxDelay := time.Duration(envInt(t, "BILLING_CRASH_DELAY_MS", 300)) * time.Millisecond
+	pgRestartsWanted := envInt(t, "BILLING_CRASH_PG_RESTARTS", 1)
+	asyncCommit := os.Getenv("BILLING_CRASH_ASYNC_COMMIT") == "1"
 	settleFor := 2*time.Minute + chaosFor
 	began := time.Now()
 	ctx := context.Background()
 
 	pool := billingtest.NewPool(t) // skips without DATABASE_URL
+	durableCommits(t, ctx, pool, asyncCommit)
 
 	g := billingtest.NewGateway()
 	gs := billingtest.NewGatewayServer(g)
@@ -365,18 +370,26 @@ func TestCrash(t *testing.T) {
 	}
 
 	// Chaos: kill a random child every 100-500 ms and start another in its place;
-	// crash-restart PostgreSQL once, when a third of the renewals are done (or a third of the
-	// time has passed). The test plays River's scheduler meanwhile (makeDueAvailable); River's
-	// rescuer, its periodic jobs (sweeper, reconciliation) and everything else are the
-	// children's.
+	// crash-restart PostgreSQL pgRestartsWanted times: first when a third of the renewals are
+	// done (or a third of the time has passed), the others spread over the rest. The test
+	// plays River's scheduler meanwhile (makeDueAvailable); River's rescuer, its periodic jobs
+	// (sweeper, reconciliation) and everything else are the children's.
 	restartScript := os.Getenv(envPGRestart)
 	if restartScript == "" {
 		t.Logf("PostgreSQL restart skipped: %s is not set (run under scripts/pg-tmp.sh)", envPGRestart)
 	}
 	var pgDone chan error
 	pgRestarts, pgSkipReason := 0, ""
-	chaosEnd := time.Now().Add(chaosFor)
-	restartBy := time.Now().Add(chaosFor / 3)
+	chaosStart := time.Now()
+	chaosEnd := chaosStart.Add(chaosFor)
+	restartDue := func() bool {
+		if pgRestarts == 0 {
+			renewed, _, _ := progress(ctx, pool)
+			return renewed >= nSubs/3 || time.Since(chaosStart) >= chaosFor/3
+		}
+		return pgRestarts < pgRestartsWanted &&
+			time.Since(chaosStart) >= chaosFor/3+time.Duration(pgRestarts)*(chaosFor*2/3)/time.Duration(pgRestartsWanted)
+	}
 	lastLog := time.Now()
 	for time.Now().Before(chaosEnd) {
 		time.Sleep(100*time.Millisecond + rand.N(400*time.Millisecond))
@@ -385,10 +398,21 @@ func TestCrash(t *testing.T) {
 		i := rand.N(nChildren)
 		f.kill(i)
 		f.start(i)
-		renewed, _, _ := progress(ctx, pool)
-		if restartScript != "" && pgDone == nil && (renewed >= nSubs/3 || time.Now().After(restartBy)) {
+		if pgDone != nil {
+			select {
+			case err := <-pgDone:
+				if err != nil {
+					t.Fatalf("restart PostgreSQL: %v", err)
+				}
+				pgDone = nil
+				pgRestarts++
+			default:
+			}
+		}
+		if restartScript != "" && pgDone == nil && restartDue() {
 			if pgSkipReason = otherClients(ctx, pool); pgSkipReason == "" {
 				pgDone = make(chan error, 1)
+				renewed, _, _ := progress(ctx, pool)
 				t.Logf("%s: crash-restarting PostgreSQL (%d of %d renewed)", time.Since(setupDone).Round(time.Millisecond), renewed, nSubs)
 				go func() {
 					out, err := exec.Command(restartScript).CombinedOutput()
@@ -401,6 +425,7 @@ func TestCrash(t *testing.T) {
 		}
 		if time.Since(lastLog) > 2*time.Second {
 			lastLog = time.Now()
+			renewed, _, _ := progress(ctx, pool)
 			states, err := renewJobStates(ctx, pool) // fails while PostgreSQL restarts
 			t.Logf("%s: %d of %d renewed, %d kills; period-1 renew jobs by state: %v %v", time.Since(setupDone).Round(time.Millisecond), renewed, nSubs, f.kills, states, err)
 		}
@@ -410,8 +435,9 @@ func TestCrash(t *testing.T) {
 			t.Fatalf("restart PostgreSQL: %v", err)
 		}
 		pgRestarts++
-	} else if restartScript != "" {
-		t.Logf("PostgreSQL restart skipped: %s", pgSkipReason)
+	}
+	if restartScript != "" && pgRestarts < pgRestartsWanted {
+		t.Logf("PostgreSQL restarted %d of %d times; skipped: %s", pgRestarts, pgRestartsWanted, pgSkipReason)
 	}
 	f.reap()
 	chaosDone := time.Now()
@@ -538,6 +564,30 @@ func subscribeAndPay(t *testing.T, ctx context.Context, engine *billing.Engine, 
 		t.Fatalf("checkout: %d charges at the provider, want %d", got, n)
 	}
 	return ids
+}
+
+// durableCommits makes every new session on the test's database commit synchronously
+// (synchronous_commit = on), unless async is set. scripts/pg-tmp.sh runs PostgreSQL with
+// synchronous_commit = off, which acknowledges a commit before its WAL is written: a
+// crash-restart (pg_ctl -m immediate) then loses the commits of the last few hundred
+// milliseconds that the engine and River were told had succeeded, which a production server
+// (synchronous_commit = on) never does. BILLING_CRASH_ASYNC_COMMIT=1 keeps them off, to see
+// what the engine makes of lost commits.
+func durableCommits(t *testing.T, ctx context.Context, pool *pgxpool.Pool, async bool) {
+	t.Helper()
+	setting := "on"
+	if async {
+		setting = "off"
+	}
+	var name string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s SET synchronous_commit = %s", pgx.Identifier{name}.Sanitize(), setting)); err != nil {
+		t.Fatal(err)
+	}
+	pool.Reset() // the parent's sessions too
+	t.Logf("synchronous_commit = %s on the test database", setting)
 }
 
 // makeDueAvailable does the work of River's job scheduler while children are being killed:
