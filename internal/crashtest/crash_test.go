@@ -300,7 +300,7 @@ func envInt(t *testing.T, name string, def int) int {
 
 // TestCrash is the "kill -9 test": subscriptions whose first period is paid fall due for
 // renewal while several engine processes renew them and are killed at random moments, and
-// PostgreSQL is crash-restarted once. Whatever died, the provider must hold exactly one
+// PostgreSQL is crash-restarted. Whatever died, the provider must hold exactly one
 // successful charge per subscription period, each in the ledger exactly once, and every
 // subscription must end up renewed, with its next renewal job scheduled.
 //
@@ -466,7 +466,7 @@ func TestCrash(t *testing.T) {
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
-			if open > 0 && !dumped {
+			if open > 0 && !dumped && time.Since(chaosDone) > 20*time.Second {
 				dumped = true
 				dumpOpen(ctx, t, pool, g)
 			}
