@@ -34,7 +34,8 @@
 //     attempt sent, the engine re-checks that the subscription still waits for that period,
 //     auto-renew is on (renewals and retries), consent stands and the token belongs to the
 //     subscription's customer. Otherwise the attempt is canceled and never sent.
-//   - Gateway keys are random; webhooks are hints, confirmed with the gateway before anything
+//   - Gateway keys are unguessable (an HMAC under a per-installation secret) and the same
+//     for the same attempt after a lost commit; webhooks are hints, confirmed with the gateway before anything
 //     changes (ErrWebhookNotConfirmed).
 //   - Every subscription has a way forward: final, a scheduled job, or suspended (waiting for
 //     a person). Reconciliation and the sweeper handle items one by one; a failing item is
@@ -71,6 +72,9 @@ type Engine struct {
 
 	mu    sync.RWMutex
 	river *river.Client[pgx.Tx]
+
+	keyMu     sync.Mutex
+	keySecret []byte // the installation's gateway key secret, read once (gatewayKey)
 }
 
 // New returns an Engine on pool. It validates cfg and returns a *ConfigError naming

@@ -2,6 +2,9 @@ package billing
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -96,7 +99,7 @@ func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period 
 // chargePeriod runs the charge protocol for period number of a subscription:
 //
 //  1. one transaction decides whether a charge is due, re-checks the reason to charge
-//     (reasonToCharge) and records the attempt with its random gateway key, marked sent (or
+//     (reasonToCharge) and records the attempt with its unguessable gateway key (gatewayKey), marked sent (or
 //     finds the attempt a crashed or duplicate run left);
 //  2. the gateway is called outside any transaction: Charge for an attempt marked sent in
 //     step 1, Lookup for one a run before may have sent (and, when the gateway never saw
@@ -231,7 +234,11 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 				out.attempt = latest // settle decides: stop, or schedule the retry
 				return nil
 			}
-			next, err := latest.Retry(newID(), newAttemptKey(purpose), now)
+			key, err := e.attemptKey(ctx, tx, purpose, sub.ID, number, latest.Number+1)
+			if err != nil {
+				return err
+			}
+			next, err := latest.Retry(newID(), key, now)
 			if err != nil {
 				return err
 			}
@@ -293,9 +300,13 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		if err != nil {
 			return err
 		}
+		key, err := e.attemptKey(ctx, tx, purpose, sub.ID, number, 1)
+		if err != nil {
+			return err
+		}
 		a, err := payment.NewAttempt(payment.AttemptSpec{
 			ID: newID(), SubscriptionID: sub.ID, Purpose: purpose, PeriodNumber: number, Number: 1,
-			Amount: amount, Currency: terms.Currency, DueAt: dueAt, IdempotencyKey: newAttemptKey(purpose),
+			Amount: amount, Currency: terms.Currency, DueAt: dueAt, IdempotencyKey: key,
 		}, now)
 		if err != nil {
 			return err
@@ -662,7 +673,7 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 
 // bookUnapplied books a succeeded payment that no period can take (TERMS 3.3: money is
 // never kept for nothing): the ledger shows it as owed back (Dr provider, Cr
-// refunds_payable), an unapplied payment is recorded with a random refund key, the refund
+// refunds_payable), an unapplied payment is recorded with its refund key (gatewayKey), the refund
 // job is scheduled, and the audit log and the log say why. RefundUnapplied pays it back
 // through the gateway with its 54-FZ return receipt.
 func (e *Engine) bookUnapplied(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, why string, now time.Time) error {
@@ -670,9 +681,13 @@ func (e *Engine) bookUnapplied(ctx context.Context, tx pgx.Tx, sub subscription.
 	if err != nil {
 		return err
 	}
+	key, err := e.gatewayKey(ctx, tx, "unapplied", a.ProviderPaymentID, "0")
+	if err != nil {
+		return err
+	}
 	u := store.UnappliedRow{ID: newID(), AttemptID: a.ID, SubscriptionID: a.SubscriptionID, Period: a.PeriodNumber,
 		ProviderPaymentID: a.ProviderPaymentID, AmountMinor: a.Amount, Currency: a.Currency, Reason: why,
-		State: store.UnappliedRefunding, RefundKey: newGatewayKey("unapplied"), CreatedAt: now}
+		State: store.UnappliedRefunding, RefundKey: key, CreatedAt: now}
 	if err := store.InsertUnapplied(ctx, tx, u); err != nil {
 		return err
 	}
@@ -1177,23 +1192,47 @@ func (e *Engine) ParkedAttempts(ctx context.Context) ([]ParkedAttempt, error) {
 	return out, nil
 }
 
-// newAttemptKey returns a new random gateway key for an attempt of purpose
-// (payment.NewAttemptKey with 128 random bits).
-func newAttemptKey(purpose payment.Purpose) string {
-	key, err := payment.NewAttemptKey(purpose, randomNonce())
-	if err != nil {
-		panic(err) // unreachable: the purposes are the engine's own and the nonce is 32 hex digits
+// gatewayKey returns the gateway idempotency key "<prefix>_<32 hex digits>" of the thing
+// parts name (a subscription, period and attempt number; a refund request and its try): the
+// first 128 bits of HMAC-SHA256 under the installation's secret (billing_secrets, made by
+// Migrate). So a key cannot be guessed or derived from anything a customer sees, and yet a
+// retry that lost the row holding a key (a commit lost in a crash or a failover) makes the
+// same key again, which the provider deduplicates: it never charges or refunds twice.
+func (e *Engine) gatewayKey(ctx context.Context, q store.Querier, prefix string, parts ...string) (string, error) {
+	e.keyMu.Lock()
+	secret := e.keySecret
+	e.keyMu.Unlock()
+	if secret == nil {
+		s, err := store.GatewayKeySecret(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("gateway key secret (run Migrate): %w", err)
+		}
+		e.keyMu.Lock()
+		e.keySecret, secret = s, s
+		e.keyMu.Unlock()
 	}
-	return key
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(prefix))
+	for _, p := range parts {
+		mac.Write([]byte{0})
+		mac.Write([]byte(p))
+	}
+	return prefix + "_" + hex.EncodeToString(mac.Sum(nil)[:16]), nil
 }
 
-// newGatewayKey returns a new random gateway key "<prefix>_<32 hex digits>", at most
-// payment.MaxKeyLen characters for a prefix of up to 31.
-func newGatewayKey(prefix string) string { return prefix + "_" + randomNonce() }
+// attemptKey is the gateway key of attempt number of period of subscription subID
+// (payment.NewAttemptKey with gatewayKey's nonce).
+func (e *Engine) attemptKey(ctx context.Context, q store.Querier, purpose payment.Purpose, subID string, period, number int) (string, error) {
+	k, err := e.gatewayKey(ctx, q, "attempt", string(purpose), subID, strconv.Itoa(period), strconv.Itoa(number))
+	if err != nil {
+		return "", err
+	}
+	return payment.NewAttemptKey(purpose, strings.TrimPrefix(k, "attempt_"))
+}
 
-// randomNonce returns 128 random bits in hex (a version-4 UUID's randomness, from
-// crypto/rand).
-func randomNonce() string { return strings.ReplaceAll(uuid.NewString(), "-", "") }
+// randomKey returns a random key "<prefix>_<32 hex digits>" (128 bits from crypto/rand),
+// for a key that is never sent to a gateway.
+func randomKey(prefix string) string { return prefix + "_" + strings.ReplaceAll(uuid.NewString(), "-", "") }
 
 func receiptDescription(t tariff.Terms) string {
 	return fmt.Sprintf("%s, %s", t.Name, t.Period)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -517,7 +518,10 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		}
 		row.State, row.ExecutedBy, row.UpdatedAt = string(next), opts.Actor, now
 		row.Attempt++
-		row.GatewayKey = newGatewayKey("refund") // random: never derived from the subscription
+		// Unguessable, and the same for this request's try after a lost commit (gatewayKey).
+		if row.GatewayKey, err = e.gatewayKey(ctx, tx, "refund", row.ID, strconv.Itoa(row.Attempt)); err != nil {
+			return err
+		}
 		row.DeclineCode, row.DeclineMessage = "", ""
 		if opts.Override && (!row.Eligible || partial) {
 			row.OverrideReason = opts.OverrideReason

@@ -406,7 +406,7 @@ func TestRegression07ResumedAfterPeriodEndRenewsOrEnds(t *testing.T) {
 // webhook whose content the gateway does not confirm changes nothing and returns an error.
 // On the old main HandlePaymentWebhook trusted the body: a forged "succeeded" carrying the
 // attempt's key (derived from the subscription ID) activated a subscription the provider
-// never charged. Now the key is random and the body is confirmed with the gateway: both a
+// never charged. Now the key is unguessable and the body is confirmed with the gateway: both a
 // forgery with the old derived key and one with the real key (say it leaked) are refused.
 func TestRegression08ForgedWebhookChangesNothing(t *testing.T) {
 	t.Parallel()
@@ -461,7 +461,7 @@ func TestRegression08bAttemptKeyNotDerivableFromSubscriptionID(t *testing.T) {
 	require.NotEqual(t, "checkout:"+sub.ID+":1:1", key, "the attempt key is not derivable from the subscription ID")
 	require.NotContains(t, key, sub.ID)
 	require.LessOrEqual(t, len(key), payment.MaxKeyLen, "fits the providers' limit")
-	require.GreaterOrEqual(t, len(key), len("checkout_")+32, "carries 128 random bits")
+	require.GreaterOrEqual(t, len(key), len("checkout_")+32, "carries 128 bits of an HMAC")
 	require.NotEqual(t, key[len("checkout_"):], regAttempts(t, b, other.ID)[0].IdempotencyKey[len("checkout_"):])
 }
 

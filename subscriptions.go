@@ -243,7 +243,7 @@ func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscript
 	}
 	a, err := payment.NewAttempt(payment.AttemptSpec{
 		ID: newID(), SubscriptionID: sub.ID, Purpose: payment.PurposeCheckout, PeriodNumber: 1, Number: number,
-		Amount: amount, Currency: currency, DueAt: now, IdempotencyKey: newAttemptKey(payment.PurposeCheckout),
+		Amount: amount, Currency: currency, DueAt: now, IdempotencyKey: randomKey("checkout"), // never sent
 	}, now)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -210,7 +211,9 @@ func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, de
 		u.Failures++
 		u.LastError = cause.Error()
 		if declined {
-			u.RefundKey = newGatewayKey("unapplied")
+			if u.RefundKey, err = e.gatewayKey(ctx, tx, "unapplied", u.ProviderPaymentID, strconv.Itoa(u.Failures)); err != nil {
+				return err
+			}
 		}
 		if hard || u.Failures >= unappliedParkAfter {
 			u.State, u.SettledAt, parked = store.UnappliedParked, now, true

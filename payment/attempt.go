@@ -45,7 +45,7 @@ type Attempt struct {
 	// only after a soft decline (Retry), so a soft-declined attempt's Number is also the count of
 	// the period's soft declines so far.
 	Number int
-	// IdempotencyKey is the gateway key (NewAttemptKey: random, unguessable). Fixed when the
+	// IdempotencyKey is the gateway key (NewAttemptKey: unguessable). Fixed when the
 	// attempt is made; every call about this attempt uses it.
 	IdempotencyKey string
 	// Amount is the amount to charge in minor units, > 0.
@@ -210,8 +210,9 @@ func NewAttempt(spec AttemptSpec, createdAt time.Time) (Attempt, error) {
 }
 
 // NewAttemptKey returns the gateway idempotency key of a new attempt: the purpose's prefix
-// and nonce, e.g. "renew_9f86d081884c7d659a2feaa0c55ad015". The engine passes 128 random bits
-// in hex as the nonce, so that a key can be neither guessed nor derived from a subscription
+// and nonce, e.g. "renew_9f86d081884c7d659a2feaa0c55ad015". The engine passes 128 bits of an HMAC
+// under its installation's secret, in hex, as the nonce (the same for the same subscription,
+// period and attempt number, so a retry that lost its row makes the same key), so that a key can be neither guessed nor derived from a subscription
 // ID: a webhook or a request that names a key proves nothing by itself (the engine confirms
 // every webhook with the gateway). The key is stored with the attempt before the gateway is
 // called, and every retry of the attempt reuses it; the database holds it under a unique

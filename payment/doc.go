@@ -16,7 +16,7 @@
 //   - An attempt's gateway idempotency key is fixed before the gateway is called (NewAttempt,
 //     NewAttemptKey) and reused by every retry of that attempt: the engine commits the attempt,
 //     then calls Charge with Attempt.ChargeRequest, so a crash anywhere leaves a row that names
-//     the key. The key is random (unguessable: a webhook naming it proves nothing), unique
+//     the key. The key is unguessable (a webhook naming it proves nothing), unique
 //     across attempts, and two workers racing on one period are kept apart by the attempt
 //     row's unique (subscription, period, number), not by the key.
 //   - An unknown outcome (a Charge error or timeout) is settled only by asking the gateway

@@ -89,7 +89,7 @@ func (o Outcome) Valid() bool {
 // receives it already valid.
 type ChargeRequest struct {
 	// IdempotencyKey identifies the attempt at the gateway; the same key is sent on every retry
-	// of the attempt (NewAttemptKey: random, unguessable). At most MaxKeyLen printable ASCII
+	// of the attempt (NewAttemptKey: unguessable). At most MaxKeyLen printable ASCII
 	// characters.
 	IdempotencyKey string
 	// PaymentMethod is the provider's opaque token for the saved card or wallet. Never card data

@@ -272,3 +272,11 @@ func LatestAttemptID(ctx context.Context, q Querier, subID string, period int) (
 		WHERE subscription_id = $1 AND period = $2 ORDER BY number DESC LIMIT 1`, subID, period).Scan(&id)
 	return id, interpret(err)
 }
+
+// GatewayKeySecret returns the installation's secret for gateway idempotency keys (made by
+// migration 0009).
+func GatewayKeySecret(ctx context.Context, q Querier) ([]byte, error) {
+	var secret []byte
+	err := q.QueryRow(ctx, `SELECT value FROM billing_secrets WHERE name = 'gateway_keys'`).Scan(&secret)
+	return secret, interpret(err)
+}

@@ -56,3 +56,14 @@ CREATE TABLE billing_unapplied_payments (
 );
 CREATE INDEX billing_unapplied_payments_open_idx ON billing_unapplied_payments (created_at)
     WHERE state <> 'refunded';
+
+-- A per-installation secret for gateway idempotency keys: a key is the HMAC of the secret and
+-- what the key is for (subscription, period, attempt number), so nobody outside can guess it,
+-- and a retry that lost the attempt row (a commit lost in a crash or a failover) makes the
+-- same key again, which the provider deduplicates: never a second charge.
+CREATE TABLE billing_secrets (
+    name  text  PRIMARY KEY,
+    value bytea NOT NULL CHECK (octet_length(value) >= 32)
+);
+INSERT INTO billing_secrets (name, value)
+    VALUES ('gateway_keys', uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()));
