@@ -1232,7 +1232,9 @@ func (e *Engine) attemptKey(ctx context.Context, q store.Querier, purpose paymen
 
 // randomKey returns a random key "<prefix>_<32 hex digits>" (128 bits from crypto/rand),
 // for a key that is never sent to a gateway.
-func randomKey(prefix string) string { return prefix + "_" + strings.ReplaceAll(uuid.NewString(), "-", "") }
+func randomKey(prefix string) string {
+	return prefix + "_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+}
 
 func receiptDescription(t tariff.Terms) string {
 	return fmt.Sprintf("%s, %s", t.Name, t.Period)
