@@ -97,9 +97,9 @@ func TestEngineModel(t *testing.T) {
 	})
 }
 
-// modelChecks is how many checks TestEngineModel runs by default: about 20 s under -race
+// modelChecks is how many checks TestEngineModel runs by default: about 40 s under -race
 // when nothing fails (rapid then spends up to -rapid.shrinktime, 30 s, shrinking).
-const modelChecks = 50
+const modelChecks = 100
 
 func envInt(t *testing.T, name string, def int) int {
 	t.Helper()
@@ -154,7 +154,11 @@ type model struct {
 	// excluded are host charges the engine refused (ConfirmFirstPayment failed): the host
 	// gave the money back itself, and they are left out of the checks.
 	excluded map[string]bool
-	seq      int
+	// landed are the keys of charges that were in flight (LandsLater) and landed at the
+	// provider later (Land): the only charges that may reach the provider after their
+	// subscription ended.
+	landed map[string]bool
+	seq    int
 	steps    int
 	debug    bool
 }
@@ -708,11 +712,23 @@ func (m *model) confirmPending(t *rapid.T) {
 	m.logf(t, "  provider settles %s as %s (webhook w%d not delivered yet)", c.id, outcome, len(m.undelivered))
 }
 
+// land lands the held charges at the provider and remembers their keys.
+func (m *model) land() []payment.WebhookEvent {
+	evs := m.gw.Land()
+	if m.landed == nil {
+		m.landed = map[string]bool{}
+	}
+	for _, ev := range evs {
+		m.landed[ev.IdempotencyKey] = true
+	}
+	return evs
+}
+
 func (m *model) landHeld(t *rapid.T) {
 	if m.gw.Held() == 0 {
 		t.Skip("nothing held")
 	}
-	evs := m.gw.Land()
+	evs := m.land()
 	for _, ev := range evs {
 		m.logf(t, "  provider: held charge %s (%s) lands as succeeded", ev.ProviderPaymentID, ev.IdempotencyKey)
 	}
@@ -952,7 +968,7 @@ func (m *model) quiesce(t *rapid.T) {
 	m.logf(t, "quiescence: faults stop; everything pending settles")
 	m.drainFaults(t)
 	for round := range 8 {
-		m.undelivered = append(m.undelivered, m.gw.Land()...)
+		m.undelivered = append(m.undelivered, m.land()...)
 		for _, a := range m.attempts(t) {
 			if res, err := m.gw.Lookup(m.ctx, a.IdempotencyKey); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.Confirm(res.ProviderPaymentID, payment.OutcomeSucceeded)
@@ -1076,6 +1092,11 @@ func (m *model) checkQuiescent(t *rapid.T) {
 		where := fmt.Sprintf("%s (%s period %s, key %s)", id, m.subName(s.id), c.Metadata[billingtest.MetadataPeriod], c.IdempotencyKey)
 		if !booked {
 			problem("a charge succeeded at the provider is not in the ledger", where)
+		}
+		if s.endedStatus != "" && c.Number > s.endedAtNumber && !m.landed[c.IdempotencyKey] {
+			// No charge without a live reason: only a call already in flight when the
+			// subscription ended may reach the provider afterwards.
+			problem("charged without a live reason", fmt.Sprintf("%s was %s before the charge; %s", m.subName(s.id), s.endedStatus, where))
 		}
 		if s.endedStatus != "" && c.Number > s.endedAtNumber {
 			back := owed || slices.ContainsFunc(refunds, func(r billingtest.Refund) bool { return r.ProviderPaymentID == id })
