@@ -5,7 +5,12 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PGTMP       := ./scripts/pg-tmp.sh
 
-.PHONY: demo test test-short lint bench fmt
+.PHONY: demo test test-short lint bench soak fmt
+
+# soak: sizes (override on the command line: make soak SOAK_CHECKS=5000)
+SOAK_CHECKS  ?= 1000
+SOAK_SUBS    ?= 2000
+SOAK_SECONDS ?= 120
 
 ## demo: run examples/quickstart, the whole life of a subscription
 demo:
@@ -25,6 +30,12 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+## soak: the model-based test (SOAK_CHECKS random sequences) and the multi-process kill -9 test
+## (SOAK_SUBS subscriptions, SOAK_SECONDS of kills, 3 PostgreSQL crash-restarts), for as long as asked
+soak:
+	BILLING_MODEL_CHECKS=$(SOAK_CHECKS) BILLING_MODEL_STEPS=60 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestEngineModel$$' -v -rapid.shrinktime=10m .
+	BILLING_CRASH_SUBS=$(SOAK_SUBS) BILLING_CRASH_SECONDS=$(SOAK_SECONDS) BILLING_CRASH_PG_RESTARTS=3 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestCrash$$' -v ./internal/crashtest/
 
 ## bench: the benchmarks of BENCHMARKS.md
 bench:
