@@ -617,10 +617,16 @@ func (e *Engine) takePayment(ctx context.Context, tx pgx.Tx, sub subscription.Su
 		})
 		var te *subscription.TransitionError
 		var ve *subscription.ValidationError
-		if err == nil || !(errors.As(err, &te) || errors.As(err, &ve)) {
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &te) || errors.As(err, &ve):
+			why = "the subscription refused the period: " + err.Error()
+		case store.IsUniqueViolation(err, "billing_payment_attempts_one_success"):
+			why = fmt.Sprintf("period %d is paid by another charge", a.PeriodNumber)
+		default:
 			return err
 		}
-		why = "the subscription refused the period: " + err.Error()
 	}
 	a.Unapplied = true
 	if err := store.UpdateAttempt(ctx, tx, a); err != nil {
