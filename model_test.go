@@ -159,8 +159,8 @@ type model struct {
 	// subscription ended.
 	landed map[string]bool
 	seq    int
-	steps    int
-	debug    bool
+	steps  int
+	debug  bool
 }
 
 var modelStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.FixedZone("MSK", 3*60*60))
