@@ -861,17 +861,7 @@ var ErrWebhookNotConfirmed = errors.New("billing: webhook not confirmed by the g
 // ErrUnknownPayment. The gateway call happens before any transaction, so this command
 // cannot run inside one.
 func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEvent) (payment.Attempt, error) {
-	check := inputCheck{op: "HandlePaymentWebhook"}
-	if ev.Kind != payment.KindCharge {
-		check.add("Kind", fmt.Sprintf("%q: must be %q", ev.Kind, payment.KindCharge))
-	}
-	if ev.ProviderPaymentID == "" && ev.IdempotencyKey == "" {
-		check.add("ProviderPaymentID", "required, or IdempotencyKey")
-	}
-	if !ev.Outcome.Valid() || ev.Outcome == payment.OutcomeUnknown {
-		check.add("Outcome", fmt.Sprintf("%q: not a webhook outcome", ev.Outcome))
-	}
-	if err := check.err(); err != nil {
+	if err := checkWebhook("HandlePaymentWebhook", ev, payment.KindCharge, ev.ProviderPaymentID); err != nil {
 		return payment.Attempt{}, err
 	}
 	gw := e.cfg.Gateway
@@ -928,6 +918,22 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
 	}
 	return out, nil
+}
+
+// checkWebhook refuses a webhook event of another kind than kind, one that names nothing
+// (neither providerID nor a key), or one whose outcome is not a state, with an *InputError.
+func checkWebhook(op string, ev payment.WebhookEvent, kind payment.EventKind, providerID string) error {
+	check := inputCheck{op: op}
+	if ev.Kind != kind {
+		check.add("Kind", fmt.Sprintf("%q: must be %q", ev.Kind, kind))
+	}
+	if providerID == "" && ev.IdempotencyKey == "" {
+		check.add("IdempotencyKey", "required, or the provider's ID")
+	}
+	if !ev.Outcome.Valid() || ev.Outcome == payment.OutcomeUnknown {
+		check.add("Outcome", fmt.Sprintf("%q: not a webhook outcome", ev.Outcome))
+	}
+	return check.err()
 }
 
 // confirmWebhook checks a webhook body against the gateway's answer about its charge

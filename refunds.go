@@ -571,17 +571,7 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 // nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate notification is
 // a no-op. The gateway call happens before any transaction.
 func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (RefundRequest, error) {
-	check := inputCheck{op: "HandleRefundWebhook"}
-	if ev.Kind != payment.KindRefund {
-		check.add("Kind", fmt.Sprintf("%q: must be %q", ev.Kind, payment.KindRefund))
-	}
-	if ev.IdempotencyKey == "" && ev.ProviderRefundID == "" {
-		check.add("IdempotencyKey", "required, or ProviderRefundID")
-	}
-	if !ev.Outcome.Valid() || ev.Outcome == payment.OutcomeUnknown {
-		check.add("Outcome", fmt.Sprintf("%q: not a webhook outcome", ev.Outcome))
-	}
-	if err := check.err(); err != nil {
+	if err := checkWebhook("HandleRefundWebhook", ev, payment.KindRefund, ev.ProviderRefundID); err != nil {
 		return RefundRequest{}, err
 	}
 	gw := e.cfg.Gateway
