@@ -9,6 +9,7 @@ import (
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/ledger"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/subscription"
 )
@@ -43,26 +44,22 @@ func TestUnappliedPayments(t *testing.T) {
 		sub := abandonedPaidCheckout(t, b, "c1", "tok-1")
 		require.Equal(t, subscription.StatusEnded, b.get(t, sub.ID).Status, "the abandoned checkout stays ended: no access")
 
-		open, err := b.engine.UnappliedPayments(ctx, true)
-		require.NoError(t, err)
-		require.Len(t, open, 1)
-		require.Equal(t, billing.UnappliedRefunding, open[0].State)
-		require.Equal(t, int64(99000), open[0].AmountMinor)
-		owed, err := b.engine.Ledger().Balance(ctx, "refunds_payable:RUB", booksAt)
-		require.NoError(t, err)
-		require.Equal(t, int64(99000), owed.Normal(), "owed back until refunded")
-
-		regRunFor(t, b, time.Minute) // the refund job
+		regRunFor(t, b, time.Minute) // the refund job (River may have run it already)
 		all, err := b.engine.UnappliedPayments(ctx, false)
 		require.NoError(t, err)
 		require.Len(t, all, 1)
 		require.Equal(t, billing.UnappliedRefunded, all[0].State)
+		require.Equal(t, int64(99000), all[0].AmountMinor)
+		owedTx, err := b.engine.Ledger().Transaction(ctx, "unapplied:"+all[0].AttemptID)
+		require.NoError(t, err, "booked as owed back when it was taken")
+		require.Contains(t, owedTx.Postings, ledger.Posting{Account: "refunds_payable:RUB", Side: ledger.Credit,
+			Amount: 99000, Currency: "RUB"})
 		refunds := b.gateway.Refunds()
 		require.Len(t, refunds, 1)
 		require.Equal(t, all[0].ProviderPaymentID, refunds[0].ProviderPaymentID)
 		require.Equal(t, payment.ReceiptIncomeReturn, refunds[0].Receipt.Kind, "54-FZ: a return-of-income receipt")
 		requireBooksMatchProvider(t, b.engine, b.gateway, "after the refund")
-		owed, err = b.engine.Ledger().Balance(ctx, "refunds_payable:RUB", booksAt)
+		owed, err := b.engine.Ledger().Balance(ctx, "refunds_payable:RUB", booksAt)
 		require.NoError(t, err)
 		require.Zero(t, owed.Normal())
 		tb, err := b.engine.Ledger().TrialBalance(ctx)
