@@ -128,6 +128,9 @@ type modelSub struct {
 	// endedAtNumber the largest number of a succeeded provider payment then: a succeeded
 	// charge with a larger number reached the provider after the end.
 	endedAtNumber int
+	// endedAtRecord is how many charges the provider had recorded (any outcome) when the
+	// subscription was first seen final: a charge recorded later was sent later.
+	endedAtRecord int
 	endedStatus   subscription.Status
 }
 
@@ -898,7 +901,7 @@ func (m *model) checkAlways(t *rapid.T) {
 	for _, s := range m.subs {
 		sub := m.get(t, s.id)
 		if sub.Status.Final() && s.endedStatus == "" {
-			s.endedAtNumber, s.endedStatus = maxNumber, sub.Status
+			s.endedAtNumber, s.endedStatus, s.endedAtRecord = maxNumber, sub.Status, m.gw.Recorded()
 		}
 		if sub.Current != nil && !sub.Current.Terms.Options.SoftLimits {
 			for _, l := range sub.Current.Terms.Limits {
@@ -1095,7 +1098,7 @@ func (m *model) checkQuiescent(t *rapid.T) {
 		if !booked {
 			problem("a charge succeeded at the provider is not in the ledger", where)
 		}
-		if s.endedStatus != "" && c.Number > s.endedAtNumber && !m.landed[c.IdempotencyKey] {
+		if s.endedStatus != "" && c.Number > s.endedAtRecord && !m.landed[c.IdempotencyKey] {
 			// No charge without a live reason: only a call already in flight when the
 			// subscription ended may reach the provider afterwards.
 			problem("charged without a live reason", fmt.Sprintf("%s was %s before the charge; %s", m.subName(s.id), s.endedStatus, where))

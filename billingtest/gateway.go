@@ -385,6 +385,15 @@ func (g *Gateway) Land() []payment.WebhookEvent {
 	return out
 }
 
+// Recorded returns how many charges the gateway has recorded so far, whatever their outcome
+// (succeeded, pending, declined): the Number of the last one. A charge with a larger Number
+// was recorded later.
+func (g *Gateway) Recorded() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.payments)
+}
+
 // Held returns how many charges LandsLater holds, not landed yet.
 func (g *Gateway) Held() int {
 	g.mu.Lock()
