@@ -215,24 +215,29 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		latest, err := store.LatestAttempt(ctx, tx, subID, number)
 		switch {
 		case err == nil:
-			if latest.State != payment.StateSoftDeclined || purpose == payment.PurposeCheckout {
+			if !latest.TookNothing() || purpose == payment.PurposeCheckout {
 				out.attempt = latest // continue it: look it up, settle it
 				return nil
 			}
+			// The period's latest attempt took nothing: soft-declined (dunning), or canceled or
+			// unapplied while the subscription could not take it (suspended, say). A new one
+			// only when the reason to charge stands again.
 			target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
 			if err != nil {
 				return err
 			}
-			if nr != nil { // no retry: auto-renew off (TERMS 3.6), consent withdrawn, ended…
+			if nr != nil { // no new attempt: auto-renew off (TERMS 3.6), consent withdrawn, ended, suspended…
 				return e.stopCharging(ctx, tx, sub, purpose, number, nr, now)
 			}
-			d, err := payment.Decide(latest.Attempt, e.cfg.Dunning, target.method, now)
-			if err != nil {
-				return err
-			}
-			if d.Action != payment.ActionRetry || d.RetryAt.After(now) {
-				out.attempt = latest // settle decides: stop, or schedule the retry
-				return nil
+			if latest.State == payment.StateSoftDeclined {
+				d, err := payment.Decide(latest.Attempt, e.cfg.Dunning, target.method, now)
+				if err != nil {
+					return err
+				}
+				if d.Action != payment.ActionRetry || d.RetryAt.After(now) {
+					out.attempt = latest // settle decides: stop, or schedule the retry
+					return nil
+				}
 			}
 			key, err := e.attemptKey(ctx, tx, purpose, sub.ID, number, latest.Number+1)
 			if err != nil {
@@ -666,8 +671,10 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		if err != nil {
 			return err
 		}
-		if err := store.SaveConsent(ctx, tx, sub.PaymentMethod, sub.CustomerID, now); err != nil {
-			return err
+		if sub.PaymentMethod != "" { // gone when consent was withdrawn while the charge was in flight
+			if err := store.SaveConsent(ctx, tx, sub.PaymentMethod, sub.CustomerID, now); err != nil {
+				return err
+			}
 		}
 		if err := e.save(ctx, tx, sub, next, audit, now); err != nil {
 			return err
@@ -1242,7 +1249,8 @@ func (e *Engine) attemptKey(ctx context.Context, q store.Querier, purpose paymen
 	return payment.NewAttemptKey(purpose, strings.TrimPrefix(k, "attempt_"))
 }
 
-// randomKey returns a random key "<prefix>_<32 hex digits>" (128 bits from crypto/rand),
+// randomKey returns a random key "<prefix>_<32 hex digits>" (a version-4 UUID: 122 bits from
+// crypto/rand),
 // for a key that is never sent to a gateway.
 func randomKey(prefix string) string {
 	return prefix + "_" + strings.ReplaceAll(uuid.NewString(), "-", "")

@@ -228,11 +228,31 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 // recordHostCharge stores the charge the host made itself (ConfirmFirstPayment) as the
 // succeeded attempt of period 1, as if the engine had made it: refunds find a period's
 // payment there (RequestRefund, ExecuteRefund), and the unique index
-// billing_payment_attempts_one_success keeps a second success for the period impossible.
-// Its number follows any attempt the engine made for the period before; its key is never
-// sent to a gateway.
+// billing_payment_attempts_one_success keeps a second applied success for the period
+// impossible. When the payment is the engine's own open checkout attempt (the host confirmed
+// the charge the engine made), that attempt is marked succeeded instead, so one provider
+// payment is never booked twice; another subscription's payment is refused with
+// payment.ErrPaymentMismatch. Otherwise its number follows any attempt the engine made for
+// the period before, and its key is never sent to a gateway.
 func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, providerPaymentID string,
 	amount int64, currency string, now time.Time) error {
+	paid := payment.ChargeResult{Outcome: payment.OutcomeSucceeded, ProviderPaymentID: providerPaymentID, Amount: amount, Currency: currency}
+	own, err := store.AttemptByReference(ctx, tx, providerPaymentID, "")
+	switch {
+	case err == nil && own.SubscriptionID != sub.ID:
+		return fmt.Errorf("%w: provider payment %s is a charge of another subscription", payment.ErrPaymentMismatch, providerPaymentID)
+	case err == nil:
+		cur, err := store.LockAttempt(ctx, tx, own.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Attempt, _, err = cur.RecordLookup(paid, nil, now); err != nil {
+			return err
+		}
+		return store.UpdateAttempt(ctx, tx, cur)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
 	number := 1
 	latest, err := store.LatestAttempt(ctx, tx, sub.ID, 1)
 	switch {
@@ -248,8 +268,7 @@ func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscript
 	if err != nil {
 		return err
 	}
-	a, _, err = a.RecordCharge(payment.ChargeResult{Outcome: payment.OutcomeSucceeded,
-		ProviderPaymentID: providerPaymentID, Amount: amount, Currency: currency}, nil, now)
+	a, _, err = a.RecordCharge(paid, nil, now)
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,9 @@ const (
 )
 
 // UnappliedPayment is money the provider took that no subscription period could take: the
-// checkout was abandoned (FailFirstPayment) or the subscription ended, was terminated or
-// refunded, or the period was paid by another charge, before the charge's outcome reached
-// the engine. The provider is the truth about money, so the engine books it (Dr provider,
+// checkout was abandoned (FailFirstPayment), or the subscription was suspended, ended,
+// terminated or refunded, or the period was paid by another charge, before the charge's
+// outcome reached the engine. The provider is the truth about money, so the engine books it (Dr provider,
 // Cr refunds_payable), audits it ("payment.unapplied" in the subscription's audit log), logs
 // it at Warn, and refunds it through the gateway with a 54-FZ return receipt.
 type UnappliedPayment struct {

@@ -68,6 +68,10 @@ type Attempt struct {
 	// SettledAt is when the attempt reached a final state (succeeded, a decline, canceled);
 	// zero while it is open (created, pending, unknown).
 	SettledAt time.Time
+	// Unapplied marks a succeeded attempt whose money no period took (the subscription could
+	// no longer take it): the engine books it as owed back and refunds it. The period is
+	// still unpaid, and may get a new attempt (Retry).
+	Unapplied bool
 }
 
 // Purpose is why an attempt charges.
@@ -388,8 +392,8 @@ func (a Attempt) Cancel(lookupErr error, at time.Time) (Attempt, error) {
 // could still take money (pending, unknown), already has (succeeded) or must never be retried
 // (hard decline, canceled).
 func (a Attempt) Retry(id, key string, createdAt time.Time) (Attempt, error) {
-	if a.State != StateSoftDeclined {
-		return Attempt{}, a.refuse("retry", ErrIllegalTransition, "only a soft-declined attempt is retried")
+	if !a.TookNothing() {
+		return Attempt{}, a.refuse("retry", ErrIllegalTransition, "only an attempt that took nothing for the period is followed by another")
 	}
 	return NewAttempt(AttemptSpec{
 		ID:             id,
@@ -404,12 +408,20 @@ func (a Attempt) Retry(id, key string, createdAt time.Time) (Attempt, error) {
 	}, createdAt)
 }
 
+// TookNothing reports whether the attempt is over and took nothing for its period: soft-declined,
+// canceled, or succeeded but unapplied (its money went back). Only such an attempt may be
+// followed by another of the same period.
+func (a Attempt) TookNothing() bool {
+	return a.State == StateSoftDeclined || a.State == StateCanceled || a.State == StateSucceeded && a.Unapplied
+}
+
 // VerifyPeriod checks the invariants over all attempts of one subscription period, in any
 // order: one subscription and period; numbers 1..n without gaps or repeats; each key valid
-// and distinct from the others; every attempt but the last soft-declined (a new attempt only after a soft
-// decline); at most one succeeded. It returns ErrDoubleCharge for two successes,
-// ErrIllegalTransition (wrapped) for an attempt after one that was not soft-declined, and a
-// *ValidationError for the rest. An empty slice is valid.
+// and distinct from the others; every attempt but the last took nothing (TookNothing: a new
+// attempt only after one that took nothing); at most one succeeded and applied. It returns
+// ErrDoubleCharge for two applied successes, ErrIllegalTransition (wrapped) for an attempt
+// after one that may have taken money, and a *ValidationError for the rest. An empty slice is
+// valid.
 func VerifyPeriod(attempts []Attempt) error {
 	if len(attempts) == 0 {
 		return nil
@@ -417,7 +429,7 @@ func VerifyPeriod(attempts []Attempt) error {
 	sorted := slices.SortedFunc(slices.Values(attempts), func(x, y Attempt) int { return cmp.Compare(x.Number, y.Number) })
 	succeeded := 0
 	for _, a := range sorted {
-		if a.State == StateSucceeded {
+		if a.State == StateSucceeded && !a.Unapplied {
 			succeeded++
 		}
 	}
@@ -445,7 +457,7 @@ func VerifyPeriod(attempts []Attempt) error {
 		if !a.State.Valid() {
 			return invalid(field, fmt.Sprintf("state %q", a.State))
 		}
-		if i < len(sorted)-1 && a.State != StateSoftDeclined {
+		if i < len(sorted)-1 && !a.TookNothing() {
 			return fmt.Errorf("%w: attempt %d of subscription %s period %d is %s but attempt %d exists",
 				ErrIllegalTransition, a.Number, a.SubscriptionID, a.PeriodNumber, a.State, a.Number+1)
 		}

@@ -384,8 +384,27 @@ func TestAttemptRetry(t *testing.T) {
 		require.ErrorIs(t, err, payment.ErrInvalid)
 	})
 
+	t.Run("a canceled attempt (the reason to charge came back: resumed) is followed by a new one", func(t *testing.T) {
+		t.Parallel()
+		next, err := attemptIn(t, payment.StateCanceled).Retry("att-2", keyOf(payment.PurposeRenewal, 2), now)
+		require.NoError(t, err)
+		require.Equal(t, 2, next.Number)
+	})
+
+	t.Run("3.5 an unapplied success (its money went back) leaves the period unpaid: a new attempt may follow", func(t *testing.T) {
+		t.Parallel()
+		a := attemptIn(t, payment.StateSucceeded)
+		a.Unapplied = true
+		next, err := a.Retry("att-2", keyOf(payment.PurposeRenewal, 2), now)
+		require.NoError(t, err)
+		require.Equal(t, payment.StateCreated, next.State)
+		require.False(t, next.Unapplied)
+		require.NoError(t, payment.VerifyPeriod([]payment.Attempt{a, withState(next, payment.StateSucceeded)}),
+			"one applied success: the unapplied one does not count")
+	})
+
 	for _, s := range allStates {
-		if s == payment.StateSoftDeclined {
+		if s == payment.StateSoftDeclined || s == payment.StateCanceled {
 			continue
 		}
 		name := "a " + string(s) + " attempt is never retried"
@@ -468,4 +487,13 @@ func TestErrorsAreTyped(t *testing.T) {
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, "Purpose", ve.Field)
 	require.False(t, errors.Is(err, payment.ErrCardData))
+}
+
+// withState returns a with state s and, for a succeeded one, the test's provider payment.
+func withState(a payment.Attempt, s payment.State) payment.Attempt {
+	a.State = s
+	if s == payment.StateSucceeded {
+		a.ProviderPaymentID = ppID + "-2"
+	}
+	return a
 }

@@ -16,9 +16,10 @@
 //   - An attempt's gateway idempotency key is fixed before the gateway is called (NewAttempt,
 //     NewAttemptKey) and reused by every retry of that attempt: the engine commits the attempt,
 //     then calls Charge with Attempt.ChargeRequest, so a crash anywhere leaves a row that names
-//     the key. The key is unguessable (a webhook naming it proves nothing), unique
-//     across attempts, and two workers racing on one period are kept apart by the attempt
-//     row's unique (subscription, period, number), not by the key.
+//     the key. The key is unguessable (a webhook naming it proves nothing) and unique across
+//     attempts; the engine derives it from (subscription, period, number) under a secret, so
+//     two workers racing on one period, or a retry that lost the attempt row, use the same
+//     key and the gateway deduplicates them.
 //   - An unknown outcome (a Charge error or timeout) is settled only by asking the gateway
 //     (Lookup, RecordLookup) or by a webhook, never by charging again: Attempt.ChargeRequest
 //     refuses any attempt that is not created. Only Lookup's ErrNotFound puts an attempt back

@@ -18,9 +18,6 @@ type AttemptRow struct {
 	// SentAt is when the engine let the attempt go to the gateway, after re-checking the
 	// reason to charge in the same transaction; zero means no gateway ever saw it.
 	SentAt time.Time
-	// Unapplied marks a succeeded attempt no period could take: its money is owed back
-	// (UnappliedRow).
-	Unapplied bool
 	// CheckFailures counts the reconciliation runs that failed on the attempt.
 	CheckFailures int
 	// ParkedAt is when reconciliation gave up on the attempt and left it to a person.
