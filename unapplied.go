@@ -40,26 +40,31 @@ type UnappliedPayment struct {
 	ID string
 	// AttemptID is the succeeded charge attempt.
 	AttemptID string
-	// SubscriptionID and Period name what the charge was for.
+	// SubscriptionID is the subscription the charge was for.
 	SubscriptionID string
-	Period         int
+	// Period is the period number the charge was for (still unpaid by it).
+	Period int
 	// ProviderPaymentID is the provider's payment.
 	ProviderPaymentID string
-	// AmountMinor and Currency are what was taken, and is owed back.
+	// AmountMinor is what was taken, and is owed back, in minor units.
 	AmountMinor int64
-	Currency    string
+	// Currency is the ISO 4217 code of AmountMinor.
+	Currency string
 	// Reason says why no period could take it.
 	Reason string
 	// State is where it stands.
 	State UnappliedState
-	// RefundKey is the gateway key of its refund; ProviderRefundID the provider's refund.
-	RefundKey        string
+	// RefundKey is the gateway key of its refund (a new one after each refusal).
+	RefundKey string
+	// ProviderRefundID is the provider's refund, once the provider answered with one.
 	ProviderRefundID string
-	// Failures counts failed refund tries; LastError is the last one.
-	Failures  int
+	// Failures counts failed refund tries.
+	Failures int
+	// LastError is the last failed try's error.
 	LastError string
-	// CreatedAt is when it was booked; SettledAt when it was refunded or parked.
+	// CreatedAt is when it was booked.
 	CreatedAt time.Time
+	// SettledAt is when it was refunded or parked; zero while refunding.
 	SettledAt time.Time
 }
 
