@@ -233,8 +233,13 @@ func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
 		), subs AS (
 		    INSERT INTO billing_subscriptions (id, customer_id, tariff_code, status, auto_renew, location, payment_method,
 		        checkout, current_period, suspended_from, created_at, ended_at, updated_at)
-		    SELECT ids.id, $3 || ids.g, s.tariff_code, s.status, s.auto_renew, s.location, s.payment_method,
+		    SELECT ids.id, $3 || ids.g, s.tariff_code, s.status, s.auto_renew, s.location, s.payment_method || '-' || ids.g,
 		        s.checkout, s.current_period, s.suspended_from, $4, s.ended_at, $4
+		    FROM ids, billing_subscriptions s WHERE s.id = $1
+		), methods AS (
+		    -- A payment method belongs to one customer: each copy saves a card of its own.
+		    INSERT INTO billing_payment_methods (token, customer_id, consent_given_at)
+		    SELECT s.payment_method || '-' || ids.g, $3 || ids.g, $4
 		    FROM ids, billing_subscriptions s WHERE s.id = $1
 		), periods AS (
 		    INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)
