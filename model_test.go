@@ -1155,6 +1155,14 @@ func (m *model) checkQuiescent(t *rapid.T) {
 				continue // a checkout the customer has not paid yet: waiting for the customer
 			}
 		}
+		if sub.Current != nil && !m.now().Before(sub.Current.End.Add(time.Hour)) {
+			// Quiescence ran days of jobs, sweeps and reconciliation past the last dunning
+			// retry: a subscription whose period is over was renewed or ended by now. A job
+			// that runs and does nothing is no way forward.
+			m.violation(t, "a subscription stuck past its period end", "%s is %s, period %d ended %s, now %s (auto-renew %v, card %q); its jobs: %s",
+				m.subName(s.id), sub.Status, sub.Current.Number, sub.Current.End.Format(time.DateTime), m.now().Format(time.DateTime),
+				sub.AutoRenew, sub.PaymentMethod, m.jobsOf(t, s.id))
+		}
 		var jobs int
 		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'billing_renew'
 			AND args->>'subscription_id' = $1 AND state IN ('available', 'scheduled', 'retryable', 'running')`, s.id).Scan(&jobs); err != nil {
