@@ -565,11 +565,11 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 
 // HandleRefundWebhook applies a provider's refund notification, found by its idempotency
 // key or provider refund ID: a pending refund completes (or fails) here. The refund of an
-// unapplied payment is settled the same way; the returned RefundRequest is then empty. Webhooks are hints:
-// the engine asks the gateway (LookupRefund under the request's key) and acts on its answer
-// alone, and only when it agrees with the body; a forged or mismatching body changes
-// nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate notification is
-// a no-op. The gateway call happens before any transaction.
+// unapplied payment is settled the same way; the returned RefundRequest is then empty.
+// Webhooks are hints: the engine asks the gateway (LookupRefund under the refund's key) and
+// acts on its answer alone, and only when it agrees with the body; a forged or mismatching
+// body changes nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate
+// notification is a no-op. The gateway call happens before any transaction.
 func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (RefundRequest, error) {
 	if err := checkWebhook("HandleRefundWebhook", ev, payment.KindRefund, ev.ProviderRefundID); err != nil {
 		return RefundRequest{}, err
