@@ -105,6 +105,35 @@ func TestUnappliedPayments(t *testing.T) {
 		requireBooksMatchProvider(t, b.engine, b.gateway, "parked")
 	})
 
+	t.Run("a pending refund of unapplied money completes on its webhook, confirmed with the gateway", func(t *testing.T) {
+		t.Parallel()
+		b := setupRenewals(t)
+		b.gateway.ScriptRefunds(billingtest.Pending)
+		abandonedPaidCheckout(t, b, "c1", "tok-1")
+		regRunFor(t, b, time.Minute)
+		open, err := b.engine.UnappliedPayments(ctx, true)
+		require.NoError(t, err)
+		require.Len(t, open, 1)
+		require.Equal(t, billing.UnappliedRefunding, open[0].State, "the provider has not paid it yet")
+		require.NotEmpty(t, open[0].ProviderRefundID)
+
+		forged := payment.WebhookEvent{Kind: payment.KindRefund, ProviderRefundID: open[0].ProviderRefundID, Outcome: payment.OutcomeSucceeded}
+		_, err = b.engine.HandleRefundWebhook(ctx, forged)
+		require.ErrorIs(t, err, billing.ErrWebhookNotConfirmed, "the gateway still says pending")
+
+		ev, err := b.gateway.ConfirmRefund(open[0].ProviderRefundID, payment.OutcomeSucceeded)
+		require.NoError(t, err)
+		_, err = b.engine.HandleRefundWebhook(ctx, ev)
+		require.NoError(t, err)
+		all, err := b.engine.UnappliedPayments(ctx, false)
+		require.NoError(t, err)
+		require.Equal(t, billing.UnappliedRefunded, all[0].State)
+		requireBooksMatchProvider(t, b.engine, b.gateway, "refunded by webhook")
+		regRunFor(t, b, 24*time.Hour) // the job's retry finds it refunded: nothing more
+		require.Len(t, b.gateway.Refunds(), 1)
+		requireBooksMatchProvider(t, b.engine, b.gateway, "after the job's retries")
+	})
+
 	t.Run("a refund refused for good is parked at once", func(t *testing.T) {
 		t.Parallel()
 		b := setupRenewals(t)
