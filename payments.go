@@ -943,23 +943,44 @@ func checkWebhook(op string, ev payment.WebhookEvent, kind payment.EventKind, pr
 	return check.err()
 }
 
-// confirmWebhook checks a webhook body against the gateway's answer about its charge
+// confirmWebhook checks a charge webhook body against the gateway's answer about its charge
 // (res, lerr from Lookup). known is the provider payment ID the engine already has.
 func confirmWebhook(ev payment.WebhookEvent, res payment.ChargeResult, lerr error, known string) error {
+	if lerr == nil {
+		switch {
+		case res.Outcome == payment.OutcomeUnknown || !res.Outcome.Valid():
+			return fmt.Errorf("the gateway does not know the outcome yet (%q), try again later", res.Outcome)
+		case known != "" && res.ProviderPaymentID != "" && known != res.ProviderPaymentID:
+			return fmt.Errorf("%w: provider payment %q, the gateway has %q", ErrWebhookNotConfirmed, known, res.ProviderPaymentID)
+		}
+	}
+	return confirmAnswer("payment", ev, ev.ProviderPaymentID, gatewayAnswer{res.ProviderPaymentID, res.Outcome, res.Amount, res.Currency}, lerr)
+}
+
+// gatewayAnswer is what the gateway says about the charge or refund a webhook names.
+type gatewayAnswer struct {
+	id       string
+	outcome  payment.Outcome
+	amount   int64
+	currency string
+}
+
+// confirmAnswer checks a webhook body (ev, naming the provider's bodyID) against the gateway's
+// answer got (lerr: the lookup's error) about the payment or refund (noun). A body the
+// gateway contradicts is ErrWebhookNotConfirmed; a body saying "pending" about what the
+// gateway has since settled is not a contradiction.
+func confirmAnswer(noun string, ev payment.WebhookEvent, bodyID string, got gatewayAnswer, lerr error) error {
 	switch {
 	case errors.Is(lerr, payment.ErrNotFound):
-		return fmt.Errorf("%w: the gateway has no charge under the attempt's key", ErrWebhookNotConfirmed)
+		return fmt.Errorf("%w: the gateway has no %s under its key", ErrWebhookNotConfirmed, noun)
 	case lerr != nil:
 		return fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
-	case res.Outcome == payment.OutcomeUnknown || !res.Outcome.Valid():
-		return fmt.Errorf("the gateway does not know the outcome yet (%q), try again later", res.Outcome)
-	case ev.ProviderPaymentID != "" && ev.ProviderPaymentID != res.ProviderPaymentID,
-		known != "" && res.ProviderPaymentID != "" && known != res.ProviderPaymentID:
-		return fmt.Errorf("%w: provider payment %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderPaymentID, res.ProviderPaymentID)
-	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
-		return fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
-	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
-		return fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
+	case bodyID != "" && bodyID != got.id:
+		return fmt.Errorf("%w: provider %s %q, the gateway has %q", ErrWebhookNotConfirmed, noun, bodyID, got.id)
+	case ev.Outcome != got.outcome && ev.Outcome != payment.OutcomePending:
+		return fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, got.outcome)
+	case ev.Amount != 0 && (ev.Amount != got.amount || ev.Currency != got.currency):
+		return fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, got.amount, got.currency)
 	}
 	return nil
 }

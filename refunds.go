@@ -613,19 +613,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 // confirmRefundWebhook checks a refund webhook body against the gateway's answer about the
 // refund (res, lerr from LookupRefund).
 func confirmRefundWebhook(ev payment.WebhookEvent, res payment.RefundResult, lerr error) error {
-	switch {
-	case errors.Is(lerr, payment.ErrNotFound):
-		return fmt.Errorf("%w: the gateway has no refund under the key", ErrWebhookNotConfirmed)
-	case lerr != nil:
-		return fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
-	case ev.ProviderRefundID != "" && ev.ProviderRefundID != res.ProviderRefundID:
-		return fmt.Errorf("%w: provider refund %q, the gateway has %q", ErrWebhookNotConfirmed, ev.ProviderRefundID, res.ProviderRefundID)
-	case ev.Outcome != res.Outcome && ev.Outcome != payment.OutcomePending:
-		return fmt.Errorf("%w: the body says %s, the gateway %s", ErrWebhookNotConfirmed, ev.Outcome, res.Outcome)
-	case ev.Amount != 0 && (ev.Amount != res.Amount || ev.Currency != res.Currency):
-		return fmt.Errorf("%w: the body says %d %s, the gateway %d %s", ErrWebhookNotConfirmed, ev.Amount, ev.Currency, res.Amount, res.Currency)
-	}
-	return nil
+	return confirmAnswer("refund", ev, ev.ProviderRefundID, gatewayAnswer{res.ProviderRefundID, res.Outcome, res.Amount, res.Currency}, lerr)
 }
 
 // RetryRefund settles a request left executing by a failed or unknown gateway call: it
