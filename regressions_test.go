@@ -87,6 +87,19 @@ func regSubscribe(t *testing.T, b *renewalBundle, customer, token string) subscr
 	return sub
 }
 
+// regPendingCheckout makes customer's subscription paying with token whose first charge the
+// provider answered "pending": the checkout waits for the provider. It returns the
+// subscription and the pending attempt.
+func regPendingCheckout(t *testing.T, b *renewalBundle, customer, token string) (subscription.Subscription, payment.Attempt) {
+	t.Helper()
+	b.gateway.Script(token, billingtest.Pending)
+	sub := regSubscribe(t, b, customer, token)
+	res, err := b.engine.ChargeFirstPayment(context.Background(), sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, payment.StatePending, res.Attempt.State)
+	return sub, res.Attempt
+}
+
 // regAttempts returns the subscription's charge attempts.
 func regAttempts(t *testing.T, b *renewalBundle, subID string) []payment.Attempt {
 	t.Helper()
@@ -131,16 +144,12 @@ func TestRegression01bPendingCheckoutPaidAfterAbandonIsBookedAndRefunded(t *test
 	t.Parallel()
 	ctx := context.Background()
 	b := setupRenewals(t)
-	b.gateway.Script("tok-1", billingtest.Pending)
-	sub := regSubscribe(t, b, "c1", "tok-1")
-	res, err := b.engine.ChargeFirstPayment(ctx, sub.ID)
-	require.NoError(t, err)
-	require.Equal(t, payment.StatePending, res.Attempt.State)
-	_, err = b.engine.FailFirstPayment(ctx, sub.ID, "customer left the checkout")
+	sub, pending := regPendingCheckout(t, b, "c1", "tok-1")
+	_, err := b.engine.FailFirstPayment(ctx, sub.ID, "customer left the checkout")
 	require.NoError(t, err)
 
 	b.clock.Advance(5 * time.Minute)
-	ev, err := b.gateway.Confirm(res.Attempt.ProviderPaymentID, payment.OutcomeSucceeded)
+	ev, err := b.gateway.Confirm(pending.ProviderPaymentID, payment.OutcomeSucceeded)
 	require.NoError(t, err)
 	_, err = b.engine.HandlePaymentWebhook(ctx, ev)
 	t.Logf("HandlePaymentWebhook: %v", err)
