@@ -35,8 +35,8 @@
 //     auto-renew is on (renewals and retries), consent stands and the token belongs to the
 //     subscription's customer. Otherwise the attempt is canceled and never sent.
 //   - Gateway keys are unguessable (an HMAC under a per-installation secret) and the same
-//     for the same attempt after a lost commit; webhooks are hints, confirmed with the gateway before anything
-//     changes (ErrWebhookNotConfirmed).
+//     for the same attempt after a lost commit; webhooks are hints, confirmed with the
+//     gateway before anything changes (ErrWebhookNotConfirmed).
 //   - Every subscription has a way forward: final, a scheduled job, or suspended (waiting for
 //     a person). Reconciliation and the sweeper handle items one by one; a failing item is
 //     retried with backoff and parked for a person (ParkedAttempts), never blocking others.
