@@ -88,9 +88,9 @@ func LockAttempt(ctx context.Context, tx pgx.Tx, id string) (AttemptRow, error) 
 	return scanAttempt(tx.QueryRow(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts WHERE id = $1 FOR UPDATE`, id))
 }
 
-// NoteCheck records the outcome of one reconciliation run on attempt id: on failure
-// (lastErr non-empty) the failure count grows, the next look is at next, and parkedAt, when
-// not zero, parks it for a person; on success the attempt is looked at again at next.
+// NoteCheck records the outcome of one reconciliation run on attempt id: when failed, the
+// failure count grows, lastErr is kept and parkedAt, when not zero, parks it for a person;
+// either way the attempt is looked at again at next.
 func NoteCheck(ctx context.Context, q Querier, id string, failed bool, lastErr string, next, parkedAt time.Time) error {
 	_, err := q.Exec(ctx, `UPDATE billing_payment_attempts SET
 		check_failures = check_failures + CASE WHEN $2 THEN 1 ELSE 0 END,

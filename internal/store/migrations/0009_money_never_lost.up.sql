@@ -29,6 +29,9 @@ CREATE UNIQUE INDEX billing_payment_attempts_one_success
 DROP INDEX billing_payment_attempts_open_idx;
 CREATE INDEX billing_payment_attempts_open_idx ON billing_payment_attempts (coalesce(next_check_at, created_at))
     WHERE state IN ('created', 'unknown', 'pending') AND parked_at IS NULL;
+-- Attempts canceled after they were sent, which reconciliation watches for a day.
+CREATE INDEX billing_payment_attempts_canceled_sent_idx ON billing_payment_attempts (settled_at)
+    WHERE state = 'canceled' AND sent_at IS NOT NULL AND parked_at IS NULL;
 
 -- A payment method belongs to one customer: the first use binds it (customer_id), consent
 -- to recurring charges comes with the first successful payment. A token bound at checkout
