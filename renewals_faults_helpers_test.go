@@ -373,11 +373,15 @@ func helper(t require.TestingT) {
 
 // requirePlaced checks where a renewed period was placed: where the paid one ended when it
 // was paid within billing.LateRenewalGrace of that end, else when it was paid (later), and
-// in both cases at least one full month long: no day without access is sold.
+// in both cases at least one full tariff period long (the tariff's own month, which clamps
+// Jan 31 to Feb 28, in Moscow time): no day without access is sold.
 func requirePlaced(t require.TestingT, p *subscription.Period, end time.Time) {
 	if !p.Start.Equal(end) {
 		require.True(t, p.Start.After(end.Add(billing.LateRenewalGrace)),
 			"period %d starts %s: where the paid one ended (%s) or, paid late, when paid", p.Number, p.Start, end)
 	}
-	require.False(t, p.End.Before(p.Start.AddDate(0, 1, 0)), "period %d [%s, %s) is shorter than a month", p.Number, p.Start, p.End)
+	loc, err := time.LoadLocation("Europe/Moscow")
+	require.NoError(t, err)
+	full := p.Terms.Period.End(p.Start, 1, loc)
+	require.False(t, p.End.Before(full), "period %d [%s, %s) is shorter than one period (to %s)", p.Number, p.Start, p.End, full)
 }
