@@ -99,8 +99,8 @@ func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period 
 // chargePeriod runs the charge protocol for period number of a subscription:
 //
 //  1. one transaction decides whether a charge is due, re-checks the reason to charge
-//     (reasonToCharge) and records the attempt with its unguessable gateway key (gatewayKey), marked sent (or
-//     finds the attempt a crashed or duplicate run left);
+//     (reasonToCharge) and records the attempt with its unguessable gateway key
+//     (gatewayKey), marked sent (or finds the attempt a crashed or duplicate run left);
 //  2. the gateway is called outside any transaction: Charge for an attempt marked sent in
 //     step 1, Lookup for one a run before may have sent (and, when the gateway never saw
 //     it, the reason is checked again in the transaction that marks it sent, in resend);
@@ -124,14 +124,12 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 	case payment.StateCreated:
 		if !p.send {
 			// Made by an earlier run, which may have sent it just before a crash: ask first.
-			res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-			if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
-				return a.Attempt, lookupFailed(lerr)
+			observed, _, notFound, err := e.lookUp(ctx, gw, a)
+			if err != nil {
+				return a.Attempt, err
 			}
-			if !errors.Is(lerr, payment.ErrNotFound) {
-				if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
-					return a.Attempt, err
-				}
+			if !notFound {
+				a.Attempt = observed
 				break
 			}
 			if p, err = e.resend(ctx, a); err != nil || !p.send {
@@ -146,15 +144,23 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 			return a.Attempt, err
 		}
 	case payment.StateUnknown, payment.StatePending:
-		res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-		if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
-			return a.Attempt, lookupFailed(lerr)
-		}
-		if a.Attempt, _, err = a.RecordLookup(res, lerr, e.clock.Now()); err != nil {
+		if a.Attempt, _, _, err = e.lookUp(ctx, gw, a); err != nil {
 			return a.Attempt, err
 		}
 	}
 	return e.settleInTx(ctx, a)
+}
+
+// lookUp asks the gateway what happened under a's key and returns a with the answer recorded
+// (RecordLookup), whether that changed it, and whether the gateway never saw the key. A
+// lookup that got no answer is errLookupFailed, with a unchanged.
+func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (payment.Attempt, bool, bool, error) {
+	res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
+		return a.Attempt, false, false, lookupFailed(lerr)
+	}
+	next, changed, err := a.RecordLookup(res, lerr, e.clock.Now())
+	return next, changed, errors.Is(lerr, payment.ErrNotFound), err
 }
 
 // errLookupFailed is matched by the error of a run whose Lookup failed (the gateway did not
@@ -1144,12 +1150,11 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 	if gw == nil {
 		return ErrNoGateway
 	}
-	res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
-	now := e.clock.Now()
-	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
-		return lookupFailed(lerr)
+	observed, changed, notFound, err := e.lookUp(ctx, gw, a)
+	if err != nil {
+		return err
 	}
-	if errors.Is(lerr, payment.ErrNotFound) && a.State == payment.StateCreated {
+	if notFound && a.State == payment.StateCreated {
 		return store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 			if _, err := store.LockSubscription(ctx, tx, a.SubscriptionID); err != nil {
 				return err
@@ -1158,7 +1163,7 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 			if err != nil || cur.State != payment.StateCreated {
 				return err
 			}
-			canceled, err := cur.Cancel(lerr, now)
+			canceled, err := cur.Cancel(payment.ErrNotFound, e.clock.Now()) // the lookup just before said so
 			if err != nil {
 				return err
 			}
@@ -1166,9 +1171,8 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 			return store.UpdateAttempt(ctx, tx, cur)
 		})
 	}
-	observed, changed, err := a.RecordLookup(res, lerr, now)
-	if err != nil || !changed {
-		return err
+	if !changed {
+		return nil
 	}
 	a.Attempt = observed
 	_, err = e.settleInTx(ctx, a)
