@@ -33,10 +33,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-## soak: the model-based test (SOAK_CHECKS random sequences) and the multi-process kill -9 test
+## soak: the model-based test (SOAK_CHECKS random sequences), the race tests (40 rounds each)
+## and the multi-process kill -9 test
 ## (SOAK_SUBS subscriptions, SOAK_SECONDS of kills, 3 PostgreSQL crash-restarts), for as long as asked
 soak:
 	BILLING_MODEL_CHECKS=$(SOAK_CHECKS) BILLING_MODEL_STEPS=60 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestEngineModel$$' -v -rapid.shrinktime=10m .
+	BILLING_RACE_ROUNDS=40 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestRace' -v .
 	BILLING_CRASH_SUBS=$(SOAK_SUBS) BILLING_CRASH_SECONDS=$(SOAK_SECONDS) BILLING_CRASH_PG_RESTARTS=3 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestCrash$$' -v ./internal/crashtest/
 
 ## bench: the benchmarks of BENCHMARKS.md

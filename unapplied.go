@@ -138,7 +138,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 	if err == nil {
 		err = fmt.Errorf("refund %s: %s %s", res.Outcome, res.DeclineCode, res.DeclineMessage)
 	}
-	parked, ferr := e.unappliedFailed(ctx, u.ID, err, declined, res.Outcome == payment.OutcomeHardDeclined)
+	parked, ferr := e.unappliedFailed(ctx, u.ID, u.RefundKey, err, declined, res.Outcome == payment.OutcomeHardDeclined)
 	if ferr != nil {
 		return e.opError("RefundUnapplied", ferr)
 	}
@@ -201,16 +201,19 @@ func (e *Engine) unappliedRefunded(ctx context.Context, id string, res payment.R
 	})
 }
 
-// unappliedFailed counts a failed refund try; it parks the payment after unappliedParkAfter
-// failures or at once when hard, and reports whether it parked it. A declined refund is final
-// at the gateway under its key, so the next try gets a new key; a try that got no answer
-// keeps its key (the refund may have happened: the next try looks it up first).
-func (e *Engine) unappliedFailed(ctx context.Context, id string, cause error, declined, hard bool) (bool, error) {
+// unappliedFailed counts a failed refund try under triedKey; it parks the payment after
+// unappliedParkAfter failures or at once when hard, and reports whether it parked it. A
+// declined refund is final at the gateway under its key, so the next try gets a new key; a
+// try that got no answer keeps its key (the refund may have happened: the next try looks it
+// up first). A try under a key the payment has moved past (two callers at once, one of them
+// late) counts nothing and changes nothing: a stale refusal must never move the key away
+// from a refund in flight under the new one.
+func (e *Engine) unappliedFailed(ctx context.Context, id, triedKey string, cause error, declined, hard bool) (bool, error) {
 	parked := false
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		u, err := store.LockUnapplied(ctx, tx, id)
-		if err != nil || u.State != store.UnappliedRefunding {
+		if err != nil || u.State != store.UnappliedRefunding || u.RefundKey != triedKey {
 			return err
 		}
 		u.Failures++
