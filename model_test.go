@@ -746,6 +746,11 @@ func (m *model) deliver(t *rapid.T, what string, ev payment.WebhookEvent) {
 		_, err = m.eng.HandlePaymentWebhook(m.ctx, ev)
 	}
 	m.result(t, fmt.Sprintf("%s %s webhook %s %s (%s)", what, ev.Kind, ev.ProviderPaymentID+ev.ProviderRefundID, ev.Outcome, ev.IdempotencyKey), err)
+	if what != "FORGED" && errors.Is(err, billingtest.ErrUnavailable) {
+		// The engine could not ask the gateway and refused the webhook (a non-2xx answer):
+		// a provider delivers it again later, so the model does too.
+		m.undelivered = append(m.undelivered, ev)
+	}
 }
 
 func (m *model) deliverWebhook(t *rapid.T) {
