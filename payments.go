@@ -133,8 +133,10 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 				break
 			}
 			if p, err = e.resend(ctx, a); err != nil || !p.send {
-				if err == nil && p.attempt.State == payment.StateCreated {
-					err = errRetryLater // left open while its first call may be in flight
+				if err == nil && (p.attempt.State == payment.StateCreated || p.attempt.State == payment.StateUnknown) {
+					// Left open while its first call may be in flight, or that call's run
+					// recorded a timeout meanwhile: a later run looks it up again.
+					err = errRetryLater
 				}
 				return p.attempt.Attempt, err
 			}

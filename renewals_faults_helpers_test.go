@@ -291,10 +291,13 @@ func (b *faultBundle) requireRenewedOnce(t require.TestingT, subID string, perio
 	helper(t)
 	ctx := context.Background()
 	charges := b.gateway.ChargesFor(subID, period)
-	require.Len(t, charges, 1, "the provider charged period %d exactly once", period)
-
 	all, err := b.engine.Attempts(ctx, subID)
 	require.NoError(t, err)
+	var why string
+	if len(charges) != 1 { // say what the books and River hold: a flaky failure shows once
+		why = b.diagnose(ctx, subID, all)
+	}
+	require.Len(t, charges, 1, "the provider charged period %d exactly once%s", period, why)
 	var attempts []payment.Attempt
 	for _, a := range all {
 		if a.PeriodNumber == period {
@@ -384,4 +387,34 @@ func requirePlaced(t require.TestingT, p *subscription.Period, end time.Time) {
 	require.NoError(t, err)
 	full := p.Terms.Period.End(p.Start, 1, loc)
 	require.False(t, p.End.Before(full), "period %d [%s, %s) is shorter than one period (to %s)", p.Number, p.Start, p.End, full)
+}
+
+// diagnose describes a subscription's attempts, the unapplied payments and River's jobs, for
+// a failure message.
+func (b *faultBundle) diagnose(ctx context.Context, subID string, attempts []payment.Attempt) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nclock %s, subscription %s", b.clock.Now(), subID)
+	for _, a := range attempts {
+		fmt.Fprintf(&sb, "\nattempt period %d #%d %s %s created %s settled %s", a.PeriodNumber, a.Number,
+			a.State, a.ProviderPaymentID, a.CreatedAt, a.SettledAt)
+	}
+	up, err := b.engine.UnappliedPayments(ctx, false)
+	fmt.Fprintf(&sb, "\nunapplied %+v (err %v)", up, err)
+	rows, err := b.pool.Query(ctx, `SELECT id, kind, state, attempt, scheduled_at, args::text,
+		coalesce(errors::text, '') FROM river_job WHERE args->>'subscription_id' = $1 ORDER BY id`, subID)
+	if err != nil {
+		return sb.String() + "\nriver_job: " + err.Error()
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var attempt int
+		var kind, state, args, errs string
+		var at time.Time
+		if err := rows.Scan(&id, &kind, &state, &attempt, &at, &args, &errs); err != nil {
+			return sb.String() + "\nriver_job: " + err.Error()
+		}
+		fmt.Fprintf(&sb, "\njob %d %s %s attempt %d at %s %s errors %s", id, kind, state, attempt, at, args, errs)
+	}
+	return sb.String()
 }

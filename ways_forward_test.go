@@ -286,3 +286,55 @@ func TestConcurrentRenewalWebhookAdminReconcile(t *testing.T) {
 	require.Empty(t, bad, "commands failed on infrastructure errors")
 	requireBooksMatchProvider(t, b.engine, b.gateway, "after the race")
 }
+
+// afterLookupGateway is holdGateway whose Lookup can run a hook once the provider answered.
+type afterLookupGateway struct {
+	*holdGateway
+	mu    sync.Mutex
+	after func()
+}
+
+func (g *afterLookupGateway) Lookup(ctx context.Context, key string) (payment.ChargeResult, error) {
+	res, err := g.holdGateway.Lookup(ctx, key)
+	g.mu.Lock()
+	after := g.after
+	g.after = nil
+	g.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return res, err
+}
+
+// TestRenewalRunThatFindsAnUnknownOutcomeFailsSoItsJobRunsAgain: two runs of one renewal
+// (the job and a duplicate). Run A marks the attempt sent and calls the gateway, slowly; run
+// B finds the attempt, asks the provider (never seen), and before B decides, A's call times
+// out and A records the outcome as unknown. B must fail, so that River runs its job again
+// and the period is charged; before the fix B returned nil, its job completed, and the
+// renewal waited for the reconciliation job (found by TestRenewalFaultsProperty in CI).
+func TestRenewalRunThatFindsAnUnknownOutcomeFailsSoItsJobRunsAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := &afterLookupGateway{holdGateway: &holdGateway{Gateway: billingtest.NewGateway()}}
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw })
+	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	sub := b.checkout(t, "c1", "tok-1")
+	b.gateway.Script("tok-1", billingtest.TimeoutBeforeCharge)
+	b.clock.Set(sub.Current.End)
+
+	entered, release := gw.holdNext()
+	aDone := make(chan error, 1)
+	go func() { aDone <- b.engine.RenewPeriod(ctx, sub.ID, 1) }()
+	<-entered
+	var aErr error
+	gw.mu.Lock()
+	gw.after = func() { close(release); aErr = <-aDone } // A records "unknown" while B decides
+	gw.mu.Unlock()
+	bErr := b.engine.RenewPeriod(ctx, sub.ID, 1)
+	require.Error(t, aErr, "setup: run A's call timed out")
+	atts := regAttempts(t, b, sub.ID)
+	require.Equal(t, payment.StateUnknown, atts[len(atts)-1].State, "setup: the outcome is unknown")
+	require.Error(t, bErr, "a run that leaves the period's charge unsettled fails, so its job runs again")
+	require.Empty(t, b.gateway.ChargesFor(sub.ID, 2), "nothing charged yet")
+}
