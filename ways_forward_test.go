@@ -120,6 +120,13 @@ func TestResumeAfterAnUnappliedRenewalRenews(t *testing.T) {
 		"after Resume the subscription renews or ends; got status %s, period %d ended %s ago; provider charges for period 2: %d, refunds %d",
 		got.Status, got.Current.Number, b.clock.Now().Sub(got.Current.End), len(b.gateway.ChargesFor(sub.ID, 2)), len(b.gateway.Refunds()))
 	requireBooksMatchProvider(t, b.engine, b.gateway, "after resume")
+	if renewed { // the customer paid period 2 once: the charge that landed while suspended went back in full
+		charges, refunds := b.gateway.ChargesFor(sub.ID, 2), b.gateway.Refunds()
+		require.Len(t, charges, 2, "the charge that landed while suspended, and the one after Resume")
+		require.Len(t, refunds, 1)
+		require.Equal(t, pending.ProviderPaymentID, refunds[0].ProviderPaymentID)
+		require.Equal(t, charges[0].Amount, refunds[0].Amount, "refunded in full")
+	}
 }
 
 // TestHostConfirmOfTheEnginesChargeBooksItOnce: the host confirms (ConfirmFirstPayment)
