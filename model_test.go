@@ -682,7 +682,7 @@ func (m *model) confirmPending(t *rapid.T) {
 	var cands []cand
 	for _, a := range m.attempts(t) {
 		if a.ProviderPaymentID != "" {
-			if res, err := m.gw.Lookup(m.ctx, a.IdempotencyKey); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
 				cands = append(cands, cand{id: a.ProviderPaymentID})
 			}
 		}
@@ -690,7 +690,7 @@ func (m *model) confirmPending(t *rapid.T) {
 	for _, id := range m.refunds {
 		r, err := m.eng.RefundRequestByID(m.ctx, id)
 		if err == nil && r.GatewayKey != "" {
-			if res, err := m.gw.LookupRefund(m.ctx, r.GatewayKey); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: r.GatewayKey}); err == nil && res.Outcome == payment.OutcomePending {
 				cands = append(cands, cand{id: res.ProviderRefundID, refund: true})
 			}
 		}
@@ -1001,7 +1001,7 @@ func (m *model) quiesce(t *rapid.T) {
 	for round := range 8 {
 		m.undelivered = append(m.undelivered, m.land()...)
 		for _, a := range m.attempts(t) {
-			if res, err := m.gw.Lookup(m.ctx, a.IdempotencyKey); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.Confirm(res.ProviderPaymentID, payment.OutcomeSucceeded)
 				if err != nil {
 					t.Fatalf("confirm %s: %v", res.ProviderPaymentID, err)
@@ -1014,7 +1014,7 @@ func (m *model) quiesce(t *rapid.T) {
 			if err != nil || r.GatewayKey == "" {
 				continue
 			}
-			if res, err := m.gw.LookupRefund(m.ctx, r.GatewayKey); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: r.GatewayKey}); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.ConfirmRefund(res.ProviderRefundID, payment.OutcomeSucceeded)
 				if err != nil {
 					t.Fatalf("confirm refund %s: %v", res.ProviderRefundID, err)
@@ -1052,7 +1052,7 @@ func (m *model) quiesce(t *rapid.T) {
 // sums), so that nothing the engine does after this meets a fault.
 func (m *model) drainFaults(t *rapid.T) {
 	for range 1000 { // the model may queue many lookup failures: drain them all
-		if _, err := m.gw.Lookup(m.ctx, "drain"); !errors.Is(err, billingtest.ErrUnavailable) {
+		if _, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: "drain"}); !errors.Is(err, billingtest.ErrUnavailable) {
 			break
 		}
 	}

@@ -153,11 +153,17 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 	return e.settleInTx(ctx, a)
 }
 
+// lookupOf is the gateway's LookupRequest for attempt a: its key, the provider's id when an
+// answer gave it, and when it was created (a provider that forgets keys searches from there).
+func lookupOf(a store.AttemptRow) payment.LookupRequest {
+	return payment.LookupRequest{IdempotencyKey: a.IdempotencyKey, ProviderPaymentID: a.ProviderPaymentID, CreatedAt: a.CreatedAt}
+}
+
 // lookUp asks the gateway what happened under a's key and returns a with the answer recorded
 // (RecordLookup), whether that changed it, and whether the gateway never saw the key. A
 // lookup that got no answer is errLookupFailed, with a unchanged.
 func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (payment.Attempt, bool, bool, error) {
-	res, lerr := gw.Lookup(ctx, a.IdempotencyKey)
+	res, lerr := gw.Lookup(ctx, lookupOf(a))
 	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
 		return a.Attempt, false, false, lookupFailed(lerr)
 	}
@@ -894,7 +900,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	if err != nil {
 		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
 	}
-	res, lerr := gw.Lookup(ctx, found.IdempotencyKey)
+	res, lerr := gw.Lookup(ctx, lookupOf(found)) // the stored id, never the body's
 	if err := confirmWebhook(ev, res, lerr, found.ProviderPaymentID); err != nil {
 		e.logger.WarnContext(ctx, "billing: payment webhook not confirmed", "attempt", found.ID, "error", err)
 		return payment.Attempt{}, fmt.Errorf("billing: HandlePaymentWebhook: %w", err)

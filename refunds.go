@@ -597,7 +597,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 	if err != nil {
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
-	res, lerr := gw.LookupRefund(ctx, row.GatewayKey)
+	res, lerr := gw.LookupRefund(ctx, refundLookupOf(row))
 	err = confirmRefundWebhook(ev, res, lerr)
 	if err != nil {
 		e.logger.WarnContext(ctx, "billing: refund webhook not confirmed", "request", row.ID, "error", err)
@@ -631,7 +631,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	if gw == nil {
 		return fmt.Errorf("billing: RetryRefund: %w", ErrNoGateway)
 	}
-	res, err := gw.LookupRefund(ctx, row.GatewayKey)
+	res, err := gw.LookupRefund(ctx, refundLookupOf(row))
 	if errors.Is(err, payment.ErrNotFound) {
 		req, rerr := e.gatewayRefund(row)
 		if rerr != nil {
@@ -852,8 +852,14 @@ func (e *Engine) gatewayRefund(row store.RefundRow) (payment.RefundRequest, erro
 	}
 	req := payment.RefundRequest{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
 		Amount: row.AmountMinor, Currency: row.Currency, Description: desc, Receipt: receipt,
-		Metadata: map[string]string{"billing_refund_request_id": row.ID}}
+		Metadata: map[string]string{"billing_refund_request_id": row.ID, payment.MetadataIdempotencyKey: row.GatewayKey}}
 	return req, req.Validate()
+}
+
+// refundLookupOf is the gateway's RefundLookupRequest for a refund request's current key.
+func refundLookupOf(row store.RefundRow) payment.RefundLookupRequest {
+	return payment.RefundLookupRequest{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
+		ProviderRefundID: row.ProviderRefundID, CreatedAt: row.CreatedAt}
 }
 
 // refundAudit writes one audit entry about a refund request, under its subscription.

@@ -104,9 +104,9 @@ func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeRequest) (p
 }
 
 // Lookup fails while failures are queued for the key's subscription, else asks the provider.
-func (g *faultGateway) Lookup(ctx context.Context, key string) (payment.ChargeResult, error) {
+func (g *faultGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
 	g.mu.Lock()
-	sub := g.keys[key] // keys are random: only a key charged before names its subscription
+	sub := g.keys[req.IdempotencyKey] // keys are random: only a key charged before names its subscription
 	fail := g.lookups[sub] > 0
 	if fail {
 		g.lookups[sub]--
@@ -115,7 +115,7 @@ func (g *faultGateway) Lookup(ctx context.Context, key string) (payment.ChargeRe
 	if fail {
 		return payment.ChargeResult{}, billingtest.ErrUnavailable
 	}
-	return g.Gateway.Lookup(ctx, key)
+	return g.Gateway.Lookup(ctx, req)
 }
 
 // faultPoint names a place in the engine's transactions where a trigger can raise an error.

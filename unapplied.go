@@ -108,7 +108,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 	if gw == nil {
 		return e.opError("RefundUnapplied", ErrNoGateway)
 	}
-	res, err := gw.LookupRefund(ctx, u.RefundKey)
+	res, err := gw.LookupRefund(ctx, unappliedLookupOf(u))
 	if errors.Is(err, payment.ErrNotFound) {
 		desc := "return of a payment no subscription period took"
 		receipt, rerr := payment.NewRefundReceipt(desc, u.AmountMinor, u.Currency, e.cfg.VAT, payment.Contact{})
@@ -117,7 +117,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 		}
 		req := payment.RefundRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
 			Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
-			Metadata: map[string]string{"billing_unapplied_id": u.ID}}
+			Metadata: map[string]string{"billing_unapplied_id": u.ID, payment.MetadataIdempotencyKey: u.RefundKey}}
 		if rerr := req.Validate(); rerr != nil {
 			return e.opError("RefundUnapplied", rerr)
 		}
@@ -159,7 +159,7 @@ func (e *Engine) handleUnappliedRefundWebhook(ctx context.Context, ev payment.We
 	if err != nil {
 		return true, err
 	}
-	res, lerr := e.cfg.Gateway.LookupRefund(ctx, u.RefundKey)
+	res, lerr := e.cfg.Gateway.LookupRefund(ctx, unappliedLookupOf(u))
 	if err := confirmRefundWebhook(ev, res, lerr); err != nil {
 		return true, err
 	}
@@ -266,4 +266,11 @@ func unappliedOf(r store.UnappliedRow) UnappliedPayment {
 		ProviderPaymentID: r.ProviderPaymentID, AmountMinor: r.AmountMinor, Currency: r.Currency, Reason: r.Reason,
 		State: UnappliedState(r.State), RefundKey: r.RefundKey, ProviderRefundID: r.ProviderRefundID,
 		Failures: r.Failures, LastError: r.LastError, CreatedAt: r.CreatedAt, SettledAt: r.SettledAt}
+}
+
+// unappliedLookupOf is the gateway's RefundLookupRequest for an unapplied payment's refund
+// under its current key.
+func unappliedLookupOf(u store.UnappliedRow) payment.RefundLookupRequest {
+	return payment.RefundLookupRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
+		ProviderRefundID: u.ProviderRefundID, CreatedAt: u.CreatedAt}
 }

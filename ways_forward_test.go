@@ -301,8 +301,8 @@ type afterLookupGateway struct {
 	after func()
 }
 
-func (g *afterLookupGateway) Lookup(ctx context.Context, key string) (payment.ChargeResult, error) {
-	res, err := g.holdGateway.Lookup(ctx, key)
+func (g *afterLookupGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+	res, err := g.holdGateway.Lookup(ctx, req)
 	g.mu.Lock()
 	after := g.after
 	g.after = nil

@@ -465,8 +465,9 @@ func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (paymen
 // Lookup returns the charge recorded under idempotencyKey as it stands now, or
 // payment.ErrNotFound. While FailLookups failures are queued it returns ErrUnavailable instead.
 // An empty key is a *payment.ValidationError.
-func (g *Gateway) Lookup(ctx context.Context, idempotencyKey string) (payment.ChargeResult, error) {
+func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
 	g.count(func(c *CallCounts) { c.Lookup++ })
+	idempotencyKey := req.IdempotencyKey
 	if idempotencyKey == "" {
 		return payment.ChargeResult{}, &payment.ValidationError{Field: "idempotencyKey", Problem: "empty"}
 	}
@@ -488,8 +489,9 @@ func (g *Gateway) Lookup(ctx context.Context, idempotencyKey string) (payment.Ch
 
 // LookupRefund returns the refund recorded under idempotencyKey as it stands now, or
 // payment.ErrNotFound. While FailRefundLookups failures are queued it returns ErrUnavailable.
-func (g *Gateway) LookupRefund(ctx context.Context, idempotencyKey string) (payment.RefundResult, error) {
+func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
 	g.count(func(c *CallCounts) { c.LookupRefund++ })
+	idempotencyKey := req.IdempotencyKey
 	if idempotencyKey == "" {
 		return payment.RefundResult{}, &payment.ValidationError{Field: "idempotencyKey", Problem: "empty"}
 	}

@@ -117,7 +117,7 @@ func TestGatewayChargeBehaviours(t *testing.T) {
 			a, _, err = a.RecordCharge(res, err, gwNow)
 			require.NoError(t, err)
 
-			looked, lookErr := g.Lookup(context.Background(), req.IdempotencyKey)
+			looked, lookErr := g.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 			if tt.wantLookup != nil {
 				require.ErrorIs(t, lookErr, tt.wantLookup)
 			} else {
@@ -248,7 +248,7 @@ func TestGatewayScriptOrder(t *testing.T) {
 	g.ScriptAll(billingtest.Behaviour(99))
 	_, err := g.Charge(ctx, gwCharge(t, "k-bad", "pm-c", gwPrice, nil))
 	require.ErrorIs(t, err, payment.ErrInvalid)
-	_, err = g.Lookup(ctx, "k-bad")
+	_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "k-bad"})
 	require.ErrorIs(t, err, payment.ErrNotFound)
 	require.Equal(t, "Behaviour(99)", billingtest.Behaviour(99).String())
 	require.Equal(t, "TimeoutAfterSuccess", billingtest.TimeoutAfterSuccess.String())
@@ -297,7 +297,7 @@ func TestGatewayConfirm(t *testing.T) {
 			require.Equal(t, gwNow.Add(time.Hour), a.SettledAt)
 			require.Len(t, g.Charges(), tt.wantCharges)
 
-			looked, err := g.Lookup(ctx, req.IdempotencyKey)
+			looked, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 			require.NoError(t, err)
 			require.Equal(t, tt.outcome, looked.Outcome)
 
@@ -343,9 +343,9 @@ func TestGatewayLookup(t *testing.T) {
 	g := billingtest.NewGateway()
 	req := gwReq(t, 3, 1)
 
-	_, err := g.Lookup(ctx, req.IdempotencyKey)
+	_, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 	require.ErrorIs(t, err, payment.ErrNotFound, "a key never charged")
-	_, err = g.Lookup(ctx, "")
+	_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: ""})
 	require.ErrorIs(t, err, payment.ErrInvalid)
 
 	res, err := g.Charge(ctx, req)
@@ -353,11 +353,11 @@ func TestGatewayLookup(t *testing.T) {
 
 	g.FailLookups(2)
 	for i := range 2 {
-		_, err = g.Lookup(ctx, req.IdempotencyKey)
+		_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 		require.ErrorIs(t, err, billingtest.ErrUnavailable, "failure %d", i)
 		require.NotErrorIs(t, err, payment.ErrNotFound, "a failed lookup must not look like 'never seen'")
 	}
-	looked, err := g.Lookup(ctx, req.IdempotencyKey)
+	looked, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 	require.NoError(t, err)
 	require.Equal(t, res, looked)
 
@@ -366,7 +366,7 @@ func TestGatewayLookup(t *testing.T) {
 	a, _, err = a.RecordCharge(payment.ChargeResult{}, billingtest.ErrTimeout, gwNow)
 	require.NoError(t, err)
 	g.FailLookups(1)
-	_, lookErr := g.Lookup(ctx, a.IdempotencyKey)
+	_, lookErr := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey})
 	a, changed, err := a.RecordLookup(payment.ChargeResult{}, lookErr, gwNow)
 	require.NoError(t, err)
 	require.False(t, changed)
@@ -406,7 +406,7 @@ func TestGatewayValidation(t *testing.T) {
 			return err
 		}, payment.ErrInvalid},
 		{"refund lookup of an empty key", func(t *testing.T, g *billingtest.Gateway) error {
-			_, err := g.LookupRefund(ctx, "")
+			_, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: ""})
 			return err
 		}, payment.ErrInvalid},
 	}
@@ -495,7 +495,7 @@ func TestGatewayRefunds(t *testing.T) {
 				require.Equal(t, s.wantID, res.ProviderRefundID, "step %d", i)
 				require.Equal(t, s.payID, res.ProviderPaymentID, "step %d", i)
 				require.Equal(t, s.amount, res.Amount, "step %d", i)
-				looked, err := g.LookupRefund(ctx, s.key)
+				looked, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: s.key})
 				require.NoError(t, err, "step %d", i)
 				require.Equal(t, res, looked, "step %d", i)
 			}
@@ -505,7 +505,7 @@ func TestGatewayRefunds(t *testing.T) {
 				require.Equal(t, "rfd_"+strconv.Itoa(i+1), r.ProviderRefundID)
 				require.Equal(t, i+1, r.Number)
 			}
-			_, err = g.LookupRefund(ctx, "r-never")
+			_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-never"})
 			require.ErrorIs(t, err, payment.ErrNotFound)
 		})
 	}
@@ -561,7 +561,7 @@ func TestGatewayRefundBehaviours(t *testing.T) {
 				require.Equal(t, tt.confirm, ev.Outcome)
 				require.Equal(t, gwNow, ev.ReceivedAt)
 			}
-			looked, err := g.LookupRefund(ctx, "r-1")
+			looked, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
 			if tt.wantLookup == "" {
 				require.ErrorIs(t, err, payment.ErrNotFound)
 			} else {
@@ -593,9 +593,9 @@ func TestGatewayRefundBehaviours(t *testing.T) {
 		_, err = g.ConfirmRefund("rfd_1", payment.OutcomePending)
 		require.ErrorIs(t, err, payment.ErrInvalid)
 		g.FailRefundLookups(1)
-		_, err = g.LookupRefund(ctx, "r-1")
+		_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
 		require.ErrorIs(t, err, billingtest.ErrUnavailable)
-		_, err = g.LookupRefund(ctx, "r-1")
+		_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
 		require.NoError(t, err)
 		require.Equal(t, billingtest.CallCounts{Charge: 1, Refund: 1, LookupRefund: 2}, g.Calls())
 	})
@@ -614,7 +614,7 @@ func TestGatewayLatency(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	canceled, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
-	_, err = g.Lookup(canceled, req.IdempotencyKey)
+	_, err = g.Lookup(canceled, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = g.Refund(canceled, gwRefund(t, "r-1", "pay_1", 100))
 	require.ErrorIs(t, err, context.Canceled)
@@ -684,7 +684,7 @@ func TestGatewayConcurrent(t *testing.T) {
 			wg.Go(func() {
 				res, err := g.Charge(context.Background(), reqs[k])
 				if err != nil {
-					res, err = g.Lookup(context.Background(), reqs[k].IdempotencyKey)
+					res, err = g.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: reqs[k].IdempotencyKey})
 				}
 				if err == nil {
 					results[k][d] = res
@@ -759,7 +759,7 @@ func TestGatewayDedupProperty(t *testing.T) {
 				id := fmt.Sprintf("pay_%d", next)
 				next++
 				want := payment.ChargeResult{Outcome: o, ProviderPaymentID: id, Amount: gwPrice, Currency: "RUB"}
-				lk, err := g.Lookup(ctx, key)
+				lk, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: key})
 				require.NoError(rt, err)
 				want.DeclineCode, want.DeclineMessage = lk.DeclineCode, lk.DeclineMessage
 				require.Equal(rt, want, lk)
@@ -768,7 +768,7 @@ func TestGatewayDedupProperty(t *testing.T) {
 			},
 			"lookup": func(rt *rapid.T) {
 				key := keyGen.Draw(rt, "key")
-				res, err := g.Lookup(ctx, key)
+				res, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: key})
 				if want, ok := model[key]; ok {
 					require.NoError(rt, err)
 					require.Equal(rt, want, res)
@@ -824,7 +824,7 @@ func TestGatewayLandsLater(t *testing.T) {
 		_, err := g.Charge(ctx, r)
 		require.ErrorIs(t, err, billingtest.ErrTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		_, err = g.Lookup(ctx, r.IdempotencyKey)
+		_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: r.IdempotencyKey})
 		require.ErrorIs(t, err, payment.ErrNotFound, "held, not recorded yet")
 	}
 	require.Equal(t, 3, g.Held())
@@ -854,7 +854,7 @@ func TestGatewayLandsLater(t *testing.T) {
 		require.Equal(t, payment.OutcomeSucceeded, evs[i].Outcome)
 		require.Equal(t, r.Amount, evs[i].Amount)
 		require.True(t, evs[i].ReceivedAt.Equal(gwNow))
-		got, err := g.Lookup(ctx, r.IdempotencyKey)
+		got, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: r.IdempotencyKey})
 		require.NoError(t, err)
 		require.Equal(t, evs[i].ProviderPaymentID, got.ProviderPaymentID)
 	}

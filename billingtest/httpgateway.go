@@ -47,12 +47,6 @@ const (
 	CodeInternal = "internal"
 )
 
-// LookupRequest is the body of PathLookup and PathLookupRefund.
-type LookupRequest struct {
-	// IdempotencyKey is the key of the charge or refund looked up.
-	IdempotencyKey string `json:"idempotency_key"`
-}
-
 // ErrorBody is the JSON body of a GatewayServer's non-2xx answer.
 type ErrorBody struct {
 	// Code is one of the Code… constants.
@@ -90,12 +84,12 @@ func NewGatewayServer(g *Gateway) *GatewayServer {
 		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Refund(ctx, req) })
 	})
 	s.mux.HandleFunc("POST "+PathLookup, func(w http.ResponseWriter, r *http.Request) {
-		var req LookupRequest
-		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Lookup(ctx, req.IdempotencyKey) })
+		var req payment.LookupRequest
+		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Lookup(ctx, req) })
 	})
 	s.mux.HandleFunc("POST "+PathLookupRefund, func(w http.ResponseWriter, r *http.Request) {
-		var req LookupRequest
-		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.LookupRefund(ctx, req.IdempotencyKey) })
+		var req payment.RefundLookupRequest
+		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.LookupRefund(ctx, req) })
 	})
 	return s
 }
@@ -233,10 +227,10 @@ func (h HTTPGateway) Refund(ctx context.Context, req payment.RefundRequest) (pay
 	return res, nil
 }
 
-// Lookup posts idempotencyKey to PathLookup; payment.ErrNotFound when the gateway never saw it.
-func (h HTTPGateway) Lookup(ctx context.Context, idempotencyKey string) (payment.ChargeResult, error) {
+// Lookup posts req to PathLookup; payment.ErrNotFound when the gateway never saw the key.
+func (h HTTPGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
 	var res payment.ChargeResult
-	if err := h.call(ctx, PathLookup, LookupRequest{IdempotencyKey: idempotencyKey}, &res, true); err != nil {
+	if err := h.call(ctx, PathLookup, req, &res, true); err != nil {
 		return payment.ChargeResult{}, err
 	}
 	if !res.Outcome.Valid() {
@@ -245,11 +239,11 @@ func (h HTTPGateway) Lookup(ctx context.Context, idempotencyKey string) (payment
 	return res, nil
 }
 
-// LookupRefund posts idempotencyKey to PathLookupRefund; payment.ErrNotFound when the gateway
-// never saw it.
-func (h HTTPGateway) LookupRefund(ctx context.Context, idempotencyKey string) (payment.RefundResult, error) {
+// LookupRefund posts req to PathLookupRefund; payment.ErrNotFound when the gateway never saw
+// the key.
+func (h HTTPGateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
 	var res payment.RefundResult
-	if err := h.call(ctx, PathLookupRefund, LookupRequest{IdempotencyKey: idempotencyKey}, &res, true); err != nil {
+	if err := h.call(ctx, PathLookupRefund, req, &res, true); err != nil {
 		return payment.RefundResult{}, err
 	}
 	if !res.Outcome.Valid() {

@@ -3,7 +3,9 @@ package payment
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/smm-gpt/billing/money"
 )
@@ -43,13 +45,114 @@ type Gateway interface {
 	// Refund returns req.Amount of the provider payment req.ProviderPaymentID under
 	// req.IdempotencyKey. An error means the outcome is unknown.
 	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
-	// Lookup returns the charge made under idempotencyKey, or ErrNotFound when the gateway
-	// never saw the key.
-	Lookup(ctx context.Context, idempotencyKey string) (ChargeResult, error)
-	// LookupRefund returns the refund made under idempotencyKey, or ErrNotFound when the
+	// Lookup returns the charge made under req.IdempotencyKey, or ErrNotFound when the gateway
+	// never saw the key. It never charges.
+	Lookup(ctx context.Context, req LookupRequest) (ChargeResult, error)
+	// LookupRefund returns the refund made under req.IdempotencyKey, or ErrNotFound when the
 	// gateway never saw the key. It settles a refund whose outcome is unknown (the TERMS 3.8
-	// deadline keeps running meanwhile).
-	LookupRefund(ctx context.Context, idempotencyKey string) (RefundResult, error)
+	// deadline keeps running meanwhile). It never refunds.
+	LookupRefund(ctx context.Context, req RefundLookupRequest) (RefundResult, error)
+}
+
+// LookupRequest asks a gateway what happened to the charge made (or maybe made) under a key,
+// with what the engine knows that helps a provider find it.
+type LookupRequest struct {
+	// IdempotencyKey is the key of the charge. Required.
+	IdempotencyKey string
+	// ProviderPaymentID is the provider's id of the charge when an answer gave it (a pending
+	// charge), else empty. An adapter that fetches the payment by this id must still check
+	// that it was made under IdempotencyKey (the metadata's MetadataIdempotencyKey) and answer
+	// ErrNotFound when it was not: a webhook body may name another payment.
+	ProviderPaymentID string
+	// CreatedAt is when the engine created the attempt, by its clock: a charge under the key
+	// was made at or after it. An adapter whose provider forgets keys searches its payments
+	// from this instant (less a margin for clock skew).
+	CreatedAt time.Time
+}
+
+// RefundLookupRequest asks a gateway what happened to the refund made (or maybe made) under a
+// key.
+type RefundLookupRequest struct {
+	// IdempotencyKey is the key of the refund. Required.
+	IdempotencyKey string
+	// ProviderPaymentID is the provider's id of the payment refunded. Required.
+	ProviderPaymentID string
+	// ProviderRefundID is the provider's id of the refund when an answer gave it, else empty.
+	// The same rule as LookupRequest.ProviderPaymentID: check the key before answering.
+	ProviderRefundID string
+	// CreatedAt is when the engine decided the refund, by its clock: a refund under the key was
+	// made at or after it.
+	CreatedAt time.Time
+}
+
+// CheckoutGateway is implemented by a gateway that can take a first payment with the
+// customer present: the provider's payment page (3-D Secure, SBP, a wallet), where the
+// customer agrees to save the payment method for renewals. YooKassa: a payment with
+// confirmation type redirect and save_payment_method; T-Bank: Init with Recurrent=Y (the
+// RebillId is the saved method); CloudPayments: a widget payment whose token is the saved
+// method. The engine's StartCheckout uses it when the gateway has it.
+//
+// The payment then settles as any charge does: by Lookup (the reconciliation job) or by a
+// webhook the engine confirms with Lookup. A succeeded result carries the saved method in
+// ChargeResult.PaymentMethod.
+type CheckoutGateway interface {
+	// StartCheckout creates the payment under req.IdempotencyKey (the same rules as Charge:
+	// the same key is the same payment; an error means the outcome is unknown) and returns
+	// where to send the customer.
+	StartCheckout(ctx context.Context, req CheckoutRequest) (CheckoutResult, error)
+}
+
+// CheckoutRequest is a first payment the customer confirms on the provider's page, saving
+// the payment method for renewals.
+type CheckoutRequest struct {
+	// IdempotencyKey identifies the payment at the gateway. At most MaxKeyLen printable ASCII
+	// characters.
+	IdempotencyKey string
+	// CustomerID is the host's opaque customer id (TERMS 1.3, 5.1).
+	CustomerID string
+	// Amount is the amount in minor units of Currency, > 0.
+	Amount int64
+	// Currency is the ISO 4217 code.
+	Currency string
+	// Description is shown by the provider. Required; an adapter truncates it to its limit.
+	Description string
+	// Receipt is the 54-FZ receipt: kind Income, total equal to Amount.
+	Receipt Receipt
+	// Metadata is passed to the provider as is; it carries IdempotencyKey under
+	// MetadataIdempotencyKey. No personal data, no card data.
+	Metadata map[string]string
+	// ReturnURL is where the provider sends the customer back after the payment page.
+	// Required, an absolute http(s) URL.
+	ReturnURL string
+}
+
+// Validate checks every field. It returns a *ValidationError (errors.Is ErrInvalid).
+func (r CheckoutRequest) Validate() error {
+	if err := checkKey("IdempotencyKey", r.IdempotencyKey); err != nil {
+		return err
+	}
+	if strings.TrimSpace(r.CustomerID) == "" {
+		return invalid("CustomerID", "empty: a charge always belongs to a customer (TERMS 1.3)")
+	}
+	if err := checkMoney("", r.Amount, r.Currency); err != nil {
+		return err
+	}
+	if strings.TrimSpace(r.Description) == "" {
+		return invalid("Description", "empty")
+	}
+	if u, err := url.Parse(r.ReturnURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return invalid("ReturnURL", fmt.Sprintf("%q: not an absolute http(s) URL", r.ReturnURL))
+	}
+	return checkReceiptFor("Receipt", r.Receipt, ReceiptIncome, r.Amount, r.Currency)
+}
+
+// CheckoutResult is the gateway's answer to StartCheckout.
+type CheckoutResult struct {
+	// ChargeResult is the payment as created: usually OutcomePending with its
+	// ProviderPaymentID; a provider may answer a decline (or, rarely, success) at once.
+	ChargeResult
+	// ConfirmationURL is the provider's page to send the customer to; set when pending.
+	ConfirmationURL string
 }
 
 // Outcome is what the gateway says happened to a charge or a refund. The string values are
@@ -148,6 +251,9 @@ type ChargeResult struct {
 	DeclineCode string
 	// DeclineMessage is the provider's human-readable reason for a decline.
 	DeclineMessage string
+	// PaymentMethod is the payment method the provider saved with a succeeded checkout
+	// (CheckoutGateway), the token for renewals; empty for a charge of a saved method.
+	PaymentMethod string
 }
 
 // RefundRequest is one refund of (part of) a succeeded provider payment. The refund package
