@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,14 @@ type Config struct {
 	// operators on the general tax system set the calculated rate of prepayment
 	// (payment.VAT22Of122 from 2026).
 	VAT payment.VATCode
+
+	// ReceiptContact, when set, returns where customerID's 54-FZ receipts go (an e-mail or a
+	// phone). The engine asks it before every charge and refund, since it keeps no personal
+	// data (TERMS 5.1), and puts the contact on the receipt. Nil: receipts go without a
+	// contact, which some providers (YooKassa) refuse: set it with a real provider. An error
+	// makes the charge or refund wait for a later run, as an unknown outcome does; nothing is
+	// sent without the receipt the law asks for.
+	ReceiptContact func(ctx context.Context, customerID string) (payment.Contact, error)
 
 	// Calendar is the production calendar business days are counted on: the 3.7 refund
 	// window and the 3.8 payout deadline. Nil means calendar.Russia() (the Russian

@@ -115,10 +115,17 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 	if gw == nil {
 		return payment.Attempt{}, ErrNoGateway
 	}
-	p, err := e.prepareAttempt(ctx, subID, purpose, number)
+	p, err := e.prepareAttempt(ctx, subID, purpose, number, "")
 	if err != nil || p.attempt.ID == "" {
 		return p.attempt.Attempt, err
 	}
+	a, err := e.runAttempt(ctx, gw, p)
+	return a.Attempt, err
+}
+
+// runAttempt is steps 2 and 3 of the charge protocol for the attempt step 1 prepared.
+func (e *Engine) runAttempt(ctx context.Context, gw payment.Gateway, p preparedCharge) (store.AttemptRow, error) {
+	var err error
 	a := p.attempt
 	switch a.State {
 	case payment.StateCreated:
@@ -126,10 +133,10 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 			// Made by an earlier run, which may have sent it just before a crash: ask first.
 			observed, _, notFound, err := e.lookUp(ctx, gw, a)
 			if err != nil {
-				return a.Attempt, err
+				return a, err
 			}
 			if !notFound {
-				a.Attempt = observed
+				a = observed
 				break
 			}
 			if p, err = e.resend(ctx, a); err != nil || !p.send {
@@ -138,19 +145,21 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 					// recorded a timeout meanwhile: a later run looks it up again.
 					err = errRetryLater
 				}
-				return p.attempt.Attempt, err
+				return p.attempt, err
 			}
 			a = p.attempt
 		}
-		if a.Attempt, err = e.callGateway(ctx, gw, a, p.target); err != nil {
-			return a.Attempt, err
+		if a, err = e.callGateway(ctx, gw, a, p.target); err != nil {
+			return a, err
 		}
 	case payment.StateUnknown, payment.StatePending:
-		if a.Attempt, _, _, err = e.lookUp(ctx, gw, a); err != nil {
-			return a.Attempt, err
+		if a, _, _, err = e.lookUp(ctx, gw, a); err != nil {
+			return a, err
 		}
 	}
-	return e.settleInTx(ctx, a)
+	settled, err := e.settleInTx(ctx, a)
+	a.Attempt = settled
+	return a, err
 }
 
 // lookupOf is the gateway's LookupRequest for attempt a: its key, the provider's id when an
@@ -160,15 +169,24 @@ func lookupOf(a store.AttemptRow) payment.LookupRequest {
 }
 
 // lookUp asks the gateway what happened under a's key and returns a with the answer recorded
-// (RecordLookup), whether that changed it, and whether the gateway never saw the key. A
-// lookup that got no answer is errLookupFailed, with a unchanged.
-func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (payment.Attempt, bool, bool, error) {
+// (RecordLookup, and the payment method a checkout saved), whether that changed it, and
+// whether the gateway never saw the key. A lookup that got no answer is errLookupFailed,
+// with a unchanged.
+func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (store.AttemptRow, bool, bool, error) {
 	res, lerr := gw.Lookup(ctx, lookupOf(a))
 	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
-		return a.Attempt, false, false, lookupFailed(lerr)
+		return a, false, false, lookupFailed(lerr)
 	}
 	next, changed, err := a.RecordLookup(res, lerr, e.clock.Now())
-	return next, changed, errors.Is(lerr, payment.ErrNotFound), err
+	if err != nil {
+		return a, false, false, err
+	}
+	out := a
+	out.Attempt = next
+	if lerr == nil && res.PaymentMethod != "" && out.SavedMethod != res.PaymentMethod {
+		out.SavedMethod, changed = res.PaymentMethod, true
+	}
+	return out, changed, errors.Is(lerr, payment.ErrNotFound), nil
 }
 
 // errLookupFailed is matched by the error of a run whose Lookup failed (the gateway did not
@@ -216,8 +234,9 @@ type chargeTarget struct {
 	method     payment.PaymentMethodStatus
 }
 
-// prepareAttempt is step 1 of the charge protocol.
-func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payment.Purpose, number int) (preparedCharge, error) {
+// prepareAttempt is step 1 of the charge protocol. returnURL, for a checkout, makes a new
+// attempt one the customer confirms on the provider's page (StartCheckout).
+func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payment.Purpose, number int, returnURL string) (preparedCharge, error) {
 	var out preparedCharge
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		out = preparedCharge{}
@@ -236,7 +255,7 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			// The period's latest attempt took nothing: soft-declined (dunning), or canceled or
 			// unapplied while the subscription could not take it (suspended, say). A new one
 			// only when the reason to charge stands again.
-			target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
+			target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, false, now)
 			if err != nil {
 				return err
 			}
@@ -261,7 +280,8 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			if err != nil {
 				return err
 			}
-			out = preparedCharge{attempt: store.AttemptRow{Attempt: next, Terms: latest.Terms, SentAt: now}, send: true, target: target}
+			out = preparedCharge{attempt: store.AttemptRow{Attempt: next, Terms: latest.Terms, SentAt: now, VAT: e.cfg.VAT},
+				send: true, target: target}
 			return store.InsertAttempt(ctx, tx, out.attempt)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
@@ -308,7 +328,7 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 				return e.startRenewedPeriod(ctx, tx, sub, terms, now)
 			}
 		}
-		target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, now)
+		target, nr, err := e.reasonToCharge(ctx, tx, sub, purpose, number, returnURL != "", now)
 		if err != nil {
 			return err
 		}
@@ -330,7 +350,8 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		if err != nil {
 			return err
 		}
-		out = preparedCharge{attempt: store.AttemptRow{Attempt: a, Terms: terms, SentAt: now}, send: true, target: target}
+		out = preparedCharge{attempt: store.AttemptRow{Attempt: a, Terms: terms, SentAt: now, VAT: e.cfg.VAT, ReturnURL: returnURL},
+			send: true, target: target}
 		return store.InsertAttempt(ctx, tx, out.attempt)
 	})
 	return out, err
@@ -351,13 +372,17 @@ type noReason struct {
 // auto-renew on, TERMS 3.6), the method belongs to the subscription's customer, and consent
 // stands (law of 1 March 2026; paying at checkout is the consent, TERMS 3.4). It returns the
 // charge target, or why not (the attempt must then never be sent; stopCharging writes
-// what follows for the subscription).
+// what follows for the subscription). A checkout on the provider's page (onPage) charges no
+// saved method: the customer pays there, so only the subscription's state is checked.
 func (e *Engine) reasonToCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, purpose payment.Purpose,
-	number int, now time.Time) (chargeTarget, *noReason, error) {
+	number int, onPage bool, now time.Time) (chargeTarget, *noReason, error) {
 	switch purpose {
 	case payment.PurposeCheckout:
 		if sub.Status != subscription.StatusPending {
 			return chargeTarget{}, &noReason{why: "the subscription is " + string(sub.Status)}, nil
+		}
+		if onPage {
+			return chargeTarget{customerID: sub.CustomerID}, nil, nil
 		}
 		if sub.PaymentMethod == "" {
 			return chargeTarget{}, nil, &InputError{Op: "ChargeFirstPayment", Problems: []FieldProblem{
@@ -459,7 +484,7 @@ func (e *Engine) resend(ctx context.Context, a store.AttemptRow) (preparedCharge
 		nr := &noReason{why: "a later attempt of the period exists"}
 		if latest.ID == cur.ID {
 			var target chargeTarget
-			if target, nr, err = e.reasonToCharge(ctx, tx, sub, cur.Purpose, cur.PeriodNumber, now); err != nil {
+			if target, nr, err = e.reasonToCharge(ctx, tx, sub, cur.Purpose, cur.PeriodNumber, cur.ReturnURL != "", now); err != nil {
 				var ie *InputError
 				if !errors.As(err, &ie) {
 					return err
@@ -496,24 +521,69 @@ func (e *Engine) resend(ctx context.Context, a store.AttemptRow) (preparedCharge
 	return out, err
 }
 
-// callGateway is step 2 for an attempt marked sent: build the request (54-FZ receipt) and
-// Charge under the attempt's key.
-func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.AttemptRow, target chargeTarget) (payment.Attempt, error) {
+// callGateway is step 2 for an attempt marked sent: build the request (54-FZ receipt with
+// the customer's contact and the attempt's VAT code) and Charge under the attempt's key, or,
+// for a checkout on the provider's page, StartCheckout (payment.CheckoutGateway).
+func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.AttemptRow, target chargeTarget) (store.AttemptRow, error) {
 	now := e.clock.Now()
-	receipt, err := payment.NewChargeReceipt(receiptDescription(a.Terms), a.Amount, a.Currency, e.cfg.VAT, payment.Contact{})
+	contact, err := e.receiptContact(ctx, target.customerID)
 	if err != nil {
-		return a.Attempt, err
+		return a, err
 	}
-	req, err := a.ChargeRequest(target.method, payment.ChargeDetails{
+	receipt, err := payment.NewChargeReceipt(receiptDescription(a.Terms), a.Amount, a.Currency, e.vatOf(a), contact)
+	if err != nil {
+		return a, err
+	}
+	details := payment.ChargeDetails{
 		CustomerID: target.customerID, Description: receiptDescription(a.Terms), Receipt: receipt,
 		Metadata: map[string]string{"subscription_id": a.SubscriptionID, "period": strconv.Itoa(a.PeriodNumber)},
-	}, now)
+	}
+	if a.ReturnURL != "" {
+		cg, ok := gw.(payment.CheckoutGateway)
+		if !ok {
+			return a, ErrNoCheckout
+		}
+		req, err := a.CheckoutRequest(details, a.ReturnURL)
+		if err != nil {
+			return a, err
+		}
+		res, callErr := cg.StartCheckout(ctx, req)
+		next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
+		if err == nil && callErr == nil {
+			a.ConfirmationURL = res.ConfirmationURL
+		}
+		a.Attempt = next
+		return a, err
+	}
+	req, err := a.ChargeRequest(target.method, details, now)
 	if err != nil {
-		return a.Attempt, err
+		return a, err
 	}
 	res, callErr := gw.Charge(ctx, req)
 	next, _, err := a.RecordCharge(res, callErr, e.clock.Now())
-	return next, err
+	a.Attempt = next
+	return a, err
+}
+
+// receiptContact asks the host where customerID's 54-FZ receipts go (Config.ReceiptContact).
+func (e *Engine) receiptContact(ctx context.Context, customerID string) (payment.Contact, error) {
+	if e.cfg.ReceiptContact == nil || customerID == "" {
+		return payment.Contact{}, nil
+	}
+	c, err := e.cfg.ReceiptContact(ctx, customerID)
+	if err != nil {
+		return payment.Contact{}, fmt.Errorf("billing: Config.ReceiptContact for customer %q: %w", customerID, err)
+	}
+	return c, nil
+}
+
+// vatOf is the VAT code of attempt a's receipt: the one fixed when it was made, or, for an
+// attempt made before migration 0010, Config.VAT.
+func (e *Engine) vatOf(a store.AttemptRow) payment.VATCode {
+	if a.VAT != "" {
+		return a.VAT
+	}
+	return e.cfg.VAT
 }
 
 // settle is step 3: record what the gateway said about an attempt and act on it, in tx.
@@ -534,6 +604,12 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 		return observed.Attempt, err
 	}
 	a := stored
+	if observed.ConfirmationURL != "" {
+		a.ConfirmationURL = observed.ConfirmationURL
+	}
+	if observed.SavedMethod != "" {
+		a.SavedMethod = observed.SavedMethod
+	}
 	switch {
 	case !stored.State.Settled():
 		a.Attempt = observed.Attempt // ours is the news; a settled row (a webhook won) stands
@@ -548,7 +624,8 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 	if a.State == payment.StateSucceeded && stored.State != payment.StateSucceeded {
 		return a.Attempt, e.takePayment(ctx, tx, sub, a, now)
 	}
-	if a.State != stored.State || a.ProviderPaymentID != stored.ProviderPaymentID {
+	if a.State != stored.State || a.ProviderPaymentID != stored.ProviderPaymentID ||
+		a.ConfirmationURL != stored.ConfirmationURL || a.SavedMethod != stored.SavedMethod {
 		if err := store.UpdateAttempt(ctx, tx, a); err != nil {
 			return a.Attempt, err
 		}
@@ -568,9 +645,15 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 		return a.Attempt, err
 	}
 	var d payment.Decision
-	if sub.PaymentMethod == "" && a.State == payment.StateSoftDeclined {
+	switch {
+	case a.State == payment.StateSoftDeclined && a.Purpose == payment.PurposeCheckout && a.ReturnURL != "":
+		d = payment.Decision{Action: payment.ActionStop, Reason: payment.StopDeclinedAtCheckout} // declined (or abandoned) on the provider's page
+	case sub.PaymentMethod == "" && a.State == payment.StateSoftDeclined:
 		d = payment.Decision{Action: payment.ActionStop, Reason: payment.StopNoConsent} // the token is gone: nothing to retry on
-	} else if d, err = payment.Decide(a.Attempt, e.cfg.Dunning, method, now); err != nil {
+	default:
+		d, err = payment.Decide(a.Attempt, e.cfg.Dunning, method, now)
+	}
+	if err != nil {
 		return a.Attempt, err
 	}
 	waitsForThis := a.Purpose == payment.PurposeCheckout && sub.Status == subscription.StatusPending ||
@@ -680,13 +763,17 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		if err != nil {
 			return err
 		}
-		next, audit, err := subscription.Activate(sub, subscription.ActivateParams{
-			Start: now, End: sub.Checkout.Period.End(now, 1, loc)}, now)
+		saved, err := e.savedMethod(ctx, tx, sub, a)
 		if err != nil {
 			return err
 		}
-		if sub.PaymentMethod != "" { // gone when consent was withdrawn while the charge was in flight
-			if err := store.SaveConsent(ctx, tx, sub.PaymentMethod, sub.CustomerID, now); err != nil {
+		next, audit, err := subscription.Activate(sub, subscription.ActivateParams{
+			Start: now, End: sub.Checkout.Period.End(now, 1, loc), PaymentMethod: saved}, now)
+		if err != nil {
+			return err
+		}
+		if next.PaymentMethod != "" { // gone when consent was withdrawn while the charge was in flight
+			if err := store.SaveConsent(ctx, tx, next.PaymentMethod, next.CustomerID, now); err != nil {
 				return err
 			}
 		}
@@ -696,6 +783,24 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		return e.afterPaid(ctx, tx, next, a)
 	}
 	return e.startRenewedPeriodPaid(ctx, tx, sub, a, now)
+}
+
+// savedMethod is the payment method a checkout on the provider's page saved, bound to the
+// subscription's customer as the token for renewals, or "" (a charge of a saved method; or
+// the customer did not let the provider save it, and the subscription will not renew from
+// it). A method the provider gave that is bound to another customer is not taken (logged):
+// a token charges only its owner.
+func (e *Engine) savedMethod(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow) (string, error) {
+	if a.SavedMethod == "" {
+		return "", nil
+	}
+	err := bindPaymentMethod(ctx, tx, a.SavedMethod, sub.CustomerID)
+	if errors.Is(err, ErrPaymentMethodNotOwned) {
+		e.logger.ErrorContext(ctx, "billing: the provider saved a payment method bound to another customer; not taken",
+			"subscription", sub.ID, "attempt", a.ID)
+		return "", nil
+	}
+	return a.SavedMethod, err
 }
 
 // bookUnapplied books a succeeded payment that no period can take (TERMS 3.3: money is
@@ -929,6 +1034,9 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 			return nil
 		}
 		a.Attempt = next
+		if res.PaymentMethod != "" {
+			a.SavedMethod = res.PaymentMethod // a checkout on the provider's page saved it
+		}
 		out, err = e.settle(ctx, tx, a)
 		if errors.Is(err, errRetryLater) {
 			err = nil
@@ -1182,8 +1290,7 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 	if !changed {
 		return nil
 	}
-	a.Attempt = observed
-	_, err = e.settleInTx(ctx, a)
+	_, err = e.settleInTx(ctx, observed)
 	return err
 }
 

@@ -551,7 +551,7 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 	if !send {
 		return refundOf(row), nil
 	}
-	req, err := e.gatewayRefund(row)
+	req, err := e.gatewayRefund(ctx, row)
 	if err != nil {
 		return RefundRequest{}, e.opError("ExecuteRefund", err)
 	}
@@ -633,7 +633,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	}
 	res, err := gw.LookupRefund(ctx, refundLookupOf(row))
 	if errors.Is(err, payment.ErrNotFound) {
-		req, rerr := e.gatewayRefund(row)
+		req, rerr := e.gatewayRefund(ctx, row)
 		if rerr != nil {
 			return e.opError("RetryRefund", rerr)
 		}
@@ -841,12 +841,16 @@ func (e *Engine) postRefund(ctx context.Context, tx pgx.Tx, row store.RefundRow,
 }
 
 // gatewayRefund builds the gateway request of row, with its 54-FZ return receipt.
-func (e *Engine) gatewayRefund(row store.RefundRow) (payment.RefundRequest, error) {
+func (e *Engine) gatewayRefund(ctx context.Context, row store.RefundRow) (payment.RefundRequest, error) {
 	desc := "refund, TERMS 3.7"
 	if row.OverrideReason != "" {
 		desc = "refund by operator decision"
 	}
-	receipt, err := payment.NewRefundReceipt(desc, row.AmountMinor, row.Currency, e.cfg.VAT, payment.Contact{})
+	charge, err := store.AttemptByReference(ctx, e.pool, row.ProviderPaymentID, "")
+	if err != nil && !errors.Is(err, store.ErrNotFound) { // not found: a payment the host confirmed without River
+		return payment.RefundRequest{}, err
+	}
+	receipt, err := e.refundReceipt(ctx, row.SubscriptionID, desc, row.AmountMinor, row.Currency, charge)
 	if err != nil {
 		return payment.RefundRequest{}, err
 	}
@@ -854,6 +858,23 @@ func (e *Engine) gatewayRefund(row store.RefundRow) (payment.RefundRequest, erro
 		Amount: row.AmountMinor, Currency: row.Currency, Description: desc, Receipt: receipt,
 		Metadata: map[string]string{"billing_refund_request_id": row.ID, payment.MetadataIdempotencyKey: row.GatewayKey}}
 	return req, req.Validate()
+}
+
+// refundReceipt is the 54-FZ return receipt of a refund of subscription subID's charge: the
+// VAT code the charge was made under (a refund after Config.VAT changed repeats the old
+// rate; charge is zero when the engine holds no attempt of it: then Config.VAT), sent to the
+// customer's contact (Config.ReceiptContact).
+func (e *Engine) refundReceipt(ctx context.Context, subID, desc string, amount int64, currency string,
+	charge store.AttemptRow) (payment.Receipt, error) {
+	sub, err := store.GetSubscription(ctx, e.pool, subID)
+	if err != nil {
+		return payment.Receipt{}, err
+	}
+	contact, err := e.receiptContact(ctx, sub.CustomerID)
+	if err != nil {
+		return payment.Receipt{}, err
+	}
+	return payment.NewRefundReceipt(desc, amount, currency, e.vatOf(charge), contact)
 }
 
 // refundLookupOf is the gateway's RefundLookupRequest for a refund request's current key.

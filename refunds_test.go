@@ -30,9 +30,16 @@ type refundBundle struct {
 // the 3.7 window's 5th working day is Tuesday 10 March).
 func setupRefunds(t *testing.T) (*refundBundle, subscription.Subscription) {
 	t.Helper()
+	return setupRefundsWith(t, func(*billing.Config) {})
+}
+
+// setupRefundsWith is setupRefunds with change applied to the engine's Config.
+func setupRefundsWith(t *testing.T, change func(*billing.Config)) (*refundBundle, subscription.Subscription) {
+	t.Helper()
 	gw := billingtest.NewGateway()
 	rb := &refundBundle{gateway: gw}
 	rb.testBundle = setupWith(t, func(c *billing.Config) {
+		change(c)
 		c.Gateway = gw
 		c.OnRefundEscalation = func(e billing.RefundEscalation) {
 			rb.mu.Lock()

@@ -111,7 +111,11 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 	res, err := gw.LookupRefund(ctx, unappliedLookupOf(u))
 	if errors.Is(err, payment.ErrNotFound) {
 		desc := "return of a payment no subscription period took"
-		receipt, rerr := payment.NewRefundReceipt(desc, u.AmountMinor, u.Currency, e.cfg.VAT, payment.Contact{})
+		charge, rerr := store.GetAttempt(ctx, e.pool, u.AttemptID)
+		if rerr != nil {
+			return e.opError("RefundUnapplied", rerr)
+		}
+		receipt, rerr := e.refundReceipt(ctx, u.SubscriptionID, desc, u.AmountMinor, u.Currency, charge)
 		if rerr != nil {
 			return e.opError("RefundUnapplied", rerr)
 		}

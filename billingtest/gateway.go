@@ -64,8 +64,67 @@ type Gateway struct {
 	calls CallCounts
 }
 
-// The gateway implements payment.Gateway.
-var _ payment.Gateway = (*Gateway)(nil)
+// The gateway implements payment.Gateway and payment.CheckoutGateway.
+var (
+	_ payment.Gateway         = (*Gateway)(nil)
+	_ payment.CheckoutGateway = (*Gateway)(nil)
+)
+
+// CheckoutURLPrefix starts the ConfirmationURL of every checkout StartCheckout creates; the
+// provider payment id follows.
+const CheckoutURLPrefix = "https://checkout.billingtest.invalid/"
+
+// StartCheckout creates, under req.IdempotencyKey, a payment the customer confirms on the
+// provider's page (payment.CheckoutGateway): pending, with ConfirmationURL CheckoutURLPrefix
+// followed by its provider payment id. The same key returns the same payment (another amount,
+// currency or customer under it is ErrKeyReused). The test plays the customer with Confirm:
+// OutcomeSucceeded pays it and saves the payment method "pm_<Number>", which later Lookups and
+// the webhook's confirmation report in ChargeResult.PaymentMethod (and Charges shows as the
+// charge's PaymentMethod); a decline is a refusal or an abandoned page. The Script of the
+// token "" plays for checkouts, so a test can make one fail (TimeoutBeforeCharge, a decline);
+// by default a checkout is pending.
+func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest) (payment.CheckoutResult, error) {
+	g.count(func(c *CallCounts) { c.Charge++ })
+	if err := req.Validate(); err != nil {
+		return payment.CheckoutResult{}, err
+	}
+	if err := g.wait(ctx); err != nil {
+		return payment.CheckoutResult{}, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.paymentsByKey[req.IdempotencyKey]; ok {
+		if p.saves == "" || p.req.CustomerID != req.CustomerID || p.req.Amount != req.Amount || p.req.Currency != req.Currency {
+			return payment.CheckoutResult{}, fmt.Errorf("%w: checkout key %q was used for %d %s of %q",
+				ErrKeyReused, req.IdempotencyKey, p.req.Amount, p.req.Currency, p.req.CustomerID)
+		}
+		return g.checkoutResult(p), nil
+	}
+	outcome, code, err := payment.OutcomePending, payment.OutcomePending, error(nil)
+	if len(g.byToken[""]) > 0 {
+		if outcome, code, err = g.nextChargeBehaviour("").play(); outcome == "" {
+			return payment.CheckoutResult{}, err
+		}
+	}
+	creq := payment.ChargeRequest{IdempotencyKey: req.IdempotencyKey, CustomerID: req.CustomerID, Amount: req.Amount,
+		Currency: req.Currency, Description: req.Description, Receipt: req.Receipt, Metadata: req.Metadata}
+	p := g.record(creq, outcome, code)
+	p.saves = "pm_" + strconv.Itoa(p.number)
+	p.req.PaymentMethod = p.saves
+	if outcome == payment.OutcomeSucceeded {
+		p.res.PaymentMethod = p.saves
+	}
+	return g.checkoutResult(p), err
+}
+
+// checkoutResult is the answer about checkout p as it stands. Call with g.mu held.
+func (g *Gateway) checkoutResult(p *paymentRecord) payment.CheckoutResult {
+	out := payment.CheckoutResult{ChargeResult: p.res}
+	if p.res.Outcome == payment.OutcomePending {
+		out.ConfirmationURL = CheckoutURLPrefix + p.res.ProviderPaymentID
+	}
+	return out
+}
 
 // NewGateway returns an empty gateway: no payments, nothing scripted (every charge and refund
 // succeeds), no latency, and webhook events stamped with the wall clock (see SetClock).
@@ -220,6 +279,8 @@ type paymentRecord struct {
 	number int
 	// held is the sum of the payment's succeeded and pending refunds, in minor units.
 	held int64
+	// saves is the payment method a checkout on the provider's page saves when it succeeds.
+	saves string
 }
 
 // refundRecord is a recorded refund and what the gateway answers about it.
@@ -534,6 +595,9 @@ func (g *Gateway) Confirm(providerPaymentID string, outcome payment.Outcome) (pa
 	case payment.OutcomePending:
 		p.res.Outcome = outcome
 		p.res.DeclineCode, p.res.DeclineMessage = declineReason(outcome)
+		if outcome == payment.OutcomeSucceeded && p.saves != "" {
+			p.res.PaymentMethod = p.saves // the customer paid on the page and let the provider save the method
+		}
 	case outcome:
 	default:
 		return payment.WebhookEvent{}, fmt.Errorf("%w: %s is %s, asked %s", ErrNotPending, providerPaymentID, p.res.Outcome, outcome)

@@ -297,6 +297,39 @@ func (a Attempt) ChargeRequest(method PaymentMethodStatus, d ChargeDetails, at t
 	return req, nil
 }
 
+// CheckoutRequest builds the gateway request for a first payment the customer confirms on
+// the provider's page (CheckoutGateway): the attempt's key, amount and currency, the details
+// and where the provider sends the customer back. There is no saved method to check consent
+// on: paying on the provider's page, agreeing to save the method, is the consent (TERMS 3.4).
+// It refuses an attempt that is not a created checkout (a *TransitionError) and a request
+// that does not validate (*ValidationError).
+func (a Attempt) CheckoutRequest(d ChargeDetails, returnURL string) (CheckoutRequest, error) {
+	if a.State != StateCreated {
+		return CheckoutRequest{}, a.refuse("checkout request", ErrIllegalTransition, "only a created attempt is charged")
+	}
+	if a.Purpose != PurposeCheckout {
+		return CheckoutRequest{}, a.refuse("checkout request", ErrIllegalTransition, "only a checkout is confirmed on the provider's page")
+	}
+	meta := make(map[string]string, len(d.Metadata)+2)
+	maps.Copy(meta, d.Metadata)
+	meta[MetadataAttemptID] = a.ID
+	meta[MetadataIdempotencyKey] = a.IdempotencyKey
+	req := CheckoutRequest{
+		IdempotencyKey: a.IdempotencyKey,
+		CustomerID:     d.CustomerID,
+		Amount:         a.Amount,
+		Currency:       a.Currency,
+		Description:    d.Description,
+		Receipt:        d.Receipt,
+		Metadata:       meta,
+		ReturnURL:      returnURL,
+	}
+	if err := req.Validate(); err != nil {
+		return CheckoutRequest{}, err
+	}
+	return req, nil
+}
+
 // RecordCharge records the gateway's answer to Charge, passed as returned: (res, callErr), and
 // reports whether the attempt changed. For a created attempt a non-nil callErr, or res.Outcome
 // unknown, makes it unknown (res is then ignored); otherwise it takes res's outcome.

@@ -24,22 +24,35 @@ type AttemptRow struct {
 	ParkedAt time.Time
 	// LastError is the last reconciliation error.
 	LastError string
+	// VAT is the VAT code of the charge's receipt, fixed when the attempt was made; its
+	// refunds repeat it. Empty on attempts made before migration 0010.
+	VAT payment.VATCode
+	// ReturnURL is set on a checkout the customer confirms on the provider's page
+	// (payment.CheckoutGateway): where the provider sends the customer back.
+	ReturnURL string
+	// ConfirmationURL is the provider's page for such a checkout, once the provider answered.
+	ConfirmationURL string
+	// SavedMethod is the payment method the provider saved with such a checkout.
+	SavedMethod string
 }
 
 const attemptColumns = `id::text, subscription_id::text, purpose, period, number, idempotency_key, amount_minor, currency,
 	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at,
-	sent_at, unapplied, check_failures, parked_at, last_error`
+	sent_at, unapplied, check_failures, parked_at, last_error, vat_code, return_url, confirmation_url, saved_method`
 
 func scanAttempt(row pgx.Row) (AttemptRow, error) {
 	var a AttemptRow
 	var purpose, state string
 	var terms []byte
 	var settled, sent, parked *time.Time
+	var vat string
 	if err := row.Scan(&a.ID, &a.SubscriptionID, &purpose, &a.PeriodNumber, &a.Number, &a.IdempotencyKey, &a.Amount,
 		&a.Currency, &terms, &a.DueAt, &state, &a.ProviderPaymentID, &a.DeclineCode, &a.DeclineMessage, &a.CreatedAt, &settled,
-		&sent, &a.Unapplied, &a.CheckFailures, &parked, &a.LastError); err != nil {
+		&sent, &a.Unapplied, &a.CheckFailures, &parked, &a.LastError, &vat, &a.ReturnURL, &a.ConfirmationURL,
+		&a.SavedMethod); err != nil {
 		return a, interpret(err)
 	}
+	a.VAT = payment.VATCode(vat)
 	a.Purpose, a.State = payment.Purpose(purpose), payment.State(state)
 	if settled != nil {
 		a.SettledAt = *settled
@@ -62,23 +75,26 @@ func InsertAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
 		return err
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO billing_payment_attempts (`+insertAttemptColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		a.ID, a.SubscriptionID, string(a.Purpose), a.PeriodNumber, a.Number, a.IdempotencyKey, a.Amount, a.Currency,
 		terms, a.DueAt, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, a.CreatedAt, nullTime(a.SettledAt),
-		nullTime(a.SentAt), a.Unapplied)
+		nullTime(a.SentAt), a.Unapplied, string(a.VAT), a.ReturnURL, a.ConfirmationURL, a.SavedMethod)
 	return err
 }
 
 const insertAttemptColumns = `id, subscription_id, purpose, period, number, idempotency_key, amount_minor, currency,
-	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at, sent_at, unapplied`
+	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at, sent_at, unapplied,
+	vat_code, return_url, confirmation_url, saved_method`
 
-// UpdateAttempt stores an attempt's new state, whether it was sent, and whether its money
-// is unapplied.
+// UpdateAttempt stores an attempt's new state, whether it was sent, whether its money is
+// unapplied, and a checkout's confirmation URL and saved method (kept once known).
 func UpdateAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
 	_, err := tx.Exec(ctx, `UPDATE billing_payment_attempts SET state = $2, provider_payment_id = $3,
-		decline_code = $4, decline_message = $5, settled_at = $6, sent_at = $7, unapplied = $8 WHERE id = $1`,
+		decline_code = $4, decline_message = $5, settled_at = $6, sent_at = $7, unapplied = $8,
+		confirmation_url = CASE WHEN $9 = '' THEN confirmation_url ELSE $9 END,
+		saved_method = CASE WHEN $10 = '' THEN saved_method ELSE $10 END WHERE id = $1`,
 		a.ID, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, nullTime(a.SettledAt),
-		nullTime(a.SentAt), a.Unapplied)
+		nullTime(a.SentAt), a.Unapplied, a.ConfirmationURL, a.SavedMethod)
 	return err
 }
 
