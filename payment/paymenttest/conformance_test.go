@@ -1,0 +1,13 @@
+package paymenttest_test
+
+import (
+	"testing"
+
+	"github.com/smm-gpt/billing/payment/paymenttest"
+)
+
+// TestMemoryGateway runs the suite against the in-memory fake provider.
+func TestMemoryGateway(t *testing.T) {
+	t.Parallel()
+	paymenttest.Run(t, func(*testing.T) paymenttest.Harness { return newMemoryHarness() })
+}
