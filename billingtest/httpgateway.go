@@ -176,7 +176,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // It keeps the payment.Gateway contract: a transport error, a timeout, a non-2xx answer or
 // a 2xx answer it cannot read is returned as an error (outcome unknown), never as a
 // decline; declines are results. Only a 404 whose body has code CodeNotFound, from a lookup,
-// is payment.ErrNotFound; a 404 of a wrong URL is an *HTTPError like any other status.
+// is payment.ErrNotFound; a 404 of a wrong URL is an *HTTPError like any other status. A
+// charge or refund request that does not validate is refused with its
+// *payment.ValidationError before anything is sent (TERMS 5.1: a card number where the token
+// goes never leaves the process).
 type HTTPGateway struct {
 	// BaseURL is the server's URL without a trailing slash, e.g. an httptest.Server's URL.
 	BaseURL string
@@ -203,8 +206,12 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("billingtest: HTTP gateway %s: HTTP %d %s: %s", e.Path, e.StatusCode, e.Code, e.Message)
 }
 
-// Charge posts req to PathCharge. An error means the outcome is unknown.
+// Charge posts req to PathCharge. An error means the outcome is unknown; an invalid req is
+// its *payment.ValidationError, and nothing is sent.
 func (h HTTPGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+	if err := req.Validate(); err != nil {
+		return payment.ChargeResult{}, err
+	}
 	var res payment.ChargeResult
 	if err := h.call(ctx, PathCharge, req, &res, false); err != nil {
 		return payment.ChargeResult{}, err
@@ -215,8 +222,12 @@ func (h HTTPGateway) Charge(ctx context.Context, req payment.ChargeRequest) (pay
 	return res, nil
 }
 
-// Refund posts req to PathRefund. An error means the outcome is unknown.
+// Refund posts req to PathRefund. An error means the outcome is unknown; an invalid req is
+// its *payment.ValidationError, and nothing is sent.
 func (h HTTPGateway) Refund(ctx context.Context, req payment.RefundRequest) (payment.RefundResult, error) {
+	if err := req.Validate(); err != nil {
+		return payment.RefundResult{}, err
+	}
 	var res payment.RefundResult
 	if err := h.call(ctx, PathRefund, req, &res, false); err != nil {
 		return payment.RefundResult{}, err

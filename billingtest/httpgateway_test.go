@@ -2,9 +2,11 @@ package billingtest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,15 +107,29 @@ func TestHTTPGatewayErrorsAreNeverDeclinesNorNotFound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	t.Run("malformed request: 400, an error", func(t *testing.T) {
+	t.Run("invalid request: its ValidationError, and nothing sent", func(t *testing.T) {
 		t.Parallel()
 		g, _, _, h := startHTTPGateway(t)
 		req := gwReq(t, 1, 1)
 		req.Amount = 0
 		_, err := h.Charge(ctx, req)
-		var he *billingtest.HTTPError
-		require.ErrorAs(t, err, &he)
-		require.Equal(t, http.StatusBadRequest, he.StatusCode)
+		require.ErrorIs(t, err, payment.ErrInvalid)
+		refund := gwRefund(t, "refund-1", "pay_1", gwPrice)
+		refund.IdempotencyKey = ""
+		_, err = h.Refund(ctx, refund)
+		require.ErrorIs(t, err, payment.ErrInvalid)
+		require.Equal(t, billingtest.CallCounts{}, g.Calls(), "an invalid request reached the server")
+	})
+	t.Run("malformed body at the server: 400 invalid", func(t *testing.T) {
+		t.Parallel()
+		g, _, srv, _ := startHTTPGateway(t)
+		resp, err := http.Post(srv.URL+billingtest.PathCharge, "application/json", strings.NewReader(`{"Amount": "many"}`))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		var eb billingtest.ErrorBody
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&eb))
+		require.Equal(t, billingtest.CodeInvalid, eb.Code)
 		require.Empty(t, g.Charges())
 	})
 	t.Run("key reused: 409, an error", func(t *testing.T) {
