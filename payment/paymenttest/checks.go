@@ -27,6 +27,7 @@ var checks = []checkGroup{
 		{"success names the payment and echoes amount and currency", chargeSucceeds},
 		{"same key twice is one charge", chargeSameKeyTwice},
 		{"concurrent charges under one key are one charge", chargeSameKeyConcurrently},
+		{"same key with another amount is never a second charge", chargeSameKeyOtherAmount},
 		{"different keys are different charges", chargeDifferentKeys},
 		{"soft decline is a result with a decline code, not an error", chargeDeclines(SoftDecline, payment.OutcomeSoftDeclined)},
 		{"hard decline is a result with a decline code, not an error", chargeDeclines(HardDecline, payment.OutcomeHardDeclined)},
@@ -45,6 +46,7 @@ var checks = []checkGroup{
 		{"refund names itself and echoes the payment, amount and currency", refundSucceeds},
 		{"same key twice is one refund", refundSameKeyTwice},
 		{"concurrent refunds under one key are one refund", refundSameKeyConcurrently},
+		{"same key with another amount is never a second refund", refundSameKeyOtherAmount},
 		{"partial refunds add up to the payment and no further", refundPartialsAddUp},
 		{"refund above what is left is an error and moves no money", refundAboveLeft},
 		{"refund of a pending payment is an error and moves no money", refundOfPending},
@@ -112,6 +114,28 @@ func chargeSameKeyConcurrently(s *suite) {
 		require.Equal(s.t, found.ProviderPaymentID, results[i].ProviderPaymentID, "call %d of %d under one key", i+1, concurrency)
 	}
 	require.Equal(s.t, before+1, s.payments(), "%d concurrent Charges under one key made more than one provider payment", concurrency)
+}
+
+// chargeSameKeyOtherAmount: a Charge reusing a key for another amount (a bug in the caller)
+// is refused with an error or answered with the key's first payment; it never makes a second.
+func chargeSameKeyOtherAmount(s *suite) {
+	before := s.payments()
+	c, first := s.succeeded()
+	other := c
+	other.req.Amount = price + 100
+	receipt, err := payment.NewChargeReceipt("Conformance tariff, 1 month", other.req.Amount, currency,
+		payment.VAT22Of122, payment.Contact{Email: "conformance@example.com"})
+	require.NoError(s.t, err)
+	other.req.Receipt = receipt
+	res, err := s.gw.Charge(s.ctx, other.req)
+	if err == nil {
+		require.Equal(s.t, first.ProviderPaymentID, res.ProviderPaymentID,
+			"a key reused for another amount must be refused or answer the key's payment, not make another")
+	}
+	require.Equal(s.t, before+1, s.payments(), "a key reused for another amount made a second payment")
+	got := s.lookedUp(c, "")
+	s.requireCharge(got, c, payment.OutcomeSucceeded)
+	require.Equal(s.t, first.ProviderPaymentID, got.ProviderPaymentID)
 }
 
 // chargeDifferentKeys: two keys are two payments, even of the same method and amount.
@@ -309,6 +333,24 @@ func refundSameKeyConcurrently(s *suite) {
 	}
 	s.refunded(s.newRefund(paid.ProviderPaymentID, price-half))
 	s.requireRefundRefused(s.newRefund(paid.ProviderPaymentID, 1), "beyond the payment (concurrent calls refunded twice?)")
+}
+
+// refundSameKeyOtherAmount: a Refund reusing a key for another amount is refused with an error
+// or answered with the key's first refund; it takes nothing more.
+func refundSameKeyOtherAmount(s *suite) {
+	_, paid := s.succeeded()
+	first := int64(30000)
+	req := s.newRefund(paid.ProviderPaymentID, first)
+	made := s.refunded(req)
+	other := s.newRefund(paid.ProviderPaymentID, 40000)
+	other.IdempotencyKey, other.Metadata = req.IdempotencyKey, req.Metadata
+	res, err := s.gw.Refund(s.ctx, other)
+	if err == nil {
+		require.Equal(s.t, made.ProviderRefundID, res.ProviderRefundID,
+			"a refund key reused for another amount must be refused or answer the key's refund, not make another")
+	}
+	s.refunded(s.newRefund(paid.ProviderPaymentID, price-first))
+	s.requireRefundRefused(s.newRefund(paid.ProviderPaymentID, 1), "beyond the payment (the reused key refunded again?)")
 }
 
 // refundPartialsAddUp: refunds under their own keys add up to the payment, each a refund of
