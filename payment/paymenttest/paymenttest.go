@@ -32,6 +32,8 @@
 //     as it stands now; both name the same provider payment.
 //   - Lookup under a key the provider holds, with the ProviderPaymentID of another key's payment,
 //     may answer the key's own payment or an error, never the payment it was handed.
+//   - A key reused for another amount (a bug in the caller) is refused with an error or
+//     answered with the key's first payment or refund; it never makes a second one.
 //   - An invalid request (no key, a card number for a token, a zero amount) is refused with the
 //     request's own *payment.ValidationError (errors.Is payment.ErrInvalid, and
 //     payment.ErrCardData for card data) before anything reaches the provider: the adapter calls
@@ -39,6 +41,7 @@
 package paymenttest
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/smm-gpt/billing/payment"
@@ -112,7 +115,7 @@ func (b Behaviour) String() string {
 	case FailBeforeProvider:
 		return "FailBeforeProvider"
 	}
-	return "Behaviour(?)"
+	return "Behaviour(" + strconv.Itoa(int(b)) + ")"
 }
 
 // Run runs every check of the contract against the gateways newHarness makes, each check a
