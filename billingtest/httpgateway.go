@@ -22,10 +22,11 @@ const (
 	PathCharge = "/charge"
 	// PathRefund takes a payment.RefundRequest and answers a payment.RefundResult.
 	PathRefund = "/refund"
-	// PathLookup takes a LookupRequest and answers a payment.ChargeResult, or 404 not_found.
-	PathLookup = "/lookup"
-	// PathLookupRefund takes a LookupRequest and answers a payment.RefundResult, or 404
+	// PathLookup takes a payment.LookupRequest and answers a payment.ChargeResult, or 404
 	// not_found.
+	PathLookup = "/lookup"
+	// PathLookupRefund takes a payment.RefundLookupRequest and answers a payment.RefundResult,
+	// or 404 not_found.
 	PathLookupRefund = "/lookup-refund"
 )
 
