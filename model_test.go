@@ -405,6 +405,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"":                 m.checkAlways,
 		"subscribe":        m.subscribe,
 		"chargeFirst":      m.chargeFirst,
+		"startCheckout":    m.startCheckout,
 		"failFirst":        m.failFirst,
 		"confirmFirst":     m.confirmFirst,
 		"consume":          m.consume,
@@ -468,6 +469,9 @@ func (m *model) subscribe(t *rapid.T) {
 	if rapid.IntRange(0, 7).Draw(t, "free") == 0 && !slices.Contains(disabledActions(), "subscribeFree") {
 		code = "free"
 	}
+	if rapid.IntRange(0, 5).Draw(t, "no card: pays on the provider's page") == 0 && !slices.Contains(disabledActions(), "startCheckout") {
+		token = ""
+	}
 	sub, err := m.eng.Subscribe(m.ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: code,
 		PaymentMethod: token, IdempotencyKey: m.key("checkout")})
 	if err == nil {
@@ -480,6 +484,15 @@ func (m *model) chargeFirst(t *rapid.T) {
 	s := m.pickSub(t)
 	res, err := m.eng.ChargeFirstPayment(m.ctx, s.id)
 	m.result(t, fmt.Sprintf("ChargeFirstPayment(%s) -> %s, attempt %s", m.subName(s.id), res.Subscription.Status, res.Attempt.State), err)
+}
+
+// startCheckout is a customer sent to the provider's page for the first payment (the fake
+// answers pending; confirmPending and quiescence play the customer paying or not).
+func (m *model) startCheckout(t *rapid.T) {
+	s := m.pickSub(t)
+	co, err := m.eng.StartCheckout(m.ctx, s.id, "https://app.example/return")
+	m.result(t, fmt.Sprintf("StartCheckout(%s) -> %s, attempt %s, page %q", m.subName(s.id), co.Subscription.Status,
+		co.Attempt.State, co.ConfirmationURL), err)
 }
 
 func (m *model) failFirst(t *rapid.T) {
@@ -497,6 +510,9 @@ func (m *model) confirmFirst(t *rapid.T) {
 	}
 	s := m.pickSub(t)
 	sub := m.get(t, s.id)
+	if s.token == "" {
+		t.Skip("a customer without a saved card pays on the provider's page")
+	}
 	if sub.Status != subscription.StatusPending || sub.Checkout.IsFree() {
 		t.Skip("not a pending paid checkout")
 	}

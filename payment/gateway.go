@@ -60,9 +60,10 @@ type LookupRequest struct {
 	// IdempotencyKey is the key of the charge. Required.
 	IdempotencyKey string
 	// ProviderPaymentID is the provider's id of the charge when an answer gave it (a pending
-	// charge), else empty. An adapter that fetches the payment by this id must still check
-	// that it was made under IdempotencyKey (the metadata's MetadataIdempotencyKey) and answer
-	// ErrNotFound when it was not: a webhook body may name another payment.
+	// charge), else empty. A hint only: an adapter that fetches the payment by this id must
+	// check that it was made under IdempotencyKey (the metadata's MetadataIdempotencyKey);
+	// when it was not, the id is ignored and the key looked up as if none were given. Never
+	// answer with a payment made under another key.
 	ProviderPaymentID string
 	// CreatedAt is when the engine created the attempt, by its clock: a charge under the key
 	// was made at or after it. An adapter whose provider forgets keys searches its payments
@@ -78,7 +79,7 @@ type RefundLookupRequest struct {
 	// ProviderPaymentID is the provider's id of the payment refunded. Required.
 	ProviderPaymentID string
 	// ProviderRefundID is the provider's id of the refund when an answer gave it, else empty.
-	// The same rule as LookupRequest.ProviderPaymentID: check the key before answering.
+	// A hint, under the same rule as LookupRequest.ProviderPaymentID: check the key.
 	ProviderRefundID string
 	// CreatedAt is when the engine decided the refund, by its clock: a refund under the key was
 	// made at or after it.
