@@ -17,6 +17,7 @@ var PaymentCancellationReasons = map[string]string{
 	"canceled_by_merchant":          "merchant",
 	"card_expired":                  "payment_network",
 	"country_forbidden":             "yoo_money",
+	"deal_expired":                  "yoo_money",
 	"expired_on_capture":            "yoo_money",
 	"expired_on_confirmation":       "yoo_money",
 	"fraud_suspected":               "yoo_money",
@@ -43,6 +44,9 @@ var RefundCancellationReasons = map[string]string{
 	"rejected_by_timeout":              "refund_network",
 	"payment_basket_id_not_found":      "refund_network",
 	"payment_article_number_not_found": "refund_network",
+	"payment_tru_code_not_found":       "refund_network",
+	"some_articles_already_refunded":   "refund_network",
+	"too_many_refunding_articles":      "refund_network",
 }
 
 // VatCodes are the receipt item vat_code values (tag 1199) of the "parameters values" page:

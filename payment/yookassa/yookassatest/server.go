@@ -961,7 +961,8 @@ func (s *Server) createRefundLocked(key string, body []byte) answer {
 	now := s.nowLocked()
 	rf := &refund{
 		created: now, key: key, receipt: receipt, units: units,
-		obj: Refund{ID: s.newID("0015"), PaymentID: p.obj.ID, Status: "pending", CreatedAt: stamp(now),
+		// Status stays empty until applyRefundLocked sets it: "pending" there means an amount held.
+		obj: Refund{ID: s.newID("0015"), PaymentID: p.obj.ID, CreatedAt: stamp(now),
 			Amount: formatAmount(units, currency), Description: description, Metadata: metadata},
 	}
 	rf.seq = s.seq
