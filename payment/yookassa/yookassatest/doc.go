@@ -76,10 +76,15 @@
 //     (PendingThen), success whose answer never arrives (TimeoutAfterSuccess), success
 //     answered 500 (InternalErrorAfterSuccess), 500 and 429 with nothing done. FailGETs
 //     fails the next GETs with 500 or 429.
-//   - Lists: created_at.gte/gt/lte/lt, status, limit 1..100 (default 10), payment_id for
-//     refunds; newest first (by created_at descending; objects created at the same instant
-//     of the simulator's clock, later creation first); next_cursor while more items follow,
-//     passed back as cursor. A cursor is opaque.
+//   - Lists: created_at.gte/gt/lte/lt, status, limit 1..100 (default 10), cursor; for
+//     payments also captured_at.gte/gt/lte/lt and payment_method, for refunds payment_id.
+//     Items newest first (by created_at descending; objects created at the same instant of
+//     the simulator's clock, later creation first); next_cursor while more items follow,
+//     passed back as cursor; items is [] on an empty page. A cursor is opaque. Any other
+//     query parameter is refused (400, parameter named): there is no metadata filter on
+//     payments or refunds (the spec has one for payouts only), so an adapter looking for
+//     the payment made under a key must page from created_at.gte and compare metadata
+//     itself.
 //   - Notifications: type "notification", event payment.waiting_for_capture,
 //     payment.succeeded, payment.canceled or refund.succeeded, object the Payment or Refund
 //     as it was at the change. Recorded (Notifications) and, if a webhook URL is set, POSTed

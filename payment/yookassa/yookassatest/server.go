@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,7 @@ type payment struct {
 	methodID string // the payment_method_id of an autopayment
 	settleAt time.Time
 	settle   *Behaviour
+	captured time.Time
 }
 
 // refund is a refund with what the simulator keeps beside its wire object.
@@ -503,6 +505,7 @@ func (s *Server) applyPaymentLocked(p *payment, b Behaviour) {
 		}
 		p.obj.Status = "succeeded"
 		p.obj.ExpiresAt = ""
+		p.captured = now
 		p.obj.CapturedAt = stamp(now)
 		p.obj.Refundable = true
 		if p.obj.ReceiptRegistration != "" {
@@ -985,19 +988,65 @@ func (s *Server) createRefundLocked(key string, body []byte) answer {
 
 // ---- lists ----
 
-// listQuery is a parsed list request.
-type listQuery struct {
+// timeRange is the four documented bounds of a date-time filter (created_at, captured_at).
+type timeRange struct {
 	gte, gt, lte, lt time.Time
-	status           string
-	limit            int
-	after            string // the id after which the page starts, from the cursor
 }
 
-func parseListQuery(r *http.Request, statuses map[string]bool) (listQuery, *badRequest) {
+func (r timeRange) set() bool {
+	return !r.gte.IsZero() || !r.gt.IsZero() || !r.lte.IsZero() || !r.lt.IsZero()
+}
+
+// has reports whether t is within the range; a zero t (no such instant) is only within an
+// unset range.
+func (r timeRange) has(t time.Time) bool {
+	if t.IsZero() {
+		return !r.set()
+	}
+	return (r.gte.IsZero() || !t.Before(r.gte)) && (r.gt.IsZero() || t.After(r.gt)) &&
+		(r.lte.IsZero() || !t.After(r.lte)) && (r.lt.IsZero() || t.Before(r.lt))
+}
+
+// listQuery is a parsed list request.
+type listQuery struct {
+	created, captured timeRange
+	status            string
+	method            string // payment_method (payments)
+	paymentID         string // payment_id (refunds)
+	limit             int
+	after             string // the id after which the page starts, from the cursor
+}
+
+// The query parameters each list takes. Any other is refused: the simulator does not let an
+// adapter rely on a filter the API does not document for that list (metadata, for one, is
+// searchable only on payouts).
+var (
+	paymentListParams = set("created_at.gte", "created_at.gt", "created_at.lte", "created_at.lt",
+		"captured_at.gte", "captured_at.gt", "captured_at.lte", "captured_at.lt",
+		"payment_method", "status", "limit", "cursor")
+	refundListParams = set("created_at.gte", "created_at.gt", "created_at.lte", "created_at.lt",
+		"payment_id", "status", "limit", "cursor")
+)
+
+func parseListQuery(r *http.Request, params, statuses map[string]bool) (listQuery, *badRequest) {
 	q := listQuery{limit: defaultListLimit}
 	v := r.URL.Query()
-	for name, dst := range map[string]*time.Time{"created_at.gte": &q.gte, "created_at.gt": &q.gt,
-		"created_at.lte": &q.lte, "created_at.lt": &q.lt} {
+	names := make([]string, 0, len(v))
+	for name := range v {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !params[name] {
+			return q, bad(name, "%s is not a parameter of this list", name)
+		}
+	}
+	for name, dst := range map[string]*time.Time{
+		"created_at.gte": &q.created.gte, "created_at.gt": &q.created.gt,
+		"created_at.lte": &q.created.lte, "created_at.lt": &q.created.lt,
+		"captured_at.gte": &q.captured.gte, "captured_at.gt": &q.captured.gt,
+		"captured_at.lte": &q.captured.lte, "captured_at.lt": &q.captured.lt,
+	} {
 		if s := v.Get(name); s != "" {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
@@ -1012,9 +1061,11 @@ func parseListQuery(r *http.Request, statuses map[string]bool) (listQuery, *badR
 		}
 		q.status = s
 	}
+	q.method = v.Get("payment_method")
+	q.paymentID = v.Get("payment_id")
 	if s := v.Get("limit"); s != "" {
-		n, err := parseLimit(s)
-		if err != nil {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxListLimit {
 			return q, bad("limit", "limit %q must be an integer from 1 to %d", s, maxListLimit)
 		}
 		q.limit = n
@@ -1029,21 +1080,6 @@ func parseListQuery(r *http.Request, statuses map[string]bool) (listQuery, *badR
 	return q, nil
 }
 
-func parseLimit(s string) (int, error) {
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != s || n < 1 || n > maxListLimit {
-		return 0, fmt.Errorf("bad limit")
-	}
-	return n, nil
-}
-
-// match reports whether an object created at t with status passes the filters.
-func (q listQuery) match(t time.Time, status string) bool {
-	return (q.gte.IsZero() || !t.Before(q.gte)) && (q.gt.IsZero() || t.After(q.gt)) &&
-		(q.lte.IsZero() || !t.After(q.lte)) && (q.lt.IsZero() || t.Before(q.lt)) &&
-		(q.status == "" || status == q.status)
-}
-
 // The cursor is opaque to clients: the id of the last object of the previous page, encoded.
 func encodeCursor(id string) string { return "c" + strings.ReplaceAll(id, "-", "") }
 
@@ -1055,26 +1091,34 @@ func decodeCursor(c string) (string, bool) {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], true
 }
 
-// page returns the newest-first page of the objects matching q. ids, times and statuses
-// describe the objects in creation order.
-func page(q listQuery, n int, id func(int) string, created func(int) time.Time, status func(int) string) (idx []int, next string, ok bool) {
-	order := make([]int, n)
+// listed is what a list needs of an object.
+type listed struct {
+	id      string
+	seq     int
+	created time.Time
+	match   bool
+}
+
+// page returns the positions (in objs) of the newest-first page after q.after, and the
+// cursor of the next page. ok is false when the cursor names no object of the list.
+func page(q listQuery, objs []listed) (idx []int, next string, ok bool) {
+	order := make([]int, len(objs))
 	for i := range order {
 		order[i] = i
 	}
-	// Newest first: by created_at descending, later creations first among equals.
+	// Newest first: by created_at descending, the later creation first among equals.
 	sort.SliceStable(order, func(a, b int) bool {
-		ta, tb := created(order[a]), created(order[b])
-		if !ta.Equal(tb) {
-			return ta.After(tb)
+		x, y := objs[order[a]], objs[order[b]]
+		if !x.created.Equal(y.created) {
+			return x.created.After(y.created)
 		}
-		return order[a] > order[b]
+		return x.seq > y.seq
 	})
 	start := 0
 	if q.after != "" {
 		found := false
 		for k, i := range order {
-			if id(i) == q.after {
+			if objs[i].id == q.after {
 				start, found = k+1, true
 				break
 			}
@@ -1084,11 +1128,11 @@ func page(q listQuery, n int, id func(int) string, created func(int) time.Time, 
 		}
 	}
 	for _, i := range order[start:] {
-		if !q.match(created(i), status(i)) {
+		if !objs[i].match {
 			continue
 		}
 		if len(idx) == q.limit {
-			return idx, encodeCursor(id(idx[len(idx)-1])), true
+			return idx, encodeCursor(objs[idx[len(idx)-1]].id), true
 		}
 		idx = append(idx, i)
 	}
@@ -1099,14 +1143,21 @@ var paymentStatuses = set("pending", "waiting_for_capture", "succeeded", "cancel
 var refundStatuses = set("pending", "succeeded", "canceled")
 
 func (s *Server) listPaymentsLocked(r *http.Request) answer {
-	q, e := parseListQuery(r, paymentStatuses)
+	q, e := parseListQuery(r, paymentListParams, paymentStatuses)
 	if e != nil {
 		return s.badAnswer(e)
 	}
-	idx, next, ok := page(q, len(s.payments),
-		func(i int) string { return s.payments[i].obj.ID },
-		func(i int) time.Time { return s.payments[i].created },
-		func(i int) string { return s.payments[i].obj.Status })
+	objs := make([]listed, len(s.payments))
+	for i, p := range s.payments {
+		method := ""
+		if p.obj.PaymentMethod != nil {
+			method = p.obj.PaymentMethod.Type
+		}
+		objs[i] = listed{id: p.obj.ID, seq: p.seq, created: p.created,
+			match: q.created.has(p.created) && q.captured.has(p.captured) &&
+				(q.status == "" || p.obj.Status == q.status) && (q.method == "" || method == q.method)}
+	}
+	idx, next, ok := page(q, objs)
 	if !ok {
 		return s.badAnswer(bad("cursor", "cursor is not a cursor of this list"))
 	}
@@ -1118,27 +1169,23 @@ func (s *Server) listPaymentsLocked(r *http.Request) answer {
 }
 
 func (s *Server) listRefundsLocked(r *http.Request) answer {
-	q, e := parseListQuery(r, refundStatuses)
+	q, e := parseListQuery(r, refundListParams, refundStatuses)
 	if e != nil {
 		return s.badAnswer(e)
 	}
-	paymentID := r.URL.Query().Get("payment_id")
-	var rs []*refund
-	for _, rf := range s.refunds {
-		if paymentID == "" || rf.obj.PaymentID == paymentID {
-			rs = append(rs, rf)
-		}
+	objs := make([]listed, len(s.refunds))
+	for i, rf := range s.refunds {
+		objs[i] = listed{id: rf.obj.ID, seq: rf.seq, created: rf.created,
+			match: q.created.has(rf.created) && (q.status == "" || rf.obj.Status == q.status) &&
+				(q.paymentID == "" || rf.obj.PaymentID == q.paymentID)}
 	}
-	idx, next, ok := page(q, len(rs),
-		func(i int) string { return rs[i].obj.ID },
-		func(i int) time.Time { return rs[i].created },
-		func(i int) string { return rs[i].obj.Status })
+	idx, next, ok := page(q, objs)
 	if !ok {
 		return s.badAnswer(bad("cursor", "cursor is not a cursor of this list"))
 	}
 	list := List[Refund]{Type: "list", Items: []Refund{}, NextCursor: next}
 	for _, i := range idx {
-		list.Items = append(list.Items, rs[i].object())
+		list.Items = append(list.Items, s.refunds[i].object())
 	}
 	return jsonAnswer(http.StatusOK, list)
 }

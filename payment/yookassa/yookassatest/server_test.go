@@ -641,6 +641,17 @@ func TestListPayments(t *testing.T) {
 		}
 		require.Equal(t, []string{ids[24], ids[19], ids[14]}, itemIDs(l))
 	})
+	t.Run("captured_at and payment_method filters", func(t *testing.T) {
+		at := func(i int) string { return DefaultStart.Add(time.Duration(i) * time.Minute).Format(time.RFC3339) }
+		l, r := list(t, "?limit=100&captured_at.gte="+at(15)+"&captured_at.lt="+at(20))
+		require.Equal(t, http.StatusOK, r.status, "body %s", r.body)
+		require.Equal(t, reversed(ids[15:19]), itemIDs(l), "the canceled payment 19 was never captured")
+		l, _ = list(t, "?limit=100&payment_method=bank_card")
+		require.Len(t, l.Items, 25)
+		l, _ = list(t, "?limit=100&payment_method=sbp")
+		require.Empty(t, l.Items)
+		require.NotNil(t, l.Items, "items is [] on an empty page, never null")
+	})
 	t.Run("exactly limit items: no next_cursor", func(t *testing.T) {
 		l, _ := list(t, "?limit=5&created_at.lt="+DefaultStart.Add(5*time.Minute).Format(time.RFC3339))
 		require.Len(t, l.Items, 5)
@@ -654,6 +665,9 @@ func TestListPayments(t *testing.T) {
 			{"?status=paid", "status"},
 			{"?created_at.gte=yesterday", "created_at.gte"},
 			{"?cursor=nonsense", "cursor"},
+			// Metadata is searchable on payouts only: an adapter must filter payments itself.
+			{"?metadata%5Bbilling_key%5D=k1", "metadata[billing_key]"},
+			{"?payment_id=" + ids[0], "payment_id"},
 		} {
 			_, r := list(t, tc.query)
 			require.Equal(t, http.StatusBadRequest, r.status, tc.query)
