@@ -53,6 +53,7 @@ type Server struct {
 	getFailures  []int
 
 	seq          int
+	errSeq       int
 	payments     []*payment
 	paymentsByID map[string]*payment
 	refunds      []*refund
@@ -735,8 +736,8 @@ func jsonAnswer(status int, v any) answer {
 }
 
 func (s *Server) errorAnswer(status int, code, parameter, description string) answer {
-	s.seq++
-	e := ErrorBody{Type: "error", ID: fmt.Sprintf("%08x-e000-4000-8000-%012x", 0x2f000000+s.seq, s.seq),
+	s.errSeq++ // errors have their own count, so object ids do not depend on refused requests
+	e := ErrorBody{Type: "error", ID: fmt.Sprintf("%08x-e000-4000-8000-%012x", 0x2f000000+s.errSeq, s.errSeq),
 		Code: code, Description: description, Parameter: parameter}
 	return jsonAnswer(status, e)
 }
