@@ -119,12 +119,13 @@ func PendingThen(after time.Duration, then Behaviour) Behaviour {
 	return Behaviour{kind: kindPendingThen, after: after, then: &then}
 }
 
-// TimeoutAfterSuccess: the object is created and succeeds, its answer is stored under the
-// idempotence key, and the connection is closed without an answer: the client sees a
-// dropped connection (an unknown outcome).
+// TimeoutAfterSuccess: the object is created and succeeds (a checkout payment is created
+// pending, as usual), its answer is stored under the idempotence key, and the connection is
+// closed without an answer: the client sees a dropped connection (an unknown outcome).
 func TimeoutAfterSuccess() Behaviour { return Behaviour{kind: kindTimeoutAfterSuccess} }
 
-// InternalErrorAfterSuccess: the object is created and succeeds, yet the answer is 500
+// InternalErrorAfterSuccess: the object is created and succeeds (a checkout payment is
+// created pending), yet the answer is 500
 // internal_server_error ("the result is unknown", as documented). A retry under the same key
 // gets the object.
 func InternalErrorAfterSuccess() Behaviour { return Behaviour{kind: kindInternalErrorAfterSuccess} }

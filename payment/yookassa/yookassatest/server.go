@@ -240,7 +240,8 @@ func (s *Server) FailGETs(n int, status int) {
 
 // Succeed settles a pending payment as succeeded, as when the customer pays on the
 // confirmation page (a checkout payment with save_payment_method then has a saved method),
-// or captures a waiting_for_capture one. It notifies payment.succeeded, or
+// or captures a waiting_for_capture one (as the merchant's capture request would; that
+// endpoint is not simulated). It notifies payment.succeeded, or
 // payment.waiting_for_capture for a pending payment made without capture: true.
 func (s *Server) Succeed(paymentID string) error {
 	return s.settlePayment(paymentID, Success())
@@ -276,9 +277,6 @@ func (s *Server) settlePayment(id string, b Behaviour) error {
 	switch {
 	case !ok:
 		err = fmt.Errorf("yookassatest: no payment %q", id)
-	case p.obj.Status == "waiting_for_capture" && b.kind == kindSuccess:
-		p.capture = true
-		s.applyPaymentLocked(p, b)
 	case p.obj.Status != "pending" && p.obj.Status != "waiting_for_capture":
 		err = fmt.Errorf("yookassatest: payment %q is %s, not pending", id, p.obj.Status)
 	default:
@@ -497,7 +495,7 @@ func (s *Server) applyPaymentLocked(p *payment, b Behaviour) {
 		if p.obj.Confirmation != nil {
 			p.obj.Confirmation.ConfirmationURL = ""
 		}
-		if !p.capture {
+		if !p.capture && p.obj.Status != "waiting_for_capture" {
 			p.obj.Status = "waiting_for_capture"
 			p.settleAt = now.Add(CaptureWindow)
 			p.obj.ExpiresAt = stamp(p.settleAt)
@@ -882,7 +880,16 @@ func (s *Server) createPaymentLocked(key string, body []byte) answer {
 	}
 	s.payments = append(s.payments, p)
 	s.paymentsByID[p.obj.ID] = p
-	s.applyPaymentLocked(p, b)
+	state := b
+	if b.kind == kindTimeoutAfterSuccess || b.kind == kindInternalErrorAfterSuccess {
+		// The payment is made as usual, only the answer is lost: an autopayment succeeds, a
+		// checkout payment waits for the customer.
+		state = Success()
+		if methodID == "" {
+			state = Pending()
+		}
+	}
+	s.applyPaymentLocked(p, state)
 	a := jsonAnswer(http.StatusOK, p.object())
 	a.store = true
 	switch b.kind {

@@ -258,6 +258,17 @@ func TestCaptureFalseWaitsForCaptureAndExpires(t *testing.T) {
 		events = append(events, n.Event)
 	}
 	require.Equal(t, []string{"payment.waiting_for_capture", "payment.canceled"}, events)
+
+	t.Run("captured by the test before it expires", func(t *testing.T) {
+		p := b.createPayment(t, "k2", body)
+		require.NoError(t, b.srv.Succeed(p.ID))
+		rec, ok := b.srv.Payment(p.ID)
+		require.True(t, ok)
+		require.Equal(t, "succeeded", rec.Payment.Status)
+		require.Empty(t, rec.Payment.ExpiresAt)
+		require.True(t, rec.Payment.Refundable)
+		require.False(t, rec.Capture, "the record keeps the request's flag")
+	})
 }
 
 func TestCheckoutSavesThePaymentMethod(t *testing.T) {
@@ -496,6 +507,17 @@ func TestTransportFaults(t *testing.T) {
 		require.Equal(t, "succeeded", recs[0].Payment.Status)
 		again := b.createPayment(t, "k", autopayment("pm-1"))
 		require.Equal(t, recs[0].Payment.ID, again.ID)
+		require.Len(t, b.srv.Payments(), 1)
+	})
+	t.Run("timeout after creating a checkout payment: pending, a retry gets it", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.srv.ScriptAll(TimeoutAfterSuccess())
+		r := b.request(t, http.MethodPost, "/payments", "k", checkout())
+		require.Error(t, r.err)
+		again := b.createPayment(t, "k", checkout())
+		require.Equal(t, "pending", again.Status)
+		require.NotEmpty(t, again.Confirmation.ConfirmationURL)
 		require.Len(t, b.srv.Payments(), 1)
 	})
 	t.Run("500 after success: a retry under the key gets the payment", func(t *testing.T) {
