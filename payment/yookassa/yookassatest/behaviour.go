@@ -98,8 +98,8 @@ const (
 func Success() Behaviour { return Behaviour{kind: kindSuccess} }
 
 // Decline: the payment (or refund) is created canceled with cancellation_details.reason and
-// the reason's default party (PaymentCancellationReasons, RefundCancellationReasons). It
-// panics on an undocumented reason when used.
+// the reason's default party (PaymentCancellationReasons, RefundCancellationReasons).
+// Script, ScriptAll and ScriptRefunds panic on a reason undocumented for their kind.
 func Decline(reason string) Behaviour { return Behaviour{kind: kindDecline, reason: reason} }
 
 // DeclineBy is Decline with the party given.
@@ -157,6 +157,20 @@ func (b Behaviour) String() string {
 		return "TooManyRequests"
 	}
 	return "Behaviour(?)"
+}
+
+// check panics, in the test's goroutine, on a behaviour the simulator cannot play: an
+// undocumented reason, or a PendingThen that does not end in Success or a Decline.
+func (b Behaviour) check(refund bool) {
+	switch b.kind {
+	case kindDecline:
+		_ = b.cancellation(refund)
+	case kindPendingThen:
+		if b.then.kind != kindSuccess && b.then.kind != kindDecline {
+			panic(fmt.Sprintf("yookassatest: %s: PendingThen must end in Success or a Decline", b))
+		}
+		b.then.check(refund)
+	}
 }
 
 // cancellation returns the details of a Decline for a payment (refund false) or a refund.

@@ -205,6 +205,9 @@ func (s *Server) Advance(d time.Duration) {
 // Script queues behaviours for the next payments made with payment_method_id (a saved card),
 // one behaviour per payment in order; they take precedence over ScriptAll.
 func (s *Server) Script(paymentMethodID string, bs ...Behaviour) {
+	for _, b := range bs {
+		b.check(false)
+	}
 	s.mu.Lock()
 	s.byMethod[paymentMethodID] = append(s.byMethod[paymentMethodID], bs...)
 	s.mu.Unlock()
@@ -213,6 +216,9 @@ func (s *Server) Script(paymentMethodID string, bs ...Behaviour) {
 // ScriptAll queues behaviours for the next payments of any kind (after the per-method
 // scripts): autopayments and checkout payments alike.
 func (s *Server) ScriptAll(bs ...Behaviour) {
+	for _, b := range bs {
+		b.check(false)
+	}
 	s.mu.Lock()
 	s.all = append(s.all, bs...)
 	s.mu.Unlock()
@@ -220,6 +226,9 @@ func (s *Server) ScriptAll(bs ...Behaviour) {
 
 // ScriptRefunds queues behaviours for the next refunds.
 func (s *Server) ScriptRefunds(bs ...Behaviour) {
+	for _, b := range bs {
+		b.check(true)
+	}
 	s.mu.Lock()
 	s.refundScript = append(s.refundScript, bs...)
 	s.mu.Unlock()

@@ -978,3 +978,23 @@ func TestUnknownRoutes(t *testing.T) {
 		require.Equal(t, "not_found", r.apiError(t).Code)
 	}
 }
+
+func TestScriptsRefuseWhatCannotBePlayed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		name   string
+		script func()
+	}{
+		{"an undocumented payment reason", func() { b.srv.Script("pm", Decline("card_stolen")) }},
+		{"a refund reason for a payment", func() { b.srv.ScriptAll(Decline("rejected_by_payee")) }},
+		{"a payment reason for a refund", func() { b.srv.ScriptRefunds(Decline("card_expired")) }},
+		{"PendingThen ending in a fault", func() { b.srv.Script("pm", PendingThen(time.Minute, InternalError())) }},
+		{"PendingThen ending in a bad reason", func() { b.srv.Script("pm", PendingThen(time.Minute, Decline("nope"))) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { require.Panics(t, tc.script) })
+	}
+	// Nothing was queued, and the server is still usable.
+	require.Equal(t, "succeeded", b.createPayment(t, "k", autopayment("pm")).Status)
+	b.srv.ScriptRefunds(Decline("insufficient_funds"), PendingThen(time.Minute, DeclineBy("general_decline", "yoo_money")))
+}
