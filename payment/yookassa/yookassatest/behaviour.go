@@ -7,10 +7,14 @@ import (
 
 // PaymentCancellationReasons maps each documented cancellation_details.reason of a payment
 // (the enum of PaymentCancellationDetails in the OpenAPI specification, the list of the
-// "Declined payments" page) to the party the simulator reports with it by default:
-// yoo_money, payment_network or merchant. Trap: the documented party value is "yoo_money",
-// not "yookassa". Where the docs let either party cancel for a reason (general_decline,
-// fraud_suspected), DeclineBy sets the other.
+// "Declined payments" page; deal_expired is for Safe Deal only) to the party the simulator
+// reports with it by default: yoo_money, payment_network or merchant. Trap: the documented
+// party value is "yoo_money", not "yookassa". The docs do not tie a party to each reason:
+// the defaults are the simulator's reading of each reason's description (the issuer for
+// card and bank declines, YooMoney for its own checks and timeouts, the merchant for its
+// cancellation), and the real service may send another party with the same reason (the
+// SDK's fixture has general_decline from yoo_money). An adapter must decide on the reason,
+// not the party; DeclineBy tests that.
 var PaymentCancellationReasons = map[string]string{
 	"3d_secure_failed":              "payment_network",
 	"call_issuer":                   "payment_network",
@@ -35,7 +39,8 @@ var PaymentCancellationReasons = map[string]string{
 }
 
 // RefundCancellationReasons maps each documented cancellation_details.reason of a refund
-// (RefundCancellationDetails) to its default party, yoo_money or refund_network.
+// (the enum of RefundCancellationDetails) to the simulator's default party, yoo_money or
+// refund_network (the simulator's reading, as for PaymentCancellationReasons).
 var RefundCancellationReasons = map[string]string{
 	"yoo_money_account_closed":         "yoo_money",
 	"insufficient_funds":               "yoo_money",
