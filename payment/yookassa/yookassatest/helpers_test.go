@@ -255,3 +255,15 @@ func specEnum(t *testing.T, schema, property string) []string {
 	require.NotEmpty(t, out, "enum %s.%s not found", schema, property)
 	return out
 }
+
+// keyOf turns a test's name into an Idempotence-Key: letters and digits kept, the rest '-',
+// at most 64 characters.
+func keyOf(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			b[i] = '-'
+		}
+	}
+	return string(b[:min(len(b), 64)])
+}

@@ -148,7 +148,7 @@ func TestCreatePaymentValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := autopayment("pm-valid")
 			tc.mutate(body)
-			r := b.request(t, http.MethodPost, "/payments", "key-"+strings.ReplaceAll(tc.name[:min(len(tc.name), 40)], " ", "-"), body)
+			r := b.request(t, http.MethodPost, "/payments", keyOf("key-"+tc.name), body)
 			require.Equal(t, http.StatusBadRequest, r.status, "body %s", r.body)
 			e := r.apiError(t)
 			require.Equal(t, "invalid_request", e.Code)
@@ -308,8 +308,8 @@ func TestIdempotence(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	t.Run("key required and at most 64 characters", func(t *testing.T) {
-		for _, key := range []string{"", strings.Repeat("k", 65)} {
+	t.Run("key required, at most 64 characters, of the documented pattern", func(t *testing.T) {
+		for _, key := range []string{"", strings.Repeat("k", 65), "renew~1", "renew#1", "renew 1"} {
 			r := b.request(t, http.MethodPost, "/payments", key, autopayment("pm-1"))
 			require.Equal(t, http.StatusBadRequest, r.status)
 			e := r.apiError(t)
@@ -317,6 +317,9 @@ func TestIdempotence(t *testing.T) {
 			require.Equal(t, "Idempotence-Key", e.Parameter)
 		}
 		b.createPayment(t, strings.Repeat("k", 64), autopayment("pm-1"))
+		for _, key := range []string{"renew_0123abcdEF-xyz", "2e1da982-1bb1-41f0-b9cf-758cc8bcf069", "a.b+c:d/e=f"} {
+			b.createPayment(t, key, autopayment("pm-1"))
+		}
 	})
 
 	t.Run("same key, same body: the same answer, one payment", func(t *testing.T) {
@@ -426,7 +429,7 @@ func TestEveryDocumentedDeclineReason(t *testing.T) {
 		t.Run(reason, func(t *testing.T) {
 			method := "pm-" + reason
 			b.srv.Script(method, Decline(reason))
-			p := b.createPayment(t, "k-"+reason, autopayment(method))
+			p := b.createPayment(t, keyOf("k-"+reason), autopayment(method))
 			require.Equal(t, "canceled", p.Status)
 			require.False(t, p.Paid)
 			require.False(t, p.Refundable)
@@ -440,7 +443,7 @@ func TestEveryDocumentedDeclineReason(t *testing.T) {
 			require.Equal(t, map[string]any{"party": PaymentCancellationReasons[reason], "reason": reason}, raw["cancellation_details"])
 
 			// The script is used up: the next payment of the card succeeds.
-			require.Equal(t, "succeeded", b.createPayment(t, "k2-"+reason, autopayment(method)).Status)
+			require.Equal(t, "succeeded", b.createPayment(t, keyOf("k2-"+reason), autopayment(method)).Status)
 		})
 	}
 	t.Run("DeclineBy sets the party", func(t *testing.T) {
@@ -756,7 +759,7 @@ func TestRefunds(t *testing.T) {
 		}(), "receipt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := post(t, "bad-"+strings.ReplaceAll(tc.name, " ", "-"), tc.body)
+			r := post(t, keyOf("bad-"+tc.name), tc.body)
 			require.Equal(t, http.StatusBadRequest, r.status, "body %s", r.body)
 			e := r.apiError(t)
 			require.Equal(t, "invalid_request", e.Code)

@@ -257,8 +257,14 @@ func checkReturnURL(u string) *badRequest {
 	return nil
 }
 
-// checkIdempotenceKey checks the Idempotence-Key header: required on POST, 1 to 64 printable
-// ASCII characters without spaces.
+// idempotenceKeyPattern is the IdempotenceKey parameter's pattern, [0-9a-zA-Z+-_.]{1,64}, read
+// as a regular expression reads it: "+-_" is the range from '+' to '_', so letters, digits,
+// '.', and '+' through '_' (which takes '-', '/', ':', '=', '@' and more). Outside it: space,
+// the apostrophe, '!', '"', '#', '$', '%', '&', '(', ')', '*', '`', '{', '|', '}', '~' and non-ASCII.
+var idempotenceKeyPattern = regexp.MustCompile(`^[0-9a-zA-Z+-_.]+$`)
+
+// checkIdempotenceKey checks the Idempotence-Key header: required on POST, 1 to 64 characters
+// of the documented pattern.
 func checkIdempotenceKey(key string) *badRequest {
 	if key == "" {
 		return bad("Idempotence-Key", "Idempotence-Key header is required")
@@ -266,10 +272,8 @@ func checkIdempotenceKey(key string) *badRequest {
 	if len(key) > maxIdempotenceKey {
 		return bad("Idempotence-Key", "Idempotence-Key is %d characters, more than %d", len(key), maxIdempotenceKey)
 	}
-	for i := 0; i < len(key); i++ {
-		if key[i] <= ' ' || key[i] > '~' {
-			return bad("Idempotence-Key", "Idempotence-Key has a character outside printable ASCII")
-		}
+	if !idempotenceKeyPattern.MatchString(key) {
+		return bad("Idempotence-Key", "Idempotence-Key %q does not match [0-9a-zA-Z+-_.]{1,64}", key)
 	}
 	return nil
 }
