@@ -176,7 +176,7 @@ func (s *Server) ShopID() string { return s.shopID }
 // SecretKey returns the secret key the server accepts. The simulator never logs it.
 func (s *Server) SecretKey() string { return s.secretKey }
 
-// Now returns the simulator's time: the clock plus every Advance.
+// Now returns the simulator's time: the clock plus every Advance, truncated to milliseconds.
 func (s *Server) Now() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -439,7 +439,11 @@ func (r *refund) object() Refund {
 
 // ---- clock and scheduled changes ----
 
-func (s *Server) nowLocked() time.Time { return s.clock().Add(s.offset).UTC() }
+// nowLocked is the simulator's time, to the millisecond: the API's timestamps carry
+// milliseconds, and a filter built from a returned created_at must find its object.
+func (s *Server) nowLocked() time.Time {
+	return s.clock().Add(s.offset).UTC().Truncate(time.Millisecond)
+}
 
 // tickLocked applies the changes due by now: PendingThen settlements and expired captures.
 func (s *Server) tickLocked() {

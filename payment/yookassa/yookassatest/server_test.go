@@ -677,6 +677,17 @@ func TestListPayments(t *testing.T) {
 		require.Empty(t, l.Items)
 		require.NotNil(t, l.Items, "items is [] on an empty page, never null")
 	})
+	t.Run("a filter built from a returned created_at finds its payment", func(t *testing.T) {
+		b := setup(t)
+		b.srv.SetClock(func() time.Time { return time.Date(2026, 5, 1, 12, 0, 0, 123456789, time.UTC) })
+		p := b.createPayment(t, "k", autopayment("pm-1"))
+		require.Equal(t, "2026-05-01T12:00:00.123Z", p.CreatedAt)
+		r := b.request(t, http.MethodGet, "/payments?created_at.gte="+p.CreatedAt+"&created_at.lte="+p.CreatedAt, "", nil)
+		require.Equal(t, http.StatusOK, r.status)
+		var l List[Payment]
+		require.NoError(t, json.Unmarshal(r.body, &l))
+		require.Len(t, l.Items, 1)
+	})
 	t.Run("exactly limit items: no next_cursor", func(t *testing.T) {
 		l, _ := list(t, "?limit=5&created_at.lt="+DefaultStart.Add(5*time.Minute).Format(time.RFC3339))
 		require.Len(t, l.Items, 5)
