@@ -1012,3 +1012,46 @@ func TestScriptsRefuseWhatCannotBePlayed(t *testing.T) {
 	require.Equal(t, "succeeded", b.createPayment(t, "k", autopayment("pm")).Status)
 	b.srv.ScriptRefunds(Decline("insufficient_funds"), PendingThen(time.Minute, DeclineBy("general_decline", "yoo_money")))
 }
+
+func TestWithoutReceiptsAndRefundSettlement(t *testing.T) {
+	t.Parallel()
+	b := setup(t, WithoutReceipts())
+	body := autopayment("pm-1")
+	delete(body, "receipt")
+	p := b.createPayment(t, "k", body)
+	require.Empty(t, p.ReceiptRegistration)
+	rec, _ := b.srv.Payment(p.ID)
+	require.Nil(t, rec.Receipt)
+
+	// A receipt that is sent is still checked.
+	bad := autopayment("pm-1")
+	bad["receipt"] = receiptFor("1.00")
+	r := b.request(t, http.MethodPost, "/payments", "k2", bad)
+	require.Equal(t, http.StatusBadRequest, r.status)
+	require.Equal(t, "receipt", r.apiError(t).Parameter)
+
+	b.srv.ScriptRefunds(PendingThen(time.Hour, Success()), Pending())
+	refund := func(key, value string) Refund {
+		m := refundOf(p.ID, value)
+		delete(m, "receipt")
+		r := b.request(t, http.MethodPost, "/refunds", key, m)
+		require.Equal(t, http.StatusOK, r.status, "body %s", r.body)
+		var rf Refund
+		require.NoError(t, json.Unmarshal(r.body, &rf))
+		require.Equal(t, "pending", rf.Status)
+		return rf
+	}
+	later, held := refund("r1", "100.00"), refund("r2", "200.00")
+	b.srv.Advance(time.Hour)
+	require.NoError(t, b.srv.SucceedRefund(held.ID))
+	require.Error(t, b.srv.SucceedRefund(held.ID))
+	for _, rec := range b.srv.Refunds() {
+		require.Equal(t, "succeeded", rec.Refund.Status, rec.Refund.ID)
+	}
+	require.Equal(t, &Amount{Value: "300.00", Currency: "RUB"}, b.getPayment(t, p.ID).RefundedAmount)
+	var events []string
+	for _, n := range b.srv.Notifications() {
+		events = append(events, n.Event+" "+n.ObjectID)
+	}
+	require.Equal(t, []string{"payment.succeeded " + p.ID, "refund.succeeded " + later.ID, "refund.succeeded " + held.ID}, events)
+}
