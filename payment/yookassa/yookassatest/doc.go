@@ -88,7 +88,9 @@
 //   - Notifications: type "notification", event payment.waiting_for_capture,
 //     payment.succeeded, payment.canceled or refund.succeeded, object the Payment or Refund
 //     as it was at the change. Recorded (Notifications) and, if a webhook URL is set, POSTed
-//     once from a loopback address (SetWebhookSource).
+//     once from a loopback address (SetWebhookSource), with no Authorization header and no
+//     signature: a receiver can trust only the source address and what a GET of the object
+//     says, and must confirm every notification with a GET.
 //   - A clock of its own (Now, Advance, SetClock): created_at, captured_at, expires_at, the
 //     24-hour idempotence window and PendingThen all follow it, and due changes are applied
 //     whenever the simulator reads it. Tests never sleep.
