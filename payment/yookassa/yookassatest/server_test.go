@@ -851,6 +851,9 @@ func TestNotifications(t *testing.T) {
 		var raw json.RawMessage
 		_ = json.NewDecoder(r.Body).Decode(&raw)
 		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if r.Header.Get("Authorization") != "" || r.Header.Get("Content-Type") != "application/json" {
+			host = "unexpected headers"
+		}
 		mu.Lock()
 		bodies = append(bodies, raw)
 		sources = append(sources, host)
