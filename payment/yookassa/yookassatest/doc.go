@@ -22,13 +22,17 @@
 //   - Declined payments, cancellation_details party and reason:
 //     https://yookassa.ru/developers/payments/declined-payments
 //     (https://yookassa.ru/developers/payment-acceptance/after-the-payment/declined-payments)
-//   - Refunds: https://yookassa.ru/developers/payment-acceptance/after-the-payment/refunds
 //   - Notifications: https://yookassa.ru/developers/using-api/webhooks
-//   - Lists: https://yookassa.ru/developers/using-api/lists
+//   - Refunds and lists, as the spec's descriptions of /refunds and of the list parameters
+//     summarize them: https://yookassa.ru/developers/payment-acceptance/after-the-payment/refunds,
+//     https://yookassa.ru/developers/using-api/lists
 //   - Receipt parameter values, vat_code 1..12 with 11 = 22% and 12 = 22/122 from
 //     1 January 2026: https://yookassa.ru/developers/54fz/parameters-values
-//   - Saved payment methods (autopayments):
+//   - Saved payment methods (autopayments), as the spec's PaymentMethodId,
+//     SavePaymentMethodAttribute and PaymentMethod.saved summarize them:
 //     https://yookassa.ru/developers/payment-acceptance/scenario-extensions/recurring-payments/basics
+//   - The error text "Idempotence key duplicated" (parameter Idempotence-Key) is the one the
+//     official SDKs' tests and many integrations quote; the spec gives only the code.
 //   - The official PHP SDK's test fixtures (yoomoney/yookassa-sdk-php, tests/Client/fixtures),
 //     for the field names of Payment and Refund.
 //
