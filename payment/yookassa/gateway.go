@@ -72,7 +72,7 @@ func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 	if err := g.call(ctx, "POST", "/payments", nil, req.IdempotencyKey, body, &p); err != nil {
 		return payment.ChargeResult{}, err
 	}
-	res, err := chargeResult(p)
+	res, err := g.chargeResult(ctx, p)
 	if err != nil {
 		return payment.ChargeResult{}, err
 	}
@@ -99,7 +99,7 @@ func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest
 	if err := g.call(ctx, "POST", "/payments", nil, req.IdempotencyKey, body, &p); err != nil {
 		return payment.CheckoutResult{}, err
 	}
-	res, err := chargeResult(p)
+	res, err := g.chargeResult(ctx, p)
 	if err != nil {
 		return payment.CheckoutResult{}, err
 	}
@@ -167,7 +167,7 @@ func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (paymen
 	if err := g.call(ctx, "POST", "/refunds", nil, req.IdempotencyKey, body, &r); err != nil {
 		return payment.RefundResult{}, err
 	}
-	return refundResult(r)
+	return g.refundResult(ctx, r)
 }
 
 // Lookup answers what happened to the charge made under req.IdempotencyKey. It never
@@ -191,7 +191,7 @@ func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (paymen
 		err := g.call(ctx, "GET", "/payments/"+url.PathEscape(req.ProviderPaymentID), nil, "", nil, &p)
 		switch {
 		case err == nil && p.Metadata[payment.MetadataIdempotencyKey] == req.IdempotencyKey:
-			return chargeResult(p)
+			return g.chargeResult(ctx, p)
 		case err == nil:
 			g.cfg.Logger.WarnContext(ctx, "yookassa: payment named in a lookup is not under its key; searching by key",
 				"payment_id", p.ID)
@@ -209,7 +209,7 @@ func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (paymen
 	if err != nil {
 		return payment.ChargeResult{}, err
 	}
-	return chargeResult(found)
+	return g.chargeResult(ctx, found)
 }
 
 // LookupRefund answers what happened to the refund made under req.IdempotencyKey, by the
@@ -228,7 +228,7 @@ func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequ
 		err := g.call(ctx, "GET", "/refunds/"+url.PathEscape(req.ProviderRefundID), nil, "", nil, &r)
 		switch {
 		case err == nil && r.Metadata[payment.MetadataIdempotencyKey] == req.IdempotencyKey && r.PaymentID == req.ProviderPaymentID:
-			return refundResult(r)
+			return g.refundResult(ctx, r)
 		case err == nil:
 			g.cfg.Logger.WarnContext(ctx, "yookassa: refund named in a lookup is not under its key; searching by key", "refund_id", r.ID)
 		case errors.Is(err, errNotFoundAnswer):
@@ -247,7 +247,7 @@ func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequ
 	if found.PaymentID != req.ProviderPaymentID {
 		return payment.RefundResult{}, fmt.Errorf("yookassa: refund %s under key is of payment %s, not %s", found.ID, found.PaymentID, req.ProviderPaymentID)
 	}
-	return refundResult(found)
+	return g.refundResult(ctx, found)
 }
 
 // listTimeFormat is the ISO 8601 form of a listing filter, in UTC with milliseconds.
@@ -314,10 +314,35 @@ func listByKey[P any, O any](ctx context.Context, g *Gateway, path string, extra
 	return zero, fmt.Errorf("%w: GET %s: %d objects (%s)", ErrDuplicateKey, path, len(matches), ids)
 }
 
-// chargeResult maps a YooKassa payment to a ChargeResult: succeeded (with the saved method
+// chargeResult is toChargeResult, warning of a cancellation reason the decline
+// table does not know (it is a soft decline; the table should learn it).
+func (g *Gateway) chargeResult(ctx context.Context, p paymentObject) (payment.ChargeResult, error) {
+	res, err := toChargeResult(p)
+	if err == nil && (res.Outcome == payment.OutcomeSoftDeclined || res.Outcome == payment.OutcomeHardDeclined) {
+		if _, ok := PaymentDeclineOutcome(res.DeclineCode); !ok {
+			g.cfg.Logger.WarnContext(ctx, "yookassa: undocumented cancellation reason taken as a soft decline",
+				"payment_id", p.ID, "reason", res.DeclineCode)
+		}
+	}
+	return res, err
+}
+
+// refundResult is toRefundResult, warning of an unknown cancellation reason.
+func (g *Gateway) refundResult(ctx context.Context, r refundObject) (payment.RefundResult, error) {
+	res, err := toRefundResult(r)
+	if err == nil && (res.Outcome == payment.OutcomeSoftDeclined || res.Outcome == payment.OutcomeHardDeclined) {
+		if _, ok := RefundDeclineOutcome(res.DeclineCode); !ok {
+			g.cfg.Logger.WarnContext(ctx, "yookassa: undocumented refund cancellation reason taken as a soft decline",
+				"refund_id", r.ID, "reason", res.DeclineCode)
+		}
+	}
+	return res, err
+}
+
+// toChargeResult maps a YooKassa payment to a ChargeResult: succeeded (with the saved method
 // when payment_method.saved, for a checkout), pending (pending, waiting_for_capture) or a
 // decline (canceled). An unknown status is an error.
-func chargeResult(p paymentObject) (payment.ChargeResult, error) {
+func toChargeResult(p paymentObject) (payment.ChargeResult, error) {
 	if p.ID == "" {
 		return payment.ChargeResult{}, errors.New("yookassa: payment answer without an id")
 	}
@@ -350,8 +375,8 @@ func chargeResult(p paymentObject) (payment.ChargeResult, error) {
 	return res, nil
 }
 
-// refundResult maps a YooKassa refund to a RefundResult. An unknown status is an error.
-func refundResult(r refundObject) (payment.RefundResult, error) {
+// toRefundResult maps a YooKassa refund to a RefundResult. An unknown status is an error.
+func toRefundResult(r refundObject) (payment.RefundResult, error) {
 	if r.ID == "" {
 		return payment.RefundResult{}, errors.New("yookassa: refund answer without an id")
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -468,4 +471,31 @@ func TestContextCanceledStopsRetrying(t *testing.T) {
 	require.Error(t, err)
 	require.Len(t, b.api.requests(), 1)
 	require.False(t, errors.Is(err, payment.ErrNotFound))
+}
+
+func TestUndocumentedReasonIsLogged(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	var mu sync.Mutex
+	b := setup(t, always(answer{Body: paymentJSON(t, paymentID, "canceled", chargeKey,
+		map[string]any{"cancellation_details": map[string]string{"party": "yoo_money", "reason": "brand_new_reason"}})}),
+		func(c *yookassa.Config) { c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)) })
+	res, err := b.gw.Charge(context.Background(), chargeRequest(t, payment.VAT22Of122))
+	require.NoError(t, err)
+	require.Equal(t, payment.OutcomeSoftDeclined, res.Outcome)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Contains(t, logs.String(), "brand_new_reason")
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

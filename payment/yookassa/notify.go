@@ -112,7 +112,7 @@ func (g *Gateway) ParseNotification(body []byte) (payment.WebhookEvent, error) {
 		if err := json.Unmarshal(n.Object, &p); err != nil {
 			return payment.WebhookEvent{}, fmt.Errorf("yookassa: notification %s: %w", n.Event, err)
 		}
-		res, err := chargeResult(p)
+		res, err := toChargeResult(p)
 		if err != nil {
 			return payment.WebhookEvent{}, fmt.Errorf("yookassa: notification %s: %w", n.Event, err)
 		}
@@ -132,7 +132,7 @@ func (g *Gateway) ParseNotification(body []byte) (payment.WebhookEvent, error) {
 		if err := json.Unmarshal(n.Object, &r); err != nil {
 			return payment.WebhookEvent{}, fmt.Errorf("yookassa: notification %s: %w", n.Event, err)
 		}
-		res, err := refundResult(r)
+		res, err := toRefundResult(r)
 		if err != nil {
 			return payment.WebhookEvent{}, fmt.Errorf("yookassa: notification %s: %w", n.Event, err)
 		}
