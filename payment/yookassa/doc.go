@@ -17,8 +17,8 @@
 //     undecodable answer, HTTP 5xx or 429 after the last retry (outcome unknown); HTTP 401,
 //     403 and 400 invalid_request (the operator's set-up; *APIError.SetupFault). Only a
 //     payment or refund in status canceled is a decline.
-//   - Every POST carries Idempotence-Key = the request's IdempotencyKey (at most 64
-//     characters, payment.MaxKeyLen), and is retried (429, 5xx, transport failures, with
+//   - Every POST carries Idempotence-Key = the request's IdempotencyKey (1 to 64 of
+//     0-9 a-z A-Z + - _ ., YooKassa's pattern, checked before sending), and is retried (429, 5xx, transport failures, with
 //     backoff honouring Retry-After) only under that same key; GETs are retried likewise.
 //   - Every payment and refund carries its key in metadata[payment.MetadataIdempotencyKey],
 //     which Lookup and LookupRefund match; a request whose metadata names another key, or

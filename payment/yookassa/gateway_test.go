@@ -348,6 +348,10 @@ func TestRefusedBeforeSending(t *testing.T) {
 		{"metadata naming another key", func(r *payment.ChargeRequest) { r.Metadata[payment.MetadataIdempotencyKey] = "other" }},
 		{"a receipt without an email or phone", func(r *payment.ChargeRequest) { r.Receipt.Customer = payment.Contact{} }},
 		{"5.1 a card number as the payment method", func(r *payment.ChargeRequest) { r.PaymentMethod = "4111 1111 1111 1111" }},
+		{"a key with a character YooKassa refuses", func(r *payment.ChargeRequest) {
+			r.IdempotencyKey = "att:1234567890abcdef"
+			r.Metadata[payment.MetadataIdempotencyKey] = r.IdempotencyKey
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

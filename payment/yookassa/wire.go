@@ -219,6 +219,9 @@ func toReceipt(field string, r payment.Receipt) (*receiptData, error) {
 // checked against YooKassa's metadata limits. A different key already there, or a limit
 // broken, is a *payment.ValidationError: nothing is sent.
 func withKey(meta map[string]string, key string) (map[string]string, error) {
+	if err := checkIdempotenceKey(key); err != nil {
+		return nil, err
+	}
 	out := make(map[string]string, len(meta)+1)
 	for k, v := range meta {
 		out[k] = v
@@ -239,6 +242,23 @@ func withKey(meta map[string]string, key string) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// checkIdempotenceKey checks key against YooKassa's Idempotence-Key: 1 to 64 of the
+// characters 0-9, a-z, A-Z, '+', '-', '_' and '.' (its OpenAPI pattern). The engine's keys
+// (letters, digits, '-', '_') always pass; anything else would be refused by YooKassa with
+// 400 on every retry, so it is refused here, before sending.
+func checkIdempotenceKey(key string) error {
+	if key == "" || len(key) > payment.MaxKeyLen {
+		return &payment.ValidationError{Field: "IdempotencyKey", Problem: fmt.Sprintf("%d characters, YooKassa takes 1 to %d", len(key), payment.MaxKeyLen)}
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '+' || c == '-' || c == '_' || c == '.') {
+			return &payment.ValidationError{Field: "IdempotencyKey", Problem: fmt.Sprintf("character %q is not one YooKassa's Idempotence-Key takes", c)}
+		}
+	}
+	return nil
 }
 
 // truncate cuts s to at most n characters (runes), never inside a character.
