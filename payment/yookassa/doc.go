@@ -8,7 +8,7 @@
 // rvinnie/yookassa-sdk-go was considered and not used: its client has no timeout and no
 // context (a hung call cannot be bounded or cancelled), no retry, a hard-coded base URL
 // (no httptest), keeps the secret key in a printable struct, and its receipt VAT codes stop
-// at 6 (no 5%, 7%, nor the 22% and 22/122 rates of 2026). Only five endpoints are needed;
+// at 6 (no 5%, 7%, nor the 22% and 22/122 rates of 2026). Only six endpoints are needed;
 // owning them keeps the payment.Gateway traps (errors are never declines) in one place.
 //
 // # Invariants

@@ -265,3 +265,11 @@ func TestLookupRefund(t *testing.T) {
 		})
 	}
 }
+
+func TestLookupRefundOfAnotherPaymentIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, always(answer{Body: listJSON(t, "", refundJSON(t, refundID, "succeeded", refundKey, map[string]any{"payment_id": "another-payment"}))}))
+	_, err := b.gw.LookupRefund(context.Background(), payment.RefundLookupRequest{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
+	require.ErrorContains(t, err, "another-payment")
+	require.NotErrorIs(t, err, payment.ErrNotFound)
+}
