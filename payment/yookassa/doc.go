@@ -114,7 +114,8 @@
 //     the last page of the window; a failure on any page is an error (still unknown).
 //
 // Bounds: the window starts at the attempt's CreatedAt less LookupMargin (10 minutes by
-// default, for clock skew) and ends now plus the margin. It does not end at CreatedAt plus a
+// default, for clock skew) and ends now (or CreatedAt, if the engine's clock is ahead of
+// this one) plus the margin. It does not end at CreatedAt plus a
 // few days: the engine sends a charge under the key whenever it (re)sends the attempt, which
 // can be days after it was created, and a window closing earlier would answer ErrNotFound
 // for a charge that exists (a double charge on the next send). The work is bounded by

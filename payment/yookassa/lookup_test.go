@@ -273,3 +273,13 @@ func TestLookupRefundOfAnotherPaymentIsAnError(t *testing.T) {
 	require.ErrorContains(t, err, "another-payment")
 	require.NotErrorIs(t, err, payment.ErrNotFound)
 }
+
+func TestLookupWindowWhenTheEnginesClockIsAhead(t *testing.T) {
+	t.Parallel()
+	b := setup(t, always(answer{Body: listJSON(t, "")}))
+	_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: now.Add(time.Hour)})
+	require.ErrorIs(t, err, payment.ErrNotFound)
+	q := b.api.requests()[0].Query
+	require.Equal(t, "2026-03-02T12:50:00.000Z", q.Get("created_at.gte"))
+	require.Equal(t, "2026-03-02T13:10:00.000Z", q.Get("created_at.lte"), "CreatedAt plus the margin, not an empty window")
+}
