@@ -183,7 +183,7 @@ func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.Attempt
 	}
 	out := a
 	out.Attempt = next
-	if lerr == nil && res.PaymentMethod != "" && out.SavedMethod != res.PaymentMethod {
+	if lerr == nil && res.PaymentMethod != "" && a.ReturnURL != "" && out.SavedMethod != res.PaymentMethod {
 		out.SavedMethod, changed = res.PaymentMethod, true
 	}
 	return out, changed, errors.Is(lerr, payment.ErrNotFound), nil
@@ -550,7 +550,7 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		res, callErr := cg.StartCheckout(ctx, req)
 		next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
 		if err == nil && callErr == nil {
-			a.ConfirmationURL = res.ConfirmationURL
+			a.ConfirmationURL, a.SavedMethod = res.ConfirmationURL, res.PaymentMethod // a method only when it succeeded at once
 		}
 		a.Attempt = next
 		return a, err
@@ -1034,7 +1034,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 			return nil
 		}
 		a.Attempt = next
-		if res.PaymentMethod != "" {
+		if res.PaymentMethod != "" && a.ReturnURL != "" {
 			a.SavedMethod = res.PaymentMethod // a checkout on the provider's page saved it
 		}
 		out, err = e.settle(ctx, tx, a)

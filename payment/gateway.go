@@ -253,7 +253,8 @@ type ChargeResult struct {
 	// DeclineMessage is the provider's human-readable reason for a decline.
 	DeclineMessage string
 	// PaymentMethod is the payment method the provider saved with a succeeded checkout
-	// (CheckoutGateway), the token for renewals; empty for a charge of a saved method.
+	// (CheckoutGateway), the token for renewals. The engine reads it for such checkouts only;
+	// an adapter may report the method of any charge here.
 	PaymentMethod string
 }
 
