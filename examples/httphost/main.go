@@ -2,11 +2,14 @@
 // does: its own pgxpool, its own River client with the engine's workers and periodic jobs, JSON
 // endpoints over the engine's commands, and a graceful shutdown on SIGINT or SIGTERM.
 //
-//	POST /subscriptions                          {"customer_id","tariff_code","payment_method"}: subscribe and charge the first period
+//	POST /subscriptions                          {"customer_id","tariff_code","email","payment_method"}: subscribe and charge the saved card
+//	POST /subscriptions                          {"customer_id","tariff_code","email","return_url"}: subscribe; pay on the provider's page (confirmation_url)
 //	GET  /subscriptions/{id}                     the subscription, its current period, usage and access
 //	POST /subscriptions/{id}/consume             {"meter","quantity"}: count usage, all or nothing
 //	POST /subscriptions/{id}/refund-requests     {"text","channel"}: record a refund request (TERMS 3.7)
-//	POST /webhooks/payments                      a payment.WebhookEvent from the payment provider
+//	POST /webhooks/yookassa                      YooKassa's notifications (checked against its networks, confirmed with its API)
+//	POST /webhooks/payments                      a payment.WebhookEvent, for a provider whose adapter the host translates itself
+//	POST /simulator/payments/{id}/succeed|cancel SIMULATOR only: play the customer on the payment page
 //	GET  /healthz                                200 while serving
 //
 // The POST endpoints that change money or usage require an Idempotency-Key header: a retry with
@@ -30,14 +33,20 @@
 // volume stays used up until the period ends or the customer pays. 403 says "this request is
 // refused for this subscription", and the error code and reason say why.
 //
-// STAND-IN: the payment provider here is billingtest.Gateway, an in-memory fake that moves no
-// money. A real host passes its provider's payment.Gateway adapter in Config.Gateway instead.
+// The payment provider is YooKassa (payment/yookassa): the real API when YOOKASSA_SHOP_ID and
+// YOOKASSA_SECRET_KEY are set, otherwise SIMULATOR: the in-process yookassatest server, which
+// follows YooKassa's documented API as far as the adapter uses it, moves no money and is not
+// the real service. Receipts (54-FZ) go to the customer's e-mail, which the engine asks the
+// host for (Config.ReceiptContact; here a map filled from the request, where a real host has
+// its user table).
 //
 // Run it with `./scripts/pg-tmp.sh go run ./examples/httphost` (it publishes a tariff "pro" on
 // an empty catalog), then e.g.
 //
 //	curl -s -XPOST localhost:8080/subscriptions -H 'Idempotency-Key: c1' \
-//	     -d '{"customer_id":"user-42","tariff_code":"pro","payment_method":"tok_42"}'
+//	     -d '{"customer_id":"user-42","tariff_code":"pro","email":"u42@example.ru","return_url":"https://app.example/back"}'
+//	curl -s -XPOST localhost:8080/simulator/payments/<payment.provider_payment_id>/succeed
+//	curl -s localhost:8080/subscriptions/<id>
 package main
 
 import (
@@ -60,7 +69,6 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing"
-	"github.com/smm-gpt/billing/billingtest"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/tariff"
 )
@@ -94,9 +102,13 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 	}
 	defer pool.Close()
 
-	// STAND-IN for the payment provider: replace with your provider's payment.Gateway adapter.
-	gateway := billingtest.NewGateway()
-	h, err := newHost(ctx, pool, gateway, logger)
+	// YooKassa: the real API with YOOKASSA_SHOP_ID and YOOKASSA_SECRET_KEY, else the simulator.
+	prov, err := newProvider(logger)
+	if err != nil {
+		return err
+	}
+	defer prov.close()
+	h, err := newHost(ctx, pool, prov.gateway, logger)
 	if err != nil {
 		return err
 	}
@@ -116,7 +128,7 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newServer(h.engine, logger),
+		Handler:           newServer(h, prov, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -125,6 +137,9 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("httphost: serving", "addr", ln.Addr().String())
+	if prov.sim != nil { // the simulator notifies this service, as YooKassa would (its URL in the cabinet)
+		prov.sim.SetWebhookURL("http://" + ln.Addr().String() + "/webhooks/yookassa")
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -146,10 +161,12 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 	return nil
 }
 
-// host is the engine and the River client it inserts its jobs through.
+// host is the engine, the River client it inserts its jobs through, and the customers'
+// receipt contacts.
 type host struct {
-	engine *billing.Engine
-	river  *river.Client[pgx.Tx]
+	engine   *billing.Engine
+	river    *river.Client[pgx.Tx]
+	contacts *contactBook
 }
 
 // newHost makes the engine on pool with gateway, migrates the database (the engine's and
@@ -159,6 +176,9 @@ func newHost(ctx context.Context, pool *pgxpool.Pool, gateway payment.Gateway, l
 	cfg := billing.DefaultConfig() // Europe/Moscow, the system clock, the Russian production calendar
 	cfg.Gateway = gateway
 	cfg.Logger = logger
+	cfg.VAT = payment.VAT22Of122 // the general tax system's prepayment rate from 2026; ask your accountant
+	contacts := newContactBook()
+	cfg.ReceiptContact = contacts.lookup
 	cfg.OnRefundEscalation = func(esc billing.RefundEscalation) {
 		// A real host pages its support team here (quickly: this runs inside a River job).
 		logger.Warn("httphost: refund request near its payout deadline (TERMS 3.8)",
@@ -188,7 +208,7 @@ func newHost(ctx context.Context, pool *pgxpool.Pool, gateway payment.Gateway, l
 	if err := engine.UseRiver(client); err != nil {
 		return nil, err
 	}
-	return &host{engine: engine, river: client}, nil
+	return &host{engine: engine, river: client, contacts: contacts}, nil
 }
 
 // stopRiver stops the River client gracefully, and cancels the jobs still running when that

@@ -44,7 +44,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	require.NoError(t, h.river.Start(ctx))
 	t.Cleanup(func() { h.stopRiver(logger) })
-	srv := httptest.NewServer(newServer(h.engine, logger))
+	srv := httptest.NewServer(newServer(h, nil, logger))
 	t.Cleanup(srv.Close)
 	return &testBundle{srv: srv, gateway: gateway}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/smm-gpt/billing"
@@ -29,8 +31,11 @@ const maxBodyBytes = 1 << 20
 
 // server is the HTTP face of the engine. It holds no state of its own.
 type server struct {
-	engine *billing.Engine
-	logger *slog.Logger
+	engine   *billing.Engine
+	contacts *contactBook
+	// provider is YooKassa (or its simulator); nil when the gateway is billingtest's fake.
+	provider *provider
+	logger   *slog.Logger
 }
 
 // newServer returns the service's handler over engine; logger receives the causes of 500s.
@@ -38,10 +43,12 @@ type server struct {
 // A real host authenticates every request first and takes the customer from the session, and
 // checks that the subscription in the path belongs to that customer. This example takes the
 // customer ID from the body and checks nothing, to stay short.
-func newServer(engine *billing.Engine, logger *slog.Logger) http.Handler {
-	s := &server{engine: engine, logger: logger}
+func newServer(h *host, prov *provider, logger *slog.Logger) http.Handler {
+	s := &server{engine: h.engine, contacts: h.contacts, provider: prov, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /subscriptions", s.subscribe)
+	mux.HandleFunc("POST /webhooks/yookassa", s.yookassaWebhook)
+	mux.HandleFunc("POST /simulator/payments/{id}/{action}", s.simulatorPay)
 	mux.HandleFunc("GET /subscriptions/{id}", s.getSubscription)
 	mux.HandleFunc("POST /subscriptions/{id}/consume", s.consume)
 	mux.HandleFunc("POST /subscriptions/{id}/refund-requests", s.requestRefund)
@@ -57,6 +64,12 @@ type subscribeRequest struct {
 	CustomerID    string `json:"customer_id"`
 	TariffCode    string `json:"tariff_code"`
 	PaymentMethod string `json:"payment_method"` // the provider's token of the saved card, never card data
+	// ReturnURL, without a payment method: the customer pays on the provider's page and
+	// comes back here; the answer carries the page's confirmation_url.
+	ReturnURL string `json:"return_url"`
+	// Email is where the 54-FZ receipts go (a real host has it in its user table). Required
+	// on YooKassa, which refuses a receipt without a contact.
+	Email string `json:"email"`
 }
 
 // subscribe records the terms shown at checkout and charges the first period (TERMS 3.3, 3.4).
@@ -72,12 +85,23 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	if body.Email != "" {
+		s.contacts.set(body.CustomerID, payment.Contact{Email: body.Email})
+	} else if s.provider != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_input", Message: "email: required: the 54-FZ receipt is sent there",
+			Problems: []problemView{{Field: "email", Problem: "required: the 54-FZ receipt is sent there"}}})
+		return
+	}
 	// The engine's checkout keys are global: scope the client's key by customer, so two
 	// customers who pick the same key do not collide.
 	sub, err := s.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: body.CustomerID, TariffCode: body.TariffCode,
 		PaymentMethod: body.PaymentMethod, IdempotencyKey: "http:" + body.CustomerID + ":" + key})
 	if err != nil {
 		s.writeError(w, err)
+		return
+	}
+	if body.PaymentMethod == "" && body.ReturnURL != "" {
+		s.checkout(w, r, sub, body.ReturnURL)
 		return
 	}
 	// Charging again is safe: the engine continues the same attempt under the same gateway
@@ -101,6 +125,39 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 			Subscription subscriptionView `json:"subscription"`
 		}{errorBody{Error: "payment_declined", Message: "the first charge was declined; no access was granted (TERMS 3.3)"}, out})
 	}
+}
+
+// checkout starts the first payment on the provider's page for a customer with no saved card
+// (TERMS 3.3): 202 with the confirmation_url to send the customer to. Access comes when the
+// provider's notification (POST /webhooks/yookassa), confirmed with its API, says paid; the
+// card the customer let the provider save renews the subscription. A retried request
+// continues the same payment and returns the same page.
+func (s *server) checkout(w http.ResponseWriter, r *http.Request, sub subscription.Subscription, returnURL string) {
+	co, err := s.engine.StartCheckout(r.Context(), sub.ID, returnURL)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	out := checkoutView{subscriptionView: s.view(co.Subscription), ConfirmationURL: co.ConfirmationURL}
+	out.Payment = &paymentView{State: co.Attempt.State, ProviderPaymentID: co.Attempt.ProviderPaymentID,
+		DeclineCode: co.Attempt.DeclineCode, DeclineMessage: co.Attempt.DeclineMessage}
+	switch co.Subscription.Status {
+	case subscription.StatusActive:
+		writeJSON(w, http.StatusCreated, out)
+	case subscription.StatusPending:
+		writeJSON(w, http.StatusAccepted, out)
+	default:
+		writeJSON(w, http.StatusPaymentRequired, struct {
+			errorBody
+			Subscription checkoutView `json:"subscription"`
+		}{errorBody{Error: "payment_declined", Message: "the payment was declined or abandoned; no access was granted (TERMS 3.3)"}, out})
+	}
+}
+
+// checkoutView is a subscription with the provider's page its first payment waits on.
+type checkoutView struct {
+	subscriptionView
+	ConfirmationURL string `json:"confirmation_url,omitempty"`
 }
 
 // getSubscription returns the subscription with its current period, usage and access now.
@@ -413,4 +470,26 @@ func problemsOf(ps []billing.FieldProblem) []problemView {
 		out[i] = problemView{Field: p.Field, Problem: p.Problem}
 	}
 	return out
+}
+
+// contactBook stands in for the host's user table: where each customer's 54-FZ receipts go
+// (Config.ReceiptContact). The engine stores no personal data (TERMS 5.1).
+type contactBook struct {
+	mu sync.Mutex
+	m  map[string]payment.Contact
+}
+
+func newContactBook() *contactBook { return &contactBook{m: map[string]payment.Contact{}} }
+
+func (c *contactBook) set(customerID string, ct payment.Contact) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[customerID] = ct
+}
+
+// lookup is the engine's Config.ReceiptContact.
+func (c *contactBook) lookup(_ context.Context, customerID string) (payment.Contact, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[customerID], nil
 }
