@@ -27,6 +27,10 @@
 //     the amount first), and for a refund OutcomeHardDeclined means "the money must go back
 //     another way", which is not what happened. No money moves and LookupRefund never reports
 //     such a refund as succeeded or pending.
+//   - A Charge whose answer was lost after the provider charged (LostAnswer) may return an
+//     error (outcome unknown) or the one succeeded payment, when the adapter retried under the
+//     same key and the provider replayed its answer: the contract makes an error "unknown"
+//     and a recovered answer the truth. Never a decline, never a second payment.
 //   - A repeated Charge under the key of a pending charge settled since may answer either the
 //     first answer (pending, as a provider replaying its stored response does) or the payment
 //     as it stands now; both name the same provider payment.
@@ -91,7 +95,9 @@ const (
 	// Harness.Settle; Charge answers payment.OutcomePending with a ProviderPaymentID.
 	Pending
 	// LostAnswer: the money moves but the answer never reaches the adapter (a timeout after
-	// the provider charged, a dropped connection). Charge must return an error.
+	// the provider charged, a dropped connection). Charge returns an error (outcome unknown),
+	// or, when the adapter's retry under the same key recovers the provider's answer, the one
+	// succeeded payment; never a decline, never a second payment.
 	LostAnswer
 	// FailBeforeProvider: the call fails before the provider takes the charge (a timeout while
 	// connecting, a 5xx before the payment was made). Charge must return an error, and the
