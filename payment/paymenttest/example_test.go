@@ -61,6 +61,13 @@ func (h *memoryHarness) Settle(t testing.TB, providerPaymentID string, outcome p
 	}
 }
 
+// PayOnPage plays the customer on the fake's checkout page: Confirm pays the checkout (and
+// saves its method) or refuses it.
+func (h *memoryHarness) PayOnPage(t testing.TB, providerPaymentID string, outcome payment.Outcome) {
+	t.Helper()
+	h.Settle(t, providerPaymentID, outcome)
+}
+
 // ProviderPayments counts every charge the fake recorded, declines and pending included.
 func (h *memoryHarness) ProviderPayments(testing.TB) int { return h.provider.Recorded() }
 

@@ -17,6 +17,9 @@
 //		})
 //	}
 //
+// A gateway that is also a payment.CheckoutGateway gets the "Checkout" checks when its
+// harness implements CheckoutHarness (PayOnPage plays the customer on the provider's page).
+//
 // See the package's example for a complete harness (the in-memory billingtest.Gateway).
 //
 // Decisions the suite takes where the contract leaves room, each pinned by a check:
@@ -126,7 +129,9 @@ func (b Behaviour) String() string {
 
 // Run runs every check of the contract against the gateways newHarness makes, each check a
 // subtest named after its rule ("Charge/same key twice is one charge", …), in parallel, each
-// with its own Harness. A check that needs a Behaviour the harness cannot simulate is skipped.
+// with its own Harness. A check that needs a Behaviour the harness cannot simulate is skipped,
+// and so are the "Checkout" checks unless the Harness is a CheckoutHarness whose Gateway is a
+// payment.CheckoutGateway.
 //
 // Amounts are in RUB; every charge and refund request is built the way the engine builds it
 // (payment.Attempt.ChargeRequest, with payment.MetadataIdempotencyKey in the metadata, and a
@@ -134,7 +139,7 @@ func (b Behaviour) String() string {
 // harness backed by one shared sandbox does not see the keys of an earlier run.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	for _, group := range checks {
+	for _, group := range append(checks, checkoutChecks) {
 		t.Run(group.name, func(t *testing.T) {
 			t.Parallel()
 			for _, c := range group.checks {
