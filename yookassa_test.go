@@ -77,6 +77,21 @@ func (b *yooBundle) subscribe(t *testing.T, customer, method string) subscriptio
 	return res.Subscription
 }
 
+// requestRefund records and verifies a TERMS 3.7 refund request of the current period, three
+// days after the clock.
+func (b *yooBundle) requestRefund(t *testing.T, subID string) billing.RefundRequest {
+	t.Helper()
+	ctx := context.Background()
+	b.clock.Advance(3 * 24 * time.Hour)
+	req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: subID, ReceivedAt: b.clock.Now(),
+		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "refund-1"})
+	require.NoError(t, err)
+	require.True(t, req.Eligible, req.Explanation)
+	_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
+	require.NoError(t, err)
+	return req
+}
+
 func (b *yooBundle) get(t *testing.T, id string) subscription.Subscription {
 	t.Helper()
 	sub, err := b.engine.Get(context.Background(), id)
@@ -165,7 +180,12 @@ func (b *yooBundle) deliver(remoteAddr string, body []byte) (int, error) {
 	if err != nil {
 		return http.StatusBadRequest, err
 	}
-	if _, err := b.engine.HandlePaymentWebhook(context.Background(), ev); err != nil {
+	if ev.Kind == payment.KindRefund {
+		_, err = b.engine.HandleRefundWebhook(context.Background(), ev)
+	} else {
+		_, err = b.engine.HandlePaymentWebhook(context.Background(), ev)
+	}
+	if err != nil {
 		return http.StatusInternalServerError, err
 	}
 	return http.StatusOK, nil
@@ -286,6 +306,85 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		require.Len(t, b.sim.Refunds(), 1, "and refunds nothing more")
 		require.Zero(t, simHolds(t, b.sim))
 		b.requireBooksMatchSimulator(t, "after the refund")
+	})
+
+	t.Run("3.8 a pending refund completes on YooKassa's refund.succeeded notification", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, noChange)
+		sub := b.subscribe(t, "c1", "pm-card-1")
+		b.sim.ScriptRefunds(yookassatest.Pending())
+		req := b.requestRefund(t, sub.ID)
+		sent, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		require.NoError(t, err)
+		require.Equal(t, refund.StateExecuting, sent.State, "YooKassa took the refund and will confirm it")
+		refunds := b.sim.Refunds()
+		require.Len(t, refunds, 1)
+		require.NoError(t, b.sim.SucceedRefund(refunds[0].Refund.ID))
+		status, err := b.deliver(yooTrustedAddr, b.notification(t, "refund.succeeded", refunds[0].Refund.ID))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status)
+		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		require.NoError(t, err)
+		require.Equal(t, refund.StateRefunded, got.State)
+		require.Len(t, b.sim.Refunds(), 1)
+		b.requireBooksMatchSimulator(t, "after the refund notification")
+	})
+
+	t.Run("3.8 a refund whose answer was lost is found by LookupRefund's listing and booked once", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, func(c *yookassa.Config) { c.Retry.MaxAttempts = 1 })
+		sub := b.subscribe(t, "c1", "pm-card-1")
+		b.sim.ScriptRefunds(yookassatest.TimeoutAfterSuccess())
+		req := b.requestRefund(t, sub.ID)
+		_, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"}) // the answer is lost
+		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		require.NoError(t, err)
+		require.Equal(t, refund.StateExecuting, got.State, "the outcome is unknown")
+		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour)) // the retry job looks the key up
+		require.NoError(t, err)
+		got, err = b.engine.RefundRequestByID(ctx, req.ID)
+		require.NoError(t, err)
+		require.Equal(t, refund.StateRefunded, got.State)
+		require.Len(t, b.sim.Refunds(), 1, "never refunded twice")
+		require.Positive(t, b.sim.Requests().ListRefunds, "found by listing the payment's refunds")
+		b.requireBooksMatchSimulator(t, "after the lookup")
+	})
+
+	t.Run("3.5 a pending renewal settled at YooKassa later is booked once by reconciliation", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, noChange)
+		sub := b.subscribe(t, "c1", "pm-card-1")
+		b.sim.Script("pm-card-1", yookassatest.PendingThen(30*time.Minute, yookassatest.Success()))
+		_, err := b.runner.RunUntil(ctx, sub.Current.End.Add(2*time.Hour))
+		require.NoError(t, err)
+		require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "pending grants nothing (TERMS 3.3)")
+		_, err = b.engine.ReconcilePayments(ctx) // the host's periodic job (Engine.PeriodicJobs)
+		require.NoError(t, err)
+		got := b.get(t, sub.ID)
+		require.Equal(t, subscription.StatusActive, got.Status)
+		require.Equal(t, 2, got.Current.Number)
+		b.requireOneSucceeded(t, sub.ID, 2)
+		b.requireBooksMatchSimulator(t, "after the pending renewal")
+	})
+
+	t.Run("3.3 a checkout whose notification was lost is settled by reconciliation a day later", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, noChange)
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		require.NoError(t, err)
+		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
+		require.NoError(t, err)
+		b.clock.Advance(20 * time.Hour) // the customer comes back to the page the next day
+		require.NoError(t, b.sim.Succeed(co.Attempt.ProviderPaymentID))
+		b.clock.Advance(6 * time.Hour)           // past YooKassa's 24 hours of the key
+		_, err = b.engine.ReconcilePayments(ctx) // the host's periodic job (Engine.PeriodicJobs)
+		require.NoError(t, err)
+		got := b.get(t, sub.ID)
+		require.Equal(t, subscription.StatusActive, got.Status, "reconciliation looked the checkout up")
+		rec, _ := b.sim.Payment(co.Attempt.ProviderPaymentID)
+		require.Equal(t, rec.Payment.PaymentMethod.ID, got.PaymentMethod)
+		require.Len(t, b.sim.Payments(), 1)
+		b.requireBooksMatchSimulator(t, "after reconciliation")
 	})
 
 	t.Run("3.3 checkout on YooKassa's page: the notification activates, the saved method renews", func(t *testing.T) {
