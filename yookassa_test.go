@@ -424,6 +424,30 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		b.requireBooksMatchSimulator(t, "after the renewal")
 	})
 
+	t.Run("3.3 a checkout whose answer was lost: the next StartCheckout gives the page of the one payment", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, func(c *yookassa.Config) { c.Retry.MaxAttempts = 1 })
+		b.sim.ScriptAll(yookassatest.InternalErrorAfterSuccess()) // created, then 500: the result is unknown
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		require.NoError(t, err)
+		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
+		require.NoError(t, err)
+		require.Equal(t, payment.StateUnknown, co.Attempt.State)
+		require.Empty(t, co.ConfirmationURL, "no answer, no page yet")
+		b.clock.Advance(25 * time.Hour) // the customer comes back after YooKassa forgot the key
+		var again billing.Checkout
+		for range 2 { // the first call's lookup may take one call, as in TestCheckoutOnTheProvidersPage
+			again, err = b.engine.StartCheckout(ctx, sub.ID, returnURL)
+			require.NoError(t, err)
+		}
+		require.Len(t, b.sim.Payments(), 1, "one payment at YooKassa")
+		rec := b.sim.Payments()[0]
+		require.Equal(t, payment.StatePending, again.Attempt.State)
+		require.Equal(t, rec.Payment.ID, again.Attempt.ProviderPaymentID)
+		require.Equal(t, rec.Payment.Confirmation.ConfirmationURL, again.ConfirmationURL,
+			"the customer must be sent to the page of the payment that exists, or the checkout can never be paid")
+	})
+
 	t.Run("3.3 forged notifications change nothing: a false body, a stranger's address", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
