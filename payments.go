@@ -169,7 +169,7 @@ func lookupOf(a store.AttemptRow) payment.LookupRequest {
 }
 
 // lookUp asks the gateway what happened under a's key and returns a with the answer recorded
-// (RecordLookup, and the payment method a checkout saved), whether that changed it, and
+// (RecordLookup, and a checkout's page while pending and the payment method it saved), whether that changed it, and
 // whether the gateway never saw the key. A lookup that got no answer is errLookupFailed,
 // with a unchanged.
 func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (store.AttemptRow, bool, bool, error) {
@@ -185,6 +185,11 @@ func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.Attempt
 	out.Attempt = next
 	if lerr == nil && res.PaymentMethod != "" && a.ReturnURL != "" && out.SavedMethod != res.PaymentMethod {
 		out.SavedMethod, changed = res.PaymentMethod, true
+	}
+	// A checkout whose StartCheckout answer was lost learns its page here, or never.
+	if lerr == nil && res.Outcome == payment.OutcomePending && res.ConfirmationURL != "" && a.ReturnURL != "" &&
+		out.ConfirmationURL != res.ConfirmationURL {
+		out.ConfirmationURL, changed = res.ConfirmationURL, true
 	}
 	return out, changed, errors.Is(lerr, payment.ErrNotFound), nil
 }

@@ -150,10 +150,9 @@ func (r CheckoutRequest) Validate() error {
 // CheckoutResult is the gateway's answer to StartCheckout.
 type CheckoutResult struct {
 	// ChargeResult is the payment as created: usually OutcomePending with its
-	// ProviderPaymentID; a provider may answer a decline (or, rarely, success) at once.
+	// ProviderPaymentID and ConfirmationURL, the provider's page to send the customer to
+	// (required when pending); a provider may answer a decline (or, rarely, success) at once.
 	ChargeResult
-	// ConfirmationURL is the provider's page to send the customer to; set when pending.
-	ConfirmationURL string
 }
 
 // Outcome is what the gateway says happened to a charge or a refund. The string values are
@@ -252,6 +251,12 @@ type ChargeResult struct {
 	DeclineCode string
 	// DeclineMessage is the provider's human-readable reason for a decline.
 	DeclineMessage string
+	// ConfirmationURL is the provider's page of a checkout payment (CheckoutGateway) that
+	// waits for the customer: set by StartCheckout when pending, and by Lookup of a pending
+	// checkout when the provider reports it. Trap: a Lookup that leaves it empty strands a
+	// checkout whose StartCheckout answer was lost (the payment exists, its page is unknown,
+	// and StartCheckout cannot be resent once the provider has forgotten the key).
+	ConfirmationURL string
 	// PaymentMethod is the payment method the provider saved with a succeeded checkout
 	// (CheckoutGateway), the token for renewals. The engine reads it for such checkouts only;
 	// an adapter may report the method of any charge here.

@@ -123,6 +123,10 @@
 // ErrListingLimit, an error, never ErrNotFound. Two payments under one key are
 // ErrDuplicateKey. YooKassa lists payments of the last 3 years.
 //
+// A pending checkout payment found either way answers with its confirmation_url
+// (ChargeResult.ConfirmationURL), so a checkout whose StartCheckout answer was lost still
+// gets its page.
+//
 // LookupRefund is the same over GET /refunds/{id} and GET /refunds?payment_id=…, checking
 // that the refund is of the request's payment.
 //

@@ -104,9 +104,6 @@ func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest
 		return payment.CheckoutResult{}, err
 	}
 	out := payment.CheckoutResult{ChargeResult: res}
-	if p.Confirmation != nil {
-		out.ConfirmationURL = p.Confirmation.ConfirmationURL
-	}
 	if res.Outcome == payment.OutcomePending && out.ConfirmationURL == "" {
 		return payment.CheckoutResult{}, fmt.Errorf("yookassa: POST /payments: pending payment %s without a confirmation_url", p.ID)
 	}
@@ -368,6 +365,9 @@ func toChargeResult(p paymentObject) (payment.ChargeResult, error) {
 		// waiting_for_capture should not happen with capture true; it is money held, not
 		// taken, so pending until YooKassa captures or cancels it.
 		res.Outcome = payment.OutcomePending
+		if p.Confirmation != nil {
+			res.ConfirmationURL = p.Confirmation.ConfirmationURL // a checkout's page, for Lookup too
+		}
 	case "canceled":
 		reason := ""
 		if p.CancellationDetails != nil {
