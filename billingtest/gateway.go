@@ -523,8 +523,8 @@ func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (paymen
 	return r.res, err
 }
 
-// Lookup returns the charge recorded under idempotencyKey as it stands now, or
-// payment.ErrNotFound. While FailLookups failures are queued it returns ErrUnavailable instead.
+// Lookup returns the charge recorded under idempotencyKey as it stands now (a pending
+// checkout with its ConfirmationURL), or payment.ErrNotFound. While FailLookups failures are queued it returns ErrUnavailable instead.
 // An empty key is a *payment.ValidationError.
 func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
 	g.count(func(c *CallCounts) { c.Lookup++ })
@@ -544,6 +544,9 @@ func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (paymen
 	p, ok := g.paymentsByKey[idempotencyKey]
 	if !ok {
 		return payment.ChargeResult{}, fmt.Errorf("%w: %q", payment.ErrNotFound, idempotencyKey)
+	}
+	if p.saves != "" {
+		return g.checkoutResult(p).ChargeResult, nil // a pending checkout's page too
 	}
 	return p.res, nil
 }

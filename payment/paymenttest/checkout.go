@@ -24,7 +24,7 @@ type CheckoutHarness interface {
 
 // checkoutChecks are the checks of payment.CheckoutGateway, run only for a CheckoutHarness.
 var checkoutChecks = checkGroup{"Checkout", []check{
-	{"start is pending with a confirmation URL; the same key is the same payment", checkoutStartsPending},
+	{"start is pending with a confirmation URL; the same key is the same payment; Lookup reports the page", checkoutStartsPending},
 	{"paid on the page, Lookup is succeeded with the saved method, which renewals charge", checkoutPaidSavesMethod},
 	{"refused on the page, Lookup is the decline with its code", checkoutRefused},
 }}
@@ -86,7 +86,7 @@ func (s *suite) started(gw payment.CheckoutGateway, c checkout) payment.Checkout
 }
 
 // checkoutStartsPending: StartCheckout answers pending with a confirmation URL; the same key
-// answers the same payment and makes no second; Lookup finds it pending.
+// answers the same payment and makes no second; Lookup finds it pending, with its page.
 func checkoutStartsPending(s *suite) {
 	gw, _ := s.checkoutGateway()
 	before := s.payments()
@@ -100,6 +100,8 @@ func checkoutStartsPending(s *suite) {
 		require.NoError(s.t, err, "Lookup of a started checkout")
 		require.Equal(s.t, payment.OutcomePending, got.Outcome, "an unpaid checkout is pending")
 		require.Equal(s.t, first.ProviderPaymentID, got.ProviderPaymentID)
+		require.Equal(s.t, first.ConfirmationURL, got.ConfirmationURL,
+			"Lookup of a pending checkout reports its page (a lost StartCheckout answer is recovered only so)")
 	}
 }
 
