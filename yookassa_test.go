@@ -467,6 +467,28 @@ func TestYooKassaEndToEnd(t *testing.T) {
 			"the customer must be sent to the page of the payment that exists, or the checkout can never be paid")
 	})
 
+	t.Run("3.3 the notification of a checkout whose answer was lost finds the attempt by its key", func(t *testing.T) {
+		t.Parallel()
+		b := setupYooKassa(t, func(c *yookassa.Config) { c.Retry.MaxAttempts = 1 })
+		b.sim.ScriptAll(yookassatest.InternalErrorAfterSuccess())
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		require.NoError(t, err)
+		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
+		require.NoError(t, err)
+		require.Equal(t, payment.StateUnknown, co.Attempt.State)
+		require.Empty(t, co.Attempt.ProviderPaymentID, "the engine never heard of the payment")
+		id := b.sim.Payments()[0].Payment.ID
+		require.NoError(t, b.sim.Succeed(id)) // the customer reached the page some other way (a retry the host made)
+		status, err := b.deliver(yooTrustedAddr, b.notification(t, "payment.succeeded", id))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status)
+		got := b.get(t, sub.ID)
+		require.Equal(t, subscription.StatusActive, got.Status)
+		rec, _ := b.sim.Payment(id)
+		require.Equal(t, rec.Payment.PaymentMethod.ID, got.PaymentMethod)
+		b.requireBooksMatchSimulator(t, "after the notification")
+	})
+
 	t.Run("3.3 a checkout abandoned on the page: YooKassa's payment.canceled ends it, nothing granted", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
