@@ -17,28 +17,34 @@ import (
 )
 
 // TestConformance runs the payment.Gateway conformance suite (and its Checkout checks)
-// against the adapter talking to the YooKassa simulator.
+// against the adapter talking to the YooKassa simulator. With retries, a lost answer is
+// recovered under the same key; without, it is an error the suite's Lookup settles: the
+// suite's LostAnswer check takes both.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	paymenttest.Run(t, func(t *testing.T) paymenttest.Harness { return newSimHarness(t) })
+	t.Run("with retries", func(t *testing.T) {
+		t.Parallel()
+		paymenttest.Run(t, func(t *testing.T) paymenttest.Harness { return newSimHarness(t, 3) })
+	})
+	t.Run("without retries", func(t *testing.T) {
+		t.Parallel()
+		paymenttest.Run(t, func(t *testing.T) paymenttest.Harness { return newSimHarness(t, 1) })
+	})
 }
-
-// conformanceAttempts is the adapter's Retry.MaxAttempts in the conformance harness: a
-// FailBeforeProvider method fails that many POSTs so that every retry fails too.
-const conformanceAttempts = 3
 
 // simHarness drives the adapter on a fresh simulator. The simulator's clock follows the
 // system clock, as the suite stamps its attempts with time.Now (the adapter's Lookup lists
 // payments by created_at from the attempt's CreatedAt).
 type simHarness struct {
-	sim    *yookassatest.Server
-	gw     *yookassa.Gateway
-	tokens atomic.Int64
+	sim      *yookassatest.Server
+	gw       *yookassa.Gateway
+	attempts int // the adapter's Retry.MaxAttempts
+	tokens   atomic.Int64
 }
 
-// newSimHarness starts a simulator, closed when t ends, and the adapter on it, retrying
-// without waiting.
-func newSimHarness(t *testing.T) *simHarness {
+// newSimHarness starts a simulator, closed when t ends, and the adapter on it, sending each
+// request at most attempts times, without waiting between them.
+func newSimHarness(t *testing.T, attempts int) *simHarness {
 	t.Helper()
 	sim := yookassatest.New()
 	t.Cleanup(sim.Close)
@@ -46,12 +52,12 @@ func newSimHarness(t *testing.T) *simHarness {
 	gw, err := yookassa.New(yookassa.Config{
 		ShopID: sim.ShopID(), SecretKey: yookassa.Secret(sim.SecretKey()), BaseURL: sim.URL(),
 		HTTPClient: sim.Client(), Timeout: 10 * time.Second,
-		Retry:           yookassa.RetryPolicy{MaxAttempts: conformanceAttempts, BaseDelay: time.Millisecond},
+		Retry:           yookassa.RetryPolicy{MaxAttempts: attempts, BaseDelay: time.Millisecond},
 		Sleep:           func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	})
 	require.NoError(t, err)
-	return &simHarness{sim: sim, gw: gw}
+	return &simHarness{sim: sim, gw: gw, attempts: attempts}
 }
 
 // Gateway returns the adapter.
@@ -71,7 +77,7 @@ func (h *simHarness) NewPaymentMethod(t testing.TB, b paymenttest.Behaviour) str
 	case paymenttest.LostAnswer:
 		h.sim.Script(id, yookassatest.TimeoutAfterSuccess())
 	case paymenttest.FailBeforeProvider:
-		for range conformanceAttempts {
+		for range h.attempts {
 			h.sim.Script(id, yookassatest.InternalError()) // every retry of the first Charge fails too
 		}
 	default:
