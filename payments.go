@@ -169,9 +169,9 @@ func lookupOf(a store.AttemptRow) payment.LookupRequest {
 }
 
 // lookUp asks the gateway what happened under a's key and returns a with the answer recorded
-// (RecordLookup, and a checkout's page while pending and the payment method it saved), whether that changed it, and
-// whether the gateway never saw the key. A lookup that got no answer is errLookupFailed,
-// with a unchanged.
+// (RecordLookup; for a checkout on the provider's page also its page while pending and the
+// payment method it saved), whether that changed it, and whether the gateway never saw the
+// key. A lookup that got no answer is errLookupFailed, with a unchanged.
 func (e *Engine) lookUp(ctx context.Context, gw payment.Gateway, a store.AttemptRow) (store.AttemptRow, bool, bool, error) {
 	res, lerr := gw.Lookup(ctx, lookupOf(a))
 	if lerr != nil && !errors.Is(lerr, payment.ErrNotFound) {
