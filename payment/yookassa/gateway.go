@@ -15,7 +15,12 @@ import (
 // Gateway is a payment.Gateway and a payment.CheckoutGateway over the YooKassa API v3.
 // Make it with New; it is safe for concurrent use.
 type Gateway struct {
-	cfg Config
+	// cfg is the checked config without its secret key, which only secret holds: fmt
+	// reaches unexported fields by reflection and calls none of their String or Format
+	// methods, so a Gateway printed as a value would show a Secret held in a field; a func
+	// prints as an address.
+	cfg    Config
+	secret func() Secret
 }
 
 // Gateway implements the payment contracts.
@@ -41,7 +46,9 @@ func New(cfg Config) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Gateway{cfg: c}, nil
+	secret := c.SecretKey
+	c.SecretKey = ""
+	return &Gateway{cfg: c, secret: func() Secret { return secret }}, nil
 }
 
 // String renders the gateway without its secret key.

@@ -126,7 +126,7 @@ func (g *Gateway) try(ctx context.Context, op, method, target, key string, paylo
 	if err != nil {
 		return false, 0, fmt.Errorf("yookassa: %s: %w", op, err)
 	}
-	req.SetBasicAuth(g.cfg.ShopID, g.cfg.SecretKey.Reveal())
+	req.SetBasicAuth(g.cfg.ShopID, g.secret().Reveal())
 	req.Header.Set("Accept", "application/json")
 	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
