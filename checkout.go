@@ -23,8 +23,9 @@ type Checkout struct {
 	// Attempt is the checkout's charge attempt.
 	Attempt payment.Attempt
 	// ConfirmationURL is the provider's page to send the customer to, while the payment
-	// waits for the customer; empty once it settled, or when the provider has not answered
-	// yet (call StartCheckout again: it continues the same payment).
+	// waits for the customer and the subscription is pending; empty once it settled, once
+	// the subscription ended (FailFirstPayment), or when the provider has not answered yet
+	// (call StartCheckout again: it continues the same payment).
 	ConfirmationURL string
 }
 
@@ -76,7 +77,9 @@ func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL st
 		return Checkout{}, e.opError("StartCheckout", err)
 	}
 	out := Checkout{Subscription: sub, Attempt: a.Attempt}
-	if a.State == payment.StatePending {
+	if a.State == payment.StatePending && sub.Status == subscription.StatusPending {
+		// No page for a subscription that can no longer take the payment (ended meanwhile):
+		// the money would be booked unapplied and refunded.
 		out.ConfirmationURL = a.ConfirmationURL
 	}
 	return out, nil
