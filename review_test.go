@@ -31,3 +31,33 @@ func TestReviewCheckoutPageNotOfferedForAnEndedSubscription(t *testing.T) {
 	require.Equal(t, payment.StatePending, again.Attempt.State, "the provider's payment still waits")
 	require.Empty(t, again.ConfirmationURL, "no page to pay for an ended subscription")
 }
+
+// TestReviewCheckoutOnThePageGivesNoConsentToAnotherToken: the subscription was made with a
+// token (Subscribe's PaymentMethod: no consent yet, consent is paying, TERMS 3.4), and the
+// customer then paid on the provider's page instead. The method the provider saved is bound
+// to another customer, so savedMethod does not take it ("the subscription will not renew
+// from it"). The activation keeps the Subscribe token and records consent on it, so the
+// renewal charges a card the customer never paid with nor agreed to have charged.
+func TestReviewCheckoutOnThePageGivesNoConsentToAnotherToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewals(t)
+	regSubscribe(t, b, "other", "pm_1") // the provider's first saved method is another customer's
+	sub := regSubscribe(t, b, "c1", "tok-A")
+	co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
+	require.NoError(t, err)
+	require.NotEmpty(t, co.ConfirmationURL)
+	ev, err := b.gateway.Confirm(co.Attempt.ProviderPaymentID, payment.OutcomeSucceeded) // paid on the page
+	require.NoError(t, err)
+	_, err = b.engine.HandlePaymentWebhook(ctx, ev)
+	require.NoError(t, err)
+	got := b.get(t, sub.ID)
+	require.Equal(t, subscription.StatusActive, got.Status, "setup: paid on the page")
+	t.Logf("payment method after the checkout: %q", got.PaymentMethod)
+
+	b.clock.Set(got.Current.End)
+	require.NoError(t, b.runner.RunDue(ctx))
+	for _, c := range b.gateway.ChargesFor(sub.ID, 2) {
+		require.NotEqual(t, "tok-A", c.PaymentMethod, "renewal charged a token the customer never paid with at checkout")
+	}
+}
