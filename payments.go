@@ -772,7 +772,13 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		if err != nil {
 			return err
 		}
-		next, audit, err := subscription.Activate(sub, subscription.ActivateParams{
+		base := sub
+		if a.ReturnURL != "" {
+			// Paid on the provider's page: only the method saved there renews. A token given to
+			// Subscribe was never paid with, so paying here is no consent to charge it (TERMS 3.4).
+			base.PaymentMethod = ""
+		}
+		next, audit, err := subscription.Activate(base, subscription.ActivateParams{
 			Start: now, End: sub.Checkout.Period.End(now, 1, loc), PaymentMethod: saved}, now)
 		if err != nil {
 			return err
