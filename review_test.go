@@ -2,10 +2,15 @@ package billing_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/billingtest"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/subscription"
 )
@@ -60,4 +65,49 @@ func TestReviewCheckoutOnThePageGivesNoConsentToAnotherToken(t *testing.T) {
 	for _, c := range b.gateway.ChargesFor(sub.ID, 2) {
 		require.NotEqual(t, "tok-A", c.PaymentMethod, "renewal charged a token the customer never paid with at checkout")
 	}
+}
+
+// TestReviewUnappliedRefundBlockedByReceiptContactReachesAPerson: a checkout paid after the
+// subscription ended is booked unapplied and must be refunded (TERMS 3.3: money is never
+// kept for nothing). Config.ReceiptContact now fails for that customer (the host deleted
+// their data, or its directory is down for good). RefundUnapplied promises that a failed
+// refund is counted and parked for a person after 5 failures; a ReceiptContact failure is
+// neither counted nor parked, so the money stays with the shop for ever and nobody is told.
+func TestReviewUnappliedRefundBlockedByReceiptContactReachesAPerson(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := billingtest.NewGateway()
+	var contactDown atomic.Bool
+	tb := setupWith(t, func(c *billing.Config) {
+		c.Gateway = gw
+		c.ReceiptContact = func(_ context.Context, customerID string) (payment.Contact, error) {
+			if contactDown.Load() {
+				return payment.Contact{}, errors.New("directory: no such customer")
+			}
+			return payment.Contact{Email: customerID + "@example.ru"}, nil
+		}
+	})
+	runner := tb.withRiver(t)
+	tb.publish(t, "pro", "990", "generations", 500)
+	b := &renewalBundle{testBundle: tb, gateway: gw, runner: runner}
+	sub, co := newCheckout(t, b, "c1")
+	_, err := b.engine.FailFirstPayment(ctx, sub.ID, "gave up")
+	require.NoError(t, err)
+	contactDown.Store(true)
+	ev, err := b.gateway.Confirm(co.Attempt.ProviderPaymentID, payment.OutcomeSucceeded) // paid after the end
+	require.NoError(t, err)
+	_, err = b.engine.HandlePaymentWebhook(ctx, ev)
+	require.NoError(t, err)
+
+	for range 10 { // ten days of refund jobs and sweeps
+		regRunFor(t, b, 24*time.Hour)
+		_, _ = b.engine.SweepDueRenewals(ctx)
+	}
+	require.Empty(t, b.gateway.Refunds(), "setup: the refund could not be sent")
+	us, err := b.engine.UnappliedPayments(ctx, false)
+	require.NoError(t, err)
+	require.Len(t, us, 1)
+	t.Logf("unapplied payment: state %s, failures %d, last error %q", us[0].State, us[0].Failures, us[0].LastError)
+	require.NotEqual(t, billing.UnappliedRefunding, us[0].State,
+		"ten days later the money is neither returned nor parked for a person")
 }
