@@ -117,15 +117,19 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 		}
 		receipt, rerr := e.refundReceipt(ctx, u.SubscriptionID, desc, u.AmountMinor, u.Currency, charge)
 		if rerr != nil {
-			return e.opError("RefundUnapplied", rerr)
+			// Nothing was sent. Counted as a failed try, so that a receipt that cannot be made
+			// (Config.ReceiptContact failing for the customer) parks it for a person rather
+			// than keep the money silently.
+			err = fmt.Errorf("the return receipt: %w", rerr)
+		} else {
+			req := payment.RefundRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
+				Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
+				Metadata: map[string]string{"billing_unapplied_id": u.ID, payment.MetadataIdempotencyKey: u.RefundKey}}
+			if rerr := req.Validate(); rerr != nil {
+				return e.opError("RefundUnapplied", rerr)
+			}
+			res, err = gw.Refund(ctx, req)
 		}
-		req := payment.RefundRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
-			Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
-			Metadata: map[string]string{"billing_unapplied_id": u.ID, payment.MetadataIdempotencyKey: u.RefundKey}}
-		if rerr := req.Validate(); rerr != nil {
-			return e.opError("RefundUnapplied", rerr)
-		}
-		res, err = gw.Refund(ctx, req)
 	}
 	switch {
 	case err == nil && res.Outcome == payment.OutcomeSucceeded:
