@@ -36,3 +36,19 @@ func TestSecretNeverPrintedThroughAValue(t *testing.T) {
 		require.NotContains(t, s, testSecret)
 	}
 }
+
+// TestSecretNeverPrintedInsideAHostStruct: Secret's doc says every way fmt renders it shows
+// "[REDACTED]". A host that keeps its yookassa.Config in an unexported field of its own
+// struct and prints that struct (a config dump at start-up, %+v in a panic message) prints
+// the key: fmt calls no method of a value it reached through an unexported field.
+func TestSecretNeverPrintedInsideAHostStruct(t *testing.T) {
+	t.Parallel()
+	type hostConfig struct {
+		listen string
+		yoo    yookassa.Config
+	}
+	c := hostConfig{listen: ":8080", yoo: yookassa.Config{ShopID: testShopID, SecretKey: testSecret}}
+	for _, verb := range []string{"%v", "%+v", "%s"} {
+		require.NotContains(t, fmt.Sprintf(verb, c), testSecret, verb)
+	}
+}
