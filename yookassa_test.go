@@ -45,7 +45,7 @@ func setupYooKassa(t *testing.T, change func(*yookassa.Config)) *yooBundle {
 	tb := setupWith(t, func(c *billing.Config) {
 		sim.SetClock(c.Clock.Now)
 		cfg := yookassa.Config{
-			ShopID: sim.ShopID(), SecretKey: yookassa.Secret(sim.SecretKey()), BaseURL: sim.URL(),
+			ShopID: sim.ShopID(), SecretKey: yookassa.NewSecret(sim.SecretKey()), BaseURL: sim.URL(),
 			HTTPClient: sim.Client(), Timeout: 10 * time.Second, Clock: c.Clock,
 			Retry: yookassa.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond},
 			Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },

@@ -40,7 +40,7 @@ func newProvider(logger *slog.Logger) (*provider, error) {
 		if shop == "" || secret == "" {
 			return nil, errors.New("set both " + envShopID + " and " + envSecretKey + ", or neither (the simulator)")
 		}
-		g, err := yookassa.New(yookassa.Config{ShopID: shop, SecretKey: yookassa.Secret(secret), Logger: logger})
+		g, err := yookassa.New(yookassa.Config{ShopID: shop, SecretKey: yookassa.NewSecret(secret), Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -61,7 +61,7 @@ func newProvider(logger *slog.Logger) (*provider, error) {
 
 // simulatedGateway is the adapter over sim, trusting notifications from the loopback.
 func simulatedGateway(sim *yookassatest.Server, logger *slog.Logger) (*yookassa.Gateway, error) {
-	return yookassa.New(yookassa.Config{ShopID: sim.ShopID(), SecretKey: yookassa.Secret(sim.SecretKey()),
+	return yookassa.New(yookassa.Config{ShopID: sim.ShopID(), SecretKey: yookassa.NewSecret(sim.SecretKey()),
 		BaseURL: sim.URL(), HTTPClient: sim.Client(), Logger: logger,
 		TrustedNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
 }

@@ -31,10 +31,18 @@ type Clock interface {
 	Now() time.Time
 }
 
-// Secret is a value that must never be printed: the shop's secret key. Every way fmt and
-// log/slog render it (String, GoString, LogValue, %v, %+v, %#v, %s, %q) shows "[REDACTED]".
-// Read the value with Reveal, which only the HTTP Basic auth of a request does.
-type Secret string
+// Secret is a value that must never be printed: the shop's secret key. Make one with
+// NewSecret. Every way fmt and log/slog render it (String, GoString, LogValue, %v, %+v, %#v,
+// %s, %q, encoding/json) shows "[REDACTED]", and so does fmt's reflection into a struct that
+// holds it in an unexported field (which calls no method: the value sits behind a func,
+// which prints as an address). Read it with Reveal, which only the HTTP Basic auth of a
+// request does.
+type Secret struct {
+	reveal func() string
+}
+
+// NewSecret wraps the secret key s.
+func NewSecret(s string) Secret { return Secret{reveal: func() string { return s }} }
 
 // redacted is what a Secret prints as.
 const redacted = "[REDACTED]"
@@ -43,7 +51,7 @@ const redacted = "[REDACTED]"
 func (Secret) String() string { return redacted }
 
 // GoString implements fmt.GoStringer without the value.
-func (Secret) GoString() string { return `yookassa.Secret("` + redacted + `")` }
+func (Secret) GoString() string { return `yookassa.NewSecret("` + redacted + `")` }
 
 // LogValue implements slog.LogValuer without the value.
 func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
@@ -60,8 +68,14 @@ func (s Secret) Format(f fmt.State, verb rune) {
 	_, _ = f.Write([]byte(redacted))
 }
 
-// Reveal returns the secret itself. Call it only to authenticate a request.
-func (s Secret) Reveal() string { return string(s) }
+// Reveal returns the secret itself ("" for the zero Secret). Call it only to authenticate a
+// request.
+func (s Secret) Reveal() string {
+	if s.reveal == nil {
+		return ""
+	}
+	return s.reveal()
+}
 
 // RetryPolicy says how often and how long to wait before a request is sent again. Only
 // requests that are safe to repeat are retried: every GET, and a POST under its

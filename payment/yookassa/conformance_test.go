@@ -50,7 +50,7 @@ func newSimHarness(t *testing.T, attempts int) *simHarness {
 	t.Cleanup(sim.Close)
 	sim.SetClock(time.Now)
 	gw, err := yookassa.New(yookassa.Config{
-		ShopID: sim.ShopID(), SecretKey: yookassa.Secret(sim.SecretKey()), BaseURL: sim.URL(),
+		ShopID: sim.ShopID(), SecretKey: yookassa.NewSecret(sim.SecretKey()), BaseURL: sim.URL(),
 		HTTPClient: sim.Client(), Timeout: 10 * time.Second,
 		Retry:           yookassa.RetryPolicy{MaxAttempts: attempts, BaseDelay: time.Millisecond},
 		Sleep:           func(ctx context.Context, _ time.Duration) error { return ctx.Err() },

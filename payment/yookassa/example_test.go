@@ -15,7 +15,7 @@ import (
 // events the billing does not handle, and hand the rest to the engine (which confirms each
 // with Lookup before acting).
 func ExampleGateway_ParseNotification() {
-	gw, err := yookassa.New(yookassa.Config{ShopID: "100500", SecretKey: "live_example"})
+	gw, err := yookassa.New(yookassa.Config{ShopID: "100500", SecretKey: yookassa.NewSecret("live_example")})
 	if err != nil {
 		fmt.Println(err)
 		return

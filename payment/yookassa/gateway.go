@@ -47,7 +47,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	secret := c.SecretKey
-	c.SecretKey = ""
+	c.SecretKey = Secret{}
 	return &Gateway{cfg: c, secret: func() Secret { return secret }}, nil
 }
 

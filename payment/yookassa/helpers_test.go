@@ -108,7 +108,7 @@ func setup(t *testing.T, handle func(n int, r request) answer, edit ...func(*yoo
 	sleeps := &[]time.Duration{}
 	cfg := yookassa.Config{
 		ShopID:    testShopID,
-		SecretKey: testSecret,
+		SecretKey: yookassa.NewSecret(testSecret),
 		BaseURL:   srv.URL,
 		Clock:     fixedClock{},
 		Retry:     yookassa.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Second, MaxDelay: time.Minute},

@@ -162,7 +162,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg, "gw", b.gw, "key", cfg.SecretKey)
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "cfg", cfg, "gw", b.gw, "key", cfg.SecretKey)
 	out = append(out, err.Error(), logs.String())
-	_, cfgErr := yookassa.New(yookassa.Config{SecretKey: testSecret, BaseURL: "http://user:" + testSecret + "@api.example"})
+	_, cfgErr := yookassa.New(yookassa.Config{SecretKey: yookassa.NewSecret(testSecret), BaseURL: "http://user:" + testSecret + "@api.example"})
 	require.Error(t, cfgErr)
 	out = append(out, cfgErr.Error())
 
@@ -184,11 +184,11 @@ func TestNewRefusesABadConfig(t *testing.T) {
 		want []string
 	}{
 		{"empty", yookassa.Config{}, []string{"ShopID: empty", "SecretKey: empty"}},
-		{"plain http to the internet", yookassa.Config{ShopID: "1", SecretKey: "s", BaseURL: "http://api.yookassa.ru/v3"}, []string{"BaseURL: plain http"}},
-		{"credentials in the URL", yookassa.Config{ShopID: "1", SecretKey: "s", BaseURL: "https://u:p@api.yookassa.ru/v3"}, []string{"BaseURL: carries credentials"}},
-		{"negatives", yookassa.Config{ShopID: "1", SecretKey: "s", Timeout: -1, Retry: yookassa.RetryPolicy{MaxAttempts: -1, BaseDelay: -1, MaxDelay: -1}, LookupMargin: -1, MaxListPages: -1},
+		{"plain http to the internet", yookassa.Config{ShopID: "1", SecretKey: yookassa.NewSecret("s"), BaseURL: "http://api.yookassa.ru/v3"}, []string{"BaseURL: plain http"}},
+		{"credentials in the URL", yookassa.Config{ShopID: "1", SecretKey: yookassa.NewSecret("s"), BaseURL: "https://u:p@api.yookassa.ru/v3"}, []string{"BaseURL: carries credentials"}},
+		{"negatives", yookassa.Config{ShopID: "1", SecretKey: yookassa.NewSecret("s"), Timeout: -1, Retry: yookassa.RetryPolicy{MaxAttempts: -1, BaseDelay: -1, MaxDelay: -1}, LookupMargin: -1, MaxListPages: -1},
 			[]string{"Timeout: negative", "Retry.MaxAttempts: negative", "Retry.BaseDelay: negative", "Retry.MaxDelay: negative", "LookupMargin: negative", "MaxListPages: negative"}},
-		{"a colon in the shop id", yookassa.Config{ShopID: "1:2", SecretKey: "s"}, []string{"ShopID: contains a colon"}},
+		{"a colon in the shop id", yookassa.Config{ShopID: "1:2", SecretKey: yookassa.NewSecret("s")}, []string{"ShopID: contains a colon"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestNewRefusesABadConfig(t *testing.T) {
 	}
 	t.Run("defaults", func(t *testing.T) {
 		t.Parallel()
-		g, err := yookassa.New(yookassa.Config{ShopID: "1", SecretKey: "s"})
+		g, err := yookassa.New(yookassa.Config{ShopID: "1", SecretKey: yookassa.NewSecret("s")})
 		require.NoError(t, err)
 		require.Contains(t, g.String(), yookassa.BaseURLDefault)
 	})

@@ -47,7 +47,7 @@ func TestSecretNeverPrintedInsideAHostStruct(t *testing.T) {
 		listen string
 		yoo    yookassa.Config
 	}
-	c := hostConfig{listen: ":8080", yoo: yookassa.Config{ShopID: testShopID, SecretKey: testSecret}}
+	c := hostConfig{listen: ":8080", yoo: yookassa.Config{ShopID: testShopID, SecretKey: yookassa.NewSecret(testSecret)}}
 	for _, verb := range []string{"%v", "%+v", "%s"} {
 		require.NotContains(t, fmt.Sprintf(verb, c), testSecret, verb)
 	}
