@@ -462,6 +462,11 @@ func (e *Engine) stopCharging(ctx context.Context, tx pgx.Tx, sub subscription.S
 // payment and refunds it, and the reconciliation job looks such attempts up for a day.
 const chargeInFlightFor = time.Minute
 
+// gatewayCallTimeout bounds one Charge or StartCheckout call, whoever calls it (a host's
+// handler may set no deadline; an adapter may retry under the key): it ends before
+// chargeInFlightFor, counted from the moment step 1 marked the attempt sent, runs out.
+const gatewayCallTimeout = chargeInFlightFor * 9 / 10
+
 // resend is the transaction before charging again an attempt a run before made and the
 // gateway never saw (Lookup: ErrNotFound): with the subscription locked it re-checks the
 // reason to charge and marks the attempt sent, or cancels it (only once no call of the run
@@ -552,7 +557,9 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		if err != nil {
 			return a, err
 		}
-		res, callErr := cg.StartCheckout(ctx, req)
+		callCtx, cancel := context.WithTimeout(ctx, gatewayCallTimeout)
+		defer cancel()
+		res, callErr := cg.StartCheckout(callCtx, req)
 		next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
 		if err == nil && callErr == nil {
 			a.ConfirmationURL, a.SavedMethod = res.ConfirmationURL, res.PaymentMethod // a method only when it succeeded at once
@@ -564,7 +571,9 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 	if err != nil {
 		return a, err
 	}
-	res, callErr := gw.Charge(ctx, req)
+	callCtx, cancel := context.WithTimeout(ctx, gatewayCallTimeout)
+	defer cancel()
+	res, callErr := gw.Charge(callCtx, req)
 	next, _, err := a.RecordCharge(res, callErr, e.clock.Now())
 	a.Attempt = next
 	return a, err

@@ -18,8 +18,10 @@ const (
 	// TimeoutDefault bounds one HTTP attempt (connect, send, read the answer).
 	TimeoutDefault = 30 * time.Second
 	// LookupMarginDefault widens a Lookup listing on both sides for clock skew between the
-	// engine, this process and YooKassa.
-	LookupMarginDefault = 10 * time.Minute
+	// engine, this process and YooKassa. Generous on purpose: a listing that starts after the
+	// payment misses it, and once YooKassa forgot the key (24 h) a miss would let the engine
+	// charge again; a wider window only costs pages.
+	LookupMarginDefault = time.Hour
 	// MaxListPagesDefault caps the pages (of 100 objects) one Lookup listing reads.
 	MaxListPagesDefault = 50
 )

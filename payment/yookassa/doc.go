@@ -113,7 +113,7 @@
 //     &limit=100, following next_cursor, and match the metadata key. ErrNotFound only after
 //     the last page of the window; a failure on any page is an error (still unknown).
 //
-// Bounds: the window starts at the attempt's CreatedAt less LookupMargin (10 minutes by
+// Bounds: the window starts at the attempt's CreatedAt less LookupMargin (1 hour by
 // default, for clock skew) and ends now (or CreatedAt, if the engine's clock is ahead of
 // this one) plus the margin. It does not end at CreatedAt plus a
 // few days: the engine sends a charge under the key whenever it (re)sends the attempt, which

@@ -58,5 +58,5 @@ func ExampleGateway_ParseNotification() {
 	// charge 2e9b4c8f-000f-5000-9000-1b6d2c3e4f50 succeeded 99000 RUB
 	// 185.71.76.10:44321 200
 	// 203.0.113.7:5555 403
-	// yookassa.Gateway{yookassa.Config{ShopID:"100500" SecretKey:[REDACTED] BaseURL:"https://api.yookassa.ru/v3" Timeout:30s Retry:{MaxAttempts:4 BaseDelay:500ms MaxDelay:30s} LookupMargin:10m0s MaxListPages:50 TrustedNetworks:7}}
+	// yookassa.Gateway{yookassa.Config{ShopID:"100500" SecretKey:[REDACTED] BaseURL:"https://api.yookassa.ru/v3" Timeout:30s Retry:{MaxAttempts:4 BaseDelay:500ms MaxDelay:30s} LookupMargin:1h0m0s MaxListPages:50 TrustedNetworks:7}}
 }

@@ -140,8 +140,8 @@ func TestLookupByListing(t *testing.T) {
 	requireOnlyGETs(t, reqs)
 	for i, r := range reqs {
 		require.Equal(t, "/payments", r.Path)
-		require.Equal(t, "2026-02-28T11:50:00.000Z", r.Query.Get("created_at.gte"), "CreatedAt less the 10 min margin")
-		require.Equal(t, "2026-03-02T12:10:00.000Z", r.Query.Get("created_at.lte"), "now plus the margin")
+		require.Equal(t, "2026-02-28T11:00:00.000Z", r.Query.Get("created_at.gte"), "CreatedAt less the 1 h margin")
+		require.Equal(t, "2026-03-02T13:00:00.000Z", r.Query.Get("created_at.lte"), "now plus the margin")
 		require.Equal(t, "100", r.Query.Get("limit"))
 		require.Equal(t, []string{"", "c1", "c2"}[i], r.Query.Get("cursor"))
 	}
@@ -248,7 +248,7 @@ func TestLookupRefund(t *testing.T) {
 				paths = append(paths, r.Path)
 				if r.Path == "/refunds" {
 					require.Equal(t, paymentID, r.Query.Get("payment_id"))
-					require.Equal(t, "2026-02-28T11:50:00.000Z", r.Query.Get("created_at.gte"))
+					require.Equal(t, "2026-02-28T11:00:00.000Z", r.Query.Get("created_at.gte"))
 				}
 			}
 			require.Equal(t, tt.wantReqs, paths)
@@ -277,9 +277,9 @@ func TestLookupRefundOfAnotherPaymentIsAnError(t *testing.T) {
 func TestLookupWindowWhenTheEnginesClockIsAhead(t *testing.T) {
 	t.Parallel()
 	b := setup(t, always(answer{Body: listJSON(t, "")}))
-	_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: now.Add(time.Hour)})
+	_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: now.Add(2 * time.Hour)})
 	require.ErrorIs(t, err, payment.ErrNotFound)
 	q := b.api.requests()[0].Query
-	require.Equal(t, "2026-03-02T12:50:00.000Z", q.Get("created_at.gte"))
-	require.Equal(t, "2026-03-02T13:10:00.000Z", q.Get("created_at.lte"), "CreatedAt plus the margin, not an empty window")
+	require.Equal(t, "2026-03-02T13:00:00.000Z", q.Get("created_at.gte"))
+	require.Equal(t, "2026-03-02T15:00:00.000Z", q.Get("created_at.lte"), "CreatedAt plus the margin, not an empty window")
 }
