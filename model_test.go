@@ -1007,6 +1007,19 @@ func (m *model) periodName(periodID string) string {
 	return m.subName(id) + "/" + n
 }
 
+// unappliedRefundKeys returns the refund keys of the unapplied payments still being refunded.
+func (m *model) unappliedRefundKeys(t *rapid.T) []string {
+	rows, err := m.pool.Query(m.ctx, `SELECT refund_key FROM billing_unapplied_payments WHERE state = 'refunding'`)
+	if err != nil {
+		t.Fatalf("unapplied payments: %v", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("unapplied payments: %v", err)
+	}
+	return keys
+}
+
 // quiesce stops the faults and lets everything settle: scripted behaviours and lookup
 // failures are used up on the side, every charge and refund pending at the provider is
 // confirmed, held charges land, every webhook is delivered, and the jobs and the
@@ -1025,12 +1038,16 @@ func (m *model) quiesce(t *rapid.T) {
 				m.undelivered = append(m.undelivered, ev)
 			}
 		}
+		keys := m.unappliedRefundKeys(t) // the refunds of unapplied payments, pending at the provider too
 		for _, id := range m.refunds {
 			r, err := m.eng.RefundRequestByID(m.ctx, id)
 			if err != nil || r.GatewayKey == "" {
 				continue
 			}
-			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: r.GatewayKey}); err == nil && res.Outcome == payment.OutcomePending {
+			keys = append(keys, r.GatewayKey)
+		}
+		for _, key := range keys {
+			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: key}); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.ConfirmRefund(res.ProviderRefundID, payment.OutcomeSucceeded)
 				if err != nil {
 					t.Fatalf("confirm refund %s: %v", res.ProviderRefundID, err)
