@@ -63,6 +63,11 @@ type Config struct {
 	// quick and non-blocking (hand the event to a queue or channel), and make it safe to
 	// call twice for one request, since a job may run again after a crash.
 	OnRefundEscalation func(RefundEscalation)
+
+	// SkipRiverMigrations makes Migrate leave River's schema alone: the host runs River's
+	// migrations itself (`river migrate-up`, or rivermigrate), for instance into another
+	// schema. CheckSchema still checks them. Defaults to false: Migrate migrates River too.
+	SkipRiverMigrations bool
 }
 
 // DefaultConfig returns a Config for a Russian operator: Europe/Moscow, the system clock,

@@ -8,11 +8,12 @@
 //
 //	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
 //	engine, _ := billing.New(pool, billing.DefaultConfig())
-//	_ = engine.Migrate(ctx)                  // engine + River schema, idempotent
+//	_, _ = engine.Migrate(ctx)               // engine + River schema, idempotent (or your own tool: MigrationsFS)
 //	workers := river.NewWorkers()
 //	engine.RegisterWorkers(workers)          // before the client is made
 //	client, _ := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Queues: ...})
 //	_ = engine.UseRiver(client)              // the engine inserts its jobs through it
+//	_ = engine.CheckSchema(ctx)              // refuse to serve on a schema of another version
 //
 // The rules the engine enforces come from the service terms (see the README's rules table);
 // the policy itself lives in the packages tariff, subscription, payment, refund, ledger
@@ -46,9 +47,7 @@
 package billing
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -58,7 +57,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/smm-gpt/billing/internal/jobs"
-	"github.com/smm-gpt/billing/internal/store"
 )
 
 // Engine is the billing engine. It is safe for concurrent use; create one per process
@@ -96,27 +94,6 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg}, nil
 }
 
-// MigrateResult says what Migrate applied; both lists are empty when the schema was
-// already current.
-type MigrateResult = store.MigrateResult
-
-// ErrSchemaTooNew is returned by Migrate against a database migrated by newer code.
-var ErrSchemaTooNew = store.ErrSchemaTooNew
-
-// Migrate applies River's migrations (through rivermigrate) and the engine's (in one
-// transaction), under an advisory lock: idempotent, and safe when several processes call it
-// at once. It refuses a schema newer than the code with ErrSchemaTooNew.
-func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
-	res, err := store.Migrate(ctx, e.pool)
-	if err != nil {
-		return res, fmt.Errorf("billing: migrate: %w", err)
-	}
-	if len(res.Applied)+len(res.RiverApplied) > 0 {
-		e.logger.InfoContext(ctx, "billing: migrated", "engine", res.Applied, "river", res.RiverApplied)
-	}
-	return res, nil
-}
-
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it
 // before river.NewClient, which takes the bundle in its Config.
 func (e *Engine) RegisterWorkers(workers *river.Workers) error {
@@ -145,12 +122,25 @@ func (e *Engine) riverClient() (*river.Client[pgx.Tx], error) {
 	return e.river, nil
 }
 
+// riverSchema returns the schema of the client given to UseRiver ("" before UseRiver, or
+// when River is on the search_path).
+func (e *Engine) riverSchema() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.river == nil {
+		return ""
+	}
+	return e.river.Schema()
+}
+
 // riverInsertOpts is River's InsertOpts under a short name.
 type riverInsertOpts = river.InsertOpts
 
 // UseRiver hands the engine the host's River client, through which it inserts its jobs
 // (always inside the command's own transaction, with InsertTx). Call it once, after
 // river.NewClient; commands that schedule jobs fail with ErrNoRiverClient before it.
+// The engine reads River's tables in the client's schema (river.Config.Schema) from then
+// on: the renewal sweeper, Migrate and CheckSchema.
 func (e *Engine) UseRiver(client *river.Client[pgx.Tx]) error {
 	if client == nil {
 		return errors.New("billing: UseRiver: nil client")

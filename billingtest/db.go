@@ -146,7 +146,7 @@ func migratedTemplate(base string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		_, err = store.Migrate(ctx, pool)
+		_, err = store.Migrate(ctx, pool, store.MigrateOptions{})
 		pool.Close()
 		if err != nil {
 			return "", err
