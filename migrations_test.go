@@ -7,15 +7,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/subscription"
 )
 
 // migrationFiles returns the names of MigrationsFS's files, in order, and their contents.
@@ -222,6 +225,88 @@ func TestMigrateSkipsRiver(t *testing.T) {
 
 	migrateRiver(t, pool, "")
 	require.NoError(t, engine.CheckSchema(ctx))
+}
+
+// TestRiverInItsOwnSchema runs a renewal and the sweeper with River's tables in a schema of
+// their own (river.Config.Schema) and none on the search_path: the engine and the Runner
+// must read River's tables where the client says they are.
+func TestRiverInItsOwnSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const riverSchema = "billing_river"
+	pool := billingtest.NewEmptyPool(t)
+	_, err := pool.Exec(ctx, `CREATE SCHEMA billing_river`)
+	require.NoError(t, err)
+	migrateRiver(t, pool, riverSchema)
+
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	require.NoError(t, err)
+	clock := billingtest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow))
+	gw := billingtest.NewGateway()
+	cfg := billing.DefaultConfig()
+	cfg.Clock, cfg.Gateway, cfg.SkipRiverMigrations = clock, gw, true
+	engine, err := billing.New(pool, cfg)
+	require.NoError(t, err)
+	_, err = engine.Migrate(ctx)
+	require.NoError(t, err)
+
+	workers := river.NewWorkers()
+	require.NoError(t, engine.RegisterWorkers(workers))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		Schema:            riverSchema,
+		FetchPollInterval: 5 * time.Millisecond,
+		FetchCooldown:     time.Millisecond,
+		Test:              river.TestConfig{Time: clock},
+	})
+	require.NoError(t, err)
+	require.NoError(t, engine.UseRiver(client))
+	require.NoError(t, engine.CheckSchema(ctx), "River's migrations are found in the client's schema")
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
+	})
+	runner := billingtest.NewRunner(pool, clock)
+	runner.Schema = riverSchema
+
+	b := &testBundle{pool: pool, clock: clock, engine: engine, moscow: moscow}
+	b.publish(t, "pro", "990", "generations", 500)
+	sub, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
+	require.NoError(t, err)
+	res, err := engine.ChargeFirstPayment(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, subscription.StatusActive, res.Subscription.Status)
+
+	// The renewal at the end of period 1 runs from the schema's job table.
+	_, err = runner.RunUntil(ctx, res.Subscription.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	got, err := engine.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, got.Current.Number, "renewed once")
+	require.Len(t, gw.ChargesFor(sub.ID, 2), 1)
+
+	// Lose period 2's renewal job; the sweeper finds the period without one, in the schema.
+	_, err = pool.Exec(ctx, `DELETE FROM billing_river.river_job WHERE kind = 'billing_renew'`)
+	require.NoError(t, err)
+	_, err = runner.RunUntil(ctx, got.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	n, err := engine.SweepDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "the sweeper saw that no renewal job waits")
+	n, err = engine.SweepDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "and sees the one it enqueued")
+	require.NoError(t, runner.RunDue(ctx))
+	got, err = engine.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, 3, got.Current.Number, "renewed by the swept job")
+
+	var onPath bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('river_job') IS NOT NULL`).Scan(&onPath))
+	require.False(t, onPath, "nothing of River's on the search_path: a bare river_job would have failed")
 }
 
 func mustAtoi(t *testing.T, s string) int {

@@ -1189,7 +1189,7 @@ func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor s
 // Suspended subscriptions are not swept: a subscription suspended across its period end
 // waits for a person. Resume enqueues its renewal (see Engine.Resume).
 func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
-	due, err := store.DueWithoutJob(ctx, e.pool, e.clock.Now(), 1000)
+	due, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), e.clock.Now(), 1000)
 	if err != nil {
 		return 0, e.opError("SweepDueRenewals", err)
 	}

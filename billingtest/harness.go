@@ -63,6 +63,7 @@ func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg 
 		return nil, err
 	}
 	h.Engine, h.client, h.Runner = engine, client, NewRunner(pool, h.Clock)
+	h.Runner.Schema = client.Schema()
 	return h, nil
 }
 

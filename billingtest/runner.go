@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/smm-gpt/billing/internal/store"
 )
 
 // Runner drives River jobs on a manual clock: RunUntil moves the clock forward to each
@@ -19,12 +21,16 @@ import (
 //
 // Make the client with NewRiverClient (or give yours Test.Time = the Runner's clock, a
 // FetchPollInterval of a few milliseconds, and one worker on the default queue, so jobs due
-// at one instant run one at a time in River's order: priority, scheduled time, id).
+// at one instant run one at a time in River's order: priority, scheduled time, id). With
+// River in a schema of its own, set Schema.
 type Runner struct {
 	pool  *pgxpool.Pool
 	clock *Clock
 	// Timeout bounds the wait for one instant's jobs; default 30s.
 	Timeout time.Duration
+	// Schema is the schema of River's tables, as the client's river.Config.Schema; empty
+	// (the default) means the search_path. StartHarness sets it from its client.
+	Schema string
 }
 
 // NewRunner returns a Runner for the River jobs in pool's database on clock.
@@ -87,7 +93,7 @@ func (r *Runner) RunDue(ctx context.Context) error {
 // nextDue returns the earliest scheduled time of a job still to run.
 func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 	var next *time.Time
-	err := r.pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM river_job
+	err := r.pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM `+r.jobTable()+`
 		WHERE state IN ('available', 'scheduled', 'retryable')`).Scan(&next)
 	if err != nil || next == nil {
 		return time.Time{}, false, err
@@ -102,12 +108,12 @@ func (r *Runner) drain(ctx context.Context) error {
 	deadline := time.Now().Add(r.Timeout)
 	for {
 		now := r.clock.Now()
-		if _, err := r.pool.Exec(ctx, `UPDATE river_job SET state = 'available'
+		if _, err := r.pool.Exec(ctx, `UPDATE `+r.jobTable()+` SET state = 'available'
 			WHERE state IN ('scheduled', 'retryable') AND scheduled_at <= $1`, now); err != nil {
 			return err
 		}
 		var pending int
-		if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+		if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM `+r.jobTable()+`
 			WHERE (state = 'available' AND scheduled_at <= $1) OR state = 'running'`, now).Scan(&pending); err != nil {
 			return err
 		}
@@ -124,3 +130,6 @@ func (r *Runner) drain(ctx context.Context) error {
 		}
 	}
 }
+
+// jobTable is River's job table in the Runner's Schema, quoted.
+func (r *Runner) jobTable() string { return store.RiverTable(r.Schema, "river_job") }

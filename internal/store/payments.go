@@ -249,11 +249,12 @@ func SubscriptionsWithMethod(ctx context.Context, q Querier, customerID, token s
 
 // DueWithoutJob returns the subscriptions whose current period has ended, still open,
 // with auto-renew on or off, that have no renewal job waiting: the sweeper's work list.
-func DueWithoutJob(ctx context.Context, q Querier, now time.Time, limit int) ([]SubscriptionPeriod, error) {
+// riverSchema is the schema of River's tables ("" for the search_path).
+func DueWithoutJob(ctx context.Context, q Querier, riverSchema string, now time.Time, limit int) ([]SubscriptionPeriod, error) {
 	rows, err := q.Query(ctx, `SELECT s.id::text, s.current_period
 		FROM billing_subscriptions s JOIN billing_periods p ON p.subscription_id = s.id AND p.number = s.current_period
 		WHERE s.status IN ('active', 'exhausted', 'past_due') AND p.end_at <= $1
-		  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = 'billing_renew'
+		  AND NOT EXISTS (SELECT 1 FROM `+RiverTable(riverSchema, "river_job")+` j WHERE j.kind = 'billing_renew'
 		        AND j.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')
 		        AND j.args->>'subscription_id' = s.id::text AND (j.args->>'period')::int = s.current_period)
 		ORDER BY p.end_at LIMIT $2`, now, limit)

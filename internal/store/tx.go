@@ -63,3 +63,13 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
+
+// RiverTable returns River's table as a quoted SQL identifier in schema (River's
+// Config.Schema; "" means the search_path, as River reads it): "river_job" or
+// "jobs"."river_job". Quoting makes any schema name safe to splice into a statement.
+func RiverTable(schema, table string) string {
+	if schema == "" {
+		return pgx.Identifier{table}.Sanitize()
+	}
+	return pgx.Identifier{schema, table}.Sanitize()
+}
