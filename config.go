@@ -1,13 +1,17 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Moscow must load in a bare container.
+
+	"github.com/riverqueue/river"
 
 	"github.com/smm-gpt/billing/calendar"
 	"github.com/smm-gpt/billing/payment"
@@ -63,6 +67,18 @@ type Config struct {
 	// quick and non-blocking (hand the event to a queue or channel), and make it safe to
 	// call twice for one request, since a job may run again after a crash.
 	OnRefundEscalation func(RefundEscalation)
+
+	// Queue is the River queue of every job the engine inserts (renewals, refunds,
+	// reservation expiry, revenue recognition, and the periodic jobs of PeriodicJobs).
+	// Defaults to river.QueueDefault. Trap: the host's River client must work this queue
+	// (river.Config.Queues), or the engine's jobs wait forever. A name River accepts:
+	// lower-case letters and digits, separated by single underscores or hyphens, at most
+	// 64 characters.
+	Queue string
+
+	// Priority is the River priority of every job the engine inserts, 1 (first) to 4.
+	// Defaults to river.PriorityDefault (1).
+	Priority int
 
 	// SkipRiverMigrations makes Migrate leave River's schema alone: the host runs River's
 	// migrations itself (`river migrate-up`, or rivermigrate), for instance into another
@@ -144,8 +160,20 @@ func (c *Config) validate() error {
 	if err := c.Dunning.Validate(); err != nil {
 		problems = append(problems, FieldProblem{"Dunning", err.Error()})
 	}
+	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
+	if !riverQueueName.MatchString(c.Queue) || len(c.Queue) > 64 {
+		problems = append(problems, FieldProblem{"Queue", fmt.Sprintf("%q is not a River queue name: lower-case letters and digits separated by single underscores or hyphens, at most 64 characters", c.Queue)})
+	}
+	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
+	if c.Priority < 1 || c.Priority > 4 {
+		problems = append(problems, FieldProblem{"Priority", fmt.Sprintf("%d is not a River priority: 1 (first) to 4", c.Priority)})
+	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
 	}
 	return nil
 }
+
+// riverQueueName is River's rule for queue names (client.go, validateQueueName), checked
+// here so that New names a bad Queue instead of every insert failing later.
+var riverQueueName = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)

@@ -47,6 +47,8 @@
 package billing
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -55,6 +57,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/smm-gpt/billing/internal/jobs"
 )
@@ -95,7 +98,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 }
 
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it
-// before river.NewClient, which takes the bundle in its Config.
+// before river.NewClient, which takes the bundle in its Config. The engine inserts every
+// job in Config.Queue (River's default queue unless set): the host must run a River client
+// that works that queue (river.Config.Queues), or the engine's jobs (renewals, refunds,
+// reservation expiry…) wait forever.
 func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	if workers == nil {
 		return errors.New("billing: RegisterWorkers: nil *river.Workers")
@@ -112,14 +118,15 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	)
 }
 
-// riverClient returns the client given to UseRiver, or ErrNoRiverClient.
-func (e *Engine) riverClient() (*river.Client[pgx.Tx], error) {
+// riverClient returns the client given to UseRiver, wrapped to insert in the engine's queue
+// at its priority, or ErrNoRiverClient.
+func (e *Engine) riverClient() (*jobClient, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.river == nil {
 		return nil, ErrNoRiverClient
 	}
-	return e.river, nil
+	return &jobClient{client: e.river, queue: e.cfg.Queue, priority: e.cfg.Priority}, nil
 }
 
 // riverSchema returns the schema of the client given to UseRiver ("" before UseRiver, or
@@ -131,6 +138,49 @@ func (e *Engine) riverSchema() string {
 		return ""
 	}
 	return e.river.Schema()
+}
+
+// jobClient is the host's River client as the engine inserts through it: every job goes in
+// Config.Queue at Config.Priority, unless its insert options name their own.
+type jobClient struct {
+	client   *river.Client[pgx.Tx]
+	queue    string
+	priority int
+}
+
+// InsertTx is river.Client.InsertTx in the engine's queue.
+func (c *jobClient) InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return c.client.InsertTx(ctx, tx, args, c.opts(opts))
+}
+
+// Insert is river.Client.Insert in the engine's queue.
+func (c *jobClient) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return c.client.Insert(ctx, args, c.opts(opts))
+}
+
+// InsertManyTx is river.Client.InsertManyTx in the engine's queue.
+func (c *jobClient) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	out := make([]river.InsertManyParams, len(params))
+	for i, p := range params {
+		out[i] = river.InsertManyParams{Args: p.Args, InsertOpts: c.opts(p.InsertOpts)}
+	}
+	return c.client.InsertManyTx(ctx, tx, out)
+}
+
+// opts returns a copy of opts with the engine's queue and priority where opts has none.
+func (c *jobClient) opts(opts *river.InsertOpts) *river.InsertOpts {
+	out := river.InsertOpts{}
+	if opts != nil {
+		out = *opts
+	}
+	out.Queue = cmp.Or(out.Queue, c.queue)
+	out.Priority = cmp.Or(out.Priority, c.priority)
+	return &out
+}
+
+// queueOpts returns insert options that put a job in the engine's queue at its priority.
+func (e *Engine) queueOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: e.cfg.Queue, Priority: e.cfg.Priority}
 }
 
 // riverInsertOpts is River's InsertOpts under a short name.

@@ -32,6 +32,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"6.3 zero location", pool, func() billing.Config { c := billing.DefaultConfig(); c.Location = nil; return c }, []string{"Location"}},
 		{"zero config", pool, func() billing.Config { return billing.Config{} }, []string{"Location"}},
 		{"nil pool and zero location both named", nil, func() billing.Config { return billing.Config{} }, []string{"pool", "Location"}},
+		{"queue River would refuse", pool, func() billing.Config { c := billing.DefaultConfig(); c.Queue = "Billing Jobs"; return c }, []string{"Queue"}},
+		{"priority out of River's 1..4", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = 5; return c }, []string{"Priority"}},
+		{"negative priority", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = -1; return c }, []string{"Priority"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,6 +56,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		engine, err := billing.New(pool, billing.DefaultConfig())
 		require.NoError(t, err)
 		require.Equal(t, "Europe/Moscow", engine.Location().String())
+	})
+
+	t.Run("queue names River takes", func(t *testing.T) {
+		t.Parallel()
+		for _, q := range []string{"billing", "billing_jobs", "billing-jobs-2"} {
+			c := billing.DefaultConfig()
+			c.Queue, c.Priority = q, 4
+			_, err := billing.New(pool, c)
+			require.NoError(t, err, q)
+		}
 	})
 }
 

@@ -309,6 +309,60 @@ func TestRiverInItsOwnSchema(t *testing.T) {
 	require.False(t, onPath, "nothing of River's on the search_path: a bare river_job would have failed")
 }
 
+// TestJobQueueAndPriority: with Config.Queue and Config.Priority set, the engine's jobs go
+// in that queue at that priority, and a client working that queue runs them.
+func TestJobQueueAndPriority(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := billingtest.NewPool(t)
+	moscow, err := time.LoadLocation("Europe/Moscow")
+	require.NoError(t, err)
+	cfg := billing.DefaultConfig()
+	cfg.Queue, cfg.Priority = "billing", 2
+	h, err := billingtest.StartHarness(ctx, pool, time.Date(2026, 3, 2, 10, 0, 0, 0, moscow), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Stop() })
+
+	b := &testBundle{pool: pool, clock: h.Clock, engine: h.Engine, moscow: moscow}
+	b.publish(t, "pro", "990", "generations", 500)
+	sub, err := h.Engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
+	require.NoError(t, err)
+	res, err := h.Engine.ChargeFirstPayment(ctx, sub.ID)
+	require.NoError(t, err)
+
+	type job struct {
+		Kind     string
+		Queue    string
+		Priority int
+	}
+	jobsOf := func() []job {
+		rows, err := pool.Query(ctx, `SELECT kind, queue, priority FROM river_job ORDER BY id`)
+		require.NoError(t, err)
+		out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[job])
+		require.NoError(t, err)
+		return out
+	}
+	var renewals int
+	for _, j := range jobsOf() {
+		require.Equal(t, "billing", j.Queue, "job %s", j.Kind)
+		require.Equal(t, 2, j.Priority, "job %s", j.Kind)
+		if j.Kind == "billing_renew" {
+			renewals++
+		}
+	}
+	require.Equal(t, 1, renewals, "the renewal job is in the engine's queue")
+
+	// The harness's client works that queue: the renewal runs.
+	_, err = h.Runner.RunUntil(ctx, res.Subscription.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	got, err := h.Engine.Get(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, 2, got.Current.Number)
+	for _, j := range jobsOf() {
+		require.Equal(t, "billing", j.Queue, "job %s", j.Kind)
+	}
+}
+
 func mustAtoi(t *testing.T, s string) int {
 	t.Helper()
 	n, err := strconv.Atoi(s)

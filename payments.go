@@ -1316,17 +1316,17 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 
 // PeriodicJobs returns the engine's periodic River jobs for the host's river.Config:
 // the renewal sweeper and the reconciliation of unknown charge outcomes, every interval
-// (0 means 10 minutes).
+// (0 means 10 minutes), in Config.Queue at Config.Priority.
 func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	if interval <= 0 {
 		interval = 10 * time.Minute
 	}
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
-			return jobs.SweepArgs{}, nil
+			return jobs.SweepArgs{}, e.queueOpts()
 		}, nil),
 		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
-			return jobs.ReconcileArgs{}, nil
+			return jobs.ReconcileArgs{}, e.queueOpts()
 		}, nil),
 	}
 }

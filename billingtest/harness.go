@@ -1,6 +1,7 @@
 package billingtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -32,7 +33,8 @@ type Harness struct {
 
 // StartHarness migrates pool's database, makes an engine from cfg with its Clock set to a
 // new Clock reading start (and its Gateway to a new fake Gateway when cfg has none),
-// registers the engine's workers in a River client on that clock (NewRiverClient), hands
+// registers the engine's workers in a River client on that clock (NewRiverClient, working
+// cfg.Queue), hands
 // it to the engine and starts it. Stop stops the client; the pool stays the caller's.
 func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg billing.Config) (*Harness, error) {
 	h := &Harness{Clock: NewClock(start)}
@@ -52,7 +54,7 @@ func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg 
 	if err := engine.RegisterWorkers(workers); err != nil {
 		return nil, err
 	}
-	client, err := NewRiverClient(pool, h.Clock, workers)
+	client, err := newRiverClient(pool, h.Clock, workers, cmp.Or(cfg.Queue, river.QueueDefault))
 	if err != nil {
 		return nil, err
 	}

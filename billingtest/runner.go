@@ -20,9 +20,9 @@ import (
 // are retried by River on its own schedule, in clock time, like in production.
 //
 // Make the client with NewRiverClient (or give yours Test.Time = the Runner's clock, a
-// FetchPollInterval of a few milliseconds, and one worker on the default queue, so jobs due
-// at one instant run one at a time in River's order: priority, scheduled time, id). With
-// River in a schema of its own, set Schema.
+// FetchPollInterval of a few milliseconds, and one worker on the engine's queue,
+// billing.Config.Queue, so jobs due at one instant run one at a time in River's order:
+// priority, scheduled time, id). With River in a schema of its own, set Schema.
 type Runner struct {
 	pool  *pgxpool.Pool
 	clock *Clock
@@ -42,8 +42,13 @@ func NewRunner(pool *pgxpool.Pool, clock *Clock) *Runner {
 // from the clock, polls every 5ms, and works one job at a time on the default queue.
 // Start it before calling the Runner, and stop it at the end.
 func NewRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers) (*river.Client[pgx.Tx], error) {
+	return newRiverClient(pool, clock, workers, river.QueueDefault)
+}
+
+// newRiverClient is NewRiverClient working queue.
+func newRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers, queue string) (*river.Client[pgx.Tx], error) {
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: 1}},
 		Workers:           workers,
 		FetchPollInterval: 5 * time.Millisecond,
 		FetchCooldown:     time.Millisecond,
