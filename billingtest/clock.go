@@ -1,8 +1,8 @@
 // Package billingtest is the test kit of the billing engine, for its own tests and for
 // host applications:
 //   - Clock, a manual clock that can be advanced across months (also River's time source);
-//   - NewPool / NewEmptyPool, a migrated (or empty) PostgreSQL database of each test's own,
-//     so tests run in parallel;
+//   - NewPool / NewPoolWith / NewEmptyPool, a migrated (with the host's own migrations too,
+//     or empty) PostgreSQL database of each test's own, so tests run in parallel;
 //   - Gateway, a scriptable fake payment provider that deduplicates by idempotency key and
 //     records every charge and refund it accepted;
 //   - Runner and NewRiverClient, which move the clock to each instant a River job falls due
@@ -42,6 +42,12 @@ func (c *Clock) NowOrNil() *time.Time {
 }
 
 // Set moves the clock to t, forwards or backwards.
+//
+// TRAP: with a River client on this clock, Set (and Advance, AdvanceDate) jumps over the
+// jobs due in between, and River then runs every one of them late, all at the new instant,
+// where they compute their dates from the wrong "now" (a renewal charges late, a retry is
+// scheduled from the jump, not from its due time). To move time across scheduled jobs use
+// Runner.RunUntil, which stops at each job's instant and lets it run there.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

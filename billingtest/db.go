@@ -3,10 +3,13 @@ package billingtest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -46,8 +49,23 @@ func DatabaseURL(tb testing.TB) string {
 // the test if one differs: the engine's commands must leave them right whatever happened.
 func NewPool(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
+	return NewPoolWith(tb, nil)
+}
+
+// NewPoolWith is NewPool with the host's own migrations applied too, after the engine's and
+// River's: every file of hostMigrations' root directory whose name ends in ".sql", in name
+// order, each in one transaction, except "*.down.sql" files; a file with goose annotations
+// runs up to its "-- +goose Down" line. That fits a golang-migrate or goose directory
+// (embed it, and pass fs.Sub(embedded, "migrations")) or a plain one. A nil hostMigrations
+// is NewPool. The migrated database is a template kept per content of hostMigrations, so a
+// test pays for the host's migrations once per test binary and set of files.
+//
+// Trap: the files run as they are, without your tool's bookkeeping table; a test that
+// needs that table (to run your tool on top) should migrate a NewEmptyPool itself.
+func NewPoolWith(tb testing.TB, hostMigrations fs.FS) *pgxpool.Pool {
+	tb.Helper()
 	base := DatabaseURL(tb)
-	tpl, err := migratedTemplate(base)
+	tpl, err := migratedTemplate(base, hostMigrations)
 	if err != nil {
 		tb.Fatalf("billingtest: prepare template database: %v", err)
 	}
@@ -103,23 +121,34 @@ func newDatabase(tb testing.TB, base, template string) *pgxpool.Pool {
 
 var (
 	templateMu    sync.Mutex
-	templateReady = map[string]string{} // base URL -> template name
+	templateReady = map[string]string{} // base URL and host migrations' hash -> template name
 )
 
 // migratedTemplate returns the name of a template database holding the current
-// migrations, creating it once. Its name carries a hash of the migrations, so a change of
-// schema makes a new template; concurrent test binaries serialize on an advisory lock.
-func migratedTemplate(base string) (string, error) {
+// migrations and the host's (hostMigrations, may be nil), creating it once. Its name carries
+// a hash of all of them, so a change of schema makes a new template; concurrent test
+// binaries serialize on an advisory lock.
+func migratedTemplate(base string, hostMigrations fs.FS) (string, error) {
 	templateMu.Lock()
 	defer templateMu.Unlock()
-	if name, ok := templateReady[base]; ok {
-		return name, nil
+	host, err := readHostMigrations(hostMigrations)
+	if err != nil {
+		return "", fmt.Errorf("host migrations: %w", err)
 	}
 	fp, err := store.SchemaFingerprint()
 	if err != nil {
 		return "", err
 	}
-	name := "billingtest_tpl_" + fp[:16]
+	h := sha256.New()
+	h.Write([]byte(fp))
+	for _, m := range host {
+		fmt.Fprintf(h, "%d:%s:%d:%s", len(m.name), m.name, len(m.sql), m.sql)
+	}
+	key := base + "\x00" + hex.EncodeToString(h.Sum(nil))
+	if name, ok := templateReady[key]; ok {
+		return name, nil
+	}
+	name := "billingtest_tpl_" + hex.EncodeToString(h.Sum(nil))[:16]
 
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
@@ -147,6 +176,9 @@ func migratedTemplate(base string) (string, error) {
 			return "", err
 		}
 		_, err = store.Migrate(ctx, pool, store.MigrateOptions{})
+		if err == nil {
+			err = applyHostMigrations(ctx, pool, host)
+		}
 		pool.Close()
 		if err != nil {
 			return "", err
@@ -155,8 +187,57 @@ func migratedTemplate(base string) (string, error) {
 			return "", err
 		}
 	}
-	templateReady[base] = name
+	templateReady[key] = name
 	return name, nil
+}
+
+// hostMigration is one file NewPoolWith runs: its name and the SQL to run.
+type hostMigration struct {
+	name, sql string
+}
+
+// readHostMigrations returns the files of fsys's root that NewPoolWith runs, in name order.
+func readHostMigrations(fsys fs.FS) ([]hostMigration, error) {
+	if fsys == nil {
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	var out []hostMigration
+	for _, e := range entries { // fs.ReadDir sorts by name
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".sql") || strings.HasSuffix(name, ".down.sql") {
+			continue
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		sql := string(body)
+		if i := gooseDown.FindStringIndex(sql); i != nil {
+			sql = sql[:i[0]]
+		}
+		out = append(out, hostMigration{name: name, sql: sql})
+	}
+	return out, nil
+}
+
+// gooseDown finds goose's "-- +goose Down" annotation line.
+var gooseDown = regexp.MustCompile(`(?m)^--\s*\+goose\s+Down\b`)
+
+// applyHostMigrations runs each host migration in a transaction of its own.
+func applyHostMigrations(ctx context.Context, pool *pgxpool.Pool, host []hostMigration) error {
+	for _, m := range host {
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, m.sql)
+			return err
+		}); err != nil {
+			return fmt.Errorf("host migration %s: %w", m.name, err)
+		}
+	}
+	return nil
 }
 
 func adminExec(ctx context.Context, base, sql string) error {

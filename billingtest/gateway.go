@@ -365,6 +365,15 @@ func (g *Gateway) SetClock(clock interface{ Now() time.Time }) {
 	g.clock = clock
 }
 
+// setClockUnlessSet is SetClock when no clock was set yet.
+func (g *Gateway) setClockUnlessSet(clock interface{ Now() time.Time }) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.clock == nil {
+		g.clock = clock
+	}
+}
+
 // Charge charges req under req.IdempotencyKey, playing the next scripted behaviour for
 // req.PaymentMethod (see Script) unless the key was charged already, in which case it returns
 // the stored result. It returns the *payment.ValidationError of an invalid request,

@@ -22,8 +22,8 @@ type Harness struct {
 	Engine *billing.Engine
 	// Clock is the engine's and River's clock.
 	Clock *Clock
-	// Gateway is the fake provider, or nil when the config passed to StartHarness named
-	// its own gateway.
+	// Gateway is the fake provider: the one StartHarness made, or the config's own when it
+	// is a *Gateway; nil when the config named another kind of gateway.
 	Gateway *Gateway
 	// Runner works the River jobs as the clock moves.
 	Runner *Runner
@@ -36,12 +36,19 @@ type Harness struct {
 // registers the engine's workers in a River client on that clock (NewRiverClient, working
 // cfg.Queue), hands
 // it to the engine and starts it. Stop stops the client; the pool stays the caller's.
+//
+// The fake Gateway (the new one, or cfg's own *Gateway) gets the harness's Clock too
+// (Gateway.SetClock) unless a clock was set on it already, so the events it stamps
+// (Confirm, ConfirmRefund) are on the engine's time, not the wall clock's.
 func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg billing.Config) (*Harness, error) {
 	h := &Harness{Clock: NewClock(start)}
 	cfg.Clock = h.Clock
 	if cfg.Gateway == nil {
-		h.Gateway = NewGateway()
-		cfg.Gateway = h.Gateway
+		cfg.Gateway = NewGateway()
+	}
+	if g, ok := cfg.Gateway.(*Gateway); ok {
+		g.setClockUnlessSet(h.Clock)
+		h.Gateway = g
 	}
 	engine, err := billing.New(pool, cfg)
 	if err != nil {

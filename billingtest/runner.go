@@ -65,6 +65,14 @@ var ErrJobsStuck = errors.New("billingtest: River jobs did not finish in time")
 // every job due by then. It returns when no job is due at or before until; the clock then
 // reads until (or stays, when it is already later). It returns how many instants it
 // stopped at.
+//
+// TRAP: move the clock forward with RunUntil, not Clock.Set or Clock.Advance. A jump made
+// with Set passes over every job due in between, and River then runs them all late, at the
+// new instant: a renewal due on the 31st runs "now", on the 15th of the next month, sees
+// that instant as its time, and what it decides (the period it charges, a dunning retry's
+// date, a refund deadline) is computed from the wrong instant. The test then passes or
+// fails for the wrong reason. Set the clock directly only where no job is scheduled in
+// between (before the first command, or to go back), or on purpose to test a late job.
 func (r *Runner) RunUntil(ctx context.Context, until time.Time) (int, error) {
 	steps := 0
 	for {

@@ -1,0 +1,108 @@
+package billingtest_test
+
+import (
+	"context"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/payment"
+	"github.com/smm-gpt/billing/tariff"
+)
+
+// pendingCheckout starts a harness with cfg, charges a first payment the gateway leaves
+// pending, moves the clock on and confirms it: it returns the harness and the event.
+func pendingCheckout(t *testing.T, cfg billing.Config) (*billingtest.Harness, payment.WebhookEvent) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Date(2020, 5, 4, 10, 0, 0, 0, time.UTC) // far from the wall clock
+	h, err := billingtest.StartHarness(ctx, billingtest.NewPool(t), start, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Stop() })
+	require.NotNil(t, h.Gateway)
+	_, err = h.Engine.Tariffs().Publish(ctx, "ops", tariff.Spec{Code: "pro", Name: "pro", Price: decimal.RequireFromString("990"),
+		Period: tariff.Period{Count: 1, Unit: tariff.Month}, Limits: []tariff.Limit{{Meter: "generations", Quantity: 10}}})
+	require.NoError(t, err)
+	h.Gateway.Script("tok-1", billingtest.Pending)
+	sub, err := h.Engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "k1"})
+	require.NoError(t, err)
+	_, err = h.Engine.ChargeFirstPayment(ctx, sub.ID)
+	require.NoError(t, err)
+	attempts, err := h.Engine.Attempts(ctx, sub.ID)
+	require.NoError(t, err)
+	require.Len(t, attempts, 1)
+	h.Clock.Advance(time.Hour)
+	ev, err := h.Gateway.Confirm(attempts[0].ProviderPaymentID, payment.OutcomeSucceeded)
+	require.NoError(t, err)
+	return h, ev
+}
+
+func TestStartHarnessGatewayClock(t *testing.T) {
+	t.Parallel()
+
+	t.Run("the fake gateway it makes stamps events on the harness's clock", func(t *testing.T) {
+		t.Parallel()
+		h, ev := pendingCheckout(t, billing.DefaultConfig())
+		require.True(t, ev.ReceivedAt.Equal(h.Clock.Now()), "ReceivedAt %s, clock %s", ev.ReceivedAt, h.Clock.Now())
+	})
+
+	t.Run("the config's own fake gateway gets the clock too", func(t *testing.T) {
+		t.Parallel()
+		cfg := billing.DefaultConfig()
+		gw := billingtest.NewGateway()
+		cfg.Gateway = gw
+		h, ev := pendingCheckout(t, cfg)
+		require.Same(t, gw, h.Gateway)
+		require.True(t, ev.ReceivedAt.Equal(h.Clock.Now()))
+	})
+
+	t.Run("a clock already set on the gateway is kept", func(t *testing.T) {
+		t.Parallel()
+		cfg := billing.DefaultConfig()
+		gw := billingtest.NewGateway()
+		own := billingtest.NewClock(time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC))
+		gw.SetClock(own)
+		cfg.Gateway = gw
+		_, ev := pendingCheckout(t, cfg)
+		require.True(t, ev.ReceivedAt.Equal(own.Now()))
+	})
+}
+
+func TestNewPoolWith(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// A host's migrations in the forms NewPoolWith takes: golang-migrate's up and down files,
+	// a goose file with both sections, a plain file, and files it must leave alone.
+	host := fstest.MapFS{
+		"0001_profiles.up.sql":   {Data: []byte(`CREATE TABLE host_profiles (customer_id text PRIMARY KEY);`)},
+		"0001_profiles.down.sql": {Data: []byte(`DROP TABLE host_profiles;`)},
+		"0002_orders.sql": {Data: []byte("-- +goose Up\nCREATE TABLE host_orders (id int PRIMARY KEY,\n" +
+			"  subscription_id uuid REFERENCES billing_subscriptions (id));\n-- +goose Down\nDROP TABLE host_orders;\n")},
+		"0003_seed.sql": {Data: []byte(`INSERT INTO host_profiles VALUES ('c1'), ('c2');`)},
+		"README.md":     {Data: []byte(`not SQL`)},
+		"sub/0004.sql":  {Data: []byte(`this would fail`)},
+	}
+	for range 2 { // the second one comes from the cached template
+		pool := billingtest.NewPoolWith(t, host)
+		var profiles, orders int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM host_profiles`).Scan(&profiles))
+		require.Equal(t, 2, profiles, "files run in name order, the down file never")
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM host_orders`).Scan(&orders), "a goose file runs up to its Down section")
+		var engineTables int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM billing_schema_migrations`).Scan(&engineTables))
+		require.Positive(t, engineTables, "the engine's migrations ran first")
+	}
+
+	t.Run("nil is NewPool", func(t *testing.T) {
+		t.Parallel()
+		pool := billingtest.NewPoolWith(t, nil)
+		var there bool
+		require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass('host_profiles') IS NOT NULL`).Scan(&there))
+		require.False(t, there)
+	})
+}
