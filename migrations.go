@@ -27,16 +27,17 @@ import (
 //   - golang-migrate: src, _ := iofs.New(billing.MigrationsFS(), "."), then
 //     migrate.NewWithSourceInstance("iofs", src, dbURL). The names are its
 //     {version}_{title}.up.sql (there are no down files). Give the billing files a version
-//     table of their own, apart from the host's migrations: "x-migrations-table=billing_migrate_version"
-//     in dbURL.
+//     table of their own, apart from the host's migrations:
+//     "x-migrations-table=billing_migrate_version" in dbURL.
 //   - goose v3: store, _ := database.NewStore(database.DialectPostgres, "billing_goose_db_version"),
 //     then goose.NewProvider("", db, billing.MigrationsFS(), goose.WithStore(store)) and
 //     provider.Up(ctx). goose reads the version before the "_" and the annotations in the
 //     files.
-//   - Any runner of a directory of .sql files (Atlas with "file://dir?format=golang-migrate",
-//     psql, …): write the files out with os.CopyFS(dir, billing.MigrationsFS()) and run
-//     them in name order, each in one transaction; psql: for f in dir/*.up.sql; do
-//     psql -v ON_ERROR_STOP=1 --single-transaction -f "$f"; done.
+//   - Any runner of a directory of .sql files: write the files out with
+//     os.CopyFS(dir, billing.MigrationsFS()) and run them in name order, each in one
+//     transaction. psql: for f in dir/*.up.sql; do psql -v ON_ERROR_STOP=1
+//     --single-transaction -f "$f"; done. Atlas reads golang-migrate directories
+//     ("file://dir?format=golang-migrate"; not checked here).
 //
 // A database that Migrate already migrated holds every file: tell a tool taking over so
 // (golang-migrate: `migrate force N`; goose: record versions 1..N in its version table)
