@@ -20,9 +20,10 @@ import (
 // are retried by River on its own schedule, in clock time, like in production.
 //
 // Make the client with NewRiverClient (or give yours Test.Time = the Runner's clock, a
-// FetchPollInterval of a few milliseconds, and one worker on the engine's queue,
-// billing.Config.Queue, so jobs due at one instant run one at a time in River's order:
-// priority, scheduled time, id). With River in a schema of its own, set Schema.
+// FetchPollInterval of a few milliseconds, RescueStuckJobsAfter, and one worker on the
+// engine's queue, billing.Config.Queue, so jobs due at one instant run one at a time in
+// River's order: priority, scheduled time, id). With River in a schema of its own, set
+// Schema.
 type Runner struct {
 	pool  *pgxpool.Pool
 	clock *Clock
@@ -52,10 +53,24 @@ func newRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers, qu
 		Workers:           workers,
 		FetchPollInterval: 5 * time.Millisecond,
 		FetchCooldown:     time.Millisecond,
-		Test:              river.TestConfig{Time: clock},
-		Logger:            nil,
+		// River's stuck-job rescuer compares a running job's attempted_at, stamped on the
+		// clock, with the wall clock (River v0.51, maintenance/job_rescuer.go): on a clock
+		// behind the wall every running job looks stuck for hours, and a rescuer pass
+		// turns it retryable while it runs. Out of reach here; the Runner's Timeout is the
+		// watchdog instead.
+		RescueStuckJobsAfter: RescueStuckJobsAfter,
+		Test:                 river.TestConfig{Time: clock},
+		Logger:               nil,
 	})
 }
+
+// RescueStuckJobsAfter is the river.Config.RescueStuckJobsAfter NewRiverClient sets: a
+// century. Trap: give it to your own client on a Clock too. River's stuck-job rescuer
+// compares a running job's attempted_at (stamped on the Clock) with the wall clock, so on a
+// Clock behind the wall, with the default hour, every job running when the rescuer passes is
+// "rescued" as stuck and turned retryable while it still runs, and a test that checks right
+// after RunDue sees the work undone.
+const RescueStuckJobsAfter = 100 * 365 * 24 * time.Hour
 
 // ErrJobsStuck is returned when the jobs due at an instant did not finish within Timeout.
 var ErrJobsStuck = errors.New("billingtest: River jobs did not finish in time")
