@@ -95,9 +95,33 @@ func TestEngineModelYooKassa(t *testing.T) {
 		m.quiesce(rt)
 		m.checkAlways(rt)
 		m.checkQuiescent(rt)
-		t.Logf("yookassa model check %d: %d steps, %d payments and %d refunds at the simulator, %s", n, m.steps,
-			len(m.sim.Payments()), len(m.sim.Refunds()), time.Since(start).Round(time.Millisecond))
+		t.Logf("yookassa model check %d: %d steps; %s; %s", n, m.steps, m.stats(), time.Since(start).Round(time.Millisecond))
 	})
+}
+
+// stats summarizes what a check did at the simulator, for the log.
+func (m *ykModel) stats() string {
+	var ours, succeeded, refunds, maxPeriod int
+	for _, p := range m.sim.Payments() {
+		if !m.ours(p) {
+			continue
+		}
+		ours++
+		if p.Payment.Status == "succeeded" {
+			succeeded++
+		}
+		n, _ := strconv.Atoi(p.Payment.Metadata[billingtest.MetadataPeriod])
+		maxPeriod = max(maxPeriod, n)
+	}
+	for _, r := range m.sim.Refunds() {
+		if !m.drainPayments[r.Refund.PaymentID] && r.Refund.Status == "succeeded" {
+			refunds++
+		}
+	}
+	var unapplied int
+	_ = m.pool.QueryRow(m.ctx, `SELECT count(*) FROM billing_unapplied_payments`).Scan(&unapplied)
+	return fmt.Sprintf("%d subscriptions, %d payments (%d succeeded, periods up to %d), %d refunds, %d unapplied at the end",
+		len(m.subs), ours, succeeded, maxPeriod, refunds, unapplied)
 }
 
 // ykModelChecks is how many checks TestEngineModelYooKassa runs by default.
@@ -132,9 +156,10 @@ type ykModel struct {
 	undelivered []ykNote
 	delivered   []ykNote
 	// scripted are the payment methods the model scripted behaviours for ("" for ScriptAll);
-	// refundsScripted and getsFailed say whether refund scripts or GET failures were queued.
-	scripted        map[string]bool
-	refundsScripted bool
+	// refundsScripted counts the refund behaviours queued; getsFailed says whether GET failures
+	// were. Each queue takes at most ykMaxScripted behaviours in a check.
+	scripted        map[string]int
+	refundsScripted int
 	getsFailed      bool
 	// drainPayments are the simulator ids of the test's own payments (see drainFaults).
 	drainPayments map[string]bool
@@ -159,7 +184,7 @@ func newYKModel(t *testing.T, rt *rapid.T, run int) *ykModel {
 	sim.SetClock(clock.Now)
 	m := &ykModel{t: t, ctx: ctx, run: run, tb: tb, pool: pool, clock: clock, sim: sim,
 		runner:    billingtest.NewRunner(pool, clock),
-		customers: []string{"c1", "c2", "c3"}, scripted: map[string]bool{}, drainPayments: map[string]bool{},
+		customers: []string{"c1", "c2", "c3"}, scripted: map[string]int{}, drainPayments: map[string]bool{},
 		debug: os.Getenv("BILLING_MODEL_DEBUG") != ""}
 	adapter := func(attempts int) *yookassa.Gateway {
 		gw, err := yookassa.New(yookassa.Config{
@@ -302,9 +327,20 @@ func (m *ykModel) result(t *rapid.T, what string, err error) {
 	}
 }
 
+// pickSub draws a subscription, mostly one that has not ended (an ended one refuses most
+// commands, which is worth trying now and then, not at every step).
 func (m *ykModel) pickSub(t *rapid.T) *ykSub {
 	if len(m.subs) == 0 {
 		t.Skip("no subscription yet")
+	}
+	var live []*ykSub
+	for _, s := range m.subs {
+		if !m.get(t, s.id).Status.Final() {
+			live = append(live, s)
+		}
+	}
+	if len(live) > 0 && rapid.IntRange(0, 3).Draw(t, "any subscription") != 0 {
+		return live[rapid.IntRange(0, len(live)-1).Draw(t, "live sub")]
 	}
 	return m.subs[rapid.IntRange(0, len(m.subs)-1).Draw(t, "sub")]
 }
@@ -431,7 +467,7 @@ func (m *ykModel) actions() map[string]func(*rapid.T) {
 // --- Actions ---------------------------------------------------------------------------
 
 func (m *ykModel) subscribe(t *rapid.T) {
-	if len(m.subs) >= 4 {
+	if len(m.subs) >= 6 {
 		t.Skip("enough subscriptions")
 	}
 	customer := rapid.SampledFrom(m.customers).Draw(t, "customer")
@@ -466,6 +502,9 @@ func (m *ykModel) startCheckout(t *rapid.T) {
 }
 
 func (m *ykModel) failFirst(t *rapid.T) {
+	if rapid.IntRange(0, 2).Draw(t, "rarely") != 0 {
+		t.Skip("rare")
+	}
 	s := m.pickSub(t)
 	_, err := m.eng.FailFirstPayment(m.ctx, s.id, "checkout abandoned")
 	m.result(t, fmt.Sprintf("FailFirstPayment(%s)", m.subName(s.id)), err)
@@ -656,6 +695,9 @@ func (m *ykModel) scriptCard(t *rapid.T) {
 	}
 	methods = append(methods, "") // any payment, checkouts on the page included
 	method := rapid.SampledFrom(methods).Draw(t, "method")
+	if m.scripted[method] >= ykMaxScripted {
+		t.Skip("enough scripted")
+	}
 	n := rapid.IntRange(1, 3).Draw(t, "behaviours")
 	var bs []yookassatest.Behaviour
 	for range n {
@@ -666,18 +708,25 @@ func (m *ykModel) scriptCard(t *rapid.T) {
 	} else {
 		m.sim.Script(method, bs...)
 	}
-	m.scripted[method] = true
+	m.scripted[method] += n
 	m.logf(t, "  YooKassa: the next payments of %q play %v", method, bs)
 }
 
+// ykMaxScripted caps the behaviours queued for one card (or ScriptAll, or refunds) in a
+// check: enough to meet every fault, few enough to drain at the end.
+const ykMaxScripted = 8
+
 func (m *ykModel) scriptRefunds(t *rapid.T) {
+	if m.refundsScripted >= ykMaxScripted {
+		t.Skip("enough scripted")
+	}
 	n := rapid.IntRange(1, 2).Draw(t, "refund behaviours")
 	var bs []yookassatest.Behaviour
 	for range n {
 		bs = append(bs, ykBehaviour(t, true))
 	}
 	m.sim.ScriptRefunds(bs...)
-	m.refundsScripted = true
+	m.refundsScripted += n
 	m.logf(t, "  YooKassa: the next refunds play %v", bs)
 }
 
@@ -1035,7 +1084,7 @@ func (m *ykModel) drainFaults(t *rapid.T) {
 			target = "pm-drain-all" // never scripted itself: its payments take ScriptAll's behaviours
 		}
 		drained := false
-		for range 30 {
+		for range 3 * ykMaxScripted {
 			if _, plain := charge(target); plain {
 				drained = true
 				break
@@ -1045,16 +1094,17 @@ func (m *ykModel) drainFaults(t *rapid.T) {
 			t.Fatalf("test bug: %q still scripted after draining", method)
 		}
 	}
-	if m.refundsScripted {
+	if m.refundsScripted > 0 {
 		var paid string
-		for range 30 {
+		for range 3 * ykMaxScripted {
 			if id, plain := charge("pm-drain-refunds"); plain {
 				paid = id
 				break
 			}
 		}
 		drained := false
-		for range 30 {
+		var last string
+		for range 3 * ykMaxScripted {
 			before := m.sim.Requests().CreateRefund
 			rr, _ := payment.NewRefundReceipt("drain", 100, "RUB", payment.VAT22Of122, payment.Contact{Email: "drain@example.ru"})
 			res, err := m.drain.Refund(m.ctx, payment.RefundRequest{IdempotencyKey: m.key("drain-refund"), ProviderPaymentID: paid,
@@ -1068,13 +1118,14 @@ func (m *ykModel) drainFaults(t *rapid.T) {
 				drained = true
 				break
 			}
+			last = fmt.Sprintf("%s %v (%d requests)", res.Outcome, err, m.sim.Requests().CreateRefund-before)
 		}
 		if !drained {
-			t.Fatalf("test bug: refunds still scripted after draining")
+			t.Fatalf("test bug: refunds still scripted after draining (of %q): %s", paid, last)
 		}
 	}
 	drainGETs()
-	m.scripted, m.refundsScripted = map[string]bool{}, false
+	m.scripted, m.refundsScripted = map[string]int{}, 0
 }
 
 // checkQuiescent checks what must hold once everything has settled, against the simulator.
