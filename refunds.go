@@ -460,7 +460,8 @@ func (e *Engine) moveRefund(ctx context.Context, op, requestID string, event ref
 // part of the period's price not refunded is then earned at once. A failed or unknown gateway
 // call leaves the request executing for the River retry job, scheduled with the request
 // (it looks the key up first, and refunds again under the same key only if the gateway
-// never saw it); a pending answer completes on HandleRefundWebhook; a refusal moves the
+// never saw it); a pending answer completes on HandleRefundWebhook, or on that job, which
+// looks the refund up again until the gateway settles it; a refusal moves the
 // request to failed, from which ExecuteRefund may try again.
 func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (RefundRequest, error) {
 	check := inputCheck{op: "ExecuteRefund"}
@@ -616,9 +617,10 @@ func confirmRefundWebhook(ev payment.WebhookEvent, res payment.RefundResult, ler
 	return confirmAnswer("refund", ev, ev.ProviderRefundID, gatewayAnswer{res.ProviderRefundID, res.Outcome, res.Amount, res.Currency}, lerr)
 }
 
-// RetryRefund settles a request left executing by a failed or unknown gateway call: it
-// looks the gateway key up and refunds again, under the same key, only when the gateway
-// never saw it. The River retry job calls it; an error makes River try again later.
+// RetryRefund settles a request left executing by a failed or unknown gateway call, or
+// pending at the gateway: it looks the gateway key up and refunds again, under the same
+// key, only when the gateway never saw it. The River retry job calls it; an error (the
+// outcome still unknown, or the refund still pending) makes River try again later.
 func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
@@ -646,8 +648,11 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	if err != nil {
 		return e.opError("RetryRefund", err)
 	}
-	if refund.State(out.State) == refund.StateExecuting && res.Outcome == payment.OutcomeUnknown {
-		return fmt.Errorf("billing: RetryRefund %s: outcome still unknown", requestID)
+	if refund.State(out.State) == refund.StateExecuting {
+		// Unknown, or pending at the gateway: look again later, as RefundUnapplied does. A
+		// webhook may settle it first, but it may never come (lost, or dropped after the
+		// provider's retries), and a refund the gateway paid must reach the books.
+		return fmt.Errorf("billing: RetryRefund %s: refund %s, looking again later (or its webhook settles it)", requestID, res.Outcome)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ func (EscalateRefundArgs) InsertOpts() river.InsertOpts {
 }
 
 // RetryRefundArgs asks to settle a refund whose gateway call failed or whose outcome is
-// unknown: look its key up, and refund again under the same key only if the gateway
+// unknown or pending: look its key up, and refund again under the same key only if the gateway
 // never saw it.
 type RetryRefundArgs struct {
 	// RequestID is the refund request.
@@ -41,8 +41,8 @@ func (RetryRefundArgs) InsertOpts() river.InsertOpts {
 type RefundHandler interface {
 	// EscalateRefund escalates a request still open; a settled one is a no-op.
 	EscalateRefund(ctx context.Context, requestID string) error
-	// RetryRefund settles a refund left executing with an unknown outcome; an error makes
-	// River retry the job.
+	// RetryRefund settles a refund left executing with an unknown or pending outcome; an
+	// error makes River retry the job.
 	RetryRefund(ctx context.Context, requestID string) error
 }
 
