@@ -1240,7 +1240,14 @@ func (m *ykModel) checkQuiescent(t *rapid.T) {
 			t.Fatalf("ledger of refund %s: %v", r.Refund.ID, err)
 		}
 		if !inLedger {
-			problem("a refund succeeded at YooKassa is not in the ledger", fmt.Sprintf("refund %s of %s (key %s)", r.Refund.ID, r.Refund.PaymentID, r.IdempotenceKey))
+			var state, jobs string
+			_ = m.pool.QueryRow(ctx, `SELECT q.state || ' attempt ' || q.attempt::text || ' provider refund ' || coalesce(q.provider_refund_id, ''),
+					coalesce((SELECT string_agg(j.state || ' attempt ' || j.attempt::text || '/' || j.max_attempts::text || ' at ' || j.scheduled_at::text
+						|| ' ' || left(coalesce(j.errors[array_length(j.errors, 1)]::text, ''), 300), '; ')
+						FROM river_job j WHERE j.kind = 'billing_retry_refund' AND j.args->>'request_id' = q.id::text), '')
+				FROM billing_refund_requests q WHERE q.gateway_key = $1`, r.IdempotenceKey).Scan(&state, &jobs)
+			problem("a refund succeeded at YooKassa is not in the ledger", fmt.Sprintf("refund %s of %s (key %s): request %s; retry jobs: %s",
+				r.Refund.ID, r.Refund.PaymentID, r.IdempotenceKey, state, jobs))
 		}
 	}
 	bal, err := m.eng.Ledger().Balance(ctx, "provider:RUB", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
