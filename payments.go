@@ -1182,7 +1182,9 @@ func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor s
 // period has ended without a renewal job waiting (lost, deleted, discarded after its last
 // River attempt, completed while the subscription was suspended, or from before a
 // migration) and enqueues one for each, and enqueues again the refund job of every
-// unapplied payment not yet refunded (a no-op while one waits). A failing item is logged
+// unapplied payment not yet refunded and the retry job of every refund request still
+// executing (each a no-op while one waits: after River gave up on a job, the next sweep
+// starts another, so a refund the provider paid always reaches the books). A failing item is logged
 // and left for the next sweep; it never stops the others. It returns how many renewal jobs
 // it enqueued; the error joins the items that failed.
 //
@@ -1207,6 +1209,9 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
 		n++
 	}
 	if err := e.sweepUnapplied(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.sweepExecutingRefunds(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -865,6 +865,28 @@ func (e *Engine) gatewayRefund(ctx context.Context, row store.RefundRow) (paymen
 	return req, req.Validate()
 }
 
+// sweepExecutingRefunds enqueues the retry job of every refund request still executing (a
+// no-op while one waits): the job River gave up on after its last attempt (lookups that kept
+// failing, a refund pending for weeks) is started again, so that a refund the provider paid
+// is looked up and booked. The periodic sweep (SweepDueRenewals) calls it.
+func (e *Engine) sweepExecutingRefunds(ctx context.Context) error {
+	ids, err := store.ExecutingRefunds(ctx, e.pool, 1000)
+	if err != nil {
+		return err
+	}
+	client, err := e.riverClient()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if _, err := client.Insert(ctx, jobs.RetryRefundArgs{RequestID: id}, nil); err != nil {
+			errs = append(errs, fmt.Errorf("refund request %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // refundReceipt is the 54-FZ return receipt of a refund of subscription subID's charge: the
 // VAT code the charge was made under (a refund after Config.VAT changed repeats the old
 // rate; charge is zero when the engine holds no attempt of it: then Config.VAT), sent to the

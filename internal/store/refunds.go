@@ -171,3 +171,15 @@ func PeriodUsage(ctx context.Context, q Querier, subID string, period int) (map[
 		WHERE subscription_id = $1 AND period = $2 AND state = 'open'`, subID, period).Scan(&open)
 	return usage, open, err
 }
+
+// ExecutingRefunds returns the IDs of the refund requests whose refund was sent and is not
+// settled (state executing), oldest first, at most limit: the sweeper gives each a live
+// retry job. The open index covers them.
+func ExecutingRefunds(ctx context.Context, q Querier, limit int) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT id::text FROM billing_refund_requests
+		WHERE state = 'executing' ORDER BY payout_deadline, id LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
