@@ -111,10 +111,18 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	out := s.view(res.Subscription)
-	out.Payment = &paymentView{State: res.Attempt.State, ProviderPaymentID: res.Attempt.ProviderPaymentID,
-		DeclineCode: res.Attempt.DeclineCode, DeclineMessage: res.Attempt.DeclineMessage}
-	switch res.Subscription.Status {
+	s.writeFirstPayment(w, res.Subscription, res.Attempt, "")
+}
+
+// writeFirstPayment answers a first payment: 201 paid (access granted), 202 pending (the
+// provider's webhook settles it; confirmationURL is the page to send the customer to, for a
+// checkout on the provider's page), 402 declined or abandoned (no access, TERMS 3.3).
+func (s *server) writeFirstPayment(w http.ResponseWriter, sub subscription.Subscription, a payment.Attempt, confirmationURL string) {
+	out := s.view(sub)
+	out.Payment = &paymentView{State: a.State, ProviderPaymentID: a.ProviderPaymentID,
+		DeclineCode: a.DeclineCode, DeclineMessage: a.DeclineMessage}
+	out.ConfirmationURL = confirmationURL
+	switch sub.Status {
 	case subscription.StatusActive:
 		writeJSON(w, http.StatusCreated, out)
 	case subscription.StatusPending:
@@ -123,7 +131,7 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusPaymentRequired, struct {
 			errorBody
 			Subscription subscriptionView `json:"subscription"`
-		}{errorBody{Error: "payment_declined", Message: "the first charge was declined; no access was granted (TERMS 3.3)"}, out})
+		}{errorBody{Error: "payment_declined", Message: "the first payment was declined or abandoned; no access was granted (TERMS 3.3)"}, out})
 	}
 }
 
@@ -138,26 +146,7 @@ func (s *server) checkout(w http.ResponseWriter, r *http.Request, sub subscripti
 		s.writeError(w, err)
 		return
 	}
-	out := checkoutView{subscriptionView: s.view(co.Subscription), ConfirmationURL: co.ConfirmationURL}
-	out.Payment = &paymentView{State: co.Attempt.State, ProviderPaymentID: co.Attempt.ProviderPaymentID,
-		DeclineCode: co.Attempt.DeclineCode, DeclineMessage: co.Attempt.DeclineMessage}
-	switch co.Subscription.Status {
-	case subscription.StatusActive:
-		writeJSON(w, http.StatusCreated, out)
-	case subscription.StatusPending:
-		writeJSON(w, http.StatusAccepted, out)
-	default:
-		writeJSON(w, http.StatusPaymentRequired, struct {
-			errorBody
-			Subscription checkoutView `json:"subscription"`
-		}{errorBody{Error: "payment_declined", Message: "the payment was declined or abandoned; no access was granted (TERMS 3.3)"}, out})
-	}
-}
-
-// checkoutView is a subscription with the provider's page its first payment waits on.
-type checkoutView struct {
-	subscriptionView
-	ConfirmationURL string `json:"confirmation_url,omitempty"`
+	s.writeFirstPayment(w, co.Subscription, co.Attempt, co.ConfirmationURL)
 }
 
 // getSubscription returns the subscription with its current period, usage and access now.
@@ -297,6 +286,8 @@ type subscriptionView struct {
 	Period     *periodView         `json:"current_period,omitempty"`
 	Access     accessView          `json:"access"`
 	Payment    *paymentView        `json:"payment,omitempty"` // POST /subscriptions only: the first charge
+	// ConfirmationURL is the provider's page a checkout waits on (POST /subscriptions only).
+	ConfirmationURL string `json:"confirmation_url,omitempty"`
 }
 
 type termsView struct {
