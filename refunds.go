@@ -71,45 +71,62 @@ type RefundRequestInput struct {
 
 // RefundRequest is a recorded refund request with the decision it was recorded with.
 type RefundRequest struct {
-	ID             string
+	// ID is the request's ID.
+	ID string
+	// SubscriptionID is the subscription whose period is to be refunded.
 	SubscriptionID string
-	Period         int
-	ReceivedAt     time.Time
-	Channel        refund.Channel
-	Text           string
+	// Period is the number of the period to refund (the one current at ReceivedAt).
+	Period int
+	// ReceivedAt is when the request reached the operator (TERMS 3.7 counts from it).
+	ReceivedAt time.Time
+	// Channel is how it arrived (e-mail, support chat, …).
+	Channel refund.Channel
+	// Text is the customer's words, as received.
+	Text string
 	// State is where the request stands (received → verified → executing → refunded).
 	State refund.State
-	// Eligible is the 3.7 decision at ReceivedAt; Failed lists the failed conditions and
-	// Explanation is refund.Decision.String().
-	Eligible    bool
-	Failed      []refund.Reason
+	// Eligible is the 3.7 decision at ReceivedAt.
+	Eligible bool
+	// Failed lists the 3.7 conditions that failed (empty when Eligible).
+	Failed []refund.Reason
+	// Explanation is the decision in words (refund.Decision.String()).
 	Explanation string
 	// WindowEndsAt is the end of the 3.7 window of the period.
 	WindowEndsAt time.Time
 	// PayoutDeadline is the 3.8 deadline: the money must be back before this instant.
 	PayoutDeadline time.Time
-	// ProviderPaymentID is the succeeded charge refunded; AmountMinor and Currency are
-	// what is refunded: the whole charge, until ExecuteRefund sets a partial Amount.
+	// ProviderPaymentID is the succeeded charge refunded.
 	ProviderPaymentID string
-	AmountMinor       int64
-	Currency          string
+	// AmountMinor is what is refunded, in minor units: the whole charge, until
+	// ExecuteRefund sets a partial Amount.
+	AmountMinor int64
+	// Currency is the ISO 4217 code of AmountMinor.
+	Currency string
 	// Attempt counts the executions sent to the gateway: 1 for the first, one more for
 	// each ExecuteRefund after a refusal (a refused refund moved no money).
 	Attempt int
 	// GatewayKey is the refund's idempotency key at the gateway, fixed before the call
 	// and reused by every retry of the attempt: "refund:<subscription>:<period>:<attempt>".
 	// Empty before the first execution.
-	GatewayKey       string
+	GatewayKey string
+	// ProviderRefundID is the provider's ID of the refund, once it answered.
 	ProviderRefundID string
-	VerifiedBy       string
-	VerifiedAt       time.Time
-	ExecutedBy       string
+	// VerifiedBy is the operator who verified the request; empty before.
+	VerifiedBy string
+	// VerifiedAt is when it was verified; zero before.
+	VerifiedAt time.Time
+	// ExecutedBy is the operator who executed the refund; empty before.
+	ExecutedBy string
 	// OverrideReason is set when an operator executed an ineligible request.
 	OverrideReason string
-	DeclineCode    string
+	// DeclineCode is the provider's reason code when it refused the refund.
+	DeclineCode string
+	// DeclineMessage is the provider's words for a refusal.
 	DeclineMessage string
-	CreatedAt      time.Time
-	SettledAt      time.Time
+	// CreatedAt is when the request was recorded.
+	CreatedAt time.Time
+	// SettledAt is when the refund was paid, or the request rejected or failed; zero before.
+	SettledAt time.Time
 	// EscalatedAt is when the escalation job reported the request near its payout
 	// deadline; zero before.
 	EscalatedAt time.Time
@@ -120,8 +137,9 @@ type ExecuteOptions struct {
 	// Actor is the operator's ID. Required.
 	Actor string
 	// Override executes a refund of an ineligible request (a person's decision, e.g. under
-	// consumer law art. 32); OverrideReason is then required and goes to the audit log.
-	Override       bool
+	// consumer law art. 32).
+	Override bool
+	// OverrideReason says why; required with Override, it goes to the audit log.
 	OverrideReason string
 	// Amount is how much to pay back, in the period's currency. Zero means everything
 	// paid for the period (the full refund of TERMS 3.7). Less is a partial refund under
@@ -146,10 +164,15 @@ type RefundFilter struct {
 // RefundEscalation is what Config.OnRefundEscalation receives: a request still unpaid
 // near its payout deadline.
 type RefundEscalation struct {
-	RequestID      string
+	// RequestID is the request still unpaid.
+	RequestID string
+	// SubscriptionID is its subscription.
 	SubscriptionID string
-	State          refund.State
-	ReceivedAt     time.Time
+	// State is where the request stands.
+	State refund.State
+	// ReceivedAt is when the request was received.
+	ReceivedAt time.Time
+	// PayoutDeadline is the TERMS 3.8 deadline it is near.
 	PayoutDeadline time.Time
 	// At is the engine clock's instant of the escalation.
 	At time.Time

@@ -157,9 +157,10 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 type Payment struct {
 	// ProviderPaymentID is the gateway's ID of the charge.
 	ProviderPaymentID string
-	// Amount and Currency are what was charged; they must equal the price of the terms
-	// paid for, else ErrAmountMismatch and nothing changes.
-	Amount   decimal.Decimal
+	// Amount is what was charged; with Currency it must equal the price of the terms paid
+	// for, else ErrAmountMismatch and nothing changes.
+	Amount decimal.Decimal
+	// Currency is the ISO 4217 code of Amount.
 	Currency string
 	// PaymentMethod is the token of the card the charge saved, if any.
 	PaymentMethod string

@@ -119,8 +119,9 @@ func (e *Engine) whyRefused(ctx context.Context, id, meter string, quantity int6
 type ReserveRequest struct {
 	// SubscriptionID is the subscription to hold volume in. Required.
 	SubscriptionID string
-	// Meter and Quantity are what to hold: the most the call may cost. Required.
-	Meter    string
+	// Meter is the meter to hold volume of. Required.
+	Meter string
+	// Quantity is how much to hold: the most the call may cost, > 0. Required.
 	Quantity int64
 	// TTL is how long the hold lasts if neither Commit nor Release comes; then it expires
 	// and frees its volume. Zero means subscription.DefaultReservationTTL (10 minutes).

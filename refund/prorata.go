@@ -45,7 +45,10 @@ type ProRataRefund struct {
 // Share is a fraction Used/Of, kept exact. Of is positive except in a Share that does
 // not apply (UsedByVolume of a period without volumes), where both are 0.
 type Share struct {
-	Used, Of int64
+	// Used is the part used (the numerator).
+	Used int64
+	// Of is the whole (the denominator).
+	Of int64
 }
 
 // String renders the share as a percentage with two decimals ("37.50%"), rounded half
