@@ -6,14 +6,9 @@
 // The host application owns the *pgxpool.Pool and its River client; the engine registers
 // its workers into the host's *river.Workers and inserts jobs through the host's client.
 //
-//	pool, _ := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
-//	engine, _ := billing.New(pool, billing.DefaultConfig())
-//	_, _ = engine.Migrate(ctx)               // engine + River schema, idempotent (or your own tool: MigrationsFS)
-//	workers := river.NewWorkers()
-//	engine.RegisterWorkers(workers)          // before the client is made
-//	client, _ := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Queues: ...})
-//	_ = engine.UseRiver(client)              // the engine inserts its jobs through it
-//	_ = engine.CheckSchema(ctx)              // refuse to serve on a schema of another version
+// The package example (Example) is that wiring, compiled, with every error handled:
+// New, Migrate (or the host's own tool over MigrationsFS), RegisterWorkers before the River
+// client is made, UseRiver, CheckSchema before serving.
 //
 // The rules the engine enforces come from the service terms (see the README's rules table);
 // the policy itself lives in the packages tariff, subscription, payment, refund, ledger
