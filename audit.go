@@ -28,12 +28,14 @@ type AuditEntry struct {
 }
 
 // AuditLog returns the audit entries of subject in time order. Subjects are
-// "subscription:<id>" (refund requests are logged under their subscription) and
-// "tariff:<code>"; see SubscriptionSubject and TariffSubject.
+// "subscription:<id>" (refund requests are logged under their subscription),
+// "tariff:<code>" and "customer:<id>" (account deletion requests); see SubscriptionSubject,
+// TariffSubject and CustomerSubject.
 func (e *Engine) AuditLog(ctx context.Context, subject string) ([]AuditEntry, error) {
 	check := inputCheck{op: "AuditLog"}
-	if !strings.HasPrefix(subject, "subscription:") && !strings.HasPrefix(subject, "tariff:") {
-		check.add("subject", `must be "subscription:<id>" or "tariff:<code>"`)
+	if !strings.HasPrefix(subject, "subscription:") && !strings.HasPrefix(subject, "tariff:") &&
+		!strings.HasPrefix(subject, "customer:") {
+		check.add("subject", `must be "subscription:<id>", "tariff:<code>" or "customer:<id>"`)
 	}
 	if err := check.err(); err != nil {
 		return nil, err
@@ -54,3 +56,6 @@ func SubscriptionSubject(id string) string { return "subscription:" + id }
 
 // TariffSubject is the audit subject of a tariff.
 func TariffSubject(code string) string { return "tariff:" + code }
+
+// CustomerSubject is the audit subject of a customer's account (its deletion, TERMS 2.2.4).
+func CustomerSubject(id string) string { return "customer:" + id }

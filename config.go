@@ -68,6 +68,14 @@ type Config struct {
 	// call twice for one request, since a job may run again after a crash.
 	OnRefundEscalation func(RefundEscalation)
 
+	// OnAccountDeletionEscalation, when set, is called by the escalation job for each
+	// account deletion request not yet executed two days before its deadline (TERMS
+	// 2.2.4); the engine logs the escalation at Warn either way. A request executed
+	// before is not escalated. It runs inside a River worker: keep it quick and
+	// non-blocking, and make it safe to call twice for one request, since a job may run
+	// again after a crash. Defaults to none.
+	OnAccountDeletionEscalation func(AccountDeletionEscalation)
+
 	// Queue is the River queue of every job the engine inserts (renewals, refunds,
 	// reservation expiry, revenue recognition, and the periodic jobs of PeriodicJobs).
 	// Defaults to river.QueueDefault. Trap: the host's River client must work this queue

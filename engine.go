@@ -106,6 +106,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.RecognizeRevenueWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.EscalateRefundWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.RetryRefundWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.EscalateDeletionWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),

@@ -67,3 +67,35 @@ type RetryRefundWorker struct {
 func (w *RetryRefundWorker) Work(ctx context.Context, job *river.Job[RetryRefundArgs]) error {
 	return w.Engine.RetryRefund(ctx, job.Args.RequestID)
 }
+
+// EscalateDeletionArgs asks to escalate an account deletion request nearing its deadline
+// (TERMS 2.2.4). It is scheduled when the request is recorded.
+type EscalateDeletionArgs struct {
+	// RequestID is the account deletion request.
+	RequestID string `json:"request_id"`
+}
+
+// Kind is the River job kind.
+func (EscalateDeletionArgs) Kind() string { return "billing_escalate_deletion" }
+
+// InsertOpts makes one escalation job per request.
+func (EscalateDeletionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// DeletionHandler is the engine side of the account deletion worker.
+type DeletionHandler interface {
+	// EscalateAccountDeletion escalates a request still open; a done one is a no-op.
+	EscalateAccountDeletion(ctx context.Context, requestID string) error
+}
+
+// EscalateDeletionWorker works EscalateDeletionArgs.
+type EscalateDeletionWorker struct {
+	river.WorkerDefaults[EscalateDeletionArgs]
+	Engine DeletionHandler
+}
+
+// Work escalates the request.
+func (w *EscalateDeletionWorker) Work(ctx context.Context, job *river.Job[EscalateDeletionArgs]) error {
+	return w.Engine.EscalateAccountDeletion(ctx, job.Args.RequestID)
+}
