@@ -162,7 +162,13 @@ func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionI
 // (RequestRefund), decided on its own rules. The ledger and the audit log are kept, under
 // the customer's opaque ID: they are the operator's books, never deleted.
 //
-// A second call on a done request is a no-op that returns it unchanged.
+// A charge already sent to the gateway before this commits (a renewal in flight) cannot
+// be called back: if the provider took it, the engine finds the subscription terminated,
+// books the money as an unapplied payment and refunds it (see RefundUnapplied).
+//
+// A second call on a done request is a no-op that returns it unchanged. The host stays in
+// charge of its own account: the engine does not stop a new Subscribe for the same
+// customer ID afterwards.
 func (e *Engine) ExecuteAccountDeletion(ctx context.Context, requestID, actor string) (AccountDeletion, error) {
 	check := inputCheck{op: "ExecuteAccountDeletion"}
 	check.id("requestID", requestID)
