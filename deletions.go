@@ -45,18 +45,26 @@ const (
 
 // AccountDeletion is a recorded account deletion request (TERMS 2.2.4).
 type AccountDeletion struct {
-	ID         string
+	// ID is the request's ID.
+	ID string
+	// CustomerID is the host's opaque ID of the customer whose account is deleted.
 	CustomerID string
+	// ReceivedAt is when the request reached the operator; the deadline counts from it.
 	ReceivedAt time.Time
-	Channel    refund.Channel
-	Text       string
-	State      AccountDeletionState
+	// Channel is how it arrived.
+	Channel refund.Channel
+	// Text is the customer's words, as received.
+	Text string
+	// State is received, or done once executed.
+	State AccountDeletionState
 	// Deadline is the 2.2.4 deadline: the account must be deleted before this instant
 	// (24:00 of the 10th business day after the date of ReceivedAt, refund.AccountDeletionDeadline).
-	Deadline  time.Time
+	Deadline time.Time
+	// CreatedAt is when the request was recorded.
 	CreatedAt time.Time
-	// DoneAt and DoneBy say when and by whom it was executed; zero before.
+	// DoneAt is when it was executed; zero before.
 	DoneAt time.Time
+	// DoneBy is who executed it; empty before.
 	DoneBy string
 	// EscalatedAt is when the escalation job reported the request near its deadline;
 	// zero before (and forever for a request executed in time).
@@ -66,10 +74,14 @@ type AccountDeletion struct {
 // AccountDeletionEscalation is what Config.OnAccountDeletionEscalation receives: a
 // request not yet executed near its deadline.
 type AccountDeletionEscalation struct {
-	RequestID  string
+	// RequestID is the request not yet executed.
+	RequestID string
+	// CustomerID is its customer.
 	CustomerID string
+	// ReceivedAt is when it was received.
 	ReceivedAt time.Time
-	Deadline   time.Time
+	// Deadline is the TERMS 2.2.4 deadline it is near.
+	Deadline time.Time
 	// At is the engine clock's instant of the escalation.
 	At time.Time
 }
