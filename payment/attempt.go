@@ -277,10 +277,7 @@ func (a Attempt) ChargeRequest(method PaymentMethodStatus, d ChargeDetails, at t
 	if err := CanCharge(method, at); err != nil {
 		return ChargeRequest{}, err
 	}
-	meta := make(map[string]string, len(d.Metadata)+2)
-	maps.Copy(meta, d.Metadata)
-	meta[MetadataAttemptID] = a.ID
-	meta[MetadataIdempotencyKey] = a.IdempotencyKey
+	meta := a.metadata(d.Metadata)
 	req := ChargeRequest{
 		IdempotencyKey: a.IdempotencyKey,
 		PaymentMethod:  method.Token,
@@ -297,6 +294,16 @@ func (a Attempt) ChargeRequest(method PaymentMethodStatus, d ChargeDetails, at t
 	return req, nil
 }
 
+// metadata is extra with the attempt's ID and key added (MetadataAttemptID,
+// MetadataIdempotencyKey), in a new map: what every request of the attempt carries.
+func (a Attempt) metadata(extra map[string]string) map[string]string {
+	meta := make(map[string]string, len(extra)+2)
+	maps.Copy(meta, extra)
+	meta[MetadataAttemptID] = a.ID
+	meta[MetadataIdempotencyKey] = a.IdempotencyKey
+	return meta
+}
+
 // CheckoutRequest builds the gateway request for a first payment the customer confirms on
 // the provider's page (CheckoutGateway): the attempt's key, amount and currency, the details
 // and where the provider sends the customer back. There is no saved method to check consent
@@ -310,10 +317,7 @@ func (a Attempt) CheckoutRequest(d ChargeDetails, returnURL string) (CheckoutReq
 	if a.Purpose != PurposeCheckout {
 		return CheckoutRequest{}, a.refuse("checkout request", ErrIllegalTransition, "only a checkout is confirmed on the provider's page")
 	}
-	meta := make(map[string]string, len(d.Metadata)+2)
-	maps.Copy(meta, d.Metadata)
-	meta[MetadataAttemptID] = a.ID
-	meta[MetadataIdempotencyKey] = a.IdempotencyKey
+	meta := a.metadata(d.Metadata)
 	req := CheckoutRequest{
 		IdempotencyKey: a.IdempotencyKey,
 		CustomerID:     d.CustomerID,

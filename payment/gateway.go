@@ -132,14 +132,8 @@ func (r CheckoutRequest) Validate() error {
 	if err := checkKey("IdempotencyKey", r.IdempotencyKey); err != nil {
 		return err
 	}
-	if strings.TrimSpace(r.CustomerID) == "" {
-		return invalid("CustomerID", "empty: a charge always belongs to a customer (TERMS 1.3)")
-	}
-	if err := checkMoney("", r.Amount, r.Currency); err != nil {
+	if err := checkCharge(r.CustomerID, r.Amount, r.Currency, r.Description); err != nil {
 		return err
-	}
-	if strings.TrimSpace(r.Description) == "" {
-		return invalid("Description", "empty")
 	}
 	if u, err := url.Parse(r.ReturnURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return invalid("ReturnURL", fmt.Sprintf("%q: not an absolute http(s) URL", r.ReturnURL))
@@ -223,16 +217,25 @@ func (r ChargeRequest) Validate() error {
 	if err := checkToken("PaymentMethod", r.PaymentMethod); err != nil {
 		return err
 	}
-	if strings.TrimSpace(r.CustomerID) == "" {
-		return invalid("CustomerID", "empty: a charge always belongs to a customer (TERMS 1.3)")
-	}
-	if err := checkMoney("", r.Amount, r.Currency); err != nil {
+	if err := checkCharge(r.CustomerID, r.Amount, r.Currency, r.Description); err != nil {
 		return err
 	}
-	if strings.TrimSpace(r.Description) == "" {
+	return checkReceiptFor("Receipt", r.Receipt, ReceiptIncome, r.Amount, r.Currency)
+}
+
+// checkCharge checks what a charge and a checkout share: whose it is, how much, and its
+// description.
+func checkCharge(customerID string, amount int64, currency, description string) error {
+	if strings.TrimSpace(customerID) == "" {
+		return invalid("CustomerID", "empty: a charge always belongs to a customer (TERMS 1.3)")
+	}
+	if err := checkMoney("", amount, currency); err != nil {
+		return err
+	}
+	if strings.TrimSpace(description) == "" {
 		return invalid("Description", "empty")
 	}
-	return checkReceiptFor("Receipt", r.Receipt, ReceiptIncome, r.Amount, r.Currency)
+	return nil
 }
 
 // ChargeResult is the gateway's answer to Charge or Lookup.
