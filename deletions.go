@@ -141,10 +141,7 @@ func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionI
 				"deadline": row.Deadline}}); err != nil {
 			return err
 		}
-		at := row.Deadline.Add(-escalateBefore)
-		if at.Before(now) {
-			at = now
-		}
+		at := escalationAt(row.Deadline, now)
 		if _, err := client.InsertTx(ctx, tx, jobs.EscalateDeletionArgs{RequestID: row.ID}, &riverInsertOpts{ScheduledAt: at}); err != nil {
 			return err
 		}

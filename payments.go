@@ -1178,6 +1178,18 @@ func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor s
 	return e.opError("WithdrawConsent", err)
 }
 
+// enqueueEach inserts job(id) for every id, one insert each: a failing insert is named with
+// what and its id in the joined error and never stops the others (the sweep's rule).
+func enqueueEach(ctx context.Context, client *jobClient, what string, ids []string, job func(id string) river.JobArgs) error {
+	var errs []error
+	for _, id := range ids {
+		if _, err := client.Insert(ctx, job(id), nil); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // SweepDueRenewals gives every subscription a way forward: it finds subscriptions whose
 // period has ended without a renewal job waiting (lost, deleted, discarded after its last
 // River attempt, completed while the subscription was suspended, or from before a

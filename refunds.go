@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing/calendar"
@@ -50,6 +51,15 @@ const refundRecheckAfter = 10 * time.Minute
 
 // escalateBefore is how long before the payout deadline a request still open is escalated.
 const escalateBefore = 48 * time.Hour
+
+// escalationAt is when a request with deadline is escalated if still open: escalateBefore
+// ahead of it, or now when that has passed.
+func escalationAt(deadline, now time.Time) time.Time {
+	if at := deadline.Add(-escalateBefore); at.After(now) {
+		return at
+	}
+	return now
+}
 
 // RefundRequestInput records a customer's request for a refund (TERMS 3.7, 3.8).
 type RefundRequestInput struct {
@@ -235,10 +245,7 @@ func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (Refu
 				"received_at": row.ReceivedAt, "payout_deadline": row.PayoutDeadline}}); err != nil {
 			return err
 		}
-		at := row.PayoutDeadline.Add(-escalateBefore)
-		if at.Before(now) {
-			at = now
-		}
+		at := escalationAt(row.PayoutDeadline, now)
 		if _, err := client.InsertTx(ctx, tx, jobs.EscalateRefundArgs{RequestID: row.ID}, &riverInsertOpts{ScheduledAt: at}); err != nil {
 			return err
 		}
@@ -901,13 +908,7 @@ func (e *Engine) sweepExecutingRefunds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, id := range ids {
-		if _, err := client.Insert(ctx, jobs.RetryRefundArgs{RequestID: id}, nil); err != nil {
-			errs = append(errs, fmt.Errorf("refund request %s: %w", id, err))
-		}
-	}
-	return errors.Join(errs...)
+	return enqueueEach(ctx, client, "refund request", ids, func(id string) river.JobArgs { return jobs.RetryRefundArgs{RequestID: id} })
 }
 
 // refundReceipt is the 54-FZ return receipt of a refund of subscription subID's charge: the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
@@ -257,16 +258,13 @@ func (e *Engine) sweepUnapplied(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var ids []string
 	for _, u := range rows {
-		if u.State != store.UnappliedRefunding {
-			continue
-		}
-		if _, err := client.Insert(ctx, jobs.RefundUnappliedArgs{UnappliedID: u.ID}, nil); err != nil {
-			errs = append(errs, fmt.Errorf("unapplied payment %s: %w", u.ID, err))
+		if u.State == store.UnappliedRefunding {
+			ids = append(ids, u.ID)
 		}
 	}
-	return errors.Join(errs...)
+	return enqueueEach(ctx, client, "unapplied payment", ids, func(id string) river.JobArgs { return jobs.RefundUnappliedArgs{UnappliedID: id} })
 }
 
 func unappliedOf(r store.UnappliedRow) UnappliedPayment {
