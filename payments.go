@@ -548,6 +548,10 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		CustomerID: target.customerID, Description: receiptDescription(a.Terms), Receipt: receipt,
 		Metadata: map[string]string{"subscription_id": a.SubscriptionID, "period": strconv.Itoa(a.PeriodNumber)},
 	}
+	callCtx, cancel := context.WithTimeout(ctx, gatewayCallTimeout)
+	defer cancel()
+	var res payment.CheckoutResult
+	var callErr error
 	if a.ReturnURL != "" {
 		cg, ok := gw.(payment.CheckoutGateway)
 		if !ok {
@@ -557,24 +561,18 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		if err != nil {
 			return a, err
 		}
-		callCtx, cancel := context.WithTimeout(ctx, gatewayCallTimeout)
-		defer cancel()
-		res, callErr := cg.StartCheckout(callCtx, req)
-		next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
-		if err == nil && callErr == nil {
-			a.ConfirmationURL, a.SavedMethod = res.ConfirmationURL, res.PaymentMethod // a method only when it succeeded at once
+		res, callErr = cg.StartCheckout(callCtx, req)
+	} else {
+		req, err := a.ChargeRequest(target.method, details, now)
+		if err != nil {
+			return a, err
 		}
-		a.Attempt = next
-		return a, err
+		res.ChargeResult, callErr = gw.Charge(callCtx, req)
 	}
-	req, err := a.ChargeRequest(target.method, details, now)
-	if err != nil {
-		return a, err
+	next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
+	if err == nil && callErr == nil && a.ReturnURL != "" {
+		a.ConfirmationURL, a.SavedMethod = res.ConfirmationURL, res.PaymentMethod // a method only when it succeeded at once
 	}
-	callCtx, cancel := context.WithTimeout(ctx, gatewayCallTimeout)
-	defer cancel()
-	res, callErr := gw.Charge(callCtx, req)
-	next, _, err := a.RecordCharge(res, callErr, e.clock.Now())
 	a.Attempt = next
 	return a, err
 }
