@@ -587,7 +587,7 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		return RefundRequest{}, e.opError("ExecuteRefund", err)
 	}
 	res, callErr := gw.Refund(ctx, req)
-	out, err := e.settleRefund(ctx, row.ID, res, callErr)
+	out, err := e.settleRefund(ctx, row.ID, req.IdempotencyKey, res, callErr)
 	if err != nil {
 		return RefundRequest{}, e.opError("ExecuteRefund", err)
 	}
@@ -634,7 +634,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		e.logger.WarnContext(ctx, "billing: refund webhook not confirmed", "request", row.ID, "error", err)
 		return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", err)
 	}
-	out, err := e.settleRefund(ctx, row.ID, res, nil)
+	out, err := e.settleRefund(ctx, row.ID, row.GatewayKey, res, nil)
 	if err != nil {
 		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
 	}
@@ -674,7 +674,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	if err != nil {
 		return fmt.Errorf("billing: RetryRefund %s: gateway: %w", requestID, err)
 	}
-	out, err := e.settleRefund(ctx, requestID, res, nil)
+	out, err := e.settleRefund(ctx, requestID, row.GatewayKey, res, nil)
 	if err != nil {
 		return e.opError("RetryRefund", err)
 	}
@@ -743,10 +743,13 @@ func (e *Engine) RefundRequestByID(ctx context.Context, requestID string) (Refun
 	return refundOf(row), nil
 }
 
-// settleRefund records a gateway answer (callErr: outcome unknown) on an executing
-// request, with its effects, in one transaction. A request no longer executing is
-// returned unchanged.
-func (e *Engine) settleRefund(ctx context.Context, id string, res payment.RefundResult, callErr error) (store.RefundRow, error) {
+// settleRefund records a gateway answer (callErr: outcome unknown) about the refund under
+// key on an executing request, with its effects, in one transaction. A request no longer
+// executing is returned unchanged, and so is one whose refund is now under another key: the
+// answer is about an earlier try, refused, and an operator has tried again since (a
+// redelivered webhook or a retry job that read the request before); the new try settles by
+// its own key, never by the old one's refusal.
+func (e *Engine) settleRefund(ctx context.Context, id, key string, res payment.RefundResult, callErr error) (store.RefundRow, error) {
 	client, _ := e.riverClient()
 	var out store.RefundRow
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
@@ -756,7 +759,7 @@ func (e *Engine) settleRefund(ctx context.Context, id string, res payment.Refund
 			return err
 		}
 		out = row
-		if refund.State(row.State) != refund.StateExecuting {
+		if refund.State(row.State) != refund.StateExecuting || row.GatewayKey != key {
 			return nil
 		}
 		outcome := res.Outcome
