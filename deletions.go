@@ -93,6 +93,19 @@ type AccountDeletionEscalation struct {
 // deadline (at once when that is past; needs UseRiver). Bad input is an *InputError and
 // nothing is written.
 func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionInput) (AccountDeletion, error) {
+	return e.requestAccountDeletion(ctx, e.pool, in)
+}
+
+// RequestAccountDeletionTx is RequestAccountDeletion in the host's transaction tx: the
+// request and its escalation job exist once tx commits.
+func (e *Engine) RequestAccountDeletionTx(ctx context.Context, tx pgx.Tx, in AccountDeletionInput) (AccountDeletion, error) {
+	if err := hostTx("RequestAccountDeletionTx", tx); err != nil {
+		return AccountDeletion{}, err
+	}
+	return e.requestAccountDeletion(ctx, tx, in)
+}
+
+func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in AccountDeletionInput) (AccountDeletion, error) {
 	check := inputCheck{op: "RequestAccountDeletion"}
 	if strings.TrimSpace(in.CustomerID) == "" {
 		check.add("CustomerID", "required: whose account it is")
@@ -120,7 +133,7 @@ func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionI
 	}
 	hash := requestHash(in.CustomerID, in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.DeletionRow
-	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		id, err := claimKeyForID(ctx, tx, "account_deletion", in.IdempotencyKey, hash, now)
 		if err != nil || id != "" {
@@ -179,6 +192,19 @@ func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionI
 // charge of its own account: the engine does not stop a new Subscribe for the same
 // customer ID afterwards.
 func (e *Engine) ExecuteAccountDeletion(ctx context.Context, requestID, actor string) (AccountDeletion, error) {
+	return e.executeAccountDeletion(ctx, e.pool, requestID, actor)
+}
+
+// ExecuteAccountDeletionTx is ExecuteAccountDeletion in the host's transaction tx, e.g.
+// the one that deletes the host's own copy of the account: both happen or neither.
+func (e *Engine) ExecuteAccountDeletionTx(ctx context.Context, tx pgx.Tx, requestID, actor string) (AccountDeletion, error) {
+	if err := hostTx("ExecuteAccountDeletionTx", tx); err != nil {
+		return AccountDeletion{}, err
+	}
+	return e.executeAccountDeletion(ctx, tx, requestID, actor)
+}
+
+func (e *Engine) executeAccountDeletion(ctx context.Context, db dbtx, requestID, actor string) (AccountDeletion, error) {
 	check := inputCheck{op: "ExecuteAccountDeletion"}
 	check.id("requestID", requestID)
 	if actor == "" {
@@ -188,7 +214,7 @@ func (e *Engine) ExecuteAccountDeletion(ctx context.Context, requestID, actor st
 		return AccountDeletion{}, err
 	}
 	var out store.DeletionRow
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		row, err := store.LockDeletion(ctx, tx, requestID)
 		if err != nil {

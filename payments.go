@@ -1132,6 +1132,19 @@ func confirmAnswer(noun string, ev payment.WebhookEvent, bodyID string, got gate
 // customer: another customer's token is not found (ErrNotFound) and nothing changes.
 // actor is who reported it.
 func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor string) error {
+	return e.withdrawConsent(ctx, e.pool, customerID, token, actor)
+}
+
+// WithdrawConsentTx is WithdrawConsent in the host's transaction tx. Consent stands until
+// tx commits: a renewal that checks it before then may still charge.
+func (e *Engine) WithdrawConsentTx(ctx context.Context, tx pgx.Tx, customerID, token, actor string) error {
+	if err := hostTx("WithdrawConsentTx", tx); err != nil {
+		return err
+	}
+	return e.withdrawConsent(ctx, tx, customerID, token, actor)
+}
+
+func (e *Engine) withdrawConsent(ctx context.Context, db dbtx, customerID, token, actor string) error {
 	check := inputCheck{op: "WithdrawConsent"}
 	if strings.TrimSpace(customerID) == "" {
 		check.add("customerID", "required: whose payment method it is")
@@ -1145,7 +1158,7 @@ func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor s
 	if err := check.err(); err != nil {
 		return err
 	}
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		known, err := store.WithdrawConsent(ctx, tx, customerID, token, now)
 		if err != nil {

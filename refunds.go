@@ -194,6 +194,19 @@ type RefundEscalation struct {
 // its payout deadline (TERMS 3.8). An ineligible request is still recorded: a person may
 // refund it with an override. It schedules the escalation job (needs UseRiver).
 func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (RefundRequest, error) {
+	return e.requestRefund(ctx, e.pool, in)
+}
+
+// RequestRefundTx is RequestRefund in the host's transaction tx, e.g. the one that stores
+// the customer's e-mail: the request and its escalation job exist once tx commits.
+func (e *Engine) RequestRefundTx(ctx context.Context, tx pgx.Tx, in RefundRequestInput) (RefundRequest, error) {
+	if err := hostTx("RequestRefundTx", tx); err != nil {
+		return RefundRequest{}, err
+	}
+	return e.requestRefund(ctx, tx, in)
+}
+
+func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInput) (RefundRequest, error) {
 	check := inputCheck{op: "RequestRefund"}
 	check.id("SubscriptionID", in.SubscriptionID)
 	if in.Period < 0 {
@@ -218,7 +231,7 @@ func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (Refu
 	}
 	hash := requestHash(in.SubscriptionID, fmt.Sprint(in.Period), in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.RefundRow
-	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		id, err := claimKeyForID(ctx, tx, "refund_request", in.IdempotencyKey, hash, now)
 		if err != nil || id != "" {
@@ -411,6 +424,18 @@ func (e *Engine) refundPeriod(ctx context.Context, q store.Querier, sub subscrip
 // request (TERMS 3.8): received → verified. Verifying is not executing: the money moves
 // only with ExecuteRefund.
 func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (RefundRequest, error) {
+	return e.verifyRefund(ctx, e.pool, requestID, actor)
+}
+
+// VerifyRefundTx is VerifyRefund in the host's transaction tx.
+func (e *Engine) VerifyRefundTx(ctx context.Context, tx pgx.Tx, requestID, actor string) (RefundRequest, error) {
+	if err := hostTx("VerifyRefundTx", tx); err != nil {
+		return RefundRequest{}, err
+	}
+	return e.verifyRefund(ctx, tx, requestID, actor)
+}
+
+func (e *Engine) verifyRefund(ctx context.Context, db dbtx, requestID, actor string) (RefundRequest, error) {
 	check := inputCheck{op: "VerifyRefund"}
 	check.id("requestID", requestID)
 	if strings.TrimSpace(actor) == "" {
@@ -419,7 +444,7 @@ func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (Ref
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
-	return e.moveRefund(ctx, "VerifyRefund", requestID, refund.EventVerify, actor, "refund.verified", "",
+	return e.moveRefund(ctx, db, "VerifyRefund", requestID, refund.EventVerify, actor, "refund.verified", "",
 		func(row *store.RefundRow, now time.Time) { row.VerifiedBy, row.VerifiedAt = actor, now })
 }
 
@@ -430,6 +455,19 @@ func (e *Engine) VerifyRefund(ctx context.Context, requestID, actor string) (Ref
 // a received or verified request can be rejected (else ErrRefundTransition); a reason is
 // required.
 func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason string) (RefundRequest, error) {
+	return e.rejectRefund(ctx, e.pool, requestID, actor, reason)
+}
+
+// RejectRefundTx is RejectRefund in the host's transaction tx, e.g. the one that stores the
+// answer sent to the customer.
+func (e *Engine) RejectRefundTx(ctx context.Context, tx pgx.Tx, requestID, actor, reason string) (RefundRequest, error) {
+	if err := hostTx("RejectRefundTx", tx); err != nil {
+		return RefundRequest{}, err
+	}
+	return e.rejectRefund(ctx, tx, requestID, actor, reason)
+}
+
+func (e *Engine) rejectRefund(ctx context.Context, db dbtx, requestID, actor, reason string) (RefundRequest, error) {
 	check := inputCheck{op: "RejectRefund"}
 	check.id("requestID", requestID)
 	if strings.TrimSpace(actor) == "" {
@@ -441,7 +479,7 @@ func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason stri
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
-	return e.moveRefund(ctx, "RejectRefund", requestID, refund.EventReject, actor, "refund.rejected", reason,
+	return e.moveRefund(ctx, db, "RejectRefund", requestID, refund.EventReject, actor, "refund.rejected", reason,
 		func(row *store.RefundRow, now time.Time) { row.SettledAt = now })
 }
 
@@ -449,10 +487,10 @@ func (e *Engine) RejectRefund(ctx context.Context, requestID, actor, reason stri
 // request, take the state machine's next state (ErrRefundTransition when the event is not
 // allowed), let set record what else the event changes, store it and write the audit
 // entry action with reason.
-func (e *Engine) moveRefund(ctx context.Context, op, requestID string, event refund.Event, actor, action, reason string,
+func (e *Engine) moveRefund(ctx context.Context, db dbtx, op, requestID string, event refund.Event, actor, action, reason string,
 	set func(row *store.RefundRow, now time.Time)) (RefundRequest, error) {
 	var out store.RefundRow
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		row, err := store.LockRefund(ctx, tx, requestID)
 		if err != nil {

@@ -65,6 +65,20 @@ type SubscribeRequest struct {
 // charge and is active at once. The same IdempotencyKey returns the first subscription;
 // with a different request it is ErrIdempotencyConflict.
 func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscription.Subscription, error) {
+	return e.subscribe(ctx, e.pool, req)
+}
+
+// SubscribeTx is Subscribe in the host's transaction tx: the subscription exists once tx
+// commits, and not at all if it rolls back (see the package's "Commands in the host's
+// transaction").
+func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeRequest) (subscription.Subscription, error) {
+	if err := hostTx("SubscribeTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.subscribe(ctx, tx, req)
+}
+
+func (e *Engine) subscribe(ctx context.Context, db dbtx, req SubscribeRequest) (subscription.Subscription, error) {
 	check := inputCheck{op: "Subscribe"}
 	if strings.TrimSpace(req.CustomerID) == "" {
 		check.add("CustomerID", "required: the host's ID of the registered customer (TERMS 1.3)")
@@ -86,7 +100,7 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 	}
 	hash := requestHash(req.CustomerID, req.TariffCode, req.PaymentMethod, req.Location)
 	var out subscription.Subscription
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		// Keys are scoped per customer: two customers' checkouts never collide on a key.
 		id, err := claimKeyForID(ctx, tx, "subscribe:"+req.CustomerID, req.IdempotencyKey, hash, now)
@@ -177,6 +191,19 @@ type Payment struct {
 // configured Gateway. Without River (a host that only meters usage) none of this happens.
 // Hosts that let the engine charge use ChargeFirstPayment instead.
 func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string, p Payment) (subscription.Subscription, error) {
+	return e.confirmFirstPayment(ctx, e.pool, subscriptionID, p)
+}
+
+// ConfirmFirstPaymentTx is ConfirmFirstPayment in the host's transaction tx, e.g. the one
+// that records the host's own order as paid.
+func (e *Engine) ConfirmFirstPaymentTx(ctx context.Context, tx pgx.Tx, subscriptionID string, p Payment) (subscription.Subscription, error) {
+	if err := hostTx("ConfirmFirstPaymentTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.confirmFirstPayment(ctx, tx, subscriptionID, p)
+}
+
+func (e *Engine) confirmFirstPayment(ctx context.Context, db dbtx, subscriptionID string, p Payment) (subscription.Subscription, error) {
 	check := inputCheck{op: "ConfirmFirstPayment"}
 	check.id("subscriptionID", subscriptionID)
 	if p.ProviderPaymentID == "" {
@@ -185,7 +212,7 @@ func (e *Engine) ConfirmFirstPayment(ctx context.Context, subscriptionID string,
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
-	return e.change(ctx, "ConfirmFirstPayment", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+	return e.change(ctx, db, "ConfirmFirstPayment", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
 		if err := checkAmount(sub.Checkout, p.Amount, p.Currency); err != nil {
 			return sub, nil, err
 		}
@@ -281,7 +308,19 @@ func recordHostCharge(ctx context.Context, tx pgx.Tx, sub subscription.Subscript
 // unknown or pending) is never sent again; if the provider took the money after all, the
 // engine books it as an unapplied payment and refunds it.
 func (e *Engine) FailFirstPayment(ctx context.Context, subscriptionID, reason string) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "FailFirstPayment", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+	return e.failFirstPayment(ctx, e.pool, subscriptionID, reason)
+}
+
+// FailFirstPaymentTx is FailFirstPayment in the host's transaction tx.
+func (e *Engine) FailFirstPaymentTx(ctx context.Context, tx pgx.Tx, subscriptionID, reason string) (subscription.Subscription, error) {
+	if err := hostTx("FailFirstPaymentTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.failFirstPayment(ctx, tx, subscriptionID, reason)
+}
+
+func (e *Engine) failFirstPayment(ctx context.Context, db dbtx, subscriptionID, reason string) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, db, "FailFirstPayment", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.FirstPaymentFailed(sub, reason, now)
 	})
 }
@@ -290,7 +329,19 @@ func (e *Engine) FailFirstPayment(ctx context.Context, subscriptionID, reason st
 // paid period runs to its end and the subscription then ends. actor is who asked (the
 // customer's or an operator's ID), for the audit log.
 func (e *Engine) SetAutoRenew(ctx context.Context, subscriptionID string, on bool, actor string) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "SetAutoRenew", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+	return e.setAutoRenew(ctx, e.pool, subscriptionID, on, actor)
+}
+
+// SetAutoRenewTx is SetAutoRenew in the host's transaction tx.
+func (e *Engine) SetAutoRenewTx(ctx context.Context, tx pgx.Tx, subscriptionID string, on bool, actor string) (subscription.Subscription, error) {
+	if err := hostTx("SetAutoRenewTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.setAutoRenew(ctx, tx, subscriptionID, on, actor)
+}
+
+func (e *Engine) setAutoRenew(ctx context.Context, db dbtx, subscriptionID string, on bool, actor string) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, db, "SetAutoRenew", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.SetAutoRenew(sub, on, actor, now)
 	})
 }
@@ -298,7 +349,19 @@ func (e *Engine) SetAutoRenew(ctx context.Context, subscriptionID string, on boo
 // Suspend takes access away by an operator's decision (TERMS 2.1.2), with who and why
 // in the audit log. Resume gives it back.
 func (e *Engine) Suspend(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "Suspend", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+	return e.suspend(ctx, e.pool, subscriptionID, by)
+}
+
+// SuspendTx is Suspend in the host's transaction tx.
+func (e *Engine) SuspendTx(ctx context.Context, tx pgx.Tx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	if err := hostTx("SuspendTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.suspend(ctx, tx, subscriptionID, by)
+}
+
+func (e *Engine) suspend(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, db, "Suspend", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.Suspend(sub, by, now)
 	})
 }
@@ -311,12 +374,25 @@ func (e *Engine) Suspend(ctx context.Context, subscriptionID string, by subscrip
 // auto-renew on it charges a new period, which starts when it is paid (LateRenewalGrace:
 // no days already past are sold); with auto-renew off it ends.
 func (e *Engine) Resume(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.resume(ctx, e.pool, subscriptionID, by)
+}
+
+// ResumeTx is Resume in the host's transaction tx; the renewal it may enqueue runs once tx
+// commits.
+func (e *Engine) ResumeTx(ctx context.Context, tx pgx.Tx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	if err := hostTx("ResumeTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.resume(ctx, tx, subscriptionID, by)
+}
+
+func (e *Engine) resume(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
 	check := inputCheck{op: "Resume"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
-	return e.change(ctx, "Resume", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+	return e.change(ctx, db, "Resume", subscriptionID, func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
 		next, a, err := subscription.Resume(sub, by, now)
 		if err != nil {
 			return sub, nil, err
@@ -333,7 +409,19 @@ func (e *Engine) Resume(ctx context.Context, subscriptionID string, by subscript
 // Terminate ends a subscription for good by an operator's decision (TERMS 2.1.2): access
 // ends now and nothing renews.
 func (e *Engine) Terminate(ctx context.Context, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "Terminate", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+	return e.terminate(ctx, e.pool, subscriptionID, by)
+}
+
+// TerminateTx is Terminate in the host's transaction tx.
+func (e *Engine) TerminateTx(ctx context.Context, tx pgx.Tx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	if err := hostTx("TerminateTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.terminate(ctx, tx, subscriptionID, by)
+}
+
+func (e *Engine) terminate(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, db, "Terminate", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.Terminate(sub, by, now)
 	})
 }
@@ -341,19 +429,43 @@ func (e *Engine) Terminate(ctx context.Context, subscriptionID string, by subscr
 // ExtendPeriod moves the current period's end later by an operator's decision, e.g. to
 // make up for maintenance (TERMS 2.1.4, 2.1.5: never automatic), audited with who and why.
 func (e *Engine) ExtendPeriod(ctx context.Context, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (subscription.Subscription, error) {
-	return e.simpleChange(ctx, "ExtendPeriod", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
+	return e.extendPeriod(ctx, e.pool, subscriptionID, newEnd, by)
+}
+
+// ExtendPeriodTx is ExtendPeriod in the host's transaction tx.
+func (e *Engine) ExtendPeriodTx(ctx context.Context, tx pgx.Tx, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (subscription.Subscription, error) {
+	if err := hostTx("ExtendPeriodTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.extendPeriod(ctx, tx, subscriptionID, newEnd, by)
+}
+
+func (e *Engine) extendPeriod(ctx context.Context, db dbtx, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (subscription.Subscription, error) {
+	return e.simpleChange(ctx, db, "ExtendPeriod", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.ExtendPeriod(sub, by, newEnd, now)
 	})
 }
 
 // Get returns a subscription with its current period and usage.
 func (e *Engine) Get(ctx context.Context, subscriptionID string) (subscription.Subscription, error) {
+	return e.get(ctx, e.pool, subscriptionID)
+}
+
+// GetTx is Get in the host's transaction tx: it sees what tx wrote and has not committed.
+func (e *Engine) GetTx(ctx context.Context, tx pgx.Tx, subscriptionID string) (subscription.Subscription, error) {
+	if err := hostTx("GetTx", tx); err != nil {
+		return subscription.Subscription{}, err
+	}
+	return e.get(ctx, tx, subscriptionID)
+}
+
+func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string) (subscription.Subscription, error) {
 	check := inputCheck{op: "Get"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
-	sub, err := store.GetSubscription(ctx, e.pool, subscriptionID)
+	sub, err := store.GetSubscription(ctx, q, subscriptionID)
 	return sub, e.opError("Get "+subscriptionID, err)
 }
 
@@ -380,9 +492,9 @@ func (e *Engine) Access(ctx context.Context, subscriptionID string) (subscriptio
 type transitionFunc func(tx pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error)
 
 // change runs fn on subscription id in one transaction: lock, decide, save, audit.
-func (e *Engine) change(ctx context.Context, op, id string, fn transitionFunc) (subscription.Subscription, error) {
+func (e *Engine) change(ctx context.Context, db dbtx, op, id string, fn transitionFunc) (subscription.Subscription, error) {
 	var out subscription.Subscription
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		before, err := store.LockSubscription(ctx, tx, id)
 		if err != nil {
@@ -410,14 +522,14 @@ func (e *Engine) change(ctx context.Context, op, id string, fn transitionFunc) (
 }
 
 // simpleChange is change for a pure transition with one audit entry and no other effect.
-func (e *Engine) simpleChange(ctx context.Context, op, id string,
+func (e *Engine) simpleChange(ctx context.Context, db dbtx, op, id string,
 	fn func(subscription.Subscription, time.Time) (subscription.Subscription, subscription.AuditEntry, error)) (subscription.Subscription, error) {
 	check := inputCheck{op: op}
 	check.id("subscriptionID", id)
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
-	return e.change(ctx, op, id, func(_ pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
+	return e.change(ctx, db, op, id, func(_ pgx.Tx, sub subscription.Subscription, now time.Time) (subscription.Subscription, []subscription.AuditEntry, error) {
 		next, a, err := fn(sub, now)
 		return next, []subscription.AuditEntry{a}, err
 	})

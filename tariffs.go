@@ -33,6 +33,19 @@ func (e *Engine) Tariffs() *Catalog { return &Catalog{e: e} }
 // (tariff.ErrRetired). Concurrent publishers of one code serialize and get distinct,
 // ordered version numbers. actor is recorded in the audit log.
 func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (tariff.Version, error) {
+	return c.publish(ctx, c.e.pool, actor, spec)
+}
+
+// PublishTx is Publish in the host's transaction tx. Trap: the tariff's row stays locked
+// until tx ends, so other publishers of the code (and checkouts that lock it) wait.
+func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec tariff.Spec) (tariff.Version, error) {
+	if err := hostTx("PublishTx", tx); err != nil {
+		return tariff.Version{}, err
+	}
+	return c.publish(ctx, tx, actor, spec)
+}
+
+func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tariff.Spec) (tariff.Version, error) {
 	if err := spec.Validate(); err != nil {
 		return tariff.Version{}, err
 	}
@@ -40,7 +53,7 @@ func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (
 		return tariff.Version{}, &InputError{Op: "Publish", Problems: []FieldProblem{{"actor", "required: who publishes the version, for the audit log"}}}
 	}
 	var out tariff.Version
-	err := store.InTx(ctx, c.e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := c.e.clock.Now()
 		t, err := store.LockTariffForPublish(ctx, tx, spec.Code, spec.Name, now)
 		if err != nil {
@@ -122,6 +135,18 @@ func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (tarif
 // already on it keep renewing on its last version until the operator moves them. Retiring
 // twice returns tariff.ErrRetired. actor and reason go to the audit log.
 func (c *Catalog) Retire(ctx context.Context, code, actor, reason string) (tariff.Tariff, error) {
+	return c.retire(ctx, c.e.pool, code, actor, reason)
+}
+
+// RetireTx is Retire in the host's transaction tx.
+func (c *Catalog) RetireTx(ctx context.Context, tx pgx.Tx, code, actor, reason string) (tariff.Tariff, error) {
+	if err := hostTx("RetireTx", tx); err != nil {
+		return tariff.Tariff{}, err
+	}
+	return c.retire(ctx, tx, code, actor, reason)
+}
+
+func (c *Catalog) retire(ctx context.Context, db dbtx, code, actor, reason string) (tariff.Tariff, error) {
 	check := inputCheck{op: "Retire"}
 	if strings.TrimSpace(actor) == "" {
 		check.add("actor", "required for the audit log")
@@ -130,7 +155,7 @@ func (c *Catalog) Retire(ctx context.Context, code, actor, reason string) (tarif
 		return tariff.Tariff{}, err
 	}
 	var out tariff.Tariff
-	err := store.InTx(ctx, c.e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		t, err := store.LockTariff(ctx, tx, code)
 		if err != nil {
 			return err

@@ -45,6 +45,21 @@ type ConsumeResult struct {
 // or quantity it is ErrIdempotencyConflict. A refused call records nothing, so its key
 // may be retried.
 func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
+	return e.consume(ctx, e.pool, subscriptionID, meter, quantity, idempotencyKey)
+}
+
+// ConsumeTx is Consume in the host's transaction tx: the volume is counted once tx
+// commits, and not at all if it rolls back. Each of its statements runs in a savepoint of
+// tx, so a refusal leaves tx usable. Trap: Consume locks the usage row until tx ends, so
+// other calls for the subscription's meter wait for the host's commit; keep tx short.
+func (e *Engine) ConsumeTx(ctx context.Context, tx pgx.Tx, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
+	if err := hostTx("ConsumeTx", tx); err != nil {
+		return ConsumeResult{}, err
+	}
+	return e.consume(ctx, tx, subscriptionID, meter, quantity, idempotencyKey)
+}
+
+func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
 	check := inputCheck{op: "Consume"}
 	check.id("subscriptionID", subscriptionID)
 	check.usage(meter, quantity)
@@ -55,7 +70,11 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 	// The common case first: a call that leaves volume under the limit, one statement
 	// without the exhaustion writes. Anything else (the call that uses a limit up, a
 	// replay, a refusal) falls through to the full statement, which decides it.
-	o, err := store.ConsumeUnlessExhausting(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
+	var o store.ConsumeOutcome
+	err := statement(ctx, db, func(q store.Querier) (err error) {
+		o, err = store.ConsumeUnlessExhausting(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
+		return err
+	})
 	if o.Applied {
 		return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
 	}
@@ -64,12 +83,16 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 	}
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
-		o, err := store.Consume(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, now, newID())
+		var o store.ConsumeOutcome
+		err := statement(ctx, db, func(q store.Querier) (err error) {
+			o, err = store.Consume(ctx, q, subscriptionID, idempotencyKey, meter, quantity, now, newID())
+			return err
+		})
 		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
 			continue // a concurrent call with the same key won; read its result
 		}
-		if store.IsRetryable(err) && attempt < 3 {
-			continue // a deadlock with a command holding the subscription row; nothing was counted
+		if _, host := db.(pgx.Tx); store.IsRetryable(err) && attempt < 3 && !host {
+			continue // a deadlock with a command holding the subscription row; nothing was counted (the host retries its own)
 		}
 		if err != nil {
 			return ConsumeResult{}, e.opError("Consume", err)
@@ -88,7 +111,7 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity, Exhausted: o.Exhausted}, nil
 		}
 		// Refused: say why, from the state as it is now.
-		err = e.whyRefused(ctx, subscriptionID, meter, quantity, now)
+		err = e.whyRefused(ctx, db, subscriptionID, meter, quantity, now)
 		if err != nil || attempt >= 3 {
 			if err == nil {
 				err = errors.New("billing: Consume: refused under contention; retry")
@@ -101,8 +124,8 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 // whyRefused explains a refused Consume or Reserve with the pure decisions: no access,
 // unknown meter or limit exceeded. It returns nil when the request would now fit (the
 // state changed under the call), and the caller retries.
-func (e *Engine) whyRefused(ctx context.Context, id, meter string, quantity int64, now time.Time) error {
-	sub, err := store.GetSubscription(ctx, e.pool, id)
+func (e *Engine) whyRefused(ctx context.Context, q store.Querier, id, meter string, quantity int64, now time.Time) error {
+	sub, err := store.GetSubscription(ctx, q, id)
 	if err != nil {
 		return e.opError("Consume", err)
 	}
@@ -136,6 +159,19 @@ type ReserveRequest struct {
 // amount, or Release; left alone, it expires after its TTL through a River job and frees
 // its volume. Needs UseRiver. Refused like Consume.
 func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.Reservation, error) {
+	return e.reserve(ctx, e.pool, req)
+}
+
+// ReserveTx is Reserve in the host's transaction tx: the hold and its expiry job exist once
+// tx commits.
+func (e *Engine) ReserveTx(ctx context.Context, tx pgx.Tx, req ReserveRequest) (subscription.Reservation, error) {
+	if err := hostTx("ReserveTx", tx); err != nil {
+		return subscription.Reservation{}, err
+	}
+	return e.reserve(ctx, tx, req)
+}
+
+func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (subscription.Reservation, error) {
 	check := inputCheck{op: "Reserve"}
 	check.id("SubscriptionID", req.SubscriptionID)
 	check.usage(req.Meter, req.Quantity)
@@ -151,7 +187,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.
 		return subscription.Reservation{}, err
 	}
 	var out subscription.Reservation
-	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		// The key is looked up under the subscription's lock: a concurrent Reserve with
 		// the same key has then committed its reservation, and this one replays it rather
@@ -196,7 +232,7 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.
 	})
 	if store.IsUniqueViolation(err, "") {
 		// A concurrent Reserve with the same key won: return its reservation.
-		prev, err2 := store.ReservationByKey(ctx, e.pool, req.SubscriptionID, req.IdempotencyKey)
+		prev, err2 := store.ReservationByKey(ctx, db, req.SubscriptionID, req.IdempotencyKey)
 		if err2 == nil && prev.Meter == req.Meter && prev.Quantity == req.Quantity {
 			return reservationOf(prev), nil
 		}
@@ -214,7 +250,19 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.
 // subscription.ErrReservationResolved, and a commit at or after its expiry is
 // subscription.ErrReservationExpired.
 func (e *Engine) Commit(ctx context.Context, reservationID string, actual int64) (subscription.Reservation, error) {
-	return e.resolve(ctx, "Commit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+	return e.commit(ctx, e.pool, reservationID, actual)
+}
+
+// CommitTx is Commit in the host's transaction tx.
+func (e *Engine) CommitTx(ctx context.Context, tx pgx.Tx, reservationID string, actual int64) (subscription.Reservation, error) {
+	if err := hostTx("CommitTx", tx); err != nil {
+		return subscription.Reservation{}, err
+	}
+	return e.commit(ctx, tx, reservationID, actual)
+}
+
+func (e *Engine) commit(ctx context.Context, db dbtx, reservationID string, actual int64) (subscription.Reservation, error) {
+	return e.resolve(ctx, db, "Commit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationCommitted && r.Actual == actual {
 			return p, r, errAlreadyDone
 		}
@@ -225,7 +273,19 @@ func (e *Engine) Commit(ctx context.Context, reservationID string, actual int64)
 // Release frees all of an open reservation: the call was not made or cost nothing.
 // Releasing a released reservation returns it unchanged.
 func (e *Engine) Release(ctx context.Context, reservationID string) (subscription.Reservation, error) {
-	return e.resolve(ctx, "Release", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+	return e.release(ctx, e.pool, reservationID)
+}
+
+// ReleaseTx is Release in the host's transaction tx.
+func (e *Engine) ReleaseTx(ctx context.Context, tx pgx.Tx, reservationID string) (subscription.Reservation, error) {
+	if err := hostTx("ReleaseTx", tx); err != nil {
+		return subscription.Reservation{}, err
+	}
+	return e.release(ctx, tx, reservationID)
+}
+
+func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (subscription.Reservation, error) {
+	return e.resolve(ctx, db, "Release", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationReleased {
 			return p, r, errAlreadyDone
 		}
@@ -236,7 +296,7 @@ func (e *Engine) Release(ctx context.Context, reservationID string) (subscriptio
 // ExpireReservation frees an open reservation whose TTL has passed. The engine's River
 // job calls it at the reservation's expiry; a reservation already resolved is left alone.
 func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) error {
-	_, err := e.resolve(ctx, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+	_, err := e.resolve(ctx, e.pool, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State != subscription.ReservationOpen {
 			return p, r, errAlreadyDone
 		}
@@ -253,14 +313,14 @@ type resolveFunc func(subscription.Period, subscription.Reservation, time.Time) 
 // resolve runs a reservation's resolution in one transaction: lock the reservation and
 // its period's counters, decide, write counters and reservation, exhaust when a hard
 // limit of the current period is used up.
-func (e *Engine) resolve(ctx context.Context, op, reservationID string, fn resolveFunc) (subscription.Reservation, error) {
+func (e *Engine) resolve(ctx context.Context, db dbtx, op, reservationID string, fn resolveFunc) (subscription.Reservation, error) {
 	check := inputCheck{op: op}
 	check.id("reservationID", reservationID)
 	if err := check.err(); err != nil {
 		return subscription.Reservation{}, err
 	}
 	var out subscription.Reservation
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err := store.InTx(ctx, db, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		row, err := store.LockReservation(ctx, tx, reservationID)
 		if err != nil {
@@ -348,4 +408,14 @@ func rowOf(r subscription.Reservation) store.ReservationRow {
 		ID: r.ID, Period: r.Period, Meter: r.Meter, Quantity: r.Quantity, Actual: r.Actual,
 		State: string(r.State), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, ResolvedAt: r.ResolvedAt,
 	}
+}
+
+// statement runs one statement of a command on db: directly on the pool (one round trip),
+// or in a savepoint of the host's transaction, so that a statement that fails (a key taken
+// by a concurrent call) leaves the host's transaction usable.
+func statement(ctx context.Context, db dbtx, fn func(store.Querier) error) error {
+	if _, host := db.(pgx.Tx); !host {
+		return fn(db)
+	}
+	return pgx.BeginFunc(ctx, db, func(sp pgx.Tx) error { return fn(sp) })
 }

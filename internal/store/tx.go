@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ErrNotFound is returned when a row the caller named does not exist.
@@ -17,13 +16,26 @@ var ErrNotFound = errors.New("not found")
 // failure (40001) or a deadlock (40P01).
 const maxTxAttempts = 5
 
-// InTx runs fn in a transaction on pool: committed when fn returns nil, rolled back when
-// it returns an error. A serialization failure or deadlock retries the whole of fn, so fn
-// must do nothing but database work through tx (no gateway calls, no channel sends).
-func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+// Beginner is what a command runs on: the engine's *pgxpool.Pool, or a host's pgx.Tx (the
+// engine's …Tx commands), in which Begin opens a savepoint.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// InTx runs fn in a transaction on db: committed when fn returns nil, rolled back when it
+// returns an error. On a pool, a serialization failure or deadlock retries the whole of fn,
+// so fn must do nothing but database work through tx (no gateway calls, no channel sends).
+//
+// On a host's transaction (db is a pgx.Tx) fn runs in a savepoint: an error rolls back
+// fn's writes and leaves the host's transaction usable, and nothing is retried here, since
+// after a serialization failure or deadlock only the host can retry its whole transaction.
+func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
+	if _, nested := db.(pgx.Tx); nested {
+		return pgx.BeginFunc(ctx, db, fn)
+	}
 	var err error
 	for range maxTxAttempts {
-		err = pgx.BeginFunc(ctx, pool, fn)
+		err = pgx.BeginFunc(ctx, db, fn)
 		if !retryable(err) {
 			return err
 		}
