@@ -121,7 +121,7 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 		return AccountDeletion{}, err
 	}
 	if err := refund.CheckReceivedAt(in.ReceivedAt, e.clock.Now()); err != nil {
-		return AccountDeletion{}, fmt.Errorf("billing: RequestAccountDeletion: %w", err)
+		return AccountDeletion{}, opError("RequestAccountDeletion", err)
 	}
 	deadline, err := refund.AccountDeletionDeadline(in.ReceivedAt, e.calendar(), e.loc)
 	if err != nil {
@@ -129,7 +129,7 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return AccountDeletion{}, err
+		return AccountDeletion{}, e.opError("RequestAccountDeletion", err)
 	}
 	hash := requestHash(in.CustomerID, in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.DeletionRow

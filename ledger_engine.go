@@ -77,7 +77,8 @@ func (e *Engine) Ledger() *Books { return &Books{e: e} }
 // At is stored with microsecond precision (PostgreSQL's), and the returned transaction
 // carries it so. To post together with other writes, use PostTx.
 func (b *Books) Post(ctx context.Context, t ledger.Transaction) (posted ledger.Transaction, replayed bool, err error) {
-	return b.e.postTo(ctx, "Ledger.Post", b.e.pool, "", t)
+	posted, replayed, err = b.e.postTo(ctx, "Ledger.Post", b.e.pool, "", t)
+	return posted, replayed, opError("Ledger.Post", err)
 }
 
 // PostTx is Post inside the caller's transaction tx: the transaction commits or rolls back
@@ -88,7 +89,8 @@ func (b *Books) PostTx(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (po
 	if tx == nil {
 		return ledger.Transaction{}, false, &InputError{Op: "Ledger.PostTx", Problems: []FieldProblem{{"tx", "required: the caller's transaction"}}}
 	}
-	return b.e.post(ctx, tx, t)
+	posted, replayed, err = b.e.post(ctx, tx, t)
+	return posted, replayed, opError("Ledger.PostTx", err)
 }
 
 // Transaction returns the transaction posted under key, or ErrNotFound.
@@ -199,7 +201,7 @@ func (e *Engine) postForPeriod(ctx context.Context, tx pgx.Tx, subscriptionID st
 func (e *Engine) postTo(ctx context.Context, op string, q store.Querier, periodID string, t ledger.Transaction) (ledger.Transaction, bool, error) {
 	t.At = t.At.Truncate(time.Microsecond) // what timestamptz keeps; Truncate also drops the monotonic reading
 	if err := ledger.Validate(t, ledger.StandardChart); err != nil {
-		return ledger.Transaction{}, false, fmt.Errorf("billing: %s: %w: %w", op, ErrInvalidInput, err)
+		return ledger.Transaction{}, false, fmt.Errorf("%s: %w: %w", op, ErrInvalidInput, err)
 	}
 	fingerprint := ledger.Fingerprint(t)
 	if t.Reverses != "" {
@@ -213,17 +215,17 @@ func (e *Engine) postTo(ctx context.Context, op string, q store.Querier, periodI
 		original, err := store.LedgerTransactionByKey(ctx, q, t.Reverses)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && !ledger.Mirrors(t, original.Tx)):
-			return ledger.Transaction{}, false, fmt.Errorf("billing: %s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrInvalidReversal)
+			return ledger.Transaction{}, false, fmt.Errorf("%s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrInvalidReversal)
 		case err != nil:
 			return ledger.Transaction{}, false, e.opError(op, err)
 		case original.ReversedBy != "":
-			return ledger.Transaction{}, false, fmt.Errorf("billing: %s: %q already reversed by %q: %w", op, t.Reverses, original.ReversedBy, ledger.ErrAlreadyReversed)
+			return ledger.Transaction{}, false, fmt.Errorf("%s: %q already reversed by %q: %w", op, t.Reverses, original.ReversedBy, ledger.ErrAlreadyReversed)
 		}
 	}
 	inserted, err := store.InsertLedgerTransaction(ctx, q, newID(), t, fingerprint, periodID, e.clock.Now())
 	switch {
 	case errors.Is(err, store.ErrLedgerAlreadyReversed):
-		return ledger.Transaction{}, false, fmt.Errorf("billing: %s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrAlreadyReversed)
+		return ledger.Transaction{}, false, fmt.Errorf("%s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrAlreadyReversed)
 	case err != nil:
 		return ledger.Transaction{}, false, e.opError(op, err)
 	case inserted:
@@ -240,7 +242,7 @@ func (e *Engine) postTo(ctx context.Context, op string, q store.Querier, periodI
 // the same fingerprint and period, ErrIdempotencyConflict otherwise.
 func replayOf(op string, prev store.LedgerTx, key, fingerprint, periodID string) (ledger.Transaction, bool, error) {
 	if prev.Fingerprint != fingerprint || prev.PeriodID != periodID {
-		return ledger.Transaction{}, false, fmt.Errorf("billing: %s: key %q was posted with other content: %w: %w",
+		return ledger.Transaction{}, false, fmt.Errorf("%s: key %q was posted with other content: %w: %w",
 			op, key, ErrIdempotencyConflict, ledger.ErrKeyReused)
 	}
 	return prev.Tx, true, nil
@@ -250,7 +252,7 @@ func replayOf(op string, prev store.LedgerTx, key, fingerprint, periodID string)
 func chartAccount(op, code string) (ledger.Account, error) {
 	a, ok := ledger.StandardChart(code)
 	if !ok {
-		return ledger.Account{}, fmt.Errorf("billing: %s: %w: %q", op, ledger.ErrUnknownAccount, code)
+		return ledger.Account{}, opError(op, fmt.Errorf("%w: %q", ledger.ErrUnknownAccount, code))
 	}
 	return a, nil
 }

@@ -145,7 +145,7 @@ func (e *SchemaError) Is(target error) bool {
 func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
 	res, err := store.Migrate(ctx, e.pool, store.MigrateOptions{SkipRiver: e.cfg.SkipRiverMigrations, RiverSchema: e.riverSchema()})
 	if err != nil {
-		return res, fmt.Errorf("billing: migrate: %w", err)
+		return res, opError("migrate", err)
 	}
 	if len(res.Applied)+len(res.RiverApplied) > 0 {
 		e.logger.InfoContext(ctx, "billing: migrated", "engine", res.Applied, "river", res.RiverApplied)
@@ -163,7 +163,7 @@ func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
 func (e *Engine) CheckSchema(ctx context.Context) error {
 	st, err := store.CheckSchema(ctx, e.pool, e.riverSchema(), false)
 	if err != nil {
-		return fmt.Errorf("billing: check schema: %w", err)
+		return opError("CheckSchema", err)
 	}
 	if st.Current() {
 		return nil

@@ -90,10 +90,7 @@ func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period 
 		return err
 	}
 	_, err := e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
-	if err != nil && !errors.Is(err, errRetryLater) && !errors.Is(err, ErrNotDue) {
-		return e.opError("RenewPeriod", err)
-	}
-	return err
+	return e.opError("RenewPeriod", err)
 }
 
 // chargePeriod runs the charge protocol for period number of a subscription:
@@ -1017,8 +1014,8 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	}
 	found, err := store.AttemptByReference(ctx, e.pool, ev.ProviderPaymentID, ev.IdempotencyKey)
 	if errors.Is(err, store.ErrNotFound) {
-		return payment.Attempt{}, fmt.Errorf("billing: HandlePaymentWebhook: %w: provider payment %q, key %q",
-			ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey)
+		return payment.Attempt{}, opError("HandlePaymentWebhook", fmt.Errorf("%w: provider payment %q, key %q",
+			ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey))
 	}
 	if err != nil {
 		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
@@ -1026,7 +1023,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	res, lerr := gw.Lookup(ctx, lookupOf(found)) // the stored id, never the body's
 	if err := confirmWebhook(ev, res, lerr, found.ProviderPaymentID); err != nil {
 		e.logger.WarnContext(ctx, "billing: payment webhook not confirmed", "attempt", found.ID, "error", err)
-		return payment.Attempt{}, fmt.Errorf("billing: HandlePaymentWebhook: %w", err)
+		return payment.Attempt{}, opError("HandlePaymentWebhook", err)
 	}
 	truth := payment.WebhookEvent{Kind: payment.KindCharge, ProviderPaymentID: res.ProviderPaymentID, IdempotencyKey: found.IdempotencyKey,
 		Outcome: res.Outcome, Amount: res.Amount, Currency: res.Currency, DeclineCode: res.DeclineCode,
@@ -1361,6 +1358,11 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 
 // Attempts returns every charge attempt of a subscription, by period and number.
 func (e *Engine) Attempts(ctx context.Context, subscriptionID string) ([]payment.Attempt, error) {
+	check := inputCheck{op: "Attempts"}
+	check.id("subscriptionID", subscriptionID)
+	if err := check.err(); err != nil {
+		return nil, err
+	}
 	rows, err := store.Attempts(ctx, e.pool, subscriptionID)
 	if err != nil {
 		return nil, e.opError("Attempts", err)

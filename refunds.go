@@ -223,11 +223,11 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInp
 		return RefundRequest{}, err
 	}
 	if err := refund.CheckReceivedAt(in.ReceivedAt, e.clock.Now()); err != nil {
-		return RefundRequest{}, fmt.Errorf("billing: RequestRefund: %w", err)
+		return RefundRequest{}, e.opError("RequestRefund", err)
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return RefundRequest{}, err
+		return RefundRequest{}, e.opError("RequestRefund", err)
 	}
 	hash := requestHash(in.SubscriptionID, fmt.Sprint(in.Period), in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.RefundRow
@@ -545,11 +545,11 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return RefundRequest{}, fmt.Errorf("billing: ExecuteRefund: %w", ErrNoGateway)
+		return RefundRequest{}, e.opError("ExecuteRefund", ErrNoGateway)
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return RefundRequest{}, err
+		return RefundRequest{}, e.opError("ExecuteRefund", err)
 	}
 	var row store.RefundRow
 	send := false
@@ -658,7 +658,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		found, uerr := e.handleUnappliedRefundWebhook(ctx, ev)
 		if found {
 			if uerr != nil {
-				return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", uerr)
+				return RefundRequest{}, opError("HandleRefundWebhook", uerr)
 			}
 			return RefundRequest{}, nil
 		}
@@ -670,7 +670,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 	err = confirmRefundWebhook(ev, res, lerr)
 	if err != nil {
 		e.logger.WarnContext(ctx, "billing: refund webhook not confirmed", "request", row.ID, "error", err)
-		return RefundRequest{}, fmt.Errorf("billing: HandleRefundWebhook: %w", err)
+		return RefundRequest{}, opError("HandleRefundWebhook", err)
 	}
 	out, err := e.settleRefund(ctx, row.ID, row.GatewayKey, res, nil)
 	if err != nil {
@@ -699,7 +699,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return fmt.Errorf("billing: RetryRefund: %w", ErrNoGateway)
+		return opError("RetryRefund", ErrNoGateway)
 	}
 	res, err := gw.LookupRefund(ctx, refundLookupOf(row))
 	if errors.Is(err, payment.ErrNotFound) {
@@ -710,7 +710,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 		res, err = gw.Refund(ctx, req)
 	}
 	if err != nil {
-		return fmt.Errorf("billing: RetryRefund %s: gateway: %w", requestID, err)
+		return opError("RetryRefund", fmt.Errorf("request %s: gateway: %w", requestID, err))
 	}
 	out, err := e.settleRefund(ctx, requestID, row.GatewayKey, res, nil)
 	if err != nil {
@@ -720,7 +720,7 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 		// Unknown, or pending at the gateway: look again later, as RefundUnapplied does. A
 		// webhook may settle it first, but it may never come (lost, or dropped after the
 		// provider's retries), and a refund the gateway paid must reach the books.
-		return fmt.Errorf("billing: RetryRefund %s: refund %s, looking again later (or its webhook settles it)", requestID, res.Outcome)
+		return opError("RetryRefund", fmt.Errorf("request %s: refund %s, looking again later (or its webhook settles it): %w", requestID, res.Outcome, ErrUnavailable))
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -47,7 +46,7 @@ func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec t
 
 func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tariff.Spec) (tariff.Version, error) {
 	if err := spec.Validate(); err != nil {
-		return tariff.Version{}, err
+		return tariff.Version{}, c.e.opError("Publish", err)
 	}
 	if strings.TrimSpace(actor) == "" {
 		return tariff.Version{}, &InputError{Op: "Publish", Problems: []FieldProblem{{"actor", "required: who publishes the version, for the audit log"}}}
@@ -112,7 +111,7 @@ func (c *Catalog) Versions(ctx context.Context, code string) ([]tariff.Version, 
 		return nil, c.e.opError("Versions", err)
 	}
 	if len(vs) == 0 {
-		return nil, fmt.Errorf("billing: Versions %q: %w", code, ErrNotFound)
+		return nil, c.e.opError("Versions", fmt.Errorf("tariff %q: %w", code, ErrNotFound))
 	}
 	return vs, nil
 }
@@ -120,13 +119,16 @@ func (c *Catalog) Versions(ctx context.Context, code string) ([]tariff.Version, 
 // InForce returns the version of code in force at instant at (tariff.ErrNoVersion when
 // the first version takes effect later, ErrNotFound for an unknown code).
 func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (tariff.Version, error) {
-	vs, err := c.Versions(ctx, code)
+	vs, err := store.Versions(ctx, c.e.pool, code)
+	if err == nil && len(vs) == 0 {
+		err = fmt.Errorf("tariff %q: %w", code, ErrNotFound)
+	}
 	if err != nil {
-		return tariff.Version{}, err
+		return tariff.Version{}, c.e.opError("InForce", err)
 	}
 	v, ok := tariff.InForce(vs, at)
 	if !ok {
-		return tariff.Version{}, fmt.Errorf("billing: InForce %q at %s: %w", code, at.Format(time.RFC3339), tariff.ErrNoVersion)
+		return tariff.Version{}, c.e.opError("InForce", fmt.Errorf("tariff %q at %s: %w", code, at.Format(time.RFC3339), tariff.ErrNoVersion))
 	}
 	return v, nil
 }
@@ -173,16 +175,4 @@ func (c *Catalog) retire(ctx context.Context, db dbtx, code, actor, reason strin
 		return tariff.Tariff{}, c.e.opError("Retire "+code, err)
 	}
 	return out, nil
-}
-
-// opError maps a store error at the seam and names the operation.
-func (e *Engine) opError(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var ie *InputError
-	if errors.As(err, &ie) {
-		return err
-	}
-	return fmt.Errorf("billing: %s: %w", op, mapStoreError(err))
 }

@@ -141,7 +141,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 				return e.opError("RefundUnapplied", nerr)
 			}
 		}
-		return fmt.Errorf("billing: RefundUnapplied %s: refund %s, looking again later (or its webhook settles it)", u.ID, res.Outcome)
+		return opError("RefundUnapplied", fmt.Errorf("%s: refund %s, looking again later (or its webhook settles it): %w", u.ID, res.Outcome, ErrUnavailable))
 	}
 	declined := err == nil // a refusal, not a failure to get an answer
 	if err == nil {
@@ -154,7 +154,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error 
 	if parked {
 		return nil
 	}
-	return fmt.Errorf("billing: RefundUnapplied %s: %w", u.ID, err)
+	return opError("RefundUnapplied", fmt.Errorf("%s: %w", u.ID, err))
 }
 
 // handleUnappliedRefundWebhook settles the refund of an unapplied payment named by a refund

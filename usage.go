@@ -100,8 +100,8 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		switch {
 		case o.Replayed:
 			if o.PrevMeter != meter || o.PrevQuantity != quantity {
-				return ConsumeResult{}, fmt.Errorf("billing: Consume: key %q was used for %d %s: %w",
-					idempotencyKey, o.PrevQuantity, o.PrevMeter, ErrIdempotencyConflict)
+				return ConsumeResult{}, e.opError("Consume", fmt.Errorf("key %q was used for %d %s: %w",
+					idempotencyKey, o.PrevQuantity, o.PrevMeter, ErrIdempotencyConflict))
 			}
 			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity, Exhausted: o.Exhausted, Replayed: true}, nil
 		case o.Applied:
@@ -114,9 +114,9 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		err = e.whyRefused(ctx, db, subscriptionID, meter, quantity, now)
 		if err != nil || attempt >= 3 {
 			if err == nil {
-				err = errors.New("billing: Consume: refused under contention; retry")
+				err = fmt.Errorf("refused under contention: %w", ErrUnavailable)
 			}
-			return ConsumeResult{}, err
+			return ConsumeResult{}, e.opError("Consume", err)
 		}
 	}
 }
@@ -127,15 +127,12 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 func (e *Engine) whyRefused(ctx context.Context, q store.Querier, id, meter string, quantity int64, now time.Time) error {
 	sub, err := store.GetSubscription(ctx, q, id)
 	if err != nil {
-		return e.opError("Consume", err)
+		return err
 	}
 	if d := subscription.Access(sub, now); !d.Granted {
-		return fmt.Errorf("billing: Consume: %w", d.Err())
+		return d.Err()
 	}
-	if err := subscription.CanConsume(*sub.Current, meter, quantity); err != nil {
-		return fmt.Errorf("billing: Consume: %w", err)
-	}
-	return nil
+	return subscription.CanConsume(*sub.Current, meter, quantity)
 }
 
 // ReserveRequest holds volume for a call whose cost is known only afterwards.
@@ -184,7 +181,7 @@ func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (subs
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return subscription.Reservation{}, err
+		return subscription.Reservation{}, e.opError("Reserve", err)
 	}
 	var out subscription.Reservation
 	err = store.InTx(ctx, db, func(tx pgx.Tx) error {

@@ -15,18 +15,22 @@
 // The POST endpoints that change money or usage require an Idempotency-Key header: a retry with
 // the same key returns the first result; the same key with another body is 409.
 //
-// Errors are JSON {"error": code, "message": …} with these statuses:
+// Errors are JSON {"error": kind, "message": …}: the kind and the status are the engine's
+// (billing.KindOf, billing.HTTPStatus), so one call maps every engine error:
 //
-//	400 invalid_input, meter_unknown   bad JSON, a missing or bad field (problems lists each), no Idempotency-Key
+//	400 invalid_input                  bad JSON, a missing or bad field (problems lists each), no Idempotency-Key,
+//	                                   an unknown meter, a webhook the gateway does not confirm (forged, or contradicting it)
 //	402 payment_declined               POST /subscriptions: the first charge was declined; no access (TERMS 3.3)
-//	400 webhook_not_confirmed          a webhook the gateway does not confirm (forged, or contradicting it)
 //	403 no_access (with reason)        the subscription gives no access now: not paid, used up, expired, …
-//	403 payment_method_not_owned       the card token is another customer's
 //	403 limit_exceeded                 the request would pass the period's limit (TERMS 3.1); nothing was counted
-//	404 not_found, unknown_payment     no such subscription or tariff; a webhook about no charge of ours
-//	409 idempotency_conflict           the Idempotency-Key was used with another request
-//	409 conflict                       the request clashes with the state (already refunded, tariff retired, …)
+//	404 not_found                      no such subscription or tariff; a webhook about no charge of ours
+//	409 conflict                       the Idempotency-Key was used with another request; the request clashes
+//	                                   with the state (already refunded, tariff retired, another customer's card…)
+//	503 unavailable                    the engine is not wired for it (no gateway) or the context ended
 //	500 internal                       anything else; the cause is logged, not returned
+//
+// The message says which rule refused the request ("idempotency key reused…", "webhook not
+// confirmed…").
 //
 // Why 403 and not 402 or 429: 402 Payment Required is reserved and clients treat it
 // inconsistently; 429 Too Many Requests invites an automatic retry after a delay, but a used-up

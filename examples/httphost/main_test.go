@@ -131,7 +131,7 @@ func TestSubscribeConsumeRefund(t *testing.T) {
 
 	code, res = b.consume(t, id, "gen-1", 2)
 	require.Equal(t, http.StatusConflict, code)
-	require.Equal(t, "idempotency_conflict", res["error"])
+	require.Equal(t, "conflict", res["error"])
 
 	code, res = b.consume(t, id, "gen-2", 3)
 	require.Equal(t, http.StatusForbidden, code, "3.1 a request that would pass the limit is refused whole")
@@ -190,7 +190,8 @@ func TestPendingChargeActivatesOnWebhook(t *testing.T) {
 		Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB"}
 	code, res = b.do(t, "POST", "/webhooks/payments", "", forged)
 	require.Equal(t, http.StatusBadRequest, code, "3.3 a success the provider does not confirm grants nothing: %v", res)
-	require.Equal(t, "webhook_not_confirmed", res["error"])
+	require.Equal(t, "invalid_input", res["error"])
+	require.Contains(t, res["message"], "webhook not confirmed")
 
 	ev, err := b.gateway.Confirm(field(sub, "payment", "provider_payment_id").(string), payment.OutcomeSucceeded)
 	require.NoError(t, err)
@@ -254,7 +255,7 @@ func TestErrorStatuses(t *testing.T) {
 		{"consume on an unknown subscription", "POST", "/subscriptions/" + unknown + "/consume", "k",
 			map[string]any{"meter": "generations", "quantity": 1}, http.StatusNotFound, "not_found"},
 		{"consume a meter the tariff has no limit for", "POST", "/subscriptions/" + id + "/consume", "k",
-			map[string]any{"meter": "videos", "quantity": 1}, http.StatusBadRequest, "meter_unknown"},
+			map[string]any{"meter": "videos", "quantity": 1}, http.StatusBadRequest, "invalid_input"},
 		{"consume zero", "POST", "/subscriptions/" + id + "/consume", "k",
 			map[string]any{"meter": "generations", "quantity": 0}, http.StatusBadRequest, "invalid_input"},
 		{"consume without an Idempotency-Key", "POST", "/subscriptions/" + id + "/consume", "",
@@ -263,7 +264,7 @@ func TestErrorStatuses(t *testing.T) {
 			map[string]string{"channel": "fax"}, http.StatusBadRequest, "invalid_input"},
 		{"a webhook with bad JSON", "POST", "/webhooks/payments", "", `{"Kind":`, http.StatusBadRequest, "invalid_input"},
 		{"a webhook about no charge of ours", "POST", "/webhooks/payments", "", payment.WebhookEvent{Kind: payment.KindCharge,
-			ProviderPaymentID: "pay_999", Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB"}, http.StatusNotFound, "unknown_payment"},
+			ProviderPaymentID: "pay_999", Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB"}, http.StatusNotFound, "not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

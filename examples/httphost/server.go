@@ -363,45 +363,26 @@ type problemView struct {
 	Problem string `json:"problem"`
 }
 
-// writeError maps an engine error to its HTTP status (the table in the package comment).
+// writeError answers an engine error with its kind and status (billing.KindOf,
+// billing.HTTPStatus), the fields an *InputError names and the reason of a refused access.
 func (s *server) writeError(w http.ResponseWriter, err error) {
+	kind := billing.KindOf(err)
+	body := errorBody{Error: string(kind), Message: err.Error()}
 	var (
 		inputErr *billing.InputError
 		noAccess *subscription.NoAccessError
 	)
-	switch {
-	case errors.Is(err, billing.ErrMeterUnknown): // before ErrInvalid, which it also matches
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "meter_unknown", Message: err.Error()})
-	case errors.As(err, &inputErr):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_input", Message: err.Error(), Problems: problemsOf(inputErr.Problems)})
-	case errors.Is(err, billing.ErrInvalidInput), errors.Is(err, tariff.ErrInvalid), errors.Is(err, subscription.ErrInvalid),
-		errors.Is(err, subscription.ErrCardData), errors.Is(err, subscription.ErrInvalidQuantity), errors.Is(err, payment.ErrInvalid),
-		errors.Is(err, billing.ErrReceivedInFuture):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_input", Message: err.Error()})
-	case errors.Is(err, billing.ErrWebhookNotConfirmed):
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "webhook_not_confirmed", Message: err.Error()})
-	case errors.Is(err, billing.ErrPaymentMethodNotOwned):
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "payment_method_not_owned", Message: err.Error()})
-	case errors.As(err, &noAccess):
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "no_access", Reason: noAccess.Reason, Message: err.Error()})
-	case errors.Is(err, billing.ErrLimitExceeded):
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "limit_exceeded", Message: err.Error()})
-	case errors.Is(err, billing.ErrUnknownPayment):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "unknown_payment", Message: err.Error()})
-	case errors.Is(err, billing.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found", Message: err.Error()})
-	case errors.Is(err, billing.ErrIdempotencyConflict):
-		writeJSON(w, http.StatusConflict, errorBody{Error: "idempotency_conflict", Message: err.Error()})
-	case errors.Is(err, billing.ErrAlreadyRefunded), errors.Is(err, billing.ErrPeriodNotPaid),
-		errors.Is(err, billing.ErrTransitionNotAllowed), errors.Is(err, billing.ErrRefundTransition),
-		errors.Is(err, billing.ErrAmountMismatch), errors.Is(err, tariff.ErrRetired), errors.Is(err, tariff.ErrNoVersion),
-		errors.Is(err, payment.ErrAlreadySettled), errors.Is(err, payment.ErrPaymentMismatch),
-		errors.Is(err, payment.ErrAmountMismatch), errors.Is(err, payment.ErrConflictingOutcome):
-		writeJSON(w, http.StatusConflict, errorBody{Error: "conflict", Message: err.Error()})
-	default:
-		s.logger.Error("httphost: internal error", "error", err)
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+	if errors.As(err, &inputErr) {
+		body.Problems = problemsOf(inputErr.Problems)
 	}
+	if errors.As(err, &noAccess) {
+		body.Reason = noAccess.Reason
+	}
+	if kind == billing.KindInternal {
+		s.logger.Error("httphost: internal error", "error", err)
+		body.Message = "internal error"
+	}
+	writeJSON(w, billing.HTTPStatus(err), body)
 }
 
 // idempotencyKey returns the request's Idempotency-Key, or answers 400 and returns false.

@@ -122,7 +122,7 @@ func TestYooKassaWebhookRefusals(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, code, "not from YooKassa's networks")
 	code, out := b.notify(t, "127.0.0.1:4242", forged)
 	require.Equal(t, http.StatusBadRequest, code, "the API says pending: %s", out)
-	require.Contains(t, out, "webhook_not_confirmed")
+	require.Contains(t, out, "webhook not confirmed")
 	code, got := b.do(t, "GET", "/subscriptions/"+id, "", nil)
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "pending", got["status"], "a forged notification changes nothing")
