@@ -187,7 +187,9 @@ func subscriptionPageSQL(p SubscriptionPageParams) (string, []any) {
 		sql += ` AND customer_id = $` + strconv.Itoa(len(args))
 	}
 	args = append(args, p.Limit)
-	return sql + ` ORDER BY id LIMIT $` + strconv.Itoa(len(args)), args
+	// The table's id, not the output column "id" (id::text): ordered as text, the page would
+	// need a sort, and a collation's text order need not be the UUIDs' order.
+	return sql + ` ORDER BY billing_subscriptions.id LIMIT $` + strconv.Itoa(len(args)), args
 }
 
 // currentPeriods reads the periods (ids[i], numbers[i]) with their usage, keyed by
@@ -258,6 +260,12 @@ const ledgerTxRowSQL = `SELECT t.id::text, t.posted_at, coalesce(t.period_id, ''
 		array_agg(amount ORDER BY seq) AS amounts, array_agg(currency ORDER BY seq) AS currencies
 		FROM billing_ledger_entries WHERE tx_id = t.id) e`
 
+// ledgerPageSQL is PageLedgerTransactions' statement: $1 from, $2 to, ($3, $4) the keyset
+// to start after, $5 the limit.
+var ledgerPageSQL = fmt.Sprintf(ledgerTxRowSQL, `(SELECT * FROM billing_ledger_transactions
+	WHERE posted_at >= $1 AND posted_at < $2 AND (posted_at, id) > ($3, $4::uuid)
+	ORDER BY posted_at, id LIMIT $5) t`) + ` ORDER BY t.posted_at, t.id`
+
 func scanLedgerTxRow(row pgx.CollectableRow) (LedgerTxRow, error) {
 	var out LedgerTxRow
 	var kind string
@@ -284,9 +292,7 @@ func PageLedgerTransactions(ctx context.Context, q Querier, from, to, afterPoste
 	if afterPosted.IsZero() || afterPosted.Before(from) {
 		afterPosted, afterID = from, "00000000-0000-0000-0000-000000000000" // below every UUIDv7
 	}
-	rows, err := q.Query(ctx, fmt.Sprintf(ledgerTxRowSQL, `(SELECT * FROM billing_ledger_transactions
-		WHERE posted_at >= $1 AND posted_at < $2 AND (posted_at, id) > ($3, $4::uuid)
-		ORDER BY posted_at, id LIMIT $5) t`)+` ORDER BY t.posted_at, t.id`, from, to, afterPosted, afterID, limit)
+	rows, err := q.Query(ctx, ledgerPageSQL, from, to, afterPosted, afterID, limit)
 	if err != nil {
 		return nil, err
 	}
