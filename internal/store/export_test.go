@@ -1,0 +1,7 @@
+package store
+
+// SubscriptionPageSQL is subscriptionPageSQL, for the query-plan tests of package store_test.
+var SubscriptionPageSQL = subscriptionPageSQL
+
+// LedgerPageSQL is the page statement of PageLedgerTransactions, for the same tests.
+var LedgerPageSQL = ledgerPageSQL

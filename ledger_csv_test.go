@@ -1,0 +1,259 @@
+package billing_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shopspring/decimal"
+	"github.com/stretchr/testify/require"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/ledger"
+)
+
+// Tests of the ledger's readers of issue 15: Books.Transactions and Books.ExportCSV.
+
+// postCharges posts n host charges of amount kopecks on the engine's clock, keys
+// "<tag>-<i>", and returns the keys.
+func postCharges(t *testing.T, b *billing.Books, tag string, n int, amount int64, at time.Time) []string {
+	t.Helper()
+	var keys []string
+	for i := range n {
+		key := fmt.Sprintf("%s-%d", tag, i)
+		tx, err := ledger.Charge(key, "pay-"+key, "RUB", amount+int64(i), at, ledger.WithMemo("host charge, \"quoted\", "+key))
+		require.NoError(t, err)
+		_, _, err = b.Post(context.Background(), tx)
+		require.NoError(t, err)
+		keys = append(keys, key)
+	}
+	return keys
+}
+
+// walkTransactions pages through Books.Transactions with p, calling between after each
+// page, and returns the keys in the order returned.
+func walkTransactions(t *testing.T, b *billing.Books, p billing.LedgerTransactionListParams, between func()) []string {
+	t.Helper()
+	var keys []string
+	var last billing.LedgerTransaction
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 1000, "the walk ends")
+		page, err := b.Transactions(context.Background(), p)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Transactions), p.Limit)
+		for _, tx := range page.Transactions {
+			require.False(t, tx.PostedAt.Before(p.From), "in range")
+			require.True(t, tx.PostedAt.Before(p.To), "in range, To excluded")
+			if last.ID != "" {
+				require.True(t, last.PostedAt.Before(tx.PostedAt) || (last.PostedAt.Equal(tx.PostedAt) && last.ID < tx.ID),
+					"(posted at, id) order")
+			}
+			last = tx
+			keys = append(keys, tx.Transaction.Key)
+		}
+		if page.Next == "" {
+			return keys
+		}
+		p.After = page.Next
+		if between != nil {
+			between()
+		}
+	}
+}
+
+func TestLedgerTransactionsPagination(t *testing.T) {
+	t.Parallel()
+	rb, sub := setupRefunds(t)
+	books := rb.engine.Ledger()
+	from, to := rb.msk(3, 1, 0), rb.msk(4, 1, 0)
+	seeded := postCharges(t, books, "seed", 23, 10000, rb.clock.Now())
+	rb.clock.Advance(time.Hour)
+	seeded = append(seeded, postCharges(t, books, "later", 6, 500, rb.clock.Now())...)
+	seeded = append(seeded, "payment:"+firstAttempt(t, rb.engine, sub.ID))
+
+	added := 0
+	got := walkTransactions(t, books, billing.LedgerTransactionListParams{From: from, To: to, Limit: 4}, func() {
+		postCharges(t, books, fmt.Sprintf("between-%d", added), 1, 100, rb.clock.Now())
+		added++
+	})
+	require.Len(t, slices.Compact(slices.Sorted(slices.Values(got))), len(got), "no transaction twice")
+	for _, k := range seeded {
+		require.Equal(t, 1, count(got, k), "every transaction of the range once: %s", k)
+	}
+	require.Greater(t, added, 5)
+
+	t.Run("page of one transaction carries its period", func(t *testing.T) {
+		page, err := books.Transactions(context.Background(), billing.LedgerTransactionListParams{From: from, To: to, Limit: 1})
+		require.NoError(t, err)
+		require.Len(t, page.Transactions, 1)
+		tx := page.Transactions[0]
+		require.Equal(t, "payment:"+firstAttempt(t, rb.engine, sub.ID), tx.Transaction.Key, "the checkout charge was posted first")
+		require.Equal(t, sub.ID, tx.SubscriptionID)
+		require.Equal(t, 1, tx.Period)
+		require.NotEmpty(t, page.Next)
+	})
+}
+
+func firstAttempt(t *testing.T, e *billing.Engine, subID string) string {
+	t.Helper()
+	attempts, err := e.Attempts(context.Background(), subID)
+	require.NoError(t, err)
+	require.NotEmpty(t, attempts)
+	return attempts[0].ID
+}
+
+func count(keys []string, k string) int {
+	n := 0
+	for _, x := range keys {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+func TestLedgerTransactionsRangeIsHalfOpen(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	books := b.engine.Ledger()
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, b.moscow)
+	t1, t2 := t0.Add(time.Hour), t0.Add(2*time.Hour)
+	for i, at := range []time.Time{t0, t1, t2} {
+		b.clock.Set(at)
+		postCharges(t, books, fmt.Sprintf("t%d", i), 1, 1000, at)
+	}
+	keysIn := func(from, to time.Time) []string {
+		return walkTransactions(t, books, billing.LedgerTransactionListParams{From: from, To: to, Limit: 10}, nil)
+	}
+	require.Equal(t, []string{"t0-0"}, keysIn(t0, t1), "To excluded")
+	require.Equal(t, []string{"t1-0"}, keysIn(t1, t2), "From included")
+	require.Equal(t, []string{"t0-0", "t1-0"}, keysIn(t0, t2))
+	require.Equal(t, []string{"t0-0", "t1-0", "t2-0"}, keysIn(t0, t2.Add(time.Microsecond)))
+	require.Empty(t, keysIn(t0.Add(time.Microsecond), t1), "From one microsecond after a posting excludes it")
+	require.Equal(t, []string{"t1-0"}, keysIn(t1.In(time.UTC), t2.In(time.UTC)), "instants, whatever the location")
+
+	var buf bytes.Buffer
+	require.NoError(t, books.ExportCSV(context.Background(), &buf, t1, t2))
+	records, err := csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, records, 1+2, "header and the two legs of t1-0 only")
+	for _, r := range records[1:] {
+		require.Equal(t, "t1-0", r[1])
+		require.Equal(t, "2026-03-02T11:00:00+03:00", r[2], "posted at in the engine's location, RFC 3339")
+	}
+}
+
+func TestLedgerExportCSV(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rb, sub := setupRefunds(t)
+	books := rb.engine.Ledger()
+	// More than one internal page (exportPageSize is 500), many at one posted instant.
+	postCharges(t, books, "bulk", 620, 99000, rb.clock.Now())
+	// A refund and a reversal: other kinds, a period reference and a "reverses".
+	r := rb.request(t, sub.ID, rb.msk(3, 5, 11), "r1")
+	rb.verify(t, r.ID)
+	_, err := rb.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+	require.NoError(t, err)
+	orig, err := books.Transaction(ctx, "bulk-0")
+	require.NoError(t, err)
+	rev, err := ledger.Reverse(orig, "bulk-0-reversal", rb.clock.Now())
+	require.NoError(t, err)
+	_, _, err = books.Post(ctx, rev)
+	require.NoError(t, err)
+
+	var buf bytes.Buffer
+	require.NoError(t, books.ExportCSV(ctx, &buf, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)))
+
+	rd := csv.NewReader(&buf)
+	header, err := rd.Read()
+	require.NoError(t, err)
+	require.Equal(t, billing.LedgerCSVHeader, header)
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+
+	type sums struct{ debits, credits decimal.Decimal }
+	perTx := map[string]map[string]*sums{} // transaction → currency → sums
+	perAccount := map[string]*sums{}
+	var txOrder []string
+	rows := 0
+	for {
+		rec, err := rd.Read()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		rows++
+		id := rec[col["transaction_id"]]
+		if len(txOrder) == 0 || txOrder[len(txOrder)-1] != id {
+			require.NotContains(t, txOrder, id, "the rows of a transaction come together")
+			txOrder = append(txOrder, id)
+		}
+		debit, err := decimal.NewFromString(rec[col["debit"]])
+		require.NoError(t, err)
+		credit, err := decimal.NewFromString(rec[col["credit"]])
+		require.NoError(t, err)
+		require.Regexp(t, `^\d+\.\d{2}$`, rec[col["debit"]], "2 places, '.'")
+		require.Regexp(t, `^\d+\.\d{2}$`, rec[col["credit"]])
+		require.True(t, debit.IsZero() != credit.IsZero(), "one side per row")
+		posted, err := time.Parse(time.RFC3339, rec[col["posted_at"]])
+		require.NoError(t, err)
+		_, offset := posted.Zone()
+		require.Equal(t, 3*3600, offset, "Moscow time")
+		if perTx[id] == nil {
+			perTx[id] = map[string]*sums{}
+		}
+		cur := rec[col["currency"]]
+		if perTx[id][cur] == nil {
+			perTx[id][cur] = &sums{}
+		}
+		perTx[id][cur].debits = perTx[id][cur].debits.Add(debit)
+		perTx[id][cur].credits = perTx[id][cur].credits.Add(credit)
+		acc := rec[col["account"]]
+		if perAccount[acc] == nil {
+			perAccount[acc] = &sums{}
+		}
+		perAccount[acc].debits = perAccount[acc].debits.Add(debit)
+		perAccount[acc].credits = perAccount[acc].credits.Add(credit)
+		switch rec[col["key"]] {
+		case "refund:" + r.ID:
+			require.Equal(t, sub.ID, rec[col["subscription_id"]])
+			require.Equal(t, "1", rec[col["period"]])
+			require.Equal(t, "refund", rec[col["ref_kind"]])
+		case "bulk-0-reversal":
+			require.Equal(t, "bulk-0", rec[col["reverses"]])
+		case "bulk-1":
+			require.Equal(t, `host charge, "quoted", bulk-1`, rec[col["memo"]], "memo with commas and quotes parses back")
+			require.Empty(t, rec[col["subscription_id"]])
+		}
+	}
+	for id, byCur := range perTx {
+		for cur, s := range byCur {
+			require.True(t, s.debits.Equal(s.credits), "transaction %s balanced in %s: %s ≠ %s", id, cur, s.debits, s.credits)
+		}
+	}
+
+	var entries, transactions int
+	require.NoError(t, rb.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM billing_ledger_entries),
+		(SELECT count(*) FROM billing_ledger_transactions)`).Scan(&entries, &transactions))
+	require.Equal(t, entries, rows, "one row per entry")
+	require.Equal(t, transactions, len(perTx))
+	require.Greater(t, transactions, 600)
+
+	tb, err := books.TrialBalance(ctx)
+	require.NoError(t, err)
+	require.Len(t, perAccount, len(tb))
+	for _, bal := range tb {
+		s := perAccount[bal.Account.Code]
+		require.NotNil(t, s, bal.Account.Code)
+		require.True(t, s.debits.Equal(decimal.New(bal.Debits, -2)), "%s debits: csv %s, trial balance %d", bal.Account.Code, s.debits, bal.Debits)
+		require.True(t, s.credits.Equal(decimal.New(bal.Credits, -2)), "%s credits", bal.Account.Code)
+	}
+}
