@@ -216,8 +216,8 @@ func (c *Config) validate() error {
 	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
 	if c.RetentionHorizon > 0 && c.RetentionHorizon < MinRetentionHorizon {
 		problems = append(problems, FieldProblem{"RetentionHorizon", fmt.Sprintf(
-			"%s is shorter than MinRetentionHorizon (%s): a request may still be retried within the TERMS deadlines (6.2 claims: 30 business days); use a negative value to turn pruning off",
-			c.RetentionHorizon, MinRetentionHorizon)})
+			"%s (%.1f days) is shorter than MinRetentionHorizon (90 days): a request may still be retried within the TERMS deadlines (6.2 claims: 30 business days); use a negative value to turn pruning off",
+			c.RetentionHorizon, c.RetentionHorizon.Hours()/24)})
 	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
