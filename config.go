@@ -88,6 +88,29 @@ type Config struct {
 	// Defaults to river.PriorityDefault (1).
 	Priority int
 
+	// RetentionHorizon is how long the engine keeps the records that only serve replays of
+	// retried commands: the idempotency keys of Subscribe, RequestRefund and
+	// RequestAccountDeletion (pruned once older than the horizon), and the usage events that
+	// are Consume's idempotency record (pruned once their period ended longer ago than the
+	// horizon, so a key of a period still open is never pruned, whatever its age). The
+	// periodic job of PeriodicJobs and Engine.PruneExpired delete them; nothing else is ever
+	// pruned: not the ledger, the audit log, payment attempts, refunds, periods or usage
+	// counters (billing_usage), which are what every decision reads (access, the 3.7 "not
+	// used" test, pro-rata refunds and revenue read the counters, never the events).
+	//
+	// A retry older than the horizon is then a new command: a Consume retried with the key
+	// of a period pruned counts again in the current period, a Subscribe makes a new pending
+	// subscription, and a RequestRefund or RequestAccountDeletion is refused by its request's
+	// unique key rather than replayed. So choose the horizon longer than any retry a host or
+	// an operator may still make. It must be at least MinRetentionHorizon (90 days), or New
+	// refuses it. A negative value turns pruning off (the job runs and deletes nothing), for
+	// an operator who archives these tables by other means.
+	//
+	// Defaults to DefaultRetentionHorizon (400 days): a year-long period, the longest a
+	// tariff is commonly sold for, plus the 30 business days of the 6.2 claim period, so the
+	// keys of every command about an annual period outlive the claims about it.
+	RetentionHorizon time.Duration
+
 	// SkipRiverMigrations makes Migrate leave River's schema alone: the host runs River's
 	// migrations itself (`river migrate-up`, or rivermigrate), for instance into another
 	// schema. CheckSchema still checks them. Defaults to false: Migrate migrates River too.
@@ -99,6 +122,20 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Location: moscow(), Clock: SystemClock{}}
 }
+
+// DefaultRetentionHorizon is Config.RetentionHorizon's default: 400 days, a year-long
+// period plus the 6.2 claim period (30 business days, at most about 50 calendar days across
+// the New Year holidays) with some margin.
+const DefaultRetentionHorizon = 400 * 24 * time.Hour
+
+// MinRetentionHorizon is the shortest Config.RetentionHorizon New accepts: 90 days. The
+// longest TERMS deadline during which a request about a period may still be retried or
+// re-sent is the 6.2 claim period, 30 business days from receipt (up to about 50 calendar
+// days across the New Year holidays); the others are shorter (3.7: 5 business days, 3.8:
+// 10 calendar days, 2.2.4: 10 business days). A shorter horizon would turn a replay within
+// those deadlines into a new command. The length of a tariff's period needs no room here:
+// a usage event is pruned only counting from its period's end.
+const MinRetentionHorizon = 90 * 24 * time.Hour
 
 func moscow() *time.Location {
 	loc, err := time.LoadLocation("Europe/Moscow")
@@ -175,6 +212,12 @@ func (c *Config) validate() error {
 	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
 	if c.Priority < 1 || c.Priority > 4 {
 		problems = append(problems, FieldProblem{"Priority", fmt.Sprintf("%d is not a River priority: 1 (first) to 4", c.Priority)})
+	}
+	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
+	if c.RetentionHorizon > 0 && c.RetentionHorizon < MinRetentionHorizon {
+		problems = append(problems, FieldProblem{"RetentionHorizon", fmt.Sprintf(
+			"%s (%.1f days) is shorter than MinRetentionHorizon (90 days): a request may still be retried within the TERMS deadlines (6.2 claims: 30 business days); use a negative value to turn pruning off",
+			c.RetentionHorizon, c.RetentionHorizon.Hours()/24)})
 	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}

@@ -1341,7 +1341,8 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 
 // PeriodicJobs returns the engine's periodic River jobs for the host's river.Config:
 // the renewal sweeper and the reconciliation of unknown charge outcomes, every interval
-// (0 means 10 minutes), in Config.Queue at Config.Priority.
+// (0 means 10 minutes), and the retention prune (PruneExpired) hourly and once when the
+// client's scheduler starts, in Config.Queue at Config.Priority.
 func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	if interval <= 0 {
 		interval = 10 * time.Minute
@@ -1353,6 +1354,9 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
 			return jobs.ReconcileArgs{}, e.queueOpts()
 		}, nil),
+		river.NewPeriodicJob(river.PeriodicInterval(retentionPruneInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return jobs.PruneExpiredArgs{}, e.queueOpts()
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }
 

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// PruneBatch is the most rows one prune statement deletes. Each batch is one statement
+// run alone, so one short implicit transaction: its row locks and the WAL it writes stay
+// small whatever the backlog, and Consume or a command waiting on one of its rows (a
+// replay of a key being deleted) waits for one batch at most.
+const PruneBatch = 10_000
+
+// pruneIdempotencyKeysSQL deletes at most $2 idempotency keys created before $1, the
+// oldest first (billing_idempotency_keys_created_idx, migration 0013).
+//
+// What reads the table: ClaimKey only, to replay a retried Subscribe, RequestRefund or
+// RequestAccountDeletion. Its result is the ID of a row kept in its own table, so a pruned
+// key loses the replay, never the thing made. No decision reads it.
+//
+// SKIP LOCKED: a key a command holds right now (it claimed it in an open transaction) is
+// left for the next run rather than waited for.
+const pruneIdempotencyKeysSQL = `
+DELETE FROM billing_idempotency_keys k
+USING (
+    SELECT scope, key FROM billing_idempotency_keys
+    WHERE created_at < $1
+    ORDER BY created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+) old
+WHERE k.scope = old.scope AND k.key = old.key`
+
+// PruneIdempotencyKeys deletes at most limit idempotency keys created before cutoff and
+// returns how many it deleted; see pruneIdempotencyKeysSQL.
+func PruneIdempotencyKeys(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
+	tag, err := q.Exec(ctx, pruneIdempotencyKeysSQL, cutoff, limit)
+	return tag.RowsAffected(), err
+}
+
+// pruneUsageEventsSQL deletes at most $2 usage events of periods that ended before $1.
+//
+// What reads the table: Consume only, to replay a retried key (consumeSQL's prev; the
+// common-case statement only inserts). No decision reads it: access reads the
+// subscription and the counters' open_until, a hard limit and the 3.7 "not used" test
+// read the counters (billing_usage.used, PeriodUsage), pro-rata refunds the counters and
+// the period, revenue recognition the period and the ledger. The counters are never
+// pruned, so deleting an event changes no count.
+//
+// Why the period's end and not the event's age: Consume's key is unique per subscription
+// (the primary key), and a retry is meaningful while the call it repeats could still be
+// counted, that is while its period may still be open. The condition is end_at < $1, and
+// $1 is before now (now minus the horizon), so a period still open (now < its end) never
+// loses an event, however old the event is; an extension only moves end_at forward
+// (billing_periods_keep_terms). An event is counted before its period ends (Consume
+// requires now < open_until, the period end), so every event of such a period has
+// at < $1 too: the range scan on billing_usage_events_at_idx (migration 0013) finds it,
+// and the join on billing_periods' primary key keeps out the events of a period that is
+// older than the cutoff but not yet ended before it (a period longer than the horizon, or
+// extended): those are read again by every batch until their period is old enough, which
+// stays cheap while periods are shorter than the horizon (Config.RetentionHorizon).
+const pruneUsageEventsSQL = `
+DELETE FROM billing_usage_events e
+USING (
+    SELECT e.subscription_id, e.key
+    FROM billing_usage_events e
+    JOIN billing_periods p ON p.subscription_id = e.subscription_id AND p.number = e.period
+    WHERE e.at < $1 AND p.end_at < $1
+    ORDER BY e.at
+    LIMIT $2
+    FOR UPDATE OF e SKIP LOCKED
+) old
+WHERE e.subscription_id = old.subscription_id AND e.key = old.key`
+
+// PruneUsageEvents deletes at most limit usage events of periods that ended before cutoff
+// and returns how many it deleted; see pruneUsageEventsSQL.
+func PruneUsageEvents(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
+	tag, err := q.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
+	return tag.RowsAffected(), err
+}
