@@ -300,6 +300,30 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			_, err := e.Tariffs().Retire(ctx, "nope", "ops", "r")
 			return err
 		}},
+		// Readers.
+		{"Periods of a missing subscription", billing.KindNotFound, nil, func() error {
+			_, err := e.Periods(ctx, missing)
+			return err
+		}},
+		{"Subscriptions past the page limit", billing.KindInvalidInput, nil, func() error {
+			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Limit: billing.PageLimitMax + 1})
+			return err
+		}},
+		{"AttemptHistory of a missing attempt", billing.KindNotFound, nil, func() error {
+			_, err := e.AttemptHistory(ctx, missing)
+			return err
+		}},
+		{"RefundHistory of a malformed ID", billing.KindInvalidInput, nil, func() error {
+			_, err := e.RefundHistory(ctx, "x")
+			return err
+		}},
+		{"Transactions of an empty range", billing.KindInvalidInput, nil, func() error {
+			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: rb.clock.Now(), To: rb.clock.Now()})
+			return err
+		}},
+		{"ExportCSV to no writer", billing.KindInvalidInput, nil, func() error {
+			return e.Ledger().ExportCSV(ctx, nil, rb.clock.Now(), rb.clock.Now().Add(time.Hour))
+		}},
 		// Books.
 		{"Post of an unbalanced transaction", billing.KindInvalidInput, nil, func() error {
 			_, _, err := e.Ledger().Post(ctx, ledger.Transaction{Key: "k1"})

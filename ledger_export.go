@@ -165,7 +165,7 @@ func (b *Books) ExportCSV(ctx context.Context, w io.Writer, from, to time.Time) 
 	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(LedgerCSVHeader); err != nil {
-		return fmt.Errorf("billing: %s: %w", op, err)
+		return opError(op, err)
 	}
 	loc := b.e.loc
 	err := store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
