@@ -5,7 +5,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PGTMP       := ./scripts/pg-tmp.sh
 
-.PHONY: demo test test-short lint bench soak fmt
+.PHONY: demo test test-river-schema test-short lint bench soak fmt
 
 # soak: sizes (override on the command line: make soak SOAK_CHECKS=5000)
 SOAK_CHECKS  ?= 1000
@@ -21,6 +21,11 @@ demo:
 test:
 	$(PGTMP) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /internal/crashtest)
 	$(PGTMP) $(GO) test -race -count=1 -v -run '^TestCrash$$' ./internal/crashtest/
+
+## test-river-schema: the engine's and the examples' tests with River's tables in a schema of their
+## own (river.Config.Schema), as a host may keep them
+test-river-schema:
+	BILLING_TEST_RIVER_SCHEMA=river_jobs $(PGTMP) $(GO) test -count=1 $$($(GO) list ./... | grep -v /internal/crashtest)
 
 ## test-short: the pure policy tests only; no database needed
 test-short:

@@ -21,6 +21,17 @@ import (
 	"github.com/smm-gpt/billing/internal/store"
 )
 
+// RiverSchemaEnv names the environment variable that puts River's tables in a schema of
+// their own in the databases NewPool makes, as a host's river.Config.Schema does:
+// BILLING_TEST_RIVER_SCHEMA=river_jobs go test ./... runs a suite that way (make
+// test-river-schema). NewRiverClient and NewRunner follow it.
+const RiverSchemaEnv = "BILLING_TEST_RIVER_SCHEMA"
+
+// RiverSchema returns the schema of River's tables in the databases NewPool makes: the
+// value of RiverSchemaEnv, or "" (River's tables on the search_path, River's default).
+// Give it to a River client of your own on such a database (river.Config.Schema).
+func RiverSchema() string { return os.Getenv(RiverSchemaEnv) }
+
 // DatabaseURL returns $DATABASE_URL. When it is unset, the test is skipped with a message
 // saying how to get a database; when CI is set too, the test fails instead, so a CI run
 // without PostgreSQL cannot pass by skipping.
@@ -141,6 +152,7 @@ func migratedTemplate(base string, hostMigrations fs.FS) (string, error) {
 	}
 	h := sha256.New()
 	h.Write([]byte(fp))
+	fmt.Fprintf(h, "river schema:%q", RiverSchema())
 	for _, m := range host {
 		fmt.Fprintf(h, "%d:%s:%d:%s", len(m.name), m.name, len(m.sql), m.sql)
 	}
@@ -175,7 +187,12 @@ func migratedTemplate(base string, hostMigrations fs.FS) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		_, err = store.Migrate(ctx, pool, store.MigrateOptions{})
+		if schema := RiverSchema(); schema != "" {
+			_, err = pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
+		}
+		if err == nil {
+			_, err = store.Migrate(ctx, pool, store.MigrateOptions{RiverSchema: RiverSchema()})
+		}
 		if err == nil {
 			err = applyHostMigrations(ctx, pool, host)
 		}

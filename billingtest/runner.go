@@ -30,13 +30,13 @@ type Runner struct {
 	// Timeout bounds the wait for one instant's jobs; default 30s.
 	Timeout time.Duration
 	// Schema is the schema of River's tables, as the client's river.Config.Schema; empty
-	// (the default) means the search_path. StartHarness sets it from its client.
+	// means the search_path. NewRunner sets RiverSchema(); StartHarness sets its client's.
 	Schema string
 }
 
 // NewRunner returns a Runner for the River jobs in pool's database on clock.
 func NewRunner(pool *pgxpool.Pool, clock *Clock) *Runner {
-	return &Runner{pool: pool, clock: clock, Timeout: 30 * time.Second}
+	return &Runner{pool: pool, clock: clock, Timeout: 30 * time.Second, Schema: RiverSchema()}
 }
 
 // NewRiverClient returns a River client for tests and demos on clock: River reads time
@@ -51,6 +51,7 @@ func newRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers, qu
 	return river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{queue: {MaxWorkers: 1}},
 		Workers:           workers,
+		Schema:            RiverSchema(),
 		FetchPollInterval: 5 * time.Millisecond,
 		FetchCooldown:     time.Millisecond,
 		// River's stuck-job rescuer compares a running job's attempted_at, stamped on the
