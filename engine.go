@@ -111,6 +111,8 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.DeliverEventWorker{Engine: eventWorker{e}}),
+		river.AddWorkerSafely(workers, &jobs.RenewalNoticeWorker{Engine: eventWorker{e}}),
 	)
 }
 

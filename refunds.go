@@ -239,6 +239,9 @@ func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (Refu
 		if err := store.InsertRefund(ctx, tx, row); err != nil {
 			return err
 		}
+		if err := e.emitRefund(ctx, tx, EventRefundRequested, row, now); err != nil {
+			return err
+		}
 		if err := store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "customer:" + sub.CustomerID,
 			Action: "refund.requested", Subject: "subscription:" + sub.ID, Reason: row.Decision,
 			Detail: map[string]any{"request": row.ID, "period": row.Period, "channel": row.Channel, "eligible": row.Eligible,
@@ -465,6 +468,9 @@ func (e *Engine) moveRefund(ctx context.Context, op, requestID string, event ref
 		row.State, row.UpdatedAt = string(next), now
 		set(&row, now)
 		if err := store.UpdateRefund(ctx, tx, row); err != nil {
+			return err
+		}
+		if err := e.emitRefundMoved(ctx, tx, row, event, reason, now); err != nil {
 			return err
 		}
 		out = row
@@ -706,7 +712,7 @@ func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
 	if h := e.cfg.OnRefundEscalation; h != nil {
 		h(esc)
 	}
-	if _, err := store.MarkRefundEscalated(ctx, e.pool, row.ID, esc.At); err != nil {
+	if err := e.markRefundEscalated(ctx, row.ID, esc.At); err != nil {
 		return e.opError("EscalateRefund", err)
 	}
 	return nil
@@ -783,6 +789,9 @@ func (e *Engine) settleRefund(ctx context.Context, id, key string, res payment.R
 			if err := e.refundEffects(ctx, tx, row, now); err != nil {
 				return err
 			}
+			if err := e.emitRefund(ctx, tx, EventRefundPaid, row, now); err != nil {
+				return err
+			}
 			e.logger.InfoContext(ctx, "billing: refunded", "request", row.ID, "subscription", row.SubscriptionID)
 		case payment.OutcomePending:
 			if res.ProviderRefundID != "" {
@@ -844,6 +853,9 @@ func (e *Engine) refundEffects(ctx context.Context, tx pgx.Tx, row store.RefundR
 			return err
 		}
 		if err := store.SaveSubscription(ctx, tx, sub, after, now); err != nil {
+			return err
+		}
+		if err := e.emitTransition(ctx, tx, sub, after, []subscription.AuditEntry{audit}, now); err != nil {
 			return err
 		}
 		if err := store.InsertSubscriptionAudit(ctx, tx, audit); err != nil {

@@ -129,6 +129,9 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscript
 		if err := store.InsertSubscription(ctx, tx, sub, now); err != nil {
 			return err
 		}
+		if err := e.emitTransition(ctx, tx, subscription.Subscription{}, sub, audits, now); err != nil {
+			return err
+		}
 		for _, a := range audits {
 			if err := store.InsertSubscriptionAudit(ctx, tx, a); err != nil {
 				return err
@@ -393,6 +396,9 @@ func (e *Engine) change(ctx context.Context, op, id string, fn transitionFunc) (
 			return err
 		}
 		if err := store.SaveSubscription(ctx, tx, before, after, now); err != nil {
+			return err
+		}
+		if err := e.emitTransition(ctx, tx, before, after, audits, now); err != nil {
 			return err
 		}
 		for _, a := range audits {

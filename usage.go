@@ -55,7 +55,7 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 	// The common case first: a call that leaves volume under the limit, one statement
 	// without the exhaustion writes. Anything else (the call that uses a limit up, a
 	// replay, a refusal) falls through to the full statement, which decides it.
-	o, err := store.ConsumeUnlessExhausting(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
+	o, err := store.ConsumeUnlessCrossing(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now(), e.cfg.UsageThresholds)
 	if o.Applied {
 		return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
 	}
@@ -64,7 +64,7 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 	}
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
-		o, err := store.Consume(ctx, e.pool, subscriptionID, idempotencyKey, meter, quantity, now, newID())
+		o, err := e.consumeReporting(ctx, subscriptionID, idempotencyKey, meter, quantity, now, newID())
 		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
 			continue // a concurrent call with the same key won; read its result
 		}
@@ -292,6 +292,9 @@ func (e *Engine) resolve(ctx context.Context, op, reservationID string, fn resol
 			return err
 		}
 		if err := store.SavePeriod(ctx, tx, sub.ID, nextPeriod); err != nil {
+			return err
+		}
+		if err := e.emitCommitted(ctx, tx, sub.ID, period, nextPeriod, now); err != nil {
 			return err
 		}
 		if err := store.ResolveReservation(ctx, tx, rowOf(nextR)); err != nil {
