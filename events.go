@@ -483,8 +483,12 @@ func (e *Engine) crosses(usedBefore, usedAfter, limit int64) bool {
 
 // consumeReporting is store.Consume, the statement that decides every call the common
 // case left (store.ConsumeUnlessCrossing), in a transaction that also records the usage
-// threshold events of a call that crossed one.
+// threshold events of a call that crossed one (alone on the pool, as before, when the
+// thresholds are off).
 func (e *Engine) consumeReporting(ctx context.Context, subID, key, meter string, quantity int64, now time.Time, auditID string) (store.ConsumeOutcome, error) {
+	if len(e.cfg.UsageThresholds) == 0 {
+		return store.Consume(ctx, e.pool, subID, key, meter, quantity, now, auditID)
+	}
 	var o store.ConsumeOutcome
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error

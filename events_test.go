@@ -604,7 +604,6 @@ func TestEventOncePerFact(t *testing.T) {
 		var mu sync.Mutex
 		var escalated []billing.RefundEscalation
 		b := setupEvents(t, func(c *billing.Config) {
-			//lint:ignore SA1019 the deprecated callback must keep working
 			c.OnRefundEscalation = func(e billing.RefundEscalation) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -870,4 +869,19 @@ func (m *model) checkEvents(t *rapid.T) {
 			}
 		}
 	}
+}
+
+// TestUsageThresholdsOff: a non-nil empty Config.UsageThresholds makes no usage events, and
+// using the volume up still exhausts the subscription (TERMS 3.1).
+func TestUsageThresholdsOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupEvents(t, func(c *billing.Config) { c.UsageThresholds = []int{} })
+	sub := b.checkout(t, "c1", "tok-1")
+	for i, q := range []int64{400, 100} {
+		_, err := b.engine.Consume(ctx, sub.ID, "generations", q, fmt.Sprintf("k%d", i))
+		require.NoError(t, err)
+	}
+	require.Equal(t, subscription.StatusExhausted, b.get(t, sub.ID).Status)
+	require.Empty(t, b.delivered(t, sub.ID, billing.EventUsageThreshold))
 }
