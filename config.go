@@ -66,6 +66,10 @@ type Config struct {
 	// logs the escalation at Warn either way. It runs inside a River worker: keep it
 	// quick and non-blocking (hand the event to a queue or channel), and make it safe to
 	// call twice for one request, since a job may run again after a crash.
+	//
+	// Deprecated: use OnEvent and EventRefundDueSoon, which is recorded in the
+	// transaction that marks the request escalated and delivered at least once. It is
+	// still called as before.
 	OnRefundEscalation func(RefundEscalation)
 
 	// OnAccountDeletionEscalation, when set, is called by the escalation job for each
@@ -74,7 +78,39 @@ type Config struct {
 	// before is not escalated. It runs inside a River worker: keep it quick and
 	// non-blocking, and make it safe to call twice for one request, since a job may run
 	// again after a crash. Defaults to none.
+	//
+	// Deprecated: use OnEvent and EventAccountDeletionDueSoon, which is recorded in the
+	// transaction that marks the request escalated and delivered at least once. It is
+	// still called as before.
 	OnAccountDeletionEscalation func(AccountDeletionEscalation)
+
+	// OnEvent, when set, receives every business event (EventKind: subscribed, renewed,
+	// payment declined, ended, usage threshold, refund due soon…). Each event is recorded
+	// in the transaction of the change it reports, so a change rolled back reports
+	// nothing, and is delivered at least once, by a River job inserted in that same
+	// transaction: the handler may see an event twice (a retried job, a crash after it
+	// returned), so deduplicate by Event.ID, which is the same for the same fact. An error
+	// (or a panic) makes River retry the delivery with backoff; after River's last attempt
+	// the sweep (PeriodicJobs) starts it again, until the handler returns nil. Events come
+	// in no guaranteed order: order by OccurredAt if needed. It runs inside a River worker:
+	// keep it quick (hand the event to a queue or an outbox of your own). Needs UseRiver:
+	// with OnEvent set and no River client, a command that records an event fails with
+	// ErrNoRiverClient. Defaults to none: events are still recorded (Engine.Events), and
+	// nothing delivers them.
+	OnEvent func(ctx context.Context, ev Event) error
+
+	// RenewalNotice is how long before a renewal charge the customer is told about it
+	// (EventRenewalUpcoming): a job scheduled when a period starts makes the event at the
+	// period end minus RenewalNotice (at once for a period shorter than that), if the
+	// subscription will still renew then. Defaults to DefaultRenewalNotice (3 days). A
+	// negative value turns the notice off.
+	RenewalNotice time.Duration
+
+	// UsageThresholds are the percentages of a hard limit at which a Consume or Commit
+	// that reaches them makes an EventUsageThreshold, once per period, meter and
+	// percentage: each from 1 to 100, no repeats. Defaults to DefaultUsageThresholds (80
+	// and 100). Trap: nil means the default; a non-nil empty slice turns the events off.
+	UsageThresholds []int
 
 	// Queue is the River queue of every job the engine inserts (renewals, refunds,
 	// reservation expiry, revenue recognition, and the periodic jobs of PeriodicJobs).
@@ -219,6 +255,7 @@ func (c *Config) validate() error {
 			"%s (%.1f days) is shorter than MinRetentionHorizon (90 days): a request may still be retried within the TERMS deadlines (6.2 claims: 30 business days); use a negative value to turn pruning off",
 			c.RetentionHorizon, c.RetentionHorizon.Hours()/24)})
 	}
+	problems = append(problems, c.validateEvents()...)
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
 	}

@@ -323,7 +323,7 @@ func (e *Engine) EscalateAccountDeletion(ctx context.Context, requestID string) 
 	if h := e.cfg.OnAccountDeletionEscalation; h != nil {
 		h(esc)
 	}
-	if _, err := store.MarkDeletionEscalated(ctx, e.pool, row.ID, esc.At); err != nil {
+	if err := e.markDeletionEscalated(ctx, row.ID, esc.At); err != nil {
 		return e.opError("EscalateAccountDeletion", err)
 	}
 	return nil

@@ -112,6 +112,8 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: e}),
 		river.AddWorkerSafely(workers, &jobs.PruneExpiredWorker{Engine: pruneWorker{e}}),
+		river.AddWorkerSafely(workers, &jobs.DeliverEventWorker{Engine: eventWorker{e}}),
+		river.AddWorkerSafely(workers, &jobs.RenewalNoticeWorker{Engine: eventWorker{e}}),
 	)
 }
 

@@ -93,6 +93,7 @@ func TestEngineModel(t *testing.T) {
 		m.quiesce(rt)
 		m.checkAlways(rt)
 		m.checkQuiescent(rt)
+		m.checkEvents(rt)
 		t.Logf("model check %d: %d steps, %s", n, m.steps, time.Since(start).Round(time.Millisecond))
 	})
 }
@@ -164,6 +165,8 @@ type model struct {
 	seq    int
 	steps  int
 	debug  bool
+	// events records the events the engine delivered (Config.OnEvent); checkEvents.
+	events *billingtest.EventLog
 }
 
 var modelStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.FixedZone("MSK", 3*60*60))
@@ -178,7 +181,9 @@ func newModel(t *testing.T, rt *rapid.T, run int) *model {
 	cfg := billing.DefaultConfig()
 	cfg.Logger = modelLogger()
 	cfg.Clock, cfg.Gateway = clock, gw
-	m := &model{t: t, ctx: ctx, run: run, tb: tb, pool: pool, clock: clock, gw: gw,
+	events := billingtest.NewEventLog()
+	cfg.OnEvent = events.Handle
+	m := &model{t: t, ctx: ctx, run: run, tb: tb, pool: pool, clock: clock, gw: gw, events: events,
 		runner:    billingtest.NewRunner(pool, clock),
 		customers: []string{"c1", "c2", "c3"}, excluded: map[string]bool{}, debug: os.Getenv("BILLING_MODEL_DEBUG") != ""}
 	if err := m.start(cfg); err != nil {

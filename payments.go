@@ -639,6 +639,9 @@ func (e *Engine) settle(ctx context.Context, tx pgx.Tx, observed store.AttemptRo
 			return a.Attempt, err
 		}
 	}
+	if err := e.emitDeclined(ctx, tx, sub, stored, a, now); err != nil {
+		return a.Attempt, err
+	}
 	if a.State == payment.StateSucceeded || a.State == payment.StateCanceled {
 		return a.Attempt, nil // effects written when it succeeded, or when it was canceled
 	}
@@ -981,6 +984,9 @@ func (e *Engine) save(ctx context.Context, tx pgx.Tx, before, after subscription
 	if err := store.SaveSubscription(ctx, tx, before, after, now); err != nil {
 		return err
 	}
+	if err := e.emitTransition(ctx, tx, before, after, []subscription.AuditEntry{audit}, now); err != nil {
+		return err
+	}
 	return store.InsertSubscriptionAudit(ctx, tx, audit)
 }
 
@@ -1168,6 +1174,9 @@ func (e *Engine) withdrawConsent(ctx context.Context, db dbtx, customerID, token
 		if !known && len(ids) == 0 {
 			return fmt.Errorf("payment method of customer %q: %w", customerID, store.ErrNotFound)
 		}
+		if err := e.emitConsentWithdrawn(ctx, tx, customerID, token, now); err != nil {
+			return err
+		}
 		for _, id := range ids {
 			sub, err := store.LockSubscription(ctx, tx, id)
 			if err != nil {
@@ -1234,6 +1243,9 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
 	if err := e.sweepExecutingRefunds(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.sweepEvents(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return n, e.opError("SweepDueRenewals", errors.Join(errs...))
 	}
@@ -1284,7 +1296,7 @@ func (e *Engine) ReconcilePayments(ctx context.Context) (int, error) {
 			e.logger.WarnContext(ctx, "billing: reconcile: attempt failed; will look again", "attempt", a.ID,
 				"subscription", a.SubscriptionID, "failures", failures, "retry_in", wait, "error", err)
 		}
-		if nerr := store.NoteCheck(ctx, e.pool, a.ID, true, err.Error(), now.Add(wait), parked); nerr != nil {
+		if nerr := e.noteCheck(ctx, a, true, err.Error(), now.Add(wait), parked); nerr != nil {
 			e.logger.ErrorContext(ctx, "billing: reconcile: could not note a failure", "attempt", a.ID, "error", nerr)
 		}
 	}

@@ -252,6 +252,9 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInp
 		if err := store.InsertRefund(ctx, tx, row); err != nil {
 			return err
 		}
+		if err := e.emitRefund(ctx, tx, EventRefundRequested, row, now); err != nil {
+			return err
+		}
 		if err := store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "customer:" + sub.CustomerID,
 			Action: "refund.requested", Subject: "subscription:" + sub.ID, Reason: row.Decision,
 			Detail: map[string]any{"request": row.ID, "period": row.Period, "channel": row.Channel, "eligible": row.Eligible,
@@ -505,6 +508,9 @@ func (e *Engine) moveRefund(ctx context.Context, db dbtx, op, requestID string, 
 		if err := store.UpdateRefund(ctx, tx, row); err != nil {
 			return err
 		}
+		if err := e.emitRefundMoved(ctx, tx, row, event, reason, now); err != nil {
+			return err
+		}
 		out = row
 		return e.refundAudit(ctx, tx, row, now, actor, action, reason, nil)
 	})
@@ -744,7 +750,7 @@ func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
 	if h := e.cfg.OnRefundEscalation; h != nil {
 		h(esc)
 	}
-	if _, err := store.MarkRefundEscalated(ctx, e.pool, row.ID, esc.At); err != nil {
+	if err := e.markRefundEscalated(ctx, row.ID, esc.At); err != nil {
 		return e.opError("EscalateRefund", err)
 	}
 	return nil
@@ -821,6 +827,9 @@ func (e *Engine) settleRefund(ctx context.Context, id, key string, res payment.R
 			if err := e.refundEffects(ctx, tx, row, now); err != nil {
 				return err
 			}
+			if err := e.emitRefund(ctx, tx, EventRefundPaid, row, now); err != nil {
+				return err
+			}
 			e.logger.InfoContext(ctx, "billing: refunded", "request", row.ID, "subscription", row.SubscriptionID)
 		case payment.OutcomePending:
 			if res.ProviderRefundID != "" {
@@ -882,6 +891,9 @@ func (e *Engine) refundEffects(ctx context.Context, tx pgx.Tx, row store.RefundR
 			return err
 		}
 		if err := store.SaveSubscription(ctx, tx, sub, after, now); err != nil {
+			return err
+		}
+		if err := e.emitTransition(ctx, tx, sub, after, []subscription.AuditEntry{audit}, now); err != nil {
 			return err
 		}
 		if err := store.InsertSubscriptionAudit(ctx, tx, audit); err != nil {

@@ -143,6 +143,9 @@ func (e *Engine) subscribe(ctx context.Context, db dbtx, req SubscribeRequest) (
 		if err := store.InsertSubscription(ctx, tx, sub, now); err != nil {
 			return err
 		}
+		if err := e.emitTransition(ctx, tx, subscription.Subscription{}, sub, audits, now); err != nil {
+			return err
+		}
 		for _, a := range audits {
 			if err := store.InsertSubscriptionAudit(ctx, tx, a); err != nil {
 				return err
@@ -505,6 +508,9 @@ func (e *Engine) change(ctx context.Context, db dbtx, op, id string, fn transiti
 			return err
 		}
 		if err := store.SaveSubscription(ctx, tx, before, after, now); err != nil {
+			return err
+		}
+		if err := e.emitTransition(ctx, tx, before, after, audits, now); err != nil {
 			return err
 		}
 		for _, a := range audits {

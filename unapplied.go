@@ -194,6 +194,9 @@ func (e *Engine) unappliedRefunded(ctx context.Context, id string, res payment.R
 		if err := store.UpdateUnapplied(ctx, tx, u); err != nil {
 			return err
 		}
+		if err := e.emitUnappliedRefunded(ctx, tx, u, now); err != nil {
+			return err
+		}
 		t, err := ledger.PayRefund("unapplied-refund:"+u.ID, u.ID, u.Currency, u.AmountMinor, now,
 			ledger.WithMemo(fmt.Sprintf("refund of unapplied payment %s, provider refund %s", u.ProviderPaymentID, res.ProviderRefundID)))
 		if err != nil {
@@ -239,6 +242,9 @@ func (e *Engine) unappliedFailed(ctx context.Context, id, triedKey string, cause
 			if err := store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: "billing", Action: "payment.unapplied_parked",
 				Subject: SubscriptionSubject(u.SubscriptionID), Reason: u.LastError,
 				Detail: map[string]any{"unapplied": u.ID, "failures": u.Failures}}); err != nil {
+				return err
+			}
+			if err := e.emitUnappliedParked(ctx, tx, u, now); err != nil {
 				return err
 			}
 		}

@@ -72,7 +72,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 	// replay, a refusal) falls through to the full statement, which decides it.
 	var o store.ConsumeOutcome
 	err := statement(ctx, db, func(q store.Querier) (err error) {
-		o, err = store.ConsumeUnlessExhausting(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
+		o, err = store.ConsumeUnlessCrossing(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now(), e.cfg.UsageThresholds)
 		return err
 	})
 	if o.Applied {
@@ -83,11 +83,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 	}
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
-		var o store.ConsumeOutcome
-		err := statement(ctx, db, func(q store.Querier) (err error) {
-			o, err = store.Consume(ctx, q, subscriptionID, idempotencyKey, meter, quantity, now, newID())
-			return err
-		})
+		o, err := e.consumeReporting(ctx, db, subscriptionID, idempotencyKey, meter, quantity, now, newID())
 		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
 			continue // a concurrent call with the same key won; read its result
 		}
@@ -349,6 +345,9 @@ func (e *Engine) resolve(ctx context.Context, db dbtx, op, reservationID string,
 			return err
 		}
 		if err := store.SavePeriod(ctx, tx, sub.ID, nextPeriod); err != nil {
+			return err
+		}
+		if err := e.emitCommitted(ctx, tx, sub.ID, period, nextPeriod, now); err != nil {
 			return err
 		}
 		if err := store.ResolveReservation(ctx, tx, rowOf(nextR)); err != nil {

@@ -27,6 +27,9 @@ type Harness struct {
 	Gateway *Gateway
 	// Runner works the River jobs as the clock moves.
 	Runner *Runner
+	// Events records the business events the engine delivered, when StartHarness set
+	// cfg.OnEvent to its Handle (cfg had none); nil otherwise.
+	Events *EventLog
 
 	client *river.Client[pgx.Tx]
 }
@@ -39,12 +42,17 @@ type Harness struct {
 //
 // The fake Gateway (the new one, or cfg's own *Gateway) gets the harness's Clock too
 // (Gateway.SetClock) unless a clock was set on it already, so the events it stamps
-// (Confirm, ConfirmRefund) are on the engine's time, not the wall clock's.
+// (Confirm, ConfirmRefund) are on the engine's time, not the wall clock's. A cfg without
+// OnEvent gets an EventLog's (Harness.Events), so every event is delivered and recorded.
 func StartHarness(ctx context.Context, pool *pgxpool.Pool, start time.Time, cfg billing.Config) (*Harness, error) {
 	h := &Harness{Clock: NewClock(start)}
 	cfg.Clock = h.Clock
 	if cfg.Gateway == nil {
 		cfg.Gateway = NewGateway()
+	}
+	if cfg.OnEvent == nil {
+		h.Events = NewEventLog()
+		cfg.OnEvent = h.Events.Handle
 	}
 	if g, ok := cfg.Gateway.(*Gateway); ok {
 		g.setClockUnlessSet(h.Clock)

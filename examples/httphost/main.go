@@ -183,10 +183,17 @@ func newHost(ctx context.Context, pool *pgxpool.Pool, gateway payment.Gateway, l
 	cfg.VAT = payment.VAT22Of122 // the general tax system's prepayment rate from 2026; ask your accountant
 	contacts := newContactBook()
 	cfg.ReceiptContact = contacts.lookup
-	cfg.OnRefundEscalation = func(esc billing.RefundEscalation) {
-		// A real host pages its support team here (quickly: this runs inside a River job).
-		logger.Warn("httphost: refund request near its payout deadline (TERMS 3.8)",
-			"request", esc.RequestID, "deadline", esc.PayoutDeadline)
+	cfg.OnEvent = func(_ context.Context, ev billing.Event) error {
+		// A real host hands the event to its own queue here, quickly (this runs inside a River
+		// job), deduplicating by ev.ID: delivery is at least once. Here it is logged, and a
+		// refund request near its payout deadline (TERMS 3.8) would page the support team.
+		if ev.Kind == billing.EventRefundDueSoon {
+			logger.Warn("httphost: refund request near its payout deadline (TERMS 3.8)",
+				"request", ev.RefundRequestID, "deadline", ev.DueAt)
+			return nil
+		}
+		logger.Info("httphost: event", "id", ev.ID, "kind", ev.Kind, "subscription", ev.SubscriptionID)
+		return nil
 	}
 	engine, err := billing.New(pool, cfg)
 	if err != nil {

@@ -8,8 +8,8 @@
 //     consumer protection law): ExecuteRefund with Override, which the audit log records with
 //     who and why.
 //   - 3.8: the money goes back within 10 calendar days of the request. A request still open two
-//     days before its deadline is escalated: the engine's River job calls
-//     Config.OnRefundEscalation, and here the operator then pays it in time.
+//     days before its deadline is escalated: the engine's River job records a refund due soon
+//     event, delivered to Config.OnEvent, and here the operator then pays it in time.
 //
 // Its output is deterministic (fixed clock, no IDs), and a test compares it with
 // testdata/golden.txt. Run it with `./scripts/pg-tmp.sh go run ./examples/refunds`.
@@ -50,11 +50,13 @@ type demo struct {
 	runner  *billingtest.Runner
 	moscow  *time.Location
 
-	// escalations collects what Config.OnRefundEscalation received. The hook runs in a
-	// River worker, so it only appends under a lock (keep a real hook as quick: hand the
-	// event to a queue, a channel, a pager).
+	// escalations collects the refund due soon events Config.OnEvent received. The handler
+	// runs in a River worker, so it only appends under a lock (keep a real one as quick: hand
+	// the event to a queue, a channel, a pager), and it may see an event twice: it keeps the
+	// first of each ID.
 	mu          sync.Mutex
-	escalations []billing.RefundEscalation
+	escalations []billing.Event
+	seen        map[string]bool
 }
 
 func run(ctx context.Context, url string, out io.Writer) error {
@@ -71,12 +73,16 @@ func run(ctx context.Context, url string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{out: out, moscow: moscow}
+	d := &demo{out: out, moscow: moscow, seen: map[string]bool{}}
 	cfg := billing.DefaultConfig()
-	cfg.OnRefundEscalation = func(esc billing.RefundEscalation) {
+	cfg.OnEvent = func(_ context.Context, ev billing.Event) error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.escalations = append(d.escalations, esc)
+		if ev.Kind == billing.EventRefundDueSoon && !d.seen[ev.ID] {
+			d.seen[ev.ID] = true
+			d.escalations = append(d.escalations, ev)
+		}
+		return nil
 	}
 	h, err := billingtest.StartHarness(ctx, pool, time.Date(2026, 3, 5, 10, 0, 0, 0, moscow), cfg)
 	if err != nil {
@@ -162,15 +168,19 @@ func (d *demo) story(ctx context.Context) error {
 	if err := d.runTo(ctx, gleb.PayoutDeadline.Add(-36*time.Hour)); err != nil {
 		return err
 	}
-	for _, esc := range d.takeEscalations() {
+	for _, ev := range d.takeEscalations() {
 		who := "?"
 		for name, id := range ids {
-			if id == esc.SubscriptionID {
+			if id == ev.SubscriptionID {
 				who = name
 			}
 		}
-		d.say("OnRefundEscalation at %s: %s's request (received %s) is still %s; pay by %s",
-			d.day(esc.At), who, d.day(esc.ReceivedAt), esc.State, d.deadline(esc.PayoutDeadline))
+		r, err := e.RefundRequestByID(ctx, ev.RefundRequestID)
+		if err != nil {
+			return err
+		}
+		d.say("refund due soon at %s: %s's request (received %s) is still %s; pay by %s",
+			d.day(ev.OccurredAt), who, d.day(r.ReceivedAt), r.State, d.deadline(ev.DueAt))
 	}
 	d.say("the operator pays it on %s:", d.day(d.clock.Now()))
 	if err := d.pay(ctx, "gleb", gleb, billing.ExecuteOptions{Actor: "operator:olga"}); err != nil {
@@ -252,7 +262,7 @@ func (d *demo) audit(ctx context.Context, subscriptionID string) error {
 	return nil
 }
 
-func (d *demo) takeEscalations() []billing.RefundEscalation {
+func (d *demo) takeEscalations() []billing.Event {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := d.escalations
