@@ -47,9 +47,11 @@ type Config struct {
 	// MeterProvider gives the engine's meter (scope InstrumentationName): billing.charges,
 	// billing.renewal.lag, billing.consume.duration, billing.consume.refusals and the
 	// gauges billing.attempts.open, billing.parked and billing.refunds.near_deadline (each
-	// one indexed count per collection, on the engine's pool). The engine never reads
-	// OpenTelemetry's global provider on its own: a host that wants it passes
-	// otel.GetMeterProvider(). Defaults to a no-op provider.
+	// one indexed count per collection, on the engine's pool). Trap: New registers the
+	// gauges' callback for the provider's lifetime, so make one engine per process and
+	// provider, or every engine reports the gauges. The engine never reads OpenTelemetry's
+	// global provider on its own: a host that wants it passes otel.GetMeterProvider().
+	// Defaults to a no-op provider.
 	MeterProvider metric.MeterProvider
 
 	// Gateway is the payment provider adapter charges and refunds go through. Optional:
