@@ -31,7 +31,9 @@ type AuditEntry struct {
 // "subscription:<id>" (refund requests are logged under their subscription),
 // "tariff:<code>" and "customer:<id>" (account deletion requests); see SubscriptionSubject,
 // TariffSubject and CustomerSubject.
-func (e *Engine) AuditLog(ctx context.Context, subject string) ([]AuditEntry, error) {
+func (e *Engine) AuditLog(ctx context.Context, subject string) (_ []AuditEntry, err error) {
+	ctx, span := e.tel.start(ctx, "AuditLog")
+	defer span.end(&err)
 	check := inputCheck{op: "AuditLog"}
 	if !strings.HasPrefix(subject, "subscription:") && !strings.HasPrefix(subject, "tariff:") &&
 		!strings.HasPrefix(subject, "customer:") {

@@ -46,7 +46,9 @@ type Checkout struct {
 //
 // Errors: an *InputError for a malformed ID or a returnURL that is not an absolute http(s)
 // URL; ErrNotFound; ErrNoGateway; ErrNoCheckout when the gateway cannot do it.
-func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL string) (Checkout, error) {
+func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL string) (_ Checkout, err error) {
+	ctx, span := e.tel.start(ctx, "StartCheckout", subAttr(subscriptionID))
+	defer span.end(&err)
 	check := inputCheck{op: "StartCheckout"}
 	check.id("subscriptionID", subscriptionID)
 	if u, err := url.Parse(returnURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -12,6 +12,10 @@ import (
 	_ "time/tzdata" // Europe/Moscow must load in a bare container.
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/smm-gpt/billing/calendar"
 	"github.com/smm-gpt/billing/payment"
@@ -31,6 +35,24 @@ type Config struct {
 
 	// Logger receives the engine's logs. Default: logs are discarded.
 	Logger *slog.Logger
+
+	// TracerProvider gives the engine's tracer (scope InstrumentationName): a span per
+	// command ("billing.Subscribe"…) and per payment provider call ("billing.gateway.Charge"…),
+	// under the caller's span in ctx. The engine never reads OpenTelemetry's global
+	// provider on its own: a host that wants it passes otel.GetTracerProvider(). Spans carry
+	// no personal data (no token, no receipt contact, no customer ID; TERMS 5.1). Defaults
+	// to a no-op provider.
+	TracerProvider trace.TracerProvider
+
+	// MeterProvider gives the engine's meter (scope InstrumentationName): billing.charges,
+	// billing.renewal.lag, billing.consume.duration, billing.consume.refusals and the
+	// gauges billing.attempts.open, billing.parked and billing.refunds.near_deadline (each
+	// one indexed count per collection, on the engine's pool). Trap: New registers the
+	// gauges' callback for the provider's lifetime, so make one engine per process and
+	// provider, or every engine reports the gauges. The engine never reads OpenTelemetry's
+	// global provider on its own: a host that wants it passes otel.GetMeterProvider().
+	// Defaults to a no-op provider.
+	MeterProvider metric.MeterProvider
 
 	// Gateway is the payment provider adapter charges and refunds go through. Optional:
 	// without it, commands that must call the provider return ErrNoGateway (a host that
@@ -231,6 +253,12 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	if c.VAT == "" {
 		c.VAT = payment.VATNone

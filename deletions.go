@@ -105,7 +105,9 @@ func (e *Engine) RequestAccountDeletionTx(ctx context.Context, tx pgx.Tx, in Acc
 	return e.requestAccountDeletion(ctx, tx, in)
 }
 
-func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in AccountDeletionInput) (AccountDeletion, error) {
+func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in AccountDeletionInput) (_ AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "RequestAccountDeletion", hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "RequestAccountDeletion"}
 	if strings.TrimSpace(in.CustomerID) == "" {
 		check.add("CustomerID", "required: whose account it is")
@@ -191,13 +193,17 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 // A second call on a done request is a no-op that returns it unchanged. The host stays in
 // charge of its own account: the engine does not stop a new Subscribe for the same
 // customer ID afterwards.
-func (e *Engine) ExecuteAccountDeletion(ctx context.Context, requestID, actor string) (AccountDeletion, error) {
+func (e *Engine) ExecuteAccountDeletion(ctx context.Context, requestID, actor string) (_ AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "ExecuteAccountDeletion", deletionAttr(requestID), attrHostTx.Bool(false))
+	defer span.end(&err)
 	return e.executeAccountDeletion(ctx, e.pool, requestID, actor)
 }
 
 // ExecuteAccountDeletionTx is ExecuteAccountDeletion in the host's transaction tx, e.g.
 // the one that deletes the host's own copy of the account: both happen or neither.
-func (e *Engine) ExecuteAccountDeletionTx(ctx context.Context, tx pgx.Tx, requestID, actor string) (AccountDeletion, error) {
+func (e *Engine) ExecuteAccountDeletionTx(ctx context.Context, tx pgx.Tx, requestID, actor string) (_ AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "ExecuteAccountDeletion", deletionAttr(requestID), attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("ExecuteAccountDeletionTx", tx); err != nil {
 		return AccountDeletion{}, err
 	}
@@ -278,7 +284,9 @@ func (e *Engine) executeAccountDeletion(ctx context.Context, db dbtx, requestID,
 }
 
 // AccountDeletion returns one account deletion request.
-func (e *Engine) AccountDeletion(ctx context.Context, requestID string) (AccountDeletion, error) {
+func (e *Engine) AccountDeletion(ctx context.Context, requestID string) (_ AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "AccountDeletion", deletionAttr(requestID))
+	defer span.end(&err)
 	check := inputCheck{op: "AccountDeletion"}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {
@@ -292,7 +300,9 @@ func (e *Engine) AccountDeletion(ctx context.Context, requestID string) (Account
 }
 
 // OpenAccountDeletions returns the requests not yet executed, earliest deadline first.
-func (e *Engine) OpenAccountDeletions(ctx context.Context) ([]AccountDeletion, error) {
+func (e *Engine) OpenAccountDeletions(ctx context.Context) (_ []AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "OpenAccountDeletions")
+	defer span.end(&err)
 	rows, err := store.OpenDeletions(ctx, e.pool)
 	if err != nil {
 		return nil, e.opError("OpenAccountDeletions", err)
@@ -308,7 +318,9 @@ func (e *Engine) OpenAccountDeletions(ctx context.Context) ([]AccountDeletion, e
 // escalated before is logged at Warn and handed to Config.OnAccountDeletionEscalation,
 // then marked escalated. The hook runs before the mark, so an escalation is never lost;
 // a crash between the two calls it again on the job's retry.
-func (e *Engine) EscalateAccountDeletion(ctx context.Context, requestID string) error {
+func (e *Engine) EscalateAccountDeletion(ctx context.Context, requestID string) (err error) {
+	ctx, span := e.tel.start(ctx, "EscalateAccountDeletion", deletionAttr(requestID))
+	defer span.end(&err)
 	row, err := store.GetDeletion(ctx, e.pool, requestID)
 	if err != nil {
 		return e.opError("EscalateAccountDeletion", err)

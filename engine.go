@@ -65,6 +65,7 @@ type Engine struct {
 	clock  Clock
 	logger *slog.Logger
 	cfg    Config
+	tel    *telemetry // spans and metrics (telemetry.go); wraps cfg.Gateway
 
 	mu    sync.RWMutex
 	river *river.Client[pgx.Tx]
@@ -89,7 +90,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg}, nil
+	tel := newTelemetry(pool, &cfg) // before cfg is copied: it wraps cfg.Gateway
+	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel}, nil
 }
 
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it

@@ -699,7 +699,9 @@ type EventQuery struct {
 // differ from the order their transactions committed by a moment, so a page read while
 // commands run can miss an event written just before it that commits later: it is for
 // people and audits, not a cursor to consume events by (Config.OnEvent is that).
-func (e *Engine) Events(ctx context.Context, q EventQuery) ([]Event, error) {
+func (e *Engine) Events(ctx context.Context, q EventQuery) (_ []Event, err error) {
+	ctx, span := e.tel.start(ctx, "Events")
+	defer span.end(&err)
 	check := inputCheck{op: "Events"}
 	if q.SubscriptionID != "" {
 		check.id("SubscriptionID", q.SubscriptionID)

@@ -77,6 +77,8 @@ func (e *Engine) Ledger() *Books { return &Books{e: e} }
 // At is stored with microsecond precision (PostgreSQL's), and the returned transaction
 // carries it so. To post together with other writes, use PostTx.
 func (b *Books) Post(ctx context.Context, t ledger.Transaction) (posted ledger.Transaction, replayed bool, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Post", attrHostTx.Bool(false))
+	defer span.end(&err)
 	posted, replayed, err = b.e.postTo(ctx, "Ledger.Post", b.e.pool, "", t)
 	return posted, replayed, opError("Ledger.Post", err)
 }
@@ -86,6 +88,8 @@ func (b *Books) Post(ctx context.Context, t ledger.Transaction) (posted ledger.T
 // PostgreSQL transaction unusable (refused input is refused before any statement, but the
 // caller cannot tell the cases apart).
 func (b *Books) PostTx(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (posted ledger.Transaction, replayed bool, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Post", attrHostTx.Bool(true))
+	defer span.end(&err)
 	if tx == nil {
 		return ledger.Transaction{}, false, &InputError{Op: "Ledger.PostTx", Problems: []FieldProblem{{"tx", "required: the caller's transaction"}}}
 	}
@@ -94,7 +98,9 @@ func (b *Books) PostTx(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (po
 }
 
 // Transaction returns the transaction posted under key, or ErrNotFound.
-func (b *Books) Transaction(ctx context.Context, key string) (ledger.Transaction, error) {
+func (b *Books) Transaction(ctx context.Context, key string) (_ ledger.Transaction, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Transaction")
+	defer span.end(&err)
 	stored, err := store.LedgerTransactionByKey(ctx, b.e.pool, key)
 	if err != nil {
 		return ledger.Transaction{}, b.e.opError("Ledger.Transaction "+strconv.Quote(key), err)
@@ -109,7 +115,9 @@ func (b *Books) Transaction(ctx context.Context, key string) (ledger.Transaction
 //
 // It sums the account's entries through an index (no balance is stored), so its cost grows
 // with the number of entries of the account up to at.
-func (b *Books) Balance(ctx context.Context, account string, at time.Time) (ledger.Balance, error) {
+func (b *Books) Balance(ctx context.Context, account string, at time.Time) (_ ledger.Balance, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Balance")
+	defer span.end(&err)
 	a, err := chartAccount("Ledger.Balance", account)
 	if err != nil {
 		return ledger.Balance{}, err
@@ -135,7 +143,9 @@ type LedgerEntry struct {
 
 // Entries returns every leg posted to account, oldest first (by At, then in posting order).
 // A code outside the chart is ledger.ErrUnknownAccount.
-func (b *Books) Entries(ctx context.Context, account string) ([]LedgerEntry, error) {
+func (b *Books) Entries(ctx context.Context, account string) (_ []LedgerEntry, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Entries")
+	defer span.end(&err)
 	if _, err := chartAccount("Ledger.Entries", account); err != nil {
 		return nil, err
 	}
@@ -158,7 +168,9 @@ func (b *Books) Entries(ctx context.Context, account string) ([]LedgerEntry, err
 // TrialBalance returns the balance of every account posted to, ordered by code, read in one
 // snapshot: concurrent postings are in it whole or not at all. Its NetByCurrency is zero in
 // every currency; when it is not, the trial balance comes back with ErrLedgerOutOfBalance.
-func (b *Books) TrialBalance(ctx context.Context) (ledger.TrialBalance, error) {
+func (b *Books) TrialBalance(ctx context.Context) (_ ledger.TrialBalance, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.TrialBalance")
+	defer span.end(&err)
 	tb, err := store.LedgerTrialBalance(ctx, b.e.pool)
 	if err != nil {
 		return nil, b.e.opError("Ledger.TrialBalance", err)
@@ -344,7 +356,9 @@ func (e *Engine) periodLedgerTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 // days passed and schedules a job at the period's current end (the end may have been moved
 // by ExtendPeriod), so the rest is always booked. A period with nothing posted (free, or not
 // paid) books nothing. Running it again books nothing new: it is safe for River to retry.
-func (e *Engine) RecognizeRevenue(ctx context.Context, subscriptionID string, period int) error {
+func (e *Engine) RecognizeRevenue(ctx context.Context, subscriptionID string, period int) (err error) {
+	ctx, span := e.tel.start(ctx, "RecognizeRevenue", subAttr(subscriptionID))
+	defer span.end(&err)
 	const op = "RecognizeRevenue"
 	check := inputCheck{op: op}
 	check.id("subscriptionID", subscriptionID)
@@ -354,7 +368,7 @@ func (e *Engine) RecognizeRevenue(ctx context.Context, subscriptionID string, pe
 	if err := check.err(); err != nil {
 		return err
 	}
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		now := e.clock.Now()
 		pl, err := e.periodLedgerTx(ctx, tx, subscriptionID, period)
 		if err != nil {

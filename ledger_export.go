@@ -72,7 +72,9 @@ type LedgerTransactionPage struct {
 // then ID, each with its postings. A walk (each Next as the following After) returns every
 // transaction of a range that is over exactly once. Each page is one index range scan of
 // (posted_at, id) that stops after Limit rows (migration 0012), read in one snapshot.
-func (b *Books) Transactions(ctx context.Context, p LedgerTransactionListParams) (LedgerTransactionPage, error) {
+func (b *Books) Transactions(ctx context.Context, p LedgerTransactionListParams) (_ LedgerTransactionPage, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.Transactions")
+	defer span.end(&err)
 	const op = "Ledger.Transactions"
 	check := inputCheck{op: op}
 	check.timeRange("From", "To", p.From, p.To)
@@ -89,7 +91,7 @@ func (b *Books) Transactions(ctx context.Context, p LedgerTransactionListParams)
 		return LedgerTransactionPage{}, err
 	}
 	var rows []store.LedgerTxRow
-	err := store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
 		var err error
 		rows, err = store.PageLedgerTransactions(ctx, tx, p.From, p.To, afterPosted, afterID, limit+1)
 		return err
@@ -153,7 +155,9 @@ const exportPageSize = 500
 // Traps: a spreadsheet in a Russian locale expects ";" and "," and must be told the
 // separators on import. A memo is written as posted: one that begins with "=", "+", "-" or
 // "@" may be taken for a formula by a spreadsheet (not by an accounting import).
-func (b *Books) ExportCSV(ctx context.Context, w io.Writer, from, to time.Time) error {
+func (b *Books) ExportCSV(ctx context.Context, w io.Writer, from, to time.Time) (err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.ExportCSV")
+	defer span.end(&err)
 	const op = "Ledger.ExportCSV"
 	check := inputCheck{op: op}
 	check.timeRange("from", "to", from, to)
@@ -168,7 +172,7 @@ func (b *Books) ExportCSV(ctx context.Context, w io.Writer, from, to time.Time) 
 		return opError(op, err)
 	}
 	loc := b.e.loc
-	err := store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
 		var afterPosted time.Time
 		var afterID string
 		for {

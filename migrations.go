@@ -142,7 +142,9 @@ func (e *SchemaError) Is(target error) bool {
 // not safe (the unlock may reach another server connection): run Migrate over a direct
 // connection, or migrate with your own tool. No other method of the engine takes a session
 // lock; the commands use only transaction-scoped locks (pg_advisory_xact_lock, row locks).
-func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
+func (e *Engine) Migrate(ctx context.Context) (_ MigrateResult, err error) {
+	ctx, span := e.tel.start(ctx, "Migrate")
+	defer span.end(&err)
 	res, err := store.Migrate(ctx, e.pool, store.MigrateOptions{SkipRiver: e.cfg.SkipRiverMigrations, RiverSchema: e.riverSchema()})
 	if err != nil {
 		return res, opError("migrate", err)
@@ -160,7 +162,9 @@ func (e *Engine) Migrate(ctx context.Context) (MigrateResult, error) {
 // reads: a host that migrates with its own tool calls it at boot, after UseRiver, and
 // refuses to serve on an error. Neither New nor UseRiver calls it (New does no I/O); Migrate
 // checks the same on its own.
-func (e *Engine) CheckSchema(ctx context.Context) error {
+func (e *Engine) CheckSchema(ctx context.Context) (err error) {
+	ctx, span := e.tel.start(ctx, "CheckSchema")
+	defer span.end(&err)
 	st, err := store.CheckSchema(ctx, e.pool, e.riverSchema(), false)
 	if err != nil {
 		return opError("CheckSchema", err)

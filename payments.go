@@ -53,7 +53,9 @@ type ChargeResult struct {
 // twice: it continues the same attempt under the same gateway key. A subscription that is
 // no longer pending (FailFirstPayment ended it) is never charged: the attempt is canceled
 // before it is sent, and a charge that lands anyway is refunded (see ReconcilePayments).
-func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) (ChargeResult, error) {
+func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) (_ ChargeResult, err error) {
+	ctx, span := e.tel.start(ctx, "ChargeFirstPayment", subAttr(subscriptionID))
+	defer span.end(&err)
 	check := inputCheck{op: "ChargeFirstPayment"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
@@ -80,7 +82,9 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 // before the period ends (an operator extended it), it does nothing and returns an error
 // matching ErrNotDue; the engine's River worker then snoozes the job until the new end.
 // A malformed ID is an *InputError, an unknown one matches ErrNotFound.
-func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) error {
+func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
+	ctx, span := e.tel.start(ctx, "RenewPeriod", subAttr(subscriptionID))
+	defer span.end(&err)
 	check := inputCheck{op: "RenewPeriod"}
 	check.id("subscriptionID", subscriptionID)
 	if period < 1 {
@@ -89,7 +93,7 @@ func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period 
 	if err := check.err(); err != nil {
 		return err
 	}
-	_, err := e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
+	_, err = e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
 	return e.opError("RenewPeriod", err)
 }
 
@@ -564,6 +568,7 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		if err != nil {
 			return a, err
 		}
+		e.tel.renewalSent(ctx, a.Attempt, now) // billing.renewal.lag
 		res.ChargeResult, callErr = gw.Charge(callCtx, req)
 	}
 	next, _, err := a.RecordCharge(res.ChargeResult, callErr, e.clock.Now())
@@ -1007,7 +1012,9 @@ var ErrWebhookNotConfirmed = errors.New("billing: webhook not confirmed by the g
 // A duplicate webhook, or one that brings no news, is a no-op; one about no attempt is
 // ErrUnknownPayment. The gateway call happens before any transaction, so this command
 // cannot run inside one.
-func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEvent) (payment.Attempt, error) {
+func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEvent) (_ payment.Attempt, err error) {
+	ctx, span := e.tel.start(ctx, "HandlePaymentWebhook")
+	defer span.end(&err)
 	if err := checkWebhook("HandlePaymentWebhook", ev, payment.KindCharge, ev.ProviderPaymentID); err != nil {
 		return payment.Attempt{}, err
 	}
@@ -1134,13 +1141,17 @@ func confirmAnswer(noun string, ev payment.WebhookEvent, bodyID string, got gate
 // auto-renew off and keep their paid periods to the end. A payment method belongs to one
 // customer: another customer's token is not found (ErrNotFound) and nothing changes.
 // actor is who reported it.
-func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor string) error {
+func (e *Engine) WithdrawConsent(ctx context.Context, customerID, token, actor string) (err error) {
+	ctx, span := e.tel.start(ctx, "WithdrawConsent", attrHostTx.Bool(false))
+	defer span.end(&err)
 	return e.withdrawConsent(ctx, e.pool, customerID, token, actor)
 }
 
 // WithdrawConsentTx is WithdrawConsent in the host's transaction tx. Consent stands until
 // tx commits: a renewal that checks it before then may still charge.
-func (e *Engine) WithdrawConsentTx(ctx context.Context, tx pgx.Tx, customerID, token, actor string) error {
+func (e *Engine) WithdrawConsentTx(ctx context.Context, tx pgx.Tx, customerID, token, actor string) (err error) {
+	ctx, span := e.tel.start(ctx, "WithdrawConsent", attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("WithdrawConsentTx", tx); err != nil {
 		return err
 	}
@@ -1219,7 +1230,9 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 //
 // Suspended subscriptions are not swept: a subscription suspended across its period end
 // waits for a person. Resume enqueues its renewal (see Engine.Resume).
-func (e *Engine) SweepDueRenewals(ctx context.Context) (int, error) {
+func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
+	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
+	defer span.end(&err)
 	due, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), e.clock.Now(), 1000)
 	if err != nil {
 		return 0, e.opError("SweepDueRenewals", err)
@@ -1269,7 +1282,9 @@ const canceledWatchFor = 24 * time.Hour
 // that fails is looked at again with a growing backoff, counted, and after 10 failures
 // parked for a person (ParkedAttempts) — it never blocks the others. It returns how many
 // attempts it looked at; errors of single attempts are logged and recorded, not returned.
-func (e *Engine) ReconcilePayments(ctx context.Context) (int, error) {
+func (e *Engine) ReconcilePayments(ctx context.Context) (_ int, err error) {
+	ctx, span := e.tel.start(ctx, "ReconcilePayments")
+	defer span.end(&err)
 	now := e.clock.Now()
 	open, err := store.OpenAttempts(ctx, e.pool, now.Add(-chargeInFlightFor), now, now.Add(-canceledWatchFor), 500)
 	if err != nil {
@@ -1373,7 +1388,9 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 }
 
 // Attempts returns every charge attempt of a subscription, by period and number.
-func (e *Engine) Attempts(ctx context.Context, subscriptionID string) ([]payment.Attempt, error) {
+func (e *Engine) Attempts(ctx context.Context, subscriptionID string) (_ []payment.Attempt, err error) {
+	ctx, span := e.tel.start(ctx, "Attempts", subAttr(subscriptionID))
+	defer span.end(&err)
 	check := inputCheck{op: "Attempts"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
@@ -1405,7 +1422,9 @@ type ParkedAttempt struct {
 }
 
 // ParkedAttempts returns the attempts parked for a person, oldest first.
-func (e *Engine) ParkedAttempts(ctx context.Context) ([]ParkedAttempt, error) {
+func (e *Engine) ParkedAttempts(ctx context.Context) (_ []ParkedAttempt, err error) {
+	ctx, span := e.tel.start(ctx, "ParkedAttempts")
+	defer span.end(&err)
 	rows, err := store.ParkedAttempts(ctx, e.pool)
 	if err != nil {
 		return nil, e.opError("ParkedAttempts", err)

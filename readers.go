@@ -57,7 +57,9 @@ type PeriodInfo struct {
 // Periods returns every period of a subscription, oldest first, each with its terms, its
 // charge and its refund. A pending subscription has none (an empty slice, no error); a
 // subscription that does not exist is ErrNotFound. All of it is read in one snapshot.
-func (e *Engine) Periods(ctx context.Context, subscriptionID string) ([]PeriodInfo, error) {
+func (e *Engine) Periods(ctx context.Context, subscriptionID string) (_ []PeriodInfo, err error) {
+	ctx, span := e.tel.start(ctx, "Periods", subAttr(subscriptionID))
+	defer span.end(&err)
 	const op = "Periods"
 	check := inputCheck{op: op}
 	check.id("subscriptionID", subscriptionID)
@@ -65,7 +67,7 @@ func (e *Engine) Periods(ctx context.Context, subscriptionID string) ([]PeriodIn
 		return nil, err
 	}
 	var out []PeriodInfo
-	err := store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
 		current, err := store.SubscriptionCurrentPeriod(ctx, tx, subscriptionID)
 		if err != nil {
 			return err
@@ -146,7 +148,9 @@ type SubscriptionPage struct {
 // by status may be missed or come twice; a subscription created during the walk may or may
 // not be in it (its UUIDv7 is taken before its transaction commits, so it can land behind
 // the cursor). Each page is read in one snapshot.
-func (e *Engine) Subscriptions(ctx context.Context, p SubscriptionListParams) (SubscriptionPage, error) {
+func (e *Engine) Subscriptions(ctx context.Context, p SubscriptionListParams) (_ SubscriptionPage, err error) {
+	ctx, span := e.tel.start(ctx, "Subscriptions")
+	defer span.end(&err)
 	const op = "Subscriptions"
 	check := inputCheck{op: op}
 	if p.Status != "" && !p.Status.Valid() {
@@ -160,7 +164,7 @@ func (e *Engine) Subscriptions(ctx context.Context, p SubscriptionListParams) (S
 		return SubscriptionPage{}, err
 	}
 	var page []subscription.Subscription
-	err := store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error
 		page, err = store.PageSubscriptions(ctx, tx, store.SubscriptionPageParams{
 			Status: string(p.Status), CustomerID: p.CustomerID, After: p.After, Limit: limit + 1})
@@ -256,7 +260,9 @@ type AttemptHistory struct {
 // caused (AuditLog(SubscriptionSubject(…)) has them). Entries at the same instant keep that
 // order: created, sent, settled, audit entries, ledger postings, parked. A missing attempt
 // is ErrNotFound.
-func (e *Engine) AttemptHistory(ctx context.Context, attemptID string) (AttemptHistory, error) {
+func (e *Engine) AttemptHistory(ctx context.Context, attemptID string) (_ AttemptHistory, err error) {
+	ctx, span := e.tel.start(ctx, "AttemptHistory")
+	defer span.end(&err)
 	const op = "AttemptHistory"
 	check := inputCheck{op: op}
 	check.id("attemptID", attemptID)
@@ -264,7 +270,7 @@ func (e *Engine) AttemptHistory(ctx context.Context, attemptID string) (AttemptH
 		return AttemptHistory{}, err
 	}
 	var out AttemptHistory
-	err := store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
 		a, err := store.GetAttempt(ctx, tx, attemptID)
 		if err != nil {
 			return err
@@ -350,7 +356,9 @@ type RefundHistory struct {
 //
 // Entries at the same instant keep that order: records, audit entries, ledger postings. A
 // missing request is ErrNotFound.
-func (e *Engine) RefundHistory(ctx context.Context, requestID string) (RefundHistory, error) {
+func (e *Engine) RefundHistory(ctx context.Context, requestID string) (_ RefundHistory, err error) {
+	ctx, span := e.tel.start(ctx, "RefundHistory", refundAttr(requestID))
+	defer span.end(&err)
 	const op = "RefundHistory"
 	check := inputCheck{op: op}
 	check.id("requestID", requestID)
@@ -358,7 +366,7 @@ func (e *Engine) RefundHistory(ctx context.Context, requestID string) (RefundHis
 		return RefundHistory{}, err
 	}
 	var out RefundHistory
-	err := store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.ReadSnapshot(ctx, e.pool, func(tx pgx.Tx) error {
 		r, err := store.GetRefund(ctx, tx, requestID)
 		if err != nil {
 			return err

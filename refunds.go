@@ -206,7 +206,9 @@ func (e *Engine) RequestRefundTx(ctx context.Context, tx pgx.Tx, in RefundReques
 	return e.requestRefund(ctx, tx, in)
 }
 
-func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInput) (RefundRequest, error) {
+func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInput) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RequestRefund", subAttr(in.SubscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "RequestRefund"}
 	check.id("SubscriptionID", in.SubscriptionID)
 	if in.Period < 0 {
@@ -343,7 +345,9 @@ func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.S
 // wins), less the operator's actual costs. It changes nothing; pay it with ExecuteRefund
 // and ExecuteOptions{Amount, Override, OverrideReason}. Costs are in the period's
 // currency; negative costs or costs above the price are refused.
-func (e *Engine) SuggestProRata(ctx context.Context, requestID string, costs decimal.Decimal) (refund.ProRataRefund, error) {
+func (e *Engine) SuggestProRata(ctx context.Context, requestID string, costs decimal.Decimal) (_ refund.ProRataRefund, err error) {
+	ctx, span := e.tel.start(ctx, "SuggestProRata", refundAttr(requestID))
+	defer span.end(&err)
 	check := inputCheck{op: "SuggestProRata"}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {
@@ -438,7 +442,9 @@ func (e *Engine) VerifyRefundTx(ctx context.Context, tx pgx.Tx, requestID, actor
 	return e.verifyRefund(ctx, tx, requestID, actor)
 }
 
-func (e *Engine) verifyRefund(ctx context.Context, db dbtx, requestID, actor string) (RefundRequest, error) {
+func (e *Engine) verifyRefund(ctx context.Context, db dbtx, requestID, actor string) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "VerifyRefund", refundAttr(requestID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "VerifyRefund"}
 	check.id("requestID", requestID)
 	if strings.TrimSpace(actor) == "" {
@@ -470,7 +476,9 @@ func (e *Engine) RejectRefundTx(ctx context.Context, tx pgx.Tx, requestID, actor
 	return e.rejectRefund(ctx, tx, requestID, actor, reason)
 }
 
-func (e *Engine) rejectRefund(ctx context.Context, db dbtx, requestID, actor, reason string) (RefundRequest, error) {
+func (e *Engine) rejectRefund(ctx context.Context, db dbtx, requestID, actor, reason string) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RejectRefund", refundAttr(requestID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "RejectRefund"}
 	check.id("requestID", requestID)
 	if strings.TrimSpace(actor) == "" {
@@ -537,7 +545,9 @@ func (e *Engine) moveRefund(ctx context.Context, db dbtx, op, requestID string, 
 // never saw it); a pending answer completes on HandleRefundWebhook, or on that job, which
 // looks the refund up again until the gateway settles it; a refusal moves the
 // request to failed, from which ExecuteRefund may try again.
-func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (RefundRequest, error) {
+func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "ExecuteRefund", refundAttr(requestID))
+	defer span.end(&err)
 	check := inputCheck{op: "ExecuteRefund"}
 	check.id("requestID", requestID)
 	if strings.TrimSpace(opts.Actor) == "" {
@@ -645,7 +655,9 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 // acts on its answer alone, and only when it agrees with the body; a forged or mismatching
 // body changes nothing and returns an error matching ErrWebhookNotConfirmed. A duplicate
 // notification is a no-op. The gateway call happens before any transaction.
-func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (RefundRequest, error) {
+func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEvent) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "HandleRefundWebhook")
+	defer span.end(&err)
 	if err := checkWebhook("HandleRefundWebhook", ev, payment.KindRefund, ev.ProviderRefundID); err != nil {
 		return RefundRequest{}, err
 	}
@@ -654,7 +666,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		return RefundRequest{}, e.opError("HandleRefundWebhook", ErrNoGateway)
 	}
 	var row store.RefundRow
-	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		var err error
 		row, err = store.LockRefundByGateway(ctx, tx, ev.IdempotencyKey, ev.ProviderRefundID)
 		return err
@@ -695,7 +707,9 @@ func confirmRefundWebhook(ev payment.WebhookEvent, res payment.RefundResult, ler
 // pending at the gateway: it looks the gateway key up and refunds again, under the same
 // key, only when the gateway never saw it. The River retry job calls it; an error (the
 // outcome still unknown, or the refund still pending) makes River try again later.
-func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
+func (e *Engine) RetryRefund(ctx context.Context, requestID string) (err error) {
+	ctx, span := e.tel.start(ctx, "RetryRefund", refundAttr(requestID))
+	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
 		return e.opError("RetryRefund", err)
@@ -735,7 +749,9 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) error {
 // nor escalated before is logged at Warn and handed to Config.OnRefundEscalation, then
 // marked escalated. The hook runs before the mark, so an escalation is never lost; a crash
 // between the two (or a failed mark) calls it again on the job's retry.
-func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
+func (e *Engine) EscalateRefund(ctx context.Context, requestID string) (err error) {
+	ctx, span := e.tel.start(ctx, "EscalateRefund", refundAttr(requestID))
+	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
 		return e.opError("EscalateRefund", err)
@@ -758,7 +774,9 @@ func (e *Engine) EscalateRefund(ctx context.Context, requestID string) error {
 
 // RefundRequests returns the requests matching f, earliest payout deadline first: the
 // open ones by State, those past or near their deadline by DueBefore.
-func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) ([]RefundRequest, error) {
+func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) (_ []RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RefundRequests")
+	defer span.end(&err)
 	if f.State != "" && !f.State.Valid() {
 		return nil, &InputError{Op: "RefundRequests", Problems: []FieldProblem{{"State", fmt.Sprintf("%q is not a refund state", f.State)}}}
 	}
@@ -774,7 +792,9 @@ func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) ([]RefundRe
 }
 
 // RefundRequestByID returns one refund request.
-func (e *Engine) RefundRequestByID(ctx context.Context, requestID string) (RefundRequest, error) {
+func (e *Engine) RefundRequestByID(ctx context.Context, requestID string) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RefundRequestByID", refundAttr(requestID))
+	defer span.end(&err)
 	check := inputCheck{op: "RefundRequestByID"}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {

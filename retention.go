@@ -33,13 +33,14 @@ type PruneResult struct {
 //
 // The periodic job of PeriodicJobs calls it; a host or an operator may call it too, at
 // any time and concurrently with it (two runs never delete a row twice).
-func (e *Engine) PruneExpired(ctx context.Context) (PruneResult, error) {
+func (e *Engine) PruneExpired(ctx context.Context) (_ PruneResult, err error) {
+	ctx, span := e.tel.start(ctx, "PruneExpired")
+	defer span.end(&err)
 	var res PruneResult
 	if e.cfg.RetentionHorizon < 0 {
 		return res, nil
 	}
 	cutoff := e.clock.Now().Add(-e.cfg.RetentionHorizon)
-	var err error
 	res.IdempotencyKeys, err = pruneInBatches(ctx, func() (int64, error) {
 		return store.PruneIdempotencyKeys(ctx, e.pool, cutoff, store.PruneBatch)
 	})

@@ -64,14 +64,18 @@ type SubscribeRequest struct {
 // payment: no access before it succeeds (TERMS 3.3). A free tariff (price 0) needs no
 // charge and is active at once. The same IdempotencyKey returns the first subscription;
 // with a different request it is ErrIdempotencyConflict.
-func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (subscription.Subscription, error) {
+func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Subscribe", attrHostTx.Bool(false))
+	defer span.end(&err)
 	return e.subscribe(ctx, e.pool, req)
 }
 
 // SubscribeTx is Subscribe in the host's transaction tx: the subscription exists once tx
 // commits, and not at all if it rolls back (see the package's "Commands in the host's
 // transaction").
-func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeRequest) (subscription.Subscription, error) {
+func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeRequest) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Subscribe", attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("SubscribeTx", tx); err != nil {
 		return subscription.Subscription{}, err
 	}
@@ -206,7 +210,9 @@ func (e *Engine) ConfirmFirstPaymentTx(ctx context.Context, tx pgx.Tx, subscript
 	return e.confirmFirstPayment(ctx, tx, subscriptionID, p)
 }
 
-func (e *Engine) confirmFirstPayment(ctx context.Context, db dbtx, subscriptionID string, p Payment) (subscription.Subscription, error) {
+func (e *Engine) confirmFirstPayment(ctx context.Context, db dbtx, subscriptionID string, p Payment) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "ConfirmFirstPayment", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "ConfirmFirstPayment"}
 	check.id("subscriptionID", subscriptionID)
 	if p.ProviderPaymentID == "" {
@@ -322,7 +328,9 @@ func (e *Engine) FailFirstPaymentTx(ctx context.Context, tx pgx.Tx, subscription
 	return e.failFirstPayment(ctx, tx, subscriptionID, reason)
 }
 
-func (e *Engine) failFirstPayment(ctx context.Context, db dbtx, subscriptionID, reason string) (subscription.Subscription, error) {
+func (e *Engine) failFirstPayment(ctx context.Context, db dbtx, subscriptionID, reason string) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "FailFirstPayment", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.simpleChange(ctx, db, "FailFirstPayment", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.FirstPaymentFailed(sub, reason, now)
 	})
@@ -343,7 +351,9 @@ func (e *Engine) SetAutoRenewTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 	return e.setAutoRenew(ctx, tx, subscriptionID, on, actor)
 }
 
-func (e *Engine) setAutoRenew(ctx context.Context, db dbtx, subscriptionID string, on bool, actor string) (subscription.Subscription, error) {
+func (e *Engine) setAutoRenew(ctx context.Context, db dbtx, subscriptionID string, on bool, actor string) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "SetAutoRenew", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.simpleChange(ctx, db, "SetAutoRenew", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.SetAutoRenew(sub, on, actor, now)
 	})
@@ -363,7 +373,9 @@ func (e *Engine) SuspendTx(ctx context.Context, tx pgx.Tx, subscriptionID string
 	return e.suspend(ctx, tx, subscriptionID, by)
 }
 
-func (e *Engine) suspend(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+func (e *Engine) suspend(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Suspend", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.simpleChange(ctx, db, "Suspend", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.Suspend(sub, by, now)
 	})
@@ -389,7 +401,9 @@ func (e *Engine) ResumeTx(ctx context.Context, tx pgx.Tx, subscriptionID string,
 	return e.resume(ctx, tx, subscriptionID, by)
 }
 
-func (e *Engine) resume(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+func (e *Engine) resume(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Resume", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "Resume"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
@@ -423,7 +437,9 @@ func (e *Engine) TerminateTx(ctx context.Context, tx pgx.Tx, subscriptionID stri
 	return e.terminate(ctx, tx, subscriptionID, by)
 }
 
-func (e *Engine) terminate(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (subscription.Subscription, error) {
+func (e *Engine) terminate(ctx context.Context, db dbtx, subscriptionID string, by subscription.AdminAction) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Terminate", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.simpleChange(ctx, db, "Terminate", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.Terminate(sub, by, now)
 	})
@@ -443,7 +459,9 @@ func (e *Engine) ExtendPeriodTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 	return e.extendPeriod(ctx, tx, subscriptionID, newEnd, by)
 }
 
-func (e *Engine) extendPeriod(ctx context.Context, db dbtx, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (subscription.Subscription, error) {
+func (e *Engine) extendPeriod(ctx context.Context, db dbtx, subscriptionID string, newEnd time.Time, by subscription.AdminAction) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "ExtendPeriod", subAttr(subscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.simpleChange(ctx, db, "ExtendPeriod", subscriptionID, func(sub subscription.Subscription, now time.Time) (subscription.Subscription, subscription.AuditEntry, error) {
 		return subscription.ExtendPeriod(sub, by, newEnd, now)
 	})
@@ -462,7 +480,9 @@ func (e *Engine) GetTx(ctx context.Context, tx pgx.Tx, subscriptionID string) (s
 	return e.get(ctx, tx, subscriptionID)
 }
 
-func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string) (subscription.Subscription, error) {
+func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string) (_ subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "Get", subAttr(subscriptionID), hostTxAttr(q))
+	defer span.end(&err)
 	check := inputCheck{op: "Get"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
@@ -473,7 +493,9 @@ func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string
 }
 
 // ListByCustomer returns a customer's subscriptions, oldest first.
-func (e *Engine) ListByCustomer(ctx context.Context, customerID string) ([]subscription.Subscription, error) {
+func (e *Engine) ListByCustomer(ctx context.Context, customerID string) (_ []subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "ListByCustomer")
+	defer span.end(&err)
 	subs, err := store.ListSubscriptions(ctx, e.pool, customerID)
 	return subs, e.opError("ListByCustomer", err)
 }
@@ -481,7 +503,9 @@ func (e *Engine) ListByCustomer(ctx context.Context, customerID string) ([]subsc
 // Access says whether the subscription gives access now, and why not when it does not:
 // access ends at the period end or when a hard limit is used up, whichever comes first
 // (TERMS 3.1), and never starts before payment (TERMS 3.3).
-func (e *Engine) Access(ctx context.Context, subscriptionID string) (subscription.Decision, error) {
+func (e *Engine) Access(ctx context.Context, subscriptionID string) (_ subscription.Decision, err error) {
+	ctx, span := e.tel.start(ctx, "Access", subAttr(subscriptionID))
+	defer span.end(&err)
 	sub, err := e.Get(ctx, subscriptionID)
 	if err != nil {
 		return subscription.Decision{}, err

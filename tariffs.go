@@ -31,13 +31,17 @@ func (e *Engine) Tariffs() *Catalog { return &Catalog{e: e} }
 // tariff.ErrInvalid)) and stores nothing; a retired tariff cannot get new versions
 // (tariff.ErrRetired). Concurrent publishers of one code serialize and get distinct,
 // ordered version numbers. actor is recorded in the audit log.
-func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (tariff.Version, error) {
+func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (_ tariff.Version, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Publish", tariffAttr(spec.Code), attrHostTx.Bool(false))
+	defer span.end(&err)
 	return c.publish(ctx, c.e.pool, actor, spec)
 }
 
 // PublishTx is Publish in the host's transaction tx. Trap: the tariff's row stays locked
 // until tx ends, so other publishers of the code (and checkouts that lock it) wait.
-func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec tariff.Spec) (tariff.Version, error) {
+func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec tariff.Spec) (_ tariff.Version, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Publish", tariffAttr(spec.Code), attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("PublishTx", tx); err != nil {
 		return tariff.Version{}, err
 	}
@@ -89,7 +93,9 @@ func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tarif
 }
 
 // Get returns the tariff code (ErrNotFound when the catalog has none).
-func (c *Catalog) Get(ctx context.Context, code string) (tariff.Tariff, error) {
+func (c *Catalog) Get(ctx context.Context, code string) (_ tariff.Tariff, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Get", tariffAttr(code))
+	defer span.end(&err)
 	t, err := store.GetTariff(ctx, c.e.pool, code)
 	if err != nil {
 		return tariff.Tariff{}, c.e.opError("Get tariff "+code, err)
@@ -98,14 +104,18 @@ func (c *Catalog) Get(ctx context.Context, code string) (tariff.Tariff, error) {
 }
 
 // List returns every tariff of the catalog, active and retired, by code.
-func (c *Catalog) List(ctx context.Context) ([]tariff.Tariff, error) {
+func (c *Catalog) List(ctx context.Context) (_ []tariff.Tariff, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.List")
+	defer span.end(&err)
 	ts, err := store.ListTariffs(ctx, c.e.pool)
 	return ts, c.e.opError("List tariffs", err)
 }
 
 // Versions returns the version history of code, oldest first (ErrNotFound for an unknown
 // code).
-func (c *Catalog) Versions(ctx context.Context, code string) ([]tariff.Version, error) {
+func (c *Catalog) Versions(ctx context.Context, code string) (_ []tariff.Version, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Versions", tariffAttr(code))
+	defer span.end(&err)
 	vs, err := store.Versions(ctx, c.e.pool, code)
 	if err != nil {
 		return nil, c.e.opError("Versions", err)
@@ -118,7 +128,9 @@ func (c *Catalog) Versions(ctx context.Context, code string) ([]tariff.Version, 
 
 // InForce returns the version of code in force at instant at (tariff.ErrNoVersion when
 // the first version takes effect later, ErrNotFound for an unknown code).
-func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (tariff.Version, error) {
+func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (_ tariff.Version, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.InForce", tariffAttr(code))
+	defer span.end(&err)
 	vs, err := store.Versions(ctx, c.e.pool, code)
 	if err == nil && len(vs) == 0 {
 		err = fmt.Errorf("tariff %q: %w", code, ErrNotFound)
@@ -136,12 +148,16 @@ func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (tarif
 // Retire takes the tariff code off sale: it can no longer be bought, while subscriptions
 // already on it keep renewing on its last version until the operator moves them. Retiring
 // twice returns tariff.ErrRetired. actor and reason go to the audit log.
-func (c *Catalog) Retire(ctx context.Context, code, actor, reason string) (tariff.Tariff, error) {
+func (c *Catalog) Retire(ctx context.Context, code, actor, reason string) (_ tariff.Tariff, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Retire", tariffAttr(code), attrHostTx.Bool(false))
+	defer span.end(&err)
 	return c.retire(ctx, c.e.pool, code, actor, reason)
 }
 
 // RetireTx is Retire in the host's transaction tx.
-func (c *Catalog) RetireTx(ctx context.Context, tx pgx.Tx, code, actor, reason string) (tariff.Tariff, error) {
+func (c *Catalog) RetireTx(ctx context.Context, tx pgx.Tx, code, actor, reason string) (_ tariff.Tariff, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.Retire", tariffAttr(code), attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("RetireTx", tx); err != nil {
 		return tariff.Tariff{}, err
 	}

@@ -74,7 +74,9 @@ const unappliedParkAfter = 5
 
 // UnappliedPayments returns the unapplied payments, oldest first: only those not yet
 // refunded (refunding or parked) when open is true.
-func (e *Engine) UnappliedPayments(ctx context.Context, open bool) ([]UnappliedPayment, error) {
+func (e *Engine) UnappliedPayments(ctx context.Context, open bool) (_ []UnappliedPayment, err error) {
+	ctx, span := e.tel.start(ctx, "UnappliedPayments")
+	defer span.end(&err)
 	rows, err := store.ListUnapplied(ctx, e.pool, open)
 	if err != nil {
 		return nil, e.opError("UnappliedPayments", err)
@@ -92,7 +94,9 @@ func (e *Engine) UnappliedPayments(ctx context.Context, open bool) ([]UnappliedP
 // or refused refund is counted and retried by River with backoff; after 5 failures, or a
 // hard refusal, it is parked for a person (logged at Error and audited). A refunded or
 // parked payment is a no-op. The engine's River worker calls it.
-func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) error {
+func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err error) {
+	ctx, span := e.tel.start(ctx, "RefundUnapplied", unappliedAttr(unappliedID))
+	defer span.end(&err)
 	check := inputCheck{op: "RefundUnapplied"}
 	check.id("unappliedID", unappliedID)
 	if err := check.err(); err != nil {

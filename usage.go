@@ -44,7 +44,9 @@ type ConsumeResult struct {
 // The same idempotencyKey returns the first call's result (Replayed); with another meter
 // or quantity it is ErrIdempotencyConflict. A refused call records nothing, so its key
 // may be retried.
-func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
+func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quantity int64, idempotencyKey string) (_ ConsumeResult, err error) {
+	ctx, span := e.tel.startConsume(ctx, "Consume", subAttr(subscriptionID), attrHostTx.Bool(false))
+	defer span.end(&err)
 	return e.consume(ctx, e.pool, subscriptionID, meter, quantity, idempotencyKey)
 }
 
@@ -52,7 +54,9 @@ func (e *Engine) Consume(ctx context.Context, subscriptionID, meter string, quan
 // commits, and not at all if it rolls back. Each of its statements runs in a savepoint of
 // tx, so a refusal leaves tx usable. Trap: Consume locks the usage row until tx ends, so
 // other calls for the subscription's meter wait for the host's commit; keep tx short.
-func (e *Engine) ConsumeTx(ctx context.Context, tx pgx.Tx, subscriptionID, meter string, quantity int64, idempotencyKey string) (ConsumeResult, error) {
+func (e *Engine) ConsumeTx(ctx context.Context, tx pgx.Tx, subscriptionID, meter string, quantity int64, idempotencyKey string) (_ ConsumeResult, err error) {
+	ctx, span := e.tel.startConsume(ctx, "Consume", subAttr(subscriptionID), attrHostTx.Bool(true))
+	defer span.end(&err)
 	if err := hostTx("ConsumeTx", tx); err != nil {
 		return ConsumeResult{}, err
 	}
@@ -164,7 +168,9 @@ func (e *Engine) ReserveTx(ctx context.Context, tx pgx.Tx, req ReserveRequest) (
 	return e.reserve(ctx, tx, req)
 }
 
-func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (subscription.Reservation, error) {
+func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (_ subscription.Reservation, err error) {
+	ctx, span := e.tel.startConsume(ctx, "Reserve", subAttr(req.SubscriptionID), hostTxAttr(db))
+	defer span.end(&err)
 	check := inputCheck{op: "Reserve"}
 	check.id("SubscriptionID", req.SubscriptionID)
 	check.usage(req.Meter, req.Quantity)
@@ -254,7 +260,9 @@ func (e *Engine) CommitTx(ctx context.Context, tx pgx.Tx, reservationID string, 
 	return e.commit(ctx, tx, reservationID, actual)
 }
 
-func (e *Engine) commit(ctx context.Context, db dbtx, reservationID string, actual int64) (subscription.Reservation, error) {
+func (e *Engine) commit(ctx context.Context, db dbtx, reservationID string, actual int64) (_ subscription.Reservation, err error) {
+	ctx, span := e.tel.start(ctx, "Commit", reservationAttr(reservationID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.resolve(ctx, db, "Commit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationCommitted && r.Actual == actual {
 			return p, r, errAlreadyDone
@@ -277,7 +285,9 @@ func (e *Engine) ReleaseTx(ctx context.Context, tx pgx.Tx, reservationID string)
 	return e.release(ctx, tx, reservationID)
 }
 
-func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (subscription.Reservation, error) {
+func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (_ subscription.Reservation, err error) {
+	ctx, span := e.tel.start(ctx, "Release", reservationAttr(reservationID), hostTxAttr(db))
+	defer span.end(&err)
 	return e.resolve(ctx, db, "Release", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationReleased {
 			return p, r, errAlreadyDone
@@ -288,8 +298,10 @@ func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (su
 
 // ExpireReservation frees an open reservation whose TTL has passed. The engine's River
 // job calls it at the reservation's expiry; a reservation already resolved is left alone.
-func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) error {
-	_, err := e.resolve(ctx, e.pool, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) (err error) {
+	ctx, span := e.tel.start(ctx, "ExpireReservation", reservationAttr(reservationID))
+	defer span.end(&err)
+	_, err = e.resolve(ctx, e.pool, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State != subscription.ReservationOpen {
 			return p, r, errAlreadyDone
 		}
