@@ -12,6 +12,7 @@ import (
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/refund"
+	"github.com/smm-gpt/billing/subscription"
 )
 
 // TestRaceAccountDeletionVsCheckoutPaid: ExecuteAccountDeletion at once with the confirming
@@ -114,6 +115,68 @@ func TestRaceAccountDeletionVsRenewal(t *testing.T) {
 		require.False(t, acc.Granted, "round %d: access after the account deletion", r)
 		require.Zero(t, live, "round %d: a token of the deleted customer is not forgotten", r)
 		require.LessOrEqual(t, len(b.gateway.ChargesFor(sub.ID, 2)), 1)
+		requireBooksMatchProvider(t, b.engine, b.gateway, fmt.Sprintf("round %d", r))
+	}
+}
+
+// TestRaceAccountDeletionVsRefundAndResume: ExecuteAccountDeletion at once with an
+// operator's ExecuteRefund of the customer's verified refund request and Resume of the
+// suspended subscription, each twice. Afterwards, once the refund's retry job ran: the
+// subscription is final with no access, the customer's token forgotten, the provider
+// refunded the period at most once, a refund the provider paid is the request's (refunded)
+// and no request is left executing, and the books equal the provider.
+func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
+	ctx := context.Background()
+	for r := 0; r < raceRounds(t, 4); r++ {
+		b, sub := setupDeletions(t)
+		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+			Channel: refund.ChannelEmail, IdempotencyKey: "refund-c1"})
+		require.NoError(t, err)
+		_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
+		require.NoError(t, err)
+		_, err = b.engine.Suspend(ctx, sub.ID, subscription.AdminAction{Actor: "admin:1", Reason: "support ticket"})
+		require.NoError(t, err)
+		del := b.requestDeletion(t, "c1", b.clock.Now(), "del-c1")
+		b.gateway.SetLatency(2 * time.Millisecond)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		run := func(f func()) {
+			wg.Add(1)
+			go func() { defer wg.Done(); <-start; f() }()
+		}
+		for g := 0; g < 2; g++ {
+			run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
+			run(func() { _, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"}) })
+			run(func() {
+				_, _ = b.engine.Resume(ctx, sub.ID, subscription.AdminAction{Actor: "admin:2", Reason: "ticket closed"})
+			})
+		}
+		close(start)
+		wg.Wait()
+		b.gateway.SetLatency(0)
+		_, err = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1")
+		require.NoError(t, err)
+		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour))
+		require.NoError(t, err)
+
+		got, err := b.engine.Get(ctx, sub.ID)
+		require.NoError(t, err)
+		acc, err := b.engine.Access(ctx, sub.ID)
+		require.NoError(t, err)
+		after, err := b.engine.RefundRequestByID(ctx, req.ID)
+		require.NoError(t, err)
+		live := b.count(t, `SELECT count(*) FROM billing_payment_methods
+			WHERE customer_id = 'c1' AND (forgotten_at IS NULL OR consent_withdrawn_at IS NULL)`)
+		t.Logf("round %d: subscription %s, access %v, refund request %s, provider refunds %d",
+			r, got.Status, acc.Granted, after.State, len(b.gateway.Refunds()))
+		require.True(t, got.Status.Final(), "round %d: the deleted customer's subscription is %s", r, got.Status)
+		require.False(t, acc.Granted, "round %d: access after the account deletion", r)
+		require.Zero(t, live, "round %d: a token of the deleted customer is not forgotten", r)
+		require.LessOrEqual(t, len(b.gateway.Refunds()), 1, "round %d: the period refunded more than once", r)
+		require.NotEqual(t, refund.StateExecuting, after.State, "round %d: the refund request is left executing", r)
+		if len(b.gateway.Refunds()) == 1 {
+			require.Equal(t, refund.StateRefunded, after.State, "round %d: the provider paid the refund", r)
+		}
 		requireBooksMatchProvider(t, b.engine, b.gateway, fmt.Sprintf("round %d", r))
 	}
 }
