@@ -13,6 +13,7 @@ import (
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/subscription"
 	"github.com/smm-gpt/billing/tariff"
 )
@@ -95,3 +96,7 @@ func (b *testBundle) activeSubscription(t *testing.T, customer, code string) sub
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// riverJob is River's job table, quoted, in the schema the test databases keep River in
+// (billingtest.RiverSchema: make test-river-schema runs the suite with River elsewhere).
+var riverJob = store.RiverTable(billingtest.RiverSchema(), "river_job")

@@ -100,7 +100,7 @@ func TestExecuteAccountDeletion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusPending, pending.Status)
 	other := b.activeSubscription(t, "c2", "pro")
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1
 		AND state IN ('scheduled', 'available')`, sub.ID), "a renewal is queued for the period end")
 
 	d := b.requestDeletion(t, "c1", b.clock.Now(), "del-c1")
@@ -216,7 +216,7 @@ func TestRequestAccountDeletionInput(t *testing.T) {
 	_, err = b.engine.RequestAccountDeletion(ctx, other)
 	require.ErrorIs(t, err, billing.ErrIdempotencyConflict, "2.2.4 same key, other input")
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM billing_account_deletions`))
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'billing_escalate_deletion'`), "one escalation job per request")
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_escalate_deletion'`), "one escalation job per request")
 }
 
 func TestAccountDeletionEscalation(t *testing.T) {

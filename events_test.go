@@ -576,7 +576,7 @@ func TestEventOncePerFact(t *testing.T) {
 		_, err := b.runner.RunUntil(ctx, time.Date(2026, 4, 3, 0, 0, 0, 0, b.moscow))
 		require.NoError(t, err)
 		require.NoError(t, b.engine.RenewPeriod(ctx, sub.ID, 1), "the job again")
-		require.Zero(t, b.countRows(t, `SELECT count(*) FROM river_job WHERE kind = 'billing_deliver_event' AND state <> 'completed'`),
+		require.Zero(t, b.countRows(t, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_deliver_event' AND state <> 'completed'`),
 			"no new delivery job")
 		require.Equal(t, 1, b.countRows(t, `SELECT count(*) FROM billing_events WHERE kind = 'renewed'`))
 		renewed := b.delivered(t, sub.ID, billing.EventRenewed)
@@ -651,7 +651,7 @@ CREATE TRIGGER events_test_fail BEFORE INSERT ON billing_audit_log
 		require.Equal(t, subscription.StatusPending, b.get(t, sub.ID).Status)
 		require.Equal(t, []billing.EventKind{billing.EventSubscribed}, kindsOf(b.recorded(t, sub.ID)), "no activated event")
 		require.Empty(t, b.log.Of(billing.EventActivated))
-		require.Equal(t, 0, b.countRows(t, `SELECT count(*) FROM river_job WHERE kind = 'billing_renewal_notice'`))
+		require.Equal(t, 0, b.countRows(t, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_renewal_notice'`))
 
 		_, err = b.pool.Exec(ctx, `DROP TRIGGER events_test_fail ON billing_audit_log`)
 		require.NoError(t, err)

@@ -66,6 +66,7 @@ func ExampleNew() {
 			return
 		}
 		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+			Schema:       billingtest.RiverSchema(),
 			Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 			Workers:      workers,
 			PeriodicJobs: engine.PeriodicJobs(10 * time.Minute),

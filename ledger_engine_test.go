@@ -868,7 +868,7 @@ func TestLedgerRevenueRecognition(t *testing.T) {
 	recognitionJobs := func(t *testing.T, b *testBundle, at time.Time) int {
 		t.Helper()
 		var n int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+`
 			WHERE kind = 'billing_recognize_revenue' AND scheduled_at = $1`, at).Scan(&n))
 		return n
 	}

@@ -36,7 +36,8 @@ type LedgerTransaction struct {
 	// refund, its revenue recognitions); empty and 0 for money of no period (an unapplied
 	// payment and its refund, a host's own postings).
 	SubscriptionID string
-	Period         int
+	// Period is the number of that period (1 for the first); 0 with no SubscriptionID.
+	Period int
 	// Transaction is the transaction as posted: key, reference, the key it reverses, memo,
 	// At (when the money moved) and its postings in order, amounts in minor units.
 	Transaction ledger.Transaction

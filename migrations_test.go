@@ -134,6 +134,18 @@ func TestCheckSchema(t *testing.T) {
 		t.Helper()
 		engine, err := billing.New(pool, billing.DefaultConfig())
 		require.NoError(t, err)
+		// A database of billingtest.NewPool keeps River where billingtest.RiverSchema says
+		// (make test-river-schema): the engine learns River's schema from its client.
+		if schema := billingtest.RiverSchema(); schema != "" {
+			var there bool
+			require.NoError(t, pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`,
+				pgx.Identifier{schema, "river_migration"}.Sanitize()).Scan(&there))
+			if there {
+				client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: schema})
+				require.NoError(t, err)
+				require.NoError(t, engine.UseRiver(client))
+			}
+		}
 		return engine
 	}
 
@@ -344,7 +356,7 @@ func TestJobQueueAndPriority(t *testing.T) {
 		Priority int
 	}
 	jobsOf := func() []job {
-		rows, err := pool.Query(ctx, `SELECT kind, queue, priority FROM river_job ORDER BY id`)
+		rows, err := pool.Query(ctx, `SELECT kind, queue, priority FROM `+riverJob+` ORDER BY id`)
 		require.NoError(t, err)
 		out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[job])
 		require.NoError(t, err)

@@ -221,6 +221,7 @@ func (m *model) start(cfg billing.Config) error {
 		return err
 	}
 	client, err := river.NewClient(riverpgxv5.New(m.pool), &river.Config{
+		Schema:                 billingtest.RiverSchema(),
 		Queues:                 map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		Workers:                workers,
 		FetchPollInterval:      5 * time.Millisecond,
@@ -249,7 +250,7 @@ func (m *model) settle(t *rapid.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM river_job
+		if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM `+riverJob+`
 			WHERE (state = 'available' AND scheduled_at <= $1) OR state = 'running'`, m.now()).Scan(&n); err != nil {
 			t.Fatalf("settle: %v", err)
 		}
@@ -975,7 +976,7 @@ func (m *model) checkAlways(t *rapid.T) {
 // jobsOf describes the River jobs of a subscription, for a violation's message.
 func (m *model) jobsOf(t *rapid.T, id string) string {
 	rows, err := m.pool.Query(m.ctx, `SELECT kind, state, args::text, scheduled_at, coalesce(errors::text, '')
-		FROM river_job WHERE args->>'subscription_id' = $1 ORDER BY id`, id)
+		FROM `+riverJob+` WHERE args->>'subscription_id' = $1 ORDER BY id`, id)
 	if err != nil {
 		t.Fatalf("jobs: %v", err)
 	}
@@ -1238,7 +1239,7 @@ func (m *model) checkQuiescent(t *rapid.T) {
 				sub.AutoRenew, sub.PaymentMethod, m.jobsOf(t, s.id))
 		}
 		var jobs int
-		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'billing_renew'
+		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_renew'
 			AND args->>'subscription_id' = $1 AND state IN ('available', 'scheduled', 'retryable', 'running')`, s.id).Scan(&jobs); err != nil {
 			t.Fatalf("jobs: %v", err)
 		}

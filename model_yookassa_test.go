@@ -258,6 +258,7 @@ func (m *ykModel) start(cfg billing.Config) error {
 		return err
 	}
 	client, err := river.NewClient(riverpgxv5.New(m.pool), &river.Config{
+		Schema:                 billingtest.RiverSchema(),
 		Queues:                 map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		Workers:                workers,
 		FetchPollInterval:      5 * time.Millisecond,
@@ -284,7 +285,7 @@ func (m *ykModel) settle(t *rapid.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var n int
-		if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM river_job
+		if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM `+riverJob+`
 			WHERE (state = 'available' AND scheduled_at <= $1) OR state = 'running'`, m.now()).Scan(&n); err != nil {
 			t.Fatalf("settle: %v", err)
 		}
@@ -1244,7 +1245,7 @@ func (m *ykModel) checkQuiescent(t *rapid.T) {
 			_ = m.pool.QueryRow(ctx, `SELECT q.state || ' attempt ' || q.attempt::text || ' provider refund ' || coalesce(q.provider_refund_id, ''),
 					coalesce((SELECT string_agg(j.state || ' attempt ' || j.attempt::text || '/' || j.max_attempts::text || ' at ' || j.scheduled_at::text
 						|| ' ' || left(coalesce(j.errors[array_length(j.errors, 1)]::text, ''), 300), '; ')
-						FROM river_job j WHERE j.kind = 'billing_retry_refund' AND j.args->>'request_id' = q.id::text), '')
+						FROM `+riverJob+` j WHERE j.kind = 'billing_retry_refund' AND j.args->>'request_id' = q.id::text), '')
 				FROM billing_refund_requests q WHERE q.gateway_key = $1`, r.IdempotenceKey).Scan(&state, &jobs)
 			problem("a refund succeeded at YooKassa is not in the ledger", fmt.Sprintf("refund %s of %s (key %s): request %s; retry jobs: %s",
 				r.Refund.ID, r.Refund.PaymentID, r.IdempotenceKey, state, jobs))
@@ -1351,7 +1352,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 			require.NoError(t, err)
 		}
 		var discarded int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'billing_retry_refund' AND state = 'discarded'`).Scan(&discarded))
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_retry_refund' AND state = 'discarded'`).Scan(&discarded))
 		require.Equal(t, 1, discarded, "River gave up on the retry job")
 		for { // YooKassa answers again
 			r, err := http.NewRequestWithContext(ctx, http.MethodGet, b.sim.URL()+"/payments/none", nil)

@@ -245,7 +245,7 @@ func rowCounts(t *testing.T, b *testBundle) int64 {
 		(SELECT count(*) FROM billing_audit_log) + (SELECT count(*) FROM billing_ledger_transactions) +
 		(SELECT count(*) FROM billing_ledger_entries) + (SELECT count(*) FROM billing_payment_attempts) +
 		(SELECT count(*) FROM billing_refund_requests) + (SELECT count(*) FROM billing_idempotency_keys) +
-		(SELECT count(*) FROM river_job)`).Scan(&n))
+		(SELECT count(*) FROM `+riverJob+`)`).Scan(&n))
 	return n
 }
 

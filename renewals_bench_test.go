@@ -214,7 +214,7 @@ func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
 		b.Fatal(err)
 	}
 	// The template's own jobs (renewal, recognition) would only wait a month: drop them.
-	if _, err := pool.Exec(ctx, `DELETE FROM river_job`); err != nil {
+	if _, err := pool.Exec(ctx, "DELETE FROM "+riverJob); err != nil {
 		b.Fatal(err)
 	}
 	return &renewBench{pool: pool, engine: engine, gateway: gw, workers: workers, template: sub.ID}
@@ -322,7 +322,7 @@ func (f *renewBench) work(b *testing.B, config *river.Config, timed bool, kind s
 func (f *renewBench) clearJobs(b *testing.B) {
 	b.Helper()
 	ctx := context.Background()
-	for _, sql := range []string{`DELETE FROM river_job`, `VACUUM ANALYZE river_job`} {
+	for _, sql := range []string{"DELETE FROM " + riverJob, "VACUUM ANALYZE " + riverJob} {
 		if _, err := f.pool.Exec(ctx, sql); err != nil {
 			b.Fatal(err)
 		}

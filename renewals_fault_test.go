@@ -382,7 +382,7 @@ func TestRenewalFaultsProperty(t *testing.T) {
 		require.NoError(rt, err)
 		require.Equal(rt, subscription.StatusActive, res.Subscription.Status)
 		defer func() { // later checks move the clock past this subscription's next renewal
-			_, err := b.pool.Exec(ctx, `DELETE FROM river_job WHERE args->>'subscription_id' = $1
+			_, err := b.pool.Exec(ctx, `DELETE FROM `+riverJob+` WHERE args->>'subscription_id' = $1
 				AND state IN ('available', 'scheduled', 'retryable')`, sub.ID)
 			require.NoError(rt, err)
 		}()

@@ -144,7 +144,7 @@ const (
 // faultPointsSQL installs the triggers. Each counts its calls for an armed subscription on
 // a sequence of its own (sequences are not transactional, so a rolled-back call still
 // counts) and raises on calls skip+1 … skip+times.
-const faultPointsSQL = `
+var faultPointsSQL = `
 CREATE TABLE billingtest_faults (
     point text NOT NULL, subscription_id text NOT NULL, seq text NOT NULL,
     skip int NOT NULL, times int NOT NULL, sqlstate text NOT NULL);
@@ -179,7 +179,7 @@ CREATE TRIGGER billingtest_period_insert BEFORE INSERT ON billing_periods
     FOR EACH ROW WHEN (NEW.number >= 2) EXECUTE FUNCTION billingtest_fault('period_insert');
 CREATE TRIGGER billingtest_ledger_insert BEFORE INSERT ON billing_ledger_transactions
     FOR EACH ROW WHEN (NEW.ref_kind = 'payment') EXECUTE FUNCTION billingtest_fault('ledger_insert');
-CREATE TRIGGER billingtest_renew_job_insert BEFORE INSERT ON river_job
+CREATE TRIGGER billingtest_renew_job_insert BEFORE INSERT ON ` + riverJob + `
     FOR EACH ROW WHEN (NEW.kind = 'billing_renew') EXECUTE FUNCTION billingtest_fault('renew_job_insert');
 `
 
@@ -326,7 +326,7 @@ func (b *faultBundle) requireRenewedOnce(t require.TestingT, subID string, perio
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE state IN ('available', 'scheduled', 'retryable', 'running') AND (args->>'period')::int = $2),
 		count(*) FILTER (WHERE state = 'discarded')
-		FROM river_job WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1`, subID, period).Scan(&waiting, &discarded))
+		FROM `+riverJob+` WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1`, subID, period).Scan(&waiting, &discarded))
 	if sub.Current.Number == period {
 		require.Equal(t, 1, waiting, "one renewal job waits for the end of period %d", period)
 	}
@@ -401,7 +401,7 @@ func (b *faultBundle) diagnose(ctx context.Context, subID string, attempts []pay
 	up, err := b.engine.UnappliedPayments(ctx, false)
 	fmt.Fprintf(&sb, "\nunapplied %+v (err %v)", up, err)
 	rows, err := b.pool.Query(ctx, `SELECT id, kind, state, attempt, scheduled_at, args::text,
-		coalesce(errors::text, '') FROM river_job WHERE args->>'subscription_id' = $1 ORDER BY id`, subID)
+		coalesce(errors::text, '') FROM `+riverJob+` WHERE args->>'subscription_id' = $1 ORDER BY id`, subID)
 	if err != nil {
 		return sb.String() + "\nriver_job: " + err.Error()
 	}

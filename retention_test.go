@@ -203,6 +203,7 @@ func TestPruneExpiredPeriodicJob(t *testing.T) {
 	workers := river.NewWorkers()
 	require.NoError(t, b.engine.RegisterWorkers(workers))
 	client, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{
+		Schema:               billingtest.RiverSchema(),
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
 		Workers:              workers,
 		PeriodicJobs:         b.engine.PeriodicJobs(time.Hour),
@@ -238,7 +239,7 @@ func TestPruneExpiredPeriodicJob(t *testing.T) {
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT
 			(SELECT count(*) FROM billing_idempotency_keys WHERE key = 'sub-c1'),
 			(SELECT count(*) FROM billing_usage_events WHERE key = 'old'),
-			(SELECT count(*) FROM river_job WHERE kind = 'billing_prune_expired' AND state = 'completed')`).Scan(&keys, &events, &done))
+			(SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_prune_expired' AND state = 'completed')`).Scan(&keys, &events, &done))
 		return done >= 1
 	}, 30*time.Second, 20*time.Millisecond, "the prune job never completed")
 	require.Zero(t, keys, "the subscribe key of 500 days ago is pruned")

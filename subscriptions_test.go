@@ -970,17 +970,20 @@ func (b *testBundle) rowCounts(t *testing.T) map[string]int {
 	ctx := context.Background()
 	rows, err := b.pool.Query(ctx, `SELECT table_name::text FROM information_schema.tables
 		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-		  AND (table_name LIKE 'billing\_%' OR table_name = 'river_job') ORDER BY 1`)
+		  AND table_name LIKE 'billing\_%' ORDER BY 1`)
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Contains(t, tables, "billing_subscriptions")
-	counts := make(map[string]int, len(tables))
+	counts := make(map[string]int, len(tables)+1)
 	for _, table := range tables {
 		var n int
 		require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&n))
 		counts[table] = n
 	}
+	var jobs int
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM "+riverJob).Scan(&jobs))
+	counts["river_job"] = jobs
 	return counts
 }
 

@@ -135,7 +135,7 @@ func TestTelemetry(t *testing.T) {
 		// TERMS 5.1: no payment-method token on any span.
 		for _, s := range got {
 			for _, kv := range s.Attributes {
-				require.NotContains(t, kv.Value.Emit(), "tok-secret", "span %s attribute %s", s.Name, kv.Key)
+				require.NotContains(t, kv.Value.String(), "tok-secret", "span %s attribute %s", s.Name, kv.Key)
 			}
 		}
 	})
@@ -332,7 +332,7 @@ func byID(t *testing.T, spans tracetest.SpanStubs, id interface{ String() string
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -389,7 +389,7 @@ func keyed(points []metricdata.DataPoint[int64], k1, k2 string) map[string]int64
 	for _, p := range points {
 		v1, _ := p.Attributes.Value(attribute.Key(k1))
 		v2, _ := p.Attributes.Value(attribute.Key(k2))
-		out[v1.Emit()+"/"+v2.Emit()] += p.Value
+		out[v1.String()+"/"+v2.String()] += p.Value
 	}
 	return out
 }
