@@ -112,7 +112,7 @@ func TestMigrate(t *testing.T) {
 		require.Empty(t, second.RiverApplied)
 
 		var n int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+``).Scan(&n), "River's schema is there")
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&n), "River's schema is there")
 	})
 
 	t.Run("concurrent calls both succeed and apply each migration once", func(t *testing.T) {

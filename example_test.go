@@ -66,7 +66,6 @@ func ExampleNew() {
 			return
 		}
 		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-			Schema:       billingtest.RiverSchema(),
 			Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
 			Workers:      workers,
 			PeriodicJobs: engine.PeriodicJobs(10 * time.Minute),
@@ -515,10 +514,6 @@ func runExample(f func(ctx context.Context, ex *exampleEnv)) {
 			fmt.Println(err)
 			return
 		}
-		if _, err := ex.engine.Migrate(ctx); err != nil {
-			fmt.Println(err)
-			return
-		}
 		workers := river.NewWorkers()
 		if err := ex.engine.RegisterWorkers(workers); err != nil {
 			fmt.Println(err)
@@ -530,6 +525,18 @@ func runExample(f func(ctx context.Context, ex *exampleEnv)) {
 			return
 		}
 		if err := ex.engine.UseRiver(client); err != nil {
+			fmt.Println(err)
+			return
+		}
+		// Migrate after UseRiver: River's tables go in the client's schema
+		// (billingtest.RiverSchema under make test-river-schema), which must exist.
+		if schema := billingtest.RiverSchema(); schema != "" {
+			if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+				fmt.Println(err)
+				return
+			}
+		}
+		if _, err := ex.engine.Migrate(ctx); err != nil {
 			fmt.Println(err)
 			return
 		}
