@@ -239,6 +239,12 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 				Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB", ReceivedAt: rb.clock.Now()})
 			return err
 		}},
+		{"HandlePaymentWebhook while the gateway does not answer the lookup", billing.KindUnavailable, nil, func() error {
+			rb.gateway.FailLookups(1)
+			_, err := e.HandlePaymentWebhook(ctx, payment.WebhookEvent{Kind: payment.KindCharge, ProviderPaymentID: rb.gateway.Charges()[0].ProviderPaymentID,
+				Outcome: payment.OutcomeSucceeded, Amount: 99000, Currency: "RUB", ReceivedAt: rb.clock.Now()})
+			return err
+		}},
 		{"HandleRefundWebhook of an empty body", billing.KindInvalidInput, nil, func() error {
 			_, err := e.HandleRefundWebhook(ctx, payment.WebhookEvent{})
 			return err

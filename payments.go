@@ -1124,7 +1124,7 @@ func confirmAnswer(noun string, ev payment.WebhookEvent, bodyID string, got gate
 	case errors.Is(lerr, payment.ErrNotFound):
 		return fmt.Errorf("%w: the gateway has no %s under its key", ErrWebhookNotConfirmed, noun)
 	case lerr != nil:
-		return fmt.Errorf("could not ask the gateway, try again later: %w", lerr)
+		return fmt.Errorf("could not ask the gateway, try again later: %w: %w", ErrUnavailable, lerr)
 	case bodyID != "" && bodyID != got.id:
 		return fmt.Errorf("%w: provider %s %q, the gateway has %q", ErrWebhookNotConfirmed, noun, bodyID, got.id)
 	case ev.Outcome != got.outcome && ev.Outcome != payment.OutcomePending:
