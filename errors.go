@@ -193,7 +193,7 @@ var kindSentinels = []struct {
 		subscription.ErrReservationExpired, subscription.ErrReservationNotExpired, subscription.ErrReservationMismatch,
 		ledger.ErrAlreadyReversed, store.ErrLedgerAlreadyReversed, payment.ErrConsentWithdrawn, payment.ErrNoConsent,
 		payment.ErrPaymentMismatch, payment.ErrAlreadySettled, payment.ErrConflictingOutcome, payment.ErrAmountMismatch,
-		payment.ErrIllegalTransition, ErrNotDue}},
+		payment.ErrIllegalTransition, errNotDue}},
 	{KindUnavailable, []error{ErrUnavailable, ErrNoGateway, ErrNoRiverClient, ErrNoCheckout, ErrSchemaOutdated, ErrSchemaTooNew,
 		ErrMigrationChanged, ErrSchemaMismatch, context.Canceled, context.DeadlineExceeded}},
 }

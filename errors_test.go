@@ -181,7 +181,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"ExpireReservation before its expiry", billing.KindConflict, subscription.ErrReservationNotExpired, func() error {
-			return e.ExpireReservation(ctx, res.ID)
+			return billing.ExpireReservation(e, ctx, res.ID)
 		}},
 		// Refunds.
 		{"RequestRefund without fields", billing.KindInvalidInput, nil, func() error {
@@ -226,8 +226,8 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			_, err := e.RefundRequestByID(ctx, "x")
 			return err
 		}},
-		{"RetryRefund of a missing request", billing.KindNotFound, nil, func() error { return e.RetryRefund(ctx, missing) }},
-		{"EscalateRefund of a missing request", billing.KindNotFound, nil, func() error { return e.EscalateRefund(ctx, missing) }},
+		{"RetryRefund of a missing request", billing.KindNotFound, nil, func() error { return billing.RetryRefund(e, ctx, missing) }},
+		{"EscalateRefund of a missing request", billing.KindNotFound, nil, func() error { return billing.EscalateRefund(e, ctx, missing) }},
 		{"RefundUnapplied of a missing payment", billing.KindNotFound, nil, func() error { return e.RefundUnapplied(ctx, missing) }},
 		// Webhooks and consent.
 		{"HandlePaymentWebhook of an empty body", billing.KindInvalidInput, nil, func() error {
@@ -263,13 +263,13 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"EscalateAccountDeletion of a missing request", billing.KindNotFound, nil, func() error {
-			return e.EscalateAccountDeletion(ctx, missing)
+			return billing.EscalateAccountDeletion(e, ctx, missing)
 		}},
 		{"RenewPeriod before the period ends", billing.KindConflict, billing.ErrNotDue, func() error {
-			return e.RenewPeriod(ctx, sub.ID, 1)
+			return billing.RenewPeriod(e, ctx, sub.ID, 1)
 		}},
 		{"RenewPeriod of a missing subscription", billing.KindNotFound, nil, func() error {
-			return e.RenewPeriod(ctx, missing, 1)
+			return billing.RenewPeriod(e, ctx, missing, 1)
 		}},
 		{"RecognizeRevenue of a malformed ID", billing.KindInvalidInput, nil, func() error {
 			return e.RecognizeRevenue(ctx, "x", 1)

@@ -27,8 +27,9 @@ import (
 // Config.Gateway is nil.
 var ErrNoGateway = errors.New("billing: no payment gateway: set Config.Gateway")
 
-// ErrNotDue is returned by RenewPeriod for a period that has not ended yet.
-var ErrNotDue = jobs.ErrNotDue
+// errNotDue is returned by renewPeriod for a period that has not ended yet (a *jobs.NotDueError):
+// the renewal worker snoozes its job until the new end, so it never reaches a host.
+var errNotDue = jobs.ErrNotDue
 
 // ErrUnknownPayment is returned for a webhook that matches no charge attempt.
 var ErrUnknownPayment = payment.ErrUnknownPayment
@@ -72,7 +73,7 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 	return ChargeResult{Subscription: sub, Attempt: a}, nil
 }
 
-// RenewPeriod is the renewal job's work for the period numbered period of a
+// renewPeriod is the renewal job's work (jobs.RenewWorker) for the period numbered period of a
 // subscription, run at its end (TERMS 3.5): with auto-renew off it ends the subscription
 // (3.6); otherwise it charges the next period under the terms in force at the instant the
 // renewal fell due (the paid period never changes, and a job that runs late never charges a
@@ -80,9 +81,9 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 // period, posts the ledger transaction and schedules the next renewal, in one transaction.
 // It is safe to run any number of times: at most one charge per period succeeds. Run
 // before the period ends (an operator extended it), it does nothing and returns an error
-// matching ErrNotDue; the engine's River worker then snoozes the job until the new end.
+// matching errNotDue; the engine's River worker then snoozes the job until the new end.
 // A malformed ID is an *InputError, an unknown one matches ErrNotFound.
-func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
+func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
 	ctx, span := e.tel.start(ctx, "RenewPeriod", subAttr(subscriptionID))
 	defer span.end(&err)
 	check := inputCheck{op: "RenewPeriod"}

@@ -296,9 +296,9 @@ func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (_ 
 	})
 }
 
-// ExpireReservation frees an open reservation whose TTL has passed. The engine's River
+// expireReservation frees an open reservation whose TTL has passed. The engine's River
 // job calls it at the reservation's expiry; a reservation already resolved is left alone.
-func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) (err error) {
+func (e *Engine) expireReservation(ctx context.Context, reservationID string) (err error) {
 	ctx, span := e.tel.start(ctx, "ExpireReservation", reservationAttr(reservationID))
 	defer span.end(&err)
 	_, err = e.resolve(ctx, e.pool, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
