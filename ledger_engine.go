@@ -341,8 +341,9 @@ func (e *Engine) periodLedgerTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 
 // RecognizeRevenue books the revenue paid period number period of the subscription has
 // earned by now and not yet booked (ledger.Recognize: Dr deferred, Cr revenue), in one
-// transaction. The River job jobs.RecognizeRevenueArgs calls it; a host may call it too
-// (e.g. at a month's close, to bring straight-line recognition up to date).
+// transaction. Called by the engine's River job at the period's end; a host may also call
+// it to bring straight-line recognition up to date before reading the books (at a month's
+// close, say): a run before the period's end books the days passed so far.
 //
 // What is earned follows the period's ledger.Plan: the amount its charges posted to deferred
 // revenue, less what refunds took back, straight-line by calendar days in the subscription's

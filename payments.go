@@ -1231,6 +1231,11 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 //
 // Suspended subscriptions are not swept: a subscription suspended across its period end
 // waits for a person. Resume enqueues its renewal (see Engine.Resume).
+//
+// Called by the engine's periodic River job (PeriodicJobs, every interval); an operator may
+// also call it to give every subscription its way forward at once, without waiting for the
+// next run (after restoring River's job table, or deleting jobs by hand). It needs UseRiver,
+// and is safe to run at the same time as the periodic job.
 func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
 	defer span.end(&err)
@@ -1283,6 +1288,12 @@ const canceledWatchFor = 24 * time.Hour
 // that fails is looked at again with a growing backoff, counted, and after 10 failures
 // parked for a person (ParkedAttempts) — it never blocks the others. It returns how many
 // attempts it looked at; errors of single attempts are logged and recorded, not returned.
+//
+// Called by the engine's periodic River job (PeriodicJobs, every interval); an operator may
+// also call it to settle open charges at once, without waiting for the next run (after a
+// provider's outage, say). Only attempts whose next look is due are looked at (a minute
+// after the last look, longer after failures); a parked one is not looked at again. Safe to
+// run from several processes at once.
 func (e *Engine) ReconcilePayments(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "ReconcilePayments")
 	defer span.end(&err)
