@@ -69,7 +69,7 @@ func (e *Engine) Ledger() *Books { return &Books{e: e} }
 //     the postings; not Memo or At): the first transaction comes back, with its own Memo and
 //     At, and replayed is true. Nothing is written.
 //   - the same key with other content: ErrIdempotencyConflict (and ledger.ErrKeyReused).
-//   - t invalid: the *ledger.ValidationError, which also matches ErrInvalidInput and each
+//   - t invalid: a *LedgerValidationError, which also matches ErrInvalidInput and each
 //     problem's sentinel (ledger.ErrUnbalanced, ledger.ErrNonPositive…). Nothing is written.
 //   - a reversal (t.Reverses set) of a transaction never posted or not mirrored exactly:
 //     ledger.ErrInvalidReversal; of one reversed already: ledger.ErrAlreadyReversed.
