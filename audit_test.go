@@ -55,7 +55,7 @@ func TestRejectRefund(t *testing.T) {
 	require.ErrorIs(t, err, billing.ErrRefundTransition)
 	require.Empty(t, b.gateway.Refunds())
 
-	require.NoError(t, b.engine.EscalateRefund(ctx, r.ID))
+	require.NoError(t, billing.EscalateRefund(b.engine, ctx, r.ID))
 	open, err := b.engine.RefundRequests(ctx, billing.RefundFilter{Open: true})
 	require.NoError(t, err)
 	require.Empty(t, open, "a rejected request is no longer open, so it is not escalated")

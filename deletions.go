@@ -314,11 +314,11 @@ func (e *Engine) OpenAccountDeletions(ctx context.Context) (_ []AccountDeletion,
 	return out, nil
 }
 
-// EscalateAccountDeletion is the escalation job's handler: a request not yet done nor
+// escalateAccountDeletion is the escalation job's handler: a request not yet done nor
 // escalated before is logged at Warn and handed to Config.OnAccountDeletionEscalation,
 // then marked escalated. The hook runs before the mark, so an escalation is never lost;
 // a crash between the two calls it again on the job's retry.
-func (e *Engine) EscalateAccountDeletion(ctx context.Context, requestID string) (err error) {
+func (e *Engine) escalateAccountDeletion(ctx context.Context, requestID string) (err error) {
 	ctx, span := e.tel.start(ctx, "EscalateAccountDeletion", deletionAttr(requestID))
 	defer span.end(&err)
 	row, err := store.GetDeletion(ctx, e.pool, requestID)

@@ -238,7 +238,7 @@ func TestAccountDeletionEscalation(t *testing.T) {
 	require.Equal(t, "c1", esc[0].CustomerID)
 	require.True(t, esc[0].At.Before(d.Deadline))
 
-	require.NoError(t, b.engine.EscalateAccountDeletion(ctx, d.ID), "a second run is a no-op")
+	require.NoError(t, billing.EscalateAccountDeletion(b.engine, ctx, d.ID), "a second run is a no-op")
 	_, err = b.runner.RunUntil(ctx, time.Date(2026, 3, 20, 0, 0, 0, 0, b.moscow))
 	require.NoError(t, err)
 	require.Len(t, b.escalated(), 1)

@@ -103,20 +103,74 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	if workers == nil {
 		return errors.New("billing: RegisterWorkers: nil *river.Workers")
 	}
+	w := jobWorker{e}
 	return errors.Join(
-		river.AddWorkerSafely(workers, &jobs.ExpireReservationWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.RecognizeRevenueWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.EscalateRefundWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.RetryRefundWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.EscalateDeletionWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: e}),
-		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: e}),
+		river.AddWorkerSafely(workers, &jobs.ExpireReservationWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.RecognizeRevenueWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.EscalateRefundWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.RetryRefundWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.EscalateDeletionWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.PruneExpiredWorker{Engine: pruneWorker{e}}),
 		river.AddWorkerSafely(workers, &jobs.DeliverEventWorker{Engine: eventWorker{e}}),
 		river.AddWorkerSafely(workers, &jobs.RenewalNoticeWorker{Engine: eventWorker{e}}),
 	)
+}
+
+// jobWorker is the engine as the River workers of internal/jobs see it (Renewer,
+// RefundHandler, DeletionHandler, ReservationExpirer, RevenueRecognizer, Maintainer,
+// UnappliedRefunder), as River keeps its maintenance work off its Client: the handlers that
+// only a job runs stay off Engine's exported methods. Where a host or an operator may also
+// call the work by hand (RecognizeRevenue, SweepDueRenewals, ReconcilePayments,
+// RefundUnapplied), the worker calls the same exported method.
+type jobWorker struct{ e *Engine }
+
+// RenewPeriod is renewPeriod (jobs.RenewWorker).
+func (w jobWorker) RenewPeriod(ctx context.Context, subscriptionID string, period int) error {
+	return w.e.renewPeriod(ctx, subscriptionID, period)
+}
+
+// RetryRefund is retryRefund (jobs.RetryRefundWorker).
+func (w jobWorker) RetryRefund(ctx context.Context, requestID string) error {
+	return w.e.retryRefund(ctx, requestID)
+}
+
+// EscalateRefund is escalateRefund (jobs.EscalateRefundWorker).
+func (w jobWorker) EscalateRefund(ctx context.Context, requestID string) error {
+	return w.e.escalateRefund(ctx, requestID)
+}
+
+// EscalateAccountDeletion is escalateAccountDeletion (jobs.EscalateDeletionWorker).
+func (w jobWorker) EscalateAccountDeletion(ctx context.Context, requestID string) error {
+	return w.e.escalateAccountDeletion(ctx, requestID)
+}
+
+// ExpireReservation is expireReservation (jobs.ExpireReservationWorker).
+func (w jobWorker) ExpireReservation(ctx context.Context, reservationID string) error {
+	return w.e.expireReservation(ctx, reservationID)
+}
+
+// RecognizeRevenue is Engine.RecognizeRevenue (jobs.RecognizeRevenueWorker).
+func (w jobWorker) RecognizeRevenue(ctx context.Context, subscriptionID string, period int) error {
+	return w.e.RecognizeRevenue(ctx, subscriptionID, period)
+}
+
+// SweepDueRenewals is Engine.SweepDueRenewals (jobs.SweepWorker).
+func (w jobWorker) SweepDueRenewals(ctx context.Context) (int, error) {
+	return w.e.SweepDueRenewals(ctx)
+}
+
+// ReconcilePayments is Engine.ReconcilePayments (jobs.ReconcileWorker).
+func (w jobWorker) ReconcilePayments(ctx context.Context) (int, error) {
+	return w.e.ReconcilePayments(ctx)
+}
+
+// RefundUnapplied is Engine.RefundUnapplied (jobs.RefundUnappliedWorker).
+func (w jobWorker) RefundUnapplied(ctx context.Context, unappliedID string) error {
+	return w.e.RefundUnapplied(ctx, unappliedID)
 }
 
 // riverClient returns the client given to UseRiver, wrapped to insert in the engine's queue

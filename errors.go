@@ -29,7 +29,7 @@ import (
 // ErrLimitExceeded, ErrNotEligible…) stay for the cases that need them.
 var (
 	// ErrInvalidInput is matched by every refused input: an *InputError naming the fields,
-	// a *tariff.ValidationError, a card number where a token belongs, a time in the future
+	// a *TariffValidationError, a card number where a token belongs, a time in the future
 	// (KindInvalidInput). Nothing was written.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrNotFound: the tariff, subscription, reservation, request or payment named does
@@ -54,6 +54,39 @@ var (
 	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
 )
 
+// The typed errors a caller reaches with errors.As for their detail, named here so that a
+// host needs no other package to match them (as River aliases rivertype's). Each is the
+// policy package's type itself, so errors.As with either name finds the same error. The
+// other types in a command's chain (*subscription.ValidationError, *payment.TransitionError…)
+// carry detail for the log only: errors.Is with the sentinels above tells a caller all it
+// needs.
+type (
+	// NoAccessError is why a subscription gives no access (Consume, Reserve, Access): its
+	// Reason (subscription.ReasonNotPaid, ReasonUsedUp, ReasonExpired…) is what to tell the
+	// customer. It matches ErrNoAccess.
+	NoAccessError = subscription.NoAccessError
+	// LimitError is a Consume or Reserve refused because it would pass a hard limit (TERMS
+	// 3.1): Limit - Used - Reserved is what is left of the meter. It matches ErrLimitExceeded.
+	LimitError = subscription.LimitError
+	// TransitionError is a subscription command its status (or, with Cause, the instant)
+	// does not allow: From is the status. It matches ErrTransitionNotAllowed.
+	TransitionError = subscription.TransitionError
+	// NotEligibleError is a refund request that does not qualify for the full refund of
+	// TERMS 3.7 (ExecuteRefund without an override): Decision lists every failed condition.
+	// It matches ErrNotEligible.
+	NotEligibleError = refund.NotEligibleError
+	// RefundTransitionError is a refund command the request's state does not allow: From is
+	// the state. It matches ErrRefundTransition.
+	RefundTransitionError = refund.TransitionError
+	// TariffValidationError lists every bad field of a tariff spec (Tariffs().Publish), with
+	// paths a form can map ("limits[2].quantity"). The command's error matches ErrInvalidInput.
+	TariffValidationError = tariff.ValidationError
+	// LedgerValidationError lists every problem of a transaction refused by Ledger().Post.
+	// The command's error matches ErrInvalidInput, and each problem's sentinel
+	// (ledger.ErrUnbalanced…).
+	LedgerValidationError = ledger.ValidationError
+)
+
 // ErrorKind is what an engine error means to its caller, whatever its detail. A declined
 // charge or refund is a result, not an error (ChargeResult.Attempt, RefundRequest.State),
 // so no kind stands for it.
@@ -68,7 +101,7 @@ const (
 	// KindConflict: the state does not allow the request (ErrConflict). HTTP 409.
 	KindConflict ErrorKind = "conflict"
 	// KindNoAccess: the subscription gives no access now (ErrNoAccess, with the reason in
-	// *subscription.NoAccessError). HTTP 403.
+	// *NoAccessError). HTTP 403.
 	KindNoAccess ErrorKind = "no_access"
 	// KindLimitExceeded: the request would pass a hard limit of the paid period (TERMS 3.1,
 	// ErrLimitExceeded). HTTP 403: the customer needs another tariff or the next period.
@@ -141,7 +174,7 @@ func HTTPStatus(err error) int {
 // Error is an error of a command: which command, the kind, and the cause. Every command's
 // error is an *Error or an *InputError. errors.Is matches the kind's sentinel and every
 // error in the cause's chain; errors.As reaches the typed errors of the cause
-// (*subscription.NoAccessError, *refund.NotEligibleError…).
+// (*NoAccessError, *LimitError, *NotEligibleError…).
 type Error struct {
 	// Op is the command that failed ("Subscribe", "Consume").
 	Op string
@@ -193,7 +226,7 @@ var kindSentinels = []struct {
 		subscription.ErrReservationExpired, subscription.ErrReservationNotExpired, subscription.ErrReservationMismatch,
 		ledger.ErrAlreadyReversed, store.ErrLedgerAlreadyReversed, payment.ErrConsentWithdrawn, payment.ErrNoConsent,
 		payment.ErrPaymentMismatch, payment.ErrAlreadySettled, payment.ErrConflictingOutcome, payment.ErrAmountMismatch,
-		payment.ErrIllegalTransition, ErrNotDue}},
+		payment.ErrIllegalTransition, errNotDue}},
 	{KindUnavailable, []error{ErrUnavailable, ErrNoGateway, ErrNoRiverClient, ErrNoCheckout, ErrSchemaOutdated, ErrSchemaTooNew,
 		ErrMigrationChanged, ErrSchemaMismatch, context.Canceled, context.DeadlineExceeded}},
 }

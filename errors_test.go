@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -181,7 +182,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"ExpireReservation before its expiry", billing.KindConflict, subscription.ErrReservationNotExpired, func() error {
-			return e.ExpireReservation(ctx, res.ID)
+			return billing.ExpireReservation(e, ctx, res.ID)
 		}},
 		// Refunds.
 		{"RequestRefund without fields", billing.KindInvalidInput, nil, func() error {
@@ -226,8 +227,8 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			_, err := e.RefundRequestByID(ctx, "x")
 			return err
 		}},
-		{"RetryRefund of a missing request", billing.KindNotFound, nil, func() error { return e.RetryRefund(ctx, missing) }},
-		{"EscalateRefund of a missing request", billing.KindNotFound, nil, func() error { return e.EscalateRefund(ctx, missing) }},
+		{"RetryRefund of a missing request", billing.KindNotFound, nil, func() error { return billing.RetryRefund(e, ctx, missing) }},
+		{"EscalateRefund of a missing request", billing.KindNotFound, nil, func() error { return billing.EscalateRefund(e, ctx, missing) }},
 		{"RefundUnapplied of a missing payment", billing.KindNotFound, nil, func() error { return e.RefundUnapplied(ctx, missing) }},
 		// Webhooks and consent.
 		{"HandlePaymentWebhook of an empty body", billing.KindInvalidInput, nil, func() error {
@@ -269,13 +270,13 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"EscalateAccountDeletion of a missing request", billing.KindNotFound, nil, func() error {
-			return e.EscalateAccountDeletion(ctx, missing)
+			return billing.EscalateAccountDeletion(e, ctx, missing)
 		}},
 		{"RenewPeriod before the period ends", billing.KindConflict, billing.ErrNotDue, func() error {
-			return e.RenewPeriod(ctx, sub.ID, 1)
+			return billing.RenewPeriod(e, ctx, sub.ID, 1)
 		}},
 		{"RenewPeriod of a missing subscription", billing.KindNotFound, nil, func() error {
-			return e.RenewPeriod(ctx, missing, 1)
+			return billing.RenewPeriod(e, ctx, missing, 1)
 		}},
 		{"RecognizeRevenue of a malformed ID", billing.KindInvalidInput, nil, func() error {
 			return e.RecognizeRevenue(ctx, "x", 1)
@@ -395,4 +396,50 @@ func TestErrorKindHTTPStatus(t *testing.T) {
 	require.Equal(t, http.StatusOK, billing.HTTPStatus(nil))
 	require.Equal(t, billing.KindInternal, billing.KindOf(errors.New("disk full")))
 	require.Equal(t, billing.KindUnavailable, billing.KindOf(context.DeadlineExceeded))
+}
+
+// TestErrorTypesReachableFromTheRoot: every typed error a caller matches with errors.As
+// has a name in package billing, and that name finds the policy package's error in a
+// command's chain (the same type: either name works).
+func TestErrorTypesReachableFromTheRoot(t *testing.T) {
+	t.Parallel()
+	wrap := func(err error) error {
+		return fmt.Errorf("caller: %w", &billing.Error{Op: "Cmd", Kind: billing.KindOf(err), Err: err})
+	}
+
+	var na *billing.NoAccessError
+	require.ErrorAs(t, wrap(&subscription.NoAccessError{Reason: subscription.ReasonUsedUp}), &na)
+	require.Equal(t, subscription.ReasonUsedUp, na.Reason)
+
+	var le *billing.LimitError
+	err := wrap(&subscription.LimitError{Meter: "generations", Limit: 10, Used: 9, Requested: 2})
+	require.ErrorAs(t, err, &le)
+	require.ErrorIs(t, err, billing.ErrLimitExceeded)
+	require.Equal(t, int64(1), le.Limit-le.Used-le.Reserved)
+
+	var te *billing.TransitionError
+	require.ErrorAs(t, wrap(&subscription.TransitionError{From: subscription.StatusEnded}), &te)
+	require.Equal(t, subscription.StatusEnded, te.From)
+
+	var ne *billing.NotEligibleError
+	err = wrap(&refund.NotEligibleError{})
+	require.ErrorAs(t, err, &ne)
+	require.ErrorIs(t, err, billing.ErrNotEligible)
+
+	var rte *billing.RefundTransitionError
+	err = wrap(&refund.TransitionError{From: refund.StateExecuting})
+	require.ErrorAs(t, err, &rte)
+	require.ErrorIs(t, err, billing.ErrRefundTransition)
+
+	var tve *billing.TariffValidationError
+	err = wrap(&tariff.ValidationError{Fields: []tariff.FieldError{{Field: "code", Problem: "is required"}}})
+	require.ErrorAs(t, err, &tve)
+	require.ErrorIs(t, err, billing.ErrInvalidInput)
+	require.Equal(t, "code", tve.Fields[0].Field)
+
+	var lve *billing.LedgerValidationError
+	err = wrap(&ledger.ValidationError{Key: "k", Problems: []error{ledger.ErrUnbalanced}})
+	require.ErrorAs(t, err, &lve)
+	require.ErrorIs(t, err, billing.ErrInvalidInput)
+	require.ErrorIs(t, err, ledger.ErrUnbalanced)
 }

@@ -575,7 +575,7 @@ func TestEventOncePerFact(t *testing.T) {
 		sub := b.checkout(t, "c1", "tok-1")
 		_, err := b.runner.RunUntil(ctx, time.Date(2026, 4, 3, 0, 0, 0, 0, b.moscow))
 		require.NoError(t, err)
-		require.NoError(t, b.engine.RenewPeriod(ctx, sub.ID, 1), "the job again")
+		require.NoError(t, billing.RenewPeriod(b.engine, ctx, sub.ID, 1), "the job again")
 		require.Zero(t, b.countRows(t, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_deliver_event' AND state <> 'completed'`),
 			"no new delivery job")
 		require.Equal(t, 1, b.countRows(t, `SELECT count(*) FROM billing_events WHERE kind = 'renewed'`))
@@ -618,7 +618,7 @@ func TestEventOncePerFact(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.runner.RunUntil(ctx, r.PayoutDeadline)
 		require.NoError(t, err)
-		require.NoError(t, b.engine.EscalateRefund(ctx, r.ID), "the job again")
+		require.NoError(t, billing.EscalateRefund(b.engine, ctx, r.ID), "the job again")
 		require.NoError(t, b.runner.RunDue(ctx))
 		require.Len(t, b.delivered(t, sub.ID, billing.EventRefundRequested), 1)
 		require.Len(t, b.delivered(t, sub.ID, billing.EventRefundDueSoon), 1)

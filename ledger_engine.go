@@ -69,7 +69,7 @@ func (e *Engine) Ledger() *Books { return &Books{e: e} }
 //     the postings; not Memo or At): the first transaction comes back, with its own Memo and
 //     At, and replayed is true. Nothing is written.
 //   - the same key with other content: ErrIdempotencyConflict (and ledger.ErrKeyReused).
-//   - t invalid: the *ledger.ValidationError, which also matches ErrInvalidInput and each
+//   - t invalid: a *LedgerValidationError, which also matches ErrInvalidInput and each
 //     problem's sentinel (ledger.ErrUnbalanced, ledger.ErrNonPositive…). Nothing is written.
 //   - a reversal (t.Reverses set) of a transaction never posted or not mirrored exactly:
 //     ledger.ErrInvalidReversal; of one reversed already: ledger.ErrAlreadyReversed.
@@ -341,8 +341,9 @@ func (e *Engine) periodLedgerTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 
 // RecognizeRevenue books the revenue paid period number period of the subscription has
 // earned by now and not yet booked (ledger.Recognize: Dr deferred, Cr revenue), in one
-// transaction. The River job jobs.RecognizeRevenueArgs calls it; a host may call it too
-// (e.g. at a month's close, to bring straight-line recognition up to date).
+// transaction. Called by the engine's River job at the period's end; a host may also call
+// it to bring straight-line recognition up to date before reading the books (at a month's
+// close, say): a run before the period's end books the days passed so far.
 //
 // What is earned follows the period's ledger.Plan: the amount its charges posted to deferred
 // revenue, less what refunds took back, straight-line by calendar days in the subscription's

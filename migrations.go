@@ -55,7 +55,14 @@ func MigrationsFS() fs.FS {
 
 // MigrateResult says what Migrate applied; both lists are empty when the schema was
 // already current.
-type MigrateResult = store.MigrateResult
+type MigrateResult struct {
+	// Applied lists the engine migrations applied by this call, in order; empty when the
+	// schema was already current.
+	Applied []int
+	// RiverApplied lists the River migrations applied by this call; always empty when
+	// River's migrations were skipped (Config.SkipRiverMigrations).
+	RiverApplied []int
+}
 
 // ErrSchemaTooNew is returned by Migrate against a database migrated by newer code, and
 // matched by a *SchemaError from CheckSchema when the database has migrations (the engine's
@@ -145,7 +152,8 @@ func (e *SchemaError) Is(target error) bool {
 func (e *Engine) Migrate(ctx context.Context) (_ MigrateResult, err error) {
 	ctx, span := e.tel.start(ctx, "Migrate")
 	defer span.end(&err)
-	res, err := store.Migrate(ctx, e.pool, store.MigrateOptions{SkipRiver: e.cfg.SkipRiverMigrations, RiverSchema: e.riverSchema()})
+	sr, err := store.Migrate(ctx, e.pool, store.MigrateOptions{SkipRiver: e.cfg.SkipRiverMigrations, RiverSchema: e.riverSchema()})
+	res := MigrateResult{Applied: sr.Applied, RiverApplied: sr.RiverApplied}
 	if err != nil {
 		return res, opError("migrate", err)
 	}

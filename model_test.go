@@ -868,7 +868,7 @@ func (m *model) duplicateRenew(t *rapid.T) {
 	if p < 1 {
 		p = 1
 	}
-	err := m.eng.RenewPeriod(m.ctx, s.id, p)
+	err := billing.RenewPeriod(m.eng, m.ctx, s.id, p)
 	m.result(t, fmt.Sprintf("RenewPeriod(%s, %d) directly", m.subName(s.id), p), err)
 }
 

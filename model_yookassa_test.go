@@ -948,7 +948,7 @@ func (m *ykModel) duplicateRenew(t *rapid.T) {
 		t.Skip("no period")
 	}
 	p := max(1, sub.Current.Number-rapid.IntRange(0, 1).Draw(t, "older period"))
-	err := m.eng.RenewPeriod(m.ctx, s.id, p)
+	err := billing.RenewPeriod(m.eng, m.ctx, s.id, p)
 	m.result(t, fmt.Sprintf("RenewPeriod(%s, %d) directly", m.subName(s.id), p), err)
 }
 

@@ -27,8 +27,9 @@ import (
 // Config.Gateway is nil.
 var ErrNoGateway = errors.New("billing: no payment gateway: set Config.Gateway")
 
-// ErrNotDue is returned by RenewPeriod for a period that has not ended yet.
-var ErrNotDue = jobs.ErrNotDue
+// errNotDue is returned by renewPeriod for a period that has not ended yet (a *jobs.NotDueError):
+// the renewal worker snoozes its job until the new end, so it never reaches a host.
+var errNotDue = jobs.ErrNotDue
 
 // ErrUnknownPayment is returned for a webhook that matches no charge attempt.
 var ErrUnknownPayment = payment.ErrUnknownPayment
@@ -72,7 +73,7 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 	return ChargeResult{Subscription: sub, Attempt: a}, nil
 }
 
-// RenewPeriod is the renewal job's work for the period numbered period of a
+// renewPeriod is the renewal job's work (jobs.RenewWorker) for the period numbered period of a
 // subscription, run at its end (TERMS 3.5): with auto-renew off it ends the subscription
 // (3.6); otherwise it charges the next period under the terms in force at the instant the
 // renewal fell due (the paid period never changes, and a job that runs late never charges a
@@ -80,9 +81,9 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 // period, posts the ledger transaction and schedules the next renewal, in one transaction.
 // It is safe to run any number of times: at most one charge per period succeeds. Run
 // before the period ends (an operator extended it), it does nothing and returns an error
-// matching ErrNotDue; the engine's River worker then snoozes the job until the new end.
+// matching errNotDue; the engine's River worker then snoozes the job until the new end.
 // A malformed ID is an *InputError, an unknown one matches ErrNotFound.
-func (e *Engine) RenewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
+func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
 	ctx, span := e.tel.start(ctx, "RenewPeriod", subAttr(subscriptionID))
 	defer span.end(&err)
 	check := inputCheck{op: "RenewPeriod"}
@@ -1230,6 +1231,11 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 //
 // Suspended subscriptions are not swept: a subscription suspended across its period end
 // waits for a person. Resume enqueues its renewal (see Engine.Resume).
+//
+// Called by the engine's periodic River job (PeriodicJobs, every interval); an operator may
+// also call it to give every subscription its way forward at once, without waiting for the
+// next run (after restoring River's job table, or deleting jobs by hand). It needs UseRiver,
+// and is safe to run at the same time as the periodic job.
 func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
 	defer span.end(&err)
@@ -1282,6 +1288,12 @@ const canceledWatchFor = 24 * time.Hour
 // that fails is looked at again with a growing backoff, counted, and after 10 failures
 // parked for a person (ParkedAttempts) — it never blocks the others. It returns how many
 // attempts it looked at; errors of single attempts are logged and recorded, not returned.
+//
+// Called by the engine's periodic River job (PeriodicJobs, every interval); an operator may
+// also call it to settle open charges at once, without waiting for the next run (after a
+// provider's outage, say). Only attempts whose next look is due are looked at (a minute
+// after the last look, longer after failures); a parked one is not looked at again. Safe to
+// run from several processes at once.
 func (e *Engine) ReconcilePayments(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "ReconcilePayments")
 	defer span.end(&err)

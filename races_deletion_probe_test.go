@@ -87,7 +87,7 @@ func TestRaceAccountDeletionVsRenewal(t *testing.T) {
 			go func() { defer wg.Done(); <-start; f() }()
 		}
 		for g := 0; g < 3; g++ {
-			run(func() { _ = b.engine.RenewPeriod(ctx, sub.ID, 1) })
+			run(func() { _ = billing.RenewPeriod(b.engine, ctx, sub.ID, 1) })
 		}
 		run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
 		run(func() { _ = b.engine.WithdrawConsent(ctx, "c1", "tok-c1", "customer:c1") })

@@ -115,7 +115,7 @@ func TestRaceSweptRefundRetryVsExecuteRefund(t *testing.T) {
 				defer wg.Done()
 				<-start
 				for i := 0; i < 3; i++ {
-					_ = rb.engine.RetryRefund(ctx, req.ID)
+					_ = billing.RetryRefund(rb.engine, ctx, req.ID)
 				}
 			}()
 		}

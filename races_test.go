@@ -335,14 +335,14 @@ func TestRacePeriodRefundRaces(t *testing.T) {
 			for g := 0; g < 3; g++ {
 				wg.Add(3)
 				go func() { defer wg.Done(); _, _ = b.engine.HandleRefundWebhook(ctx, ev) }()
-				go func() { defer wg.Done(); _ = b.engine.RetryRefund(ctx, req.ID) }()
+				go func() { defer wg.Done(); _ = billing.RetryRefund(b.engine, ctx, req.ID) }()
 				go func() { defer wg.Done(); _, _ = b.engine.ExecuteRefund(ctx, req.ID, opts) }()
 			}
 		} else {
 			for g := 0; g < 5; g++ {
 				wg.Add(2)
 				go func() { defer wg.Done(); _, _ = b.engine.ExecuteRefund(ctx, req.ID, opts) }()
-				go func() { defer wg.Done(); _ = b.engine.RetryRefund(ctx, req.ID) }()
+				go func() { defer wg.Done(); _ = billing.RetryRefund(b.engine, ctx, req.ID) }()
 			}
 		}
 		wg.Wait()

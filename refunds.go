@@ -703,11 +703,11 @@ func confirmRefundWebhook(ev payment.WebhookEvent, res payment.RefundResult, ler
 	return confirmAnswer("refund", ev, ev.ProviderRefundID, gatewayAnswer{res.ProviderRefundID, res.Outcome, res.Amount, res.Currency}, lerr)
 }
 
-// RetryRefund settles a request left executing by a failed or unknown gateway call, or
+// retryRefund settles a request left executing by a failed or unknown gateway call, or
 // pending at the gateway: it looks the gateway key up and refunds again, under the same
 // key, only when the gateway never saw it. The River retry job calls it; an error (the
 // outcome still unknown, or the refund still pending) makes River try again later.
-func (e *Engine) RetryRefund(ctx context.Context, requestID string) (err error) {
+func (e *Engine) retryRefund(ctx context.Context, requestID string) (err error) {
 	ctx, span := e.tel.start(ctx, "RetryRefund", refundAttr(requestID))
 	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)
@@ -745,11 +745,11 @@ func (e *Engine) RetryRefund(ctx context.Context, requestID string) (err error) 
 	return nil
 }
 
-// EscalateRefund is the escalation job's handler: a request not yet refunded or rejected
+// escalateRefund is the escalation job's handler: a request not yet refunded or rejected
 // nor escalated before is logged at Warn and handed to Config.OnRefundEscalation, then
 // marked escalated. The hook runs before the mark, so an escalation is never lost; a crash
 // between the two (or a failed mark) calls it again on the job's retry.
-func (e *Engine) EscalateRefund(ctx context.Context, requestID string) (err error) {
+func (e *Engine) escalateRefund(ctx context.Context, requestID string) (err error) {
 	ctx, span := e.tel.start(ctx, "EscalateRefund", refundAttr(requestID))
 	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)

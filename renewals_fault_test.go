@@ -166,20 +166,20 @@ func TestRenewalFaults(t *testing.T) {
 		{name: "3.5 crash after step 3 committed, before River marked the job done: the rerun is a no-op",
 			run: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				runUntilAfterEnd(2*time.Hour)(t, b, sub)
-				require.NoError(t, b.engine.RenewPeriod(ctx, sub.ID, 1))
+				require.NoError(t, billing.RenewPeriod(b.engine, ctx, sub.ID, 1))
 				b.insertRenewJob(t, sub.ID, 1, 9, b.clock.Now())
 				require.NoError(t, b.runner.RunDue(ctx))
 			}, providerCalls: 1},
 		{name: "3.5 a duplicate run inside the gateway call finds the attempt created, looks it up (not found) and charges under the same key: the provider deduplicates",
 			arm: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				b.faults.faultCharges("tok-1", chargeFault{name: "duplicate run", before: func(ctx context.Context) error {
-					return b.engine.RenewPeriod(ctx, sub.ID, 1)
+					return billing.RenewPeriod(b.engine, ctx, sub.ID, 1)
 				}})
 			}, providerCalls: 2},
 		{name: "3.5 a duplicate run after the gateway charged, before the first run recorded it: the duplicate looks it up and renews, the first run's answer changes nothing",
 			arm: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				b.faults.faultCharges("tok-1", chargeFault{name: "duplicate run", after: func(ctx context.Context) error {
-					return b.engine.RenewPeriod(ctx, sub.ID, 1)
+					return billing.RenewPeriod(b.engine, ctx, sub.ID, 1)
 				}})
 			}, providerCalls: 1},
 		{name: "3.5 duplicate runs while the outcome is unknown: each looks it up, none charges again",
@@ -215,7 +215,7 @@ func TestRenewalFaults(t *testing.T) {
 					if err := b.engine.WithdrawConsent(ctx, "c1", "tok-1", "customer:c1"); err != nil {
 						return err
 					}
-					_ = b.engine.RenewPeriod(ctx, sub.ID, 1) // finds the attempt open, may not cancel it
+					_ = billing.RenewPeriod(b.engine, ctx, sub.ID, 1) // finds the attempt open, may not cancel it
 					return nil
 				}})
 			},

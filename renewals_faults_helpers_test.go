@@ -272,7 +272,7 @@ func (b *faultBundle) duplicates(subID string, period, n int) func() []error {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs[i] = b.engine.RenewPeriod(context.Background(), subID, period)
+			errs[i] = billing.RenewPeriod(b.engine, context.Background(), subID, period)
 		})
 	}
 	close(start)

@@ -215,7 +215,7 @@ func TestRenewals(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "the job at the old end charges nothing")
 		require.Empty(t, b.charged(sub.ID, 2))
-		err = b.engine.RenewPeriod(ctx, sub.ID, 1)
+		err = billing.RenewPeriod(b.engine, ctx, sub.ID, 1)
 		require.ErrorIs(t, err, billing.ErrNotDue)
 
 		_, err = b.runner.RunUntil(ctx, newEnd.Add(time.Hour))

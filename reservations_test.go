@@ -170,10 +170,10 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "a commit after the expiry job ran is refused",
 			prepare: func(t *testing.T, b *testBundle, r subscription.Reservation) {
-				require.ErrorIs(t, b.engine.ExpireReservation(ctx, r.ID), subscription.ErrReservationNotExpired, "not before its expiry")
+				require.ErrorIs(t, billing.ExpireReservation(b.engine, ctx, r.ID), subscription.ErrReservationNotExpired, "not before its expiry")
 				b.clock.Set(r.ExpiresAt)
-				require.NoError(t, b.engine.ExpireReservation(ctx, r.ID))
-				require.NoError(t, b.engine.ExpireReservation(ctx, r.ID), "the job may run twice")
+				require.NoError(t, billing.ExpireReservation(b.engine, ctx, r.ID))
+				require.NoError(t, billing.ExpireReservation(b.engine, ctx, r.ID), "the job may run twice")
 			},
 			resolve: func(b *testBundle, r subscription.Reservation) error {
 				_, err := b.engine.Commit(ctx, r.ID, 100)

@@ -22,7 +22,7 @@ import (
 // errors.Is works with either name.
 var (
 	// ErrNoAccess: the subscription gives no access now (not paid, used up, expired,
-	// suspended…). The error is a *subscription.NoAccessError carrying the reason.
+	// suspended…). The error is a *NoAccessError carrying the reason.
 	ErrNoAccess = subscription.ErrNoAccess
 	// ErrLimitExceeded: the request would pass a hard limit of the period (TERMS 3.1). It
 	// was refused whole; nothing was counted.

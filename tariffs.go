@@ -27,8 +27,8 @@ func (e *Engine) Tariffs() *Catalog { return &Catalog{e: e} }
 // terms they were sold under (TERMS 2.1.6); only renewals and new purchases from the
 // effective instant on see the new version.
 //
-// Bad input returns a *tariff.ValidationError naming every bad field (errors.Is(err,
-// tariff.ErrInvalid)) and stores nothing; a retired tariff cannot get new versions
+// Bad input returns a *TariffValidationError naming every bad field (errors.Is(err,
+// ErrInvalidInput) and errors.Is(err, tariff.ErrInvalid)) and stores nothing; a retired tariff cannot get new versions
 // (tariff.ErrRetired). Concurrent publishers of one code serialize and get distinct,
 // ordered version numbers. actor is recorded in the audit log.
 func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (_ tariff.Version, err error) {

@@ -243,9 +243,9 @@ func (sp span) end(errp *error) {
 		return
 	}
 	switch {
-	case errors.Is(err, ErrNotDue):
-		// RenewPeriod before the period's end (it was extended): the job is snoozed, a normal
-		// outcome rather than a failure.
+	case errors.Is(err, errNotDue):
+		// The renewal job (span billing.RenewPeriod) run before the period's end (it was
+		// extended): the job is snoozed, a normal outcome rather than a failure.
 		sp.s.SetAttributes(attrNotDue.Bool(true))
 	case err != nil:
 		sp.s.RecordError(err)

@@ -93,7 +93,13 @@ func (e *Engine) UnappliedPayments(ctx context.Context, open bool) (_ []Unapplie
 // never refunds twice. Success books the payout (Dr refunds_payable, Cr provider). A failed
 // or refused refund is counted and retried by River with backoff; after 5 failures, or a
 // hard refusal, it is parked for a person (logged at Error and audited). A refunded or
-// parked payment is a no-op. The engine's River worker calls it.
+// parked payment is a no-op.
+//
+// Called by the engine's River job, which the payment's booking schedules and the sweeper
+// (SweepDueRenewals) restarts; operators call it to retry a payment still refunding
+// (UnappliedPayments with open true) at once, without waiting for River's backoff (after
+// fixing Config.ReceiptContact, or once the provider is back). A run at the same time as
+// the job is safe: the refund's key is looked up first, so the money goes back once.
 func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err error) {
 	ctx, span := e.tel.start(ctx, "RefundUnapplied", unappliedAttr(unappliedID))
 	defer span.end(&err)

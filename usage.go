@@ -32,9 +32,9 @@ type ConsumeResult struct {
 // Consume counts quantity of meter in the subscription's current period, all or
 // nothing, in one round trip to PostgreSQL (two for the rare call that uses a hard limit
 // up, a replay or a refusal: see store.ConsumeUnlessExhausting). It is refused with
-// ErrNoAccess (a *subscription.NoAccessError with the reason) outside access,
+// ErrNoAccess (a *NoAccessError with the reason) outside access,
 // ErrMeterUnknown for a meter the period's terms have no limit for, and ErrLimitExceeded
-// when it would pass a hard limit; concurrent calls can never together pass one. Using
+// (a *LimitError with what is left) when it would pass a hard limit; concurrent calls can never together pass one. Using
 // the limit up moves the subscription to exhausted in the same statement (TERMS 3.1).
 //
 // Only metered meters can be consumed: a meter must appear in the tariff's Limits (a
@@ -296,9 +296,9 @@ func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (_ 
 	})
 }
 
-// ExpireReservation frees an open reservation whose TTL has passed. The engine's River
+// expireReservation frees an open reservation whose TTL has passed. The engine's River
 // job calls it at the reservation's expiry; a reservation already resolved is left alone.
-func (e *Engine) ExpireReservation(ctx context.Context, reservationID string) (err error) {
+func (e *Engine) expireReservation(ctx context.Context, reservationID string) (err error) {
 	ctx, span := e.tel.start(ctx, "ExpireReservation", reservationAttr(reservationID))
 	defer span.end(&err)
 	_, err = e.resolve(ctx, e.pool, "ExpireReservation", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {

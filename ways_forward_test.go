@@ -285,7 +285,7 @@ func TestConcurrentRenewalWebhookAdminReconcile(t *testing.T) {
 			}
 			note("admin", err)
 		}()
-		go func() { defer wg.Done(); note("renew", b.engine.RenewPeriod(ctx, sub.ID, 1)) }()
+		go func() { defer wg.Done(); note("renew", billing.RenewPeriod(b.engine, ctx, sub.ID, 1)) }()
 		go func() { defer wg.Done(); _, err := b.engine.ReconcilePayments(ctx); note("reconcile", err) }()
 	}
 	wg.Wait()
@@ -332,13 +332,13 @@ func TestRenewalRunThatFindsAnUnknownOutcomeFailsSoItsJobRunsAgain(t *testing.T)
 
 	entered, release := gw.holdNext()
 	aDone := make(chan error, 1)
-	go func() { aDone <- b.engine.RenewPeriod(ctx, sub.ID, 1) }()
+	go func() { aDone <- billing.RenewPeriod(b.engine, ctx, sub.ID, 1) }()
 	<-entered
 	var aErr error
 	gw.mu.Lock()
 	gw.after = func() { close(release); aErr = <-aDone } // A records "unknown" while B decides
 	gw.mu.Unlock()
-	bErr := b.engine.RenewPeriod(ctx, sub.ID, 1)
+	bErr := billing.RenewPeriod(b.engine, ctx, sub.ID, 1)
 	require.Error(t, aErr, "setup: run A's call timed out")
 	atts := regAttempts(t, b, sub.ID)
 	require.Equal(t, payment.StateUnknown, atts[len(atts)-1].State, "setup: the outcome is unknown")

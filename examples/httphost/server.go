@@ -370,7 +370,7 @@ func (s *server) writeError(w http.ResponseWriter, err error) {
 	body := errorBody{Error: string(kind), Message: err.Error()}
 	var (
 		inputErr *billing.InputError
-		noAccess *subscription.NoAccessError
+		noAccess *billing.NoAccessError
 	)
 	if errors.As(err, &inputErr) {
 		body.Problems = problemsOf(inputErr.Problems)

@@ -191,7 +191,7 @@ func (d *demo) story(ctx context.Context) error {
 
 func (d *demo) consume(ctx context.Context, id string, n int64, key string) error {
 	r, err := d.engine.Consume(ctx, id, "generations", n, key)
-	var na *subscription.NoAccessError
+	var na *billing.NoAccessError
 	switch {
 	case errors.As(err, &na):
 		d.say("%s: consume %d → refused: no access (%s)", d.day(d.clock.Now()), n, na.Reason)

@@ -243,7 +243,7 @@ func (d *demo) at() string { return d.clock.Now().In(d.moscow).Format("15:04:05"
 
 // errorName names the engine's sentinel an error matches.
 func errorName(err error) string {
-	var na *subscription.NoAccessError
+	var na *billing.NoAccessError
 	switch {
 	case err == nil:
 		return "granted"

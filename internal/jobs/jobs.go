@@ -1,6 +1,7 @@
 // Package jobs holds the engine's River job args and workers. A worker only decodes its
-// args and calls the engine through a small interface; the decisions stay in the policy
-// packages and the writes in the engine's transactions.
+// args and calls the engine through a small interface, which billing.Engine.RegisterWorkers
+// fills with an unexported adapter (the handlers only a job runs are not Engine methods);
+// the decisions stay in the policy packages and the writes in the engine's transactions.
 //
 // Invariants:
 //   - Every job is inserted with InsertTx in the transaction that makes it necessary, so
