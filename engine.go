@@ -74,10 +74,12 @@ type Engine struct {
 	keySecret []byte // the installation's gateway key secret, read once (gatewayKey)
 }
 
-// New returns an Engine on pool. It validates cfg and returns a *ConfigError naming
-// every missing or bad field; a nil pool is refused too. New does no I/O: call Migrate
-// before the first command.
+// New returns an Engine on pool. It fills every default of cfg (each [Config] field says
+// its own), validates the result and returns a [*ConfigError] naming every missing or bad
+// field; a nil pool is refused too. New does no I/O: call [Engine.Migrate] before the
+// first command.
 func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
 	err := cfg.validate()
 	if pool == nil {
 		var ce *ConfigError
