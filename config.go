@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Moscow must load in a bare container.
@@ -21,22 +22,25 @@ import (
 	"github.com/smm-gpt/billing/payment"
 )
 
-// Config configures an Engine. Start from DefaultConfig and change what differs; New
-// validates every field and names each bad one.
+// Config configures an Engine. Start from [DefaultConfig] and change what differs. Each
+// field's comment ends with its default ("Defaults to …") or says it is required; [New]
+// fills every default and then validates every field, naming each bad one in a
+// [*ConfigError].
 type Config struct {
 	// Location is where calendar reasoning happens: business days, month ends, "the day
-	// after" (TERMS 6.3). Required; DefaultConfig sets Europe/Moscow. A nil Location is
-	// refused rather than silently taken as UTC, which would move deadlines by hours.
+	// after" (TERMS 6.3). [DefaultConfig] sets Europe/Moscow. A nil Location is refused
+	// rather than silently taken as UTC, which would move deadlines by hours. Required.
 	Location *time.Location
 
-	// Clock is the engine's source of time. Default SystemClock. Tests pass a
-	// *billingtest.Clock.
+	// Clock is the engine's source of time. Tests pass a *billingtest.Clock. Defaults to
+	// [SystemClock].
 	Clock Clock
 
-	// Logger receives the engine's logs. Default: logs are discarded.
+	// Logger receives the engine's logs. Defaults to a logger that discards them
+	// ([slog.DiscardHandler]).
 	Logger *slog.Logger
 
-	// TracerProvider gives the engine's tracer (scope InstrumentationName): a span per
+	// TracerProvider gives the engine's tracer (scope [InstrumentationName]): a span per
 	// command ("billing.Subscribe"…) and per payment provider call ("billing.gateway.Charge"…),
 	// under the caller's span in ctx. The engine never reads OpenTelemetry's global
 	// provider on its own: a host that wants it passes otel.GetTracerProvider(). Spans carry
@@ -44,7 +48,7 @@ type Config struct {
 	// to a no-op provider.
 	TracerProvider trace.TracerProvider
 
-	// MeterProvider gives the engine's meter (scope InstrumentationName): billing.charges,
+	// MeterProvider gives the engine's meter (scope [InstrumentationName]): billing.charges,
 	// billing.renewal.lag, billing.consume.duration, billing.consume.refusals and the
 	// gauges billing.attempts.open, billing.parked and billing.refunds.near_deadline (each
 	// one indexed count per collection, on the engine's pool). Trap: New registers the
@@ -54,42 +58,44 @@ type Config struct {
 	// Defaults to a no-op provider.
 	MeterProvider metric.MeterProvider
 
-	// Gateway is the payment provider adapter charges and refunds go through. Optional:
-	// without it, commands that must call the provider return ErrNoGateway (a host that
-	// reports payments with ConfirmFirstPayment needs none). Tests use billingtest.Gateway.
+	// Gateway is the payment provider adapter charges and refunds go through. Tests use
+	// billingtest.Gateway. Defaults to none: commands that must call the provider return
+	// [ErrNoGateway] (a host that reports payments with [Engine.ConfirmFirstPayment] needs
+	// none).
 	Gateway payment.Gateway
 
 	// Dunning is when a soft-declined renewal is retried, counted from the period end.
-	// Zero value: payment.DefaultDunningSchedule (1, 3 and 5 days). Each retry is a new
-	// attempt with its own key; after the last one fails the subscription ends.
+	// Each retry is a new attempt with its own key; after the last one fails the
+	// subscription ends. Defaults to [payment.DefaultDunningSchedule] (1, 3 and 5 days).
 	Dunning payment.DunningSchedule
 
-	// VAT is the VAT code put on 54-FZ receipts. Empty means payment.VATNone; most
-	// operators on the general tax system set the calculated rate of prepayment
-	// (payment.VAT22Of122 from 2026).
+	// VAT is the VAT code put on 54-FZ receipts. Most operators on the general tax system
+	// set the calculated rate of prepayment ([payment.VAT22Of122] from 2026). Defaults to
+	// [payment.VATNone].
 	VAT payment.VATCode
 
 	// ReceiptContact, when set, returns where customerID's 54-FZ receipts go (an e-mail or a
 	// phone). The engine asks it before every charge and refund, since it keeps no personal
-	// data (TERMS 5.1), and puts the contact on the receipt. Nil: receipts go without a
-	// contact, which some providers (YooKassa) refuse: set it with a real provider. An error
-	// makes the charge or refund wait for a later run, as an unknown outcome does; nothing is
-	// sent without the receipt the law asks for.
+	// data (TERMS 5.1), and puts the contact on the receipt. An error makes the charge or
+	// refund wait for a later run, as an unknown outcome does; nothing is sent without the
+	// receipt the law asks for. Defaults to none: receipts go without a contact, which some
+	// providers (YooKassa) refuse, so set it with a real provider.
 	ReceiptContact func(ctx context.Context, customerID string) (payment.Contact, error)
 
 	// Calendar is the production calendar business days are counted on: the 3.7 refund
-	// window and the 3.8 payout deadline. Nil means calendar.Russia() (the Russian
-	// production calendar the library ships). Trap: a calendar that does not cover the
-	// year of a request makes the refund commands fail rather than guess.
+	// window and the 3.8 payout deadline. Trap: a calendar that does not cover the year of
+	// a request makes the refund commands fail rather than guess. Defaults to
+	// [calendar.Russia] (the Russian production calendar the library ships).
 	Calendar calendar.BusinessCalendar
 
 	// OnRefundEscalation, when set, is called by the escalation job for each refund
 	// request still unpaid two days before its payout deadline (TERMS 3.8); the engine
 	// logs the escalation at Warn either way. It runs inside a River worker: keep it
 	// quick and non-blocking (hand the event to a queue or channel), and make it safe to
-	// call twice for one request, since a job may run again after a crash.
+	// call twice for one request, since a job may run again after a crash. Defaults to
+	// none.
 	//
-	// Deprecated: use OnEvent and EventRefundDueSoon, which is recorded in the
+	// Deprecated: use OnEvent and [EventRefundDueSoon], which is recorded in the
 	// transaction that marks the request escalated and delivered at least once. It is
 	// still called as before.
 	OnRefundEscalation func(RefundEscalation)
@@ -101,49 +107,50 @@ type Config struct {
 	// non-blocking, and make it safe to call twice for one request, since a job may run
 	// again after a crash. Defaults to none.
 	//
-	// Deprecated: use OnEvent and EventAccountDeletionDueSoon, which is recorded in the
+	// Deprecated: use OnEvent and [EventAccountDeletionDueSoon], which is recorded in the
 	// transaction that marks the request escalated and delivered at least once. It is
 	// still called as before.
 	OnAccountDeletionEscalation func(AccountDeletionEscalation)
 
-	// OnEvent, when set, receives every business event (EventKind: subscribed, renewed,
+	// OnEvent, when set, receives every business event ([EventKind]: subscribed, renewed,
 	// payment declined, ended, usage threshold, refund due soon…). Each event is recorded
 	// in the transaction of the change it reports, so a change rolled back reports
 	// nothing, and is delivered at least once, by a River job inserted in that same
 	// transaction: the handler may see an event twice (a retried job, a crash after it
-	// returned), so deduplicate by Event.ID, which is the same for the same fact. An error
+	// returned), so deduplicate by [Event].ID, which is the same for the same fact. An error
 	// (or a panic) makes River retry the delivery with backoff; after River's last attempt
-	// the sweep (PeriodicJobs) starts it again, until the handler returns nil. Events come
-	// in no guaranteed order: order by OccurredAt if needed. It runs inside a River worker:
-	// keep it quick (hand the event to a queue or an outbox of your own). Needs UseRiver:
-	// with OnEvent set and no River client, a command that records an event fails with
-	// ErrNoRiverClient. Defaults to none: events are still recorded (Engine.Events), and
-	// nothing delivers them.
+	// the sweep ([Engine.PeriodicJobs]) starts it again, until the handler returns nil.
+	// Events come in no guaranteed order: order by OccurredAt if needed. It runs inside a
+	// River worker: keep it quick (hand the event to a queue or an outbox of your own).
+	// Needs [Engine.UseRiver]: with OnEvent set and no River client, a command that records
+	// an event fails with [ErrNoRiverClient]. Defaults to none: events are still recorded
+	// ([Engine.Events]), and nothing delivers them.
 	OnEvent func(ctx context.Context, ev Event) error
 
 	// RenewalNotice is how long before a renewal charge the customer is told about it
-	// (EventRenewalUpcoming): a job scheduled when a period starts makes the event at the
+	// ([EventRenewalUpcoming]): a job scheduled when a period starts makes the event at the
 	// period end minus RenewalNotice (at once for a period shorter than that), if the
-	// subscription will still renew then. Defaults to DefaultRenewalNotice (3 days). A
-	// negative value turns the notice off.
+	// subscription will still renew then. A negative value turns the notice off. Defaults
+	// to [DefaultRenewalNotice] (3 days).
 	RenewalNotice time.Duration
 
-	// UsageThresholds are the percentages of a hard limit at which a Consume or Commit
-	// that reaches them makes an EventUsageThreshold, once per period, meter and
-	// percentage: each from 1 to 100, no repeats. Defaults to DefaultUsageThresholds (80
-	// and 100). Trap: nil means the default; a non-nil empty slice turns the events off.
+	// UsageThresholds are the percentages of a hard limit at which an [Engine.Consume] or
+	// [Engine.Commit] that reaches them makes an [EventUsageThreshold], once per period,
+	// meter and percentage: each from 1 to 100, no repeats, in any order. Trap: nil means
+	// the default; a non-nil empty slice turns the events off. Defaults to
+	// [DefaultUsageThresholds] (80 and 100).
 	UsageThresholds []int
 
 	// Queue is the River queue of every job the engine inserts (renewals, refunds,
-	// reservation expiry, revenue recognition, and the periodic jobs of PeriodicJobs).
-	// Defaults to river.QueueDefault. Trap: the host's River client must work this queue
-	// (river.Config.Queues), or the engine's jobs wait forever. A name River accepts:
+	// reservation expiry, revenue recognition, and the periodic jobs of
+	// [Engine.PeriodicJobs]). Trap: the host's River client must work this queue
+	// ([river.Config].Queues), or the engine's jobs wait forever. A name River accepts:
 	// lower-case letters and digits, separated by single underscores or hyphens, at most
-	// 64 characters.
+	// 64 characters. Defaults to [river.QueueDefault] ("default").
 	Queue string
 
 	// Priority is the River priority of every job the engine inserts, 1 (first) to 4.
-	// Defaults to river.PriorityDefault (1).
+	// Defaults to [river.PriorityDefault] (1).
 	Priority int
 
 	// RetentionHorizon is how long the engine keeps the records that only serve replays of
@@ -151,42 +158,84 @@ type Config struct {
 	// RequestAccountDeletion (pruned once older than the horizon), and the usage events that
 	// are Consume's idempotency record (pruned once their period ended longer ago than the
 	// horizon, so a key of a period still open is never pruned, whatever its age). The
-	// periodic job of PeriodicJobs and Engine.PruneExpired delete them; nothing else is ever
-	// pruned: not the ledger, the audit log, payment attempts, refunds, periods or usage
-	// counters (billing_usage), which are what every decision reads (access, the 3.7 "not
-	// used" test, pro-rata refunds and revenue read the counters, never the events).
+	// periodic job of [Engine.PeriodicJobs] and [Engine.PruneExpired] delete them; nothing
+	// else is ever pruned: not the ledger, the audit log, payment attempts, refunds, periods
+	// or usage counters (billing_usage), which are what every decision reads (access, the
+	// 3.7 "not used" test, pro-rata refunds and revenue read the counters, never the events).
 	//
 	// A retry older than the horizon is then a new command: a Consume retried with the key
 	// of a period pruned counts again in the current period, a Subscribe makes a new pending
 	// subscription, and a RequestRefund or RequestAccountDeletion is refused by its request's
 	// unique key rather than replayed. So choose the horizon longer than any retry a host or
-	// an operator may still make. It must be at least MinRetentionHorizon (90 days), or New
+	// an operator may still make. It must be at least [MinRetentionHorizon] (90 days), or New
 	// refuses it. A negative value turns pruning off (the job runs and deletes nothing), for
 	// an operator who archives these tables by other means.
 	//
-	// Defaults to DefaultRetentionHorizon (400 days): a year-long period, the longest a
+	// Defaults to [DefaultRetentionHorizon] (400 days): a year-long period, the longest a
 	// tariff is commonly sold for, plus the 30 business days of the 6.2 claim period, so the
 	// keys of every command about an annual period outlive the claims about it.
 	RetentionHorizon time.Duration
 
-	// SkipRiverMigrations makes Migrate leave River's schema alone: the host runs River's
-	// migrations itself (`river migrate-up`, or rivermigrate), for instance into another
-	// schema. CheckSchema still checks them. Defaults to false: Migrate migrates River too.
+	// SkipRiverMigrations makes [Engine.Migrate] leave River's schema alone: the host runs
+	// River's migrations itself (`river migrate-up`, or rivermigrate), for instance into
+	// another schema. [Engine.CheckSchema] still checks them. Defaults to false: Migrate
+	// migrates River too.
 	SkipRiverMigrations bool
 }
 
-// DefaultConfig returns a Config for a Russian operator: Europe/Moscow, the system clock,
-// logs discarded.
+// DefaultConfig returns a Config for a Russian operator: Location Europe/Moscow, the only
+// field without a default, and the system clock; [New] fills every other default.
 func DefaultConfig() Config {
 	return Config{Location: moscow(), Clock: SystemClock{}}
 }
 
-// DefaultRetentionHorizon is Config.RetentionHorizon's default: 400 days, a year-long
+// withDefaults returns c with every unset field at the default its comment states. New
+// calls it once, before validate; no other code fills a default of Config. It copies
+// UsageThresholds, sorted, so the engine never shares the caller's slice.
+func (c Config) withDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if len(c.Dunning.Delays) == 0 {
+		c.Dunning = payment.DefaultDunningSchedule()
+	}
+	c.VAT = cmp.Or(c.VAT, payment.VATNone)
+	if c.Calendar == nil {
+		c.Calendar = calendar.Russia()
+	}
+	c.RenewalNotice = cmp.Or(c.RenewalNotice, DefaultRenewalNotice)
+	if c.UsageThresholds == nil {
+		c.UsageThresholds = DefaultUsageThresholds
+	}
+	c.UsageThresholds = slices.Clone(c.UsageThresholds) // non-nil stays non-nil: empty is "off"
+	slices.Sort(c.UsageThresholds)
+	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
+	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
+	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
+	return c
+}
+
+// DefaultRenewalNotice is [Config].RenewalNotice's default: three days before the charge.
+const DefaultRenewalNotice = 72 * time.Hour
+
+// DefaultUsageThresholds is [Config].UsageThresholds' default: 80% and 100% of a hard limit.
+var DefaultUsageThresholds = []int{80, 100}
+
+// DefaultRetentionHorizon is [Config].RetentionHorizon's default: 400 days, a year-long
 // period plus the 6.2 claim period (30 business days, at most about 50 calendar days across
 // the New Year holidays) with some margin.
 const DefaultRetentionHorizon = 400 * 24 * time.Hour
 
-// MinRetentionHorizon is the shortest Config.RetentionHorizon New accepts: 90 days. The
+// MinRetentionHorizon is the shortest [Config].RetentionHorizon [New] accepts: 90 days. The
 // longest TERMS deadline during which a request about a period may still be retried or
 // re-sent is the 6.2 claim period, 30 business days from receipt (up to about 50 calendar
 // days across the New Year holidays); the others are shorter (3.7: 5 business days, 3.8:
@@ -242,26 +291,12 @@ func (e *ConfigError) Has(field string) bool {
 	return false
 }
 
-// validate fills defaults and returns a *ConfigError naming each bad field.
-func (c *Config) validate() error {
+// validate returns a *ConfigError naming each bad field of c, a Config whose defaults
+// withDefaults has filled. It changes nothing.
+func (c Config) validate() error {
 	var problems []FieldProblem
 	if c.Location == nil {
 		problems = append(problems, FieldProblem{"Location", "required: the engine counts business days and period ends in it (use DefaultConfig for Europe/Moscow)"})
-	}
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.TracerProvider == nil {
-		c.TracerProvider = tracenoop.NewTracerProvider()
-	}
-	if c.MeterProvider == nil {
-		c.MeterProvider = metricnoop.NewMeterProvider()
-	}
-	if c.VAT == "" {
-		c.VAT = payment.VATNone
 	}
 	if !c.VAT.Valid() {
 		problems = append(problems, FieldProblem{"VAT", fmt.Sprintf("unknown VAT code %q", c.VAT)})
@@ -269,21 +304,25 @@ func (c *Config) validate() error {
 	if err := c.Dunning.Validate(); err != nil {
 		problems = append(problems, FieldProblem{"Dunning", err.Error()})
 	}
-	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
 	if !riverQueueName.MatchString(c.Queue) || len(c.Queue) > 64 {
 		problems = append(problems, FieldProblem{"Queue", fmt.Sprintf("%q is not a River queue name: lower-case letters and digits separated by single underscores or hyphens, at most 64 characters", c.Queue)})
 	}
-	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
 	if c.Priority < 1 || c.Priority > 4 {
 		problems = append(problems, FieldProblem{"Priority", fmt.Sprintf("%d is not a River priority: 1 (first) to 4", c.Priority)})
 	}
-	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
 	if c.RetentionHorizon > 0 && c.RetentionHorizon < MinRetentionHorizon {
 		problems = append(problems, FieldProblem{"RetentionHorizon", fmt.Sprintf(
 			"%s (%.1f days) is shorter than MinRetentionHorizon (90 days): a request may still be retried within the TERMS deadlines (6.2 claims: 30 business days); use a negative value to turn pruning off",
 			c.RetentionHorizon, c.RetentionHorizon.Hours()/24)})
 	}
-	problems = append(problems, c.validateEvents()...)
+	for i, p := range c.UsageThresholds { // sorted by withDefaults
+		switch {
+		case p < 1 || p > 100:
+			problems = append(problems, FieldProblem{"UsageThresholds", fmt.Sprintf("%d: a percentage from 1 to 100", p)})
+		case i > 0 && c.UsageThresholds[i-1] == p:
+			problems = append(problems, FieldProblem{"UsageThresholds", fmt.Sprintf("%d twice", p)})
+		}
+	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
 	}

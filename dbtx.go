@@ -9,8 +9,8 @@ import (
 // Commands in the host's transaction.
 //
 // Every command that changes state without calling the payment provider has a …Tx form
-// (SubscribeTx, ConsumeTx, RequestRefundTx…) that runs in a pgx.Tx the host began, as
-// River's InsertTx does: the host commits its own rows and the engine's together, and a
+// ([Engine.SubscribeTx], [Engine.ConsumeTx], [Engine.RequestRefundTx]…) that runs in a
+// [pgx.Tx] the host began, as River's InsertTx does: the host commits its own rows and the engine's together, and a
 // rollback leaves nothing of either. The engine's work runs in a savepoint of tx, so a
 // refused command (bad input, a conflict, no access) leaves tx usable and writes nothing.
 // The …Tx form never retries: after a serialization failure or deadlock only the host can
@@ -19,8 +19,9 @@ import (
 // Traps: the engine reads the clock once per command, so times are the command's, not the
 // commit's; a job the command schedules (a renewal, a reservation's expiry) exists only
 // once tx commits; hold tx briefly, since the command locks the subscription row until
-// the commit. Commands that call the provider (ChargeFirstPayment, StartCheckout,
-// ExecuteRefund, RefundUnapplied, the renewal) have no …Tx form: the provider's answer
+// the commit. Commands that call the provider ([Engine.ChargeFirstPayment],
+// [Engine.StartCheckout], [Engine.ExecuteRefund], [Engine.RefundUnapplied], the renewal)
+// have no …Tx form: the provider's answer
 // must be recorded whatever the host does with its transaction afterwards, and a charge
 // must never wait on a host's lock (RELIABILITY.md).
 

@@ -1,18 +1,19 @@
-// Package billing is the shell of the billing engine: Engine runs every command (subscribe,
+// Package billing is the shell of the billing engine: [Engine] runs every command (subscribe,
 // consume, renew, refund…) as one PostgreSQL transaction that locks its rows, asks the pure
 // policy packages for the decision, and writes the new state, the ledger entries and the
 // River jobs together. Commit or nothing.
 //
-// The host application owns the *pgxpool.Pool and its River client; the engine registers
-// its workers into the host's *river.Workers and inserts jobs through the host's client.
+// The host application owns the [*pgxpool.Pool] and its River client; the engine registers
+// its workers into the host's [*river.Workers] and inserts jobs through the host's client.
 //
 // The package example (Example) is that wiring, compiled, with every error handled:
-// New, Migrate (or the host's own tool over MigrationsFS), RegisterWorkers before the River
-// client is made, UseRiver, CheckSchema before serving.
+// [New], [Engine.Migrate] (or the host's own tool over [MigrationsFS]),
+// [Engine.RegisterWorkers] before the River client is made, [Engine.UseRiver],
+// [Engine.CheckSchema] before serving.
 //
 // The rules the engine enforces come from the service terms (see the README's rules table);
-// the policy itself lives in the packages tariff, subscription, payment, refund, ledger
-// and calendar.
+// the policy itself lives in the packages [tariff], [subscription], [payment], [refund],
+// [ledger] and [calendar].
 //
 // # Money is never lost and never taken twice
 //
@@ -22,7 +23,7 @@
 //     its period (activation, renewal), or, when the subscription can no longer take it
 //     (abandoned checkout, ended, terminated, refunded, suspended, the period paid by another
 //     charge), booked as an unapplied payment owed back and refunded through the gateway with
-//     its 54-FZ return receipt (UnappliedPayments). Every refund the gateway paid is in the
+//     its 54-FZ return receipt ([Engine.UnappliedPayments]). Every refund the gateway paid is in the
 //     ledger exactly once, whatever state the subscription is in. No transaction after a
 //     gateway call rolls back the record of that call because a lifecycle transition refused.
 //   - At most one applied charge per subscription period (a unique index), and no charge
@@ -32,10 +33,10 @@
 //     subscription's customer. Otherwise the attempt is canceled and never sent.
 //   - Gateway keys are unguessable (an HMAC under a per-installation secret) and the same
 //     for the same attempt after a lost commit; webhooks are hints, confirmed with the
-//     gateway before anything changes (ErrWebhookNotConfirmed).
+//     gateway before anything changes ([ErrWebhookNotConfirmed]).
 //   - Every subscription has a way forward: final, a scheduled job, or suspended (waiting for
 //     a person). Reconciliation and the sweeper handle items one by one; a failing item is
-//     retried with backoff and parked for a person (ParkedAttempts), never blocking others.
+//     retried with backoff and parked for a person ([Engine.ParkedAttempts]), never blocking others.
 //
 // RELIABILITY.md says how this is checked: regression tests, a model-based test of every
 // command against the fake provider's own record, and a multi-process kill -9 test.
@@ -58,7 +59,7 @@ import (
 )
 
 // Engine is the billing engine. It is safe for concurrent use; create one per process
-// with New.
+// with [New].
 type Engine struct {
 	pool   *pgxpool.Pool
 	loc    *time.Location
@@ -74,10 +75,12 @@ type Engine struct {
 	keySecret []byte // the installation's gateway key secret, read once (gatewayKey)
 }
 
-// New returns an Engine on pool. It validates cfg and returns a *ConfigError naming
-// every missing or bad field; a nil pool is refused too. New does no I/O: call Migrate
-// before the first command.
+// New returns an Engine on pool. It fills every default of cfg (each [Config] field says
+// its own), validates the result and returns a [*ConfigError] naming every missing or bad
+// field; a nil pool is refused too. New does no I/O: call [Engine.Migrate] before the
+// first command.
 func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
 	err := cfg.validate()
 	if pool == nil {
 		var ce *ConfigError
@@ -95,9 +98,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 }
 
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it
-// before river.NewClient, which takes the bundle in its Config. The engine inserts every
-// job in Config.Queue (River's default queue unless set): the host must run a River client
-// that works that queue (river.Config.Queues), or the engine's jobs (renewals, refunds,
+// before [river.NewClient], which takes the bundle in its Config. The engine inserts every
+// job in [Config].Queue (River's default queue unless set): the host must run a River client
+// that works that queue ([river.Config].Queues), or the engine's jobs (renewals, refunds,
 // reservation expiry…) wait forever.
 func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 	if workers == nil {
@@ -243,9 +246,9 @@ type riverInsertOpts = river.InsertOpts
 
 // UseRiver hands the engine the host's River client, through which it inserts its jobs
 // (always inside the command's own transaction, with InsertTx). Call it once, after
-// river.NewClient; commands that schedule jobs fail with ErrNoRiverClient before it.
-// The engine reads River's tables in the client's schema (river.Config.Schema) from then
-// on: the renewal sweeper, Migrate and CheckSchema.
+// [river.NewClient]; commands that schedule jobs fail with [ErrNoRiverClient] before it.
+// The engine reads River's tables in the client's schema ([river.Config].Schema) from then
+// on: the renewal sweeper, [Engine.Migrate] and [Engine.CheckSchema].
 func (e *Engine) UseRiver(client *river.Client[pgx.Tx]) error {
 	if client == nil {
 		return errors.New("billing: UseRiver: nil client")
@@ -256,11 +259,11 @@ func (e *Engine) UseRiver(client *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-// ErrNoRiverClient is returned by a command that must schedule a job when UseRiver has
-// not been called.
+// ErrNoRiverClient is returned by a command that must schedule a job when
+// [Engine.UseRiver] has not been called.
 var ErrNoRiverClient = errors.New("billing: no River client: call Engine.UseRiver first")
 
-// Location returns the engine's location (Config.Location).
+// Location returns the engine's location ([Config].Location).
 func (e *Engine) Location() *time.Location { return e.loc }
 
 // Now returns the engine clock's current instant.

@@ -22,35 +22,35 @@ import (
 	"github.com/smm-gpt/billing/tariff"
 )
 
-// The error vocabulary. Every error of a command is of one kind (ErrorKind), and matches
-// that kind's sentinel with errors.Is: a host maps any engine error to its own answer with
-// one call (KindOf, or HTTPStatus for HTTP) and never needs the detail sentinels below to
-// decide what to tell its caller. The detail sentinels (ErrIdempotencyConflict,
-// ErrLimitExceeded, ErrNotEligible…) stay for the cases that need them.
+// The error vocabulary. Every error of a command is of one kind ([ErrorKind]), and matches
+// that kind's sentinel with [errors.Is]: a host maps any engine error to its own answer with
+// one call ([KindOf], or [HTTPStatus] for HTTP) and never needs the detail sentinels below to
+// decide what to tell its caller. The detail sentinels ([ErrIdempotencyConflict],
+// [ErrLimitExceeded], [ErrNotEligible]…) stay for the cases that need them.
 var (
-	// ErrInvalidInput is matched by every refused input: an *InputError naming the fields,
-	// a *TariffValidationError, a card number where a token belongs, a time in the future
-	// (KindInvalidInput). Nothing was written.
+	// ErrInvalidInput is matched by every refused input: an [*InputError] naming the fields,
+	// a [*TariffValidationError], a card number where a token belongs, a time in the future
+	// ([KindInvalidInput]). Nothing was written.
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrNotFound: the tariff, subscription, reservation, request or payment named does
-	// not exist (KindNotFound).
+	// not exist ([KindNotFound]).
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: the request is well formed but the state does not allow it: an
 	// idempotency key reused with another request, a transition the subscription's or the
 	// refund request's status does not allow, a period already refunded, a retired tariff,
-	// another customer's payment method (KindConflict). Nothing was written.
+	// another customer's payment method ([KindConflict]). Nothing was written.
 	ErrConflict = errors.New("conflict")
 	// ErrUnavailable: the engine cannot serve the command now: it is not wired for it (no
 	// Gateway, no River client, no checkout page), the schema is not the code's, or the
-	// context ended (KindUnavailable). Retrying later, or after fixing the wiring, may work.
+	// context ended ([KindUnavailable]). Retrying later, or after fixing the wiring, may work.
 	ErrUnavailable = errors.New("unavailable")
 	// ErrInternal is matched by an error of none of the other kinds: the database failed, or
-	// an invariant the engine keeps did not hold (KindInternal). The cause is kept for the
+	// an invariant the engine keeps did not hold ([KindInternal]). The cause is kept for the
 	// log; tell the caller only that something went wrong.
 	ErrInternal = errors.New("internal error")
 
 	// ErrIdempotencyConflict: an idempotency key was used before with a different request.
-	// The first request's effect stands; nothing was written. Of KindConflict.
+	// The first request's effect stands; nothing was written. Of [KindConflict].
 	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
 )
 
@@ -88,31 +88,31 @@ type (
 )
 
 // ErrorKind is what an engine error means to its caller, whatever its detail. A declined
-// charge or refund is a result, not an error (ChargeResult.Attempt, RefundRequest.State),
+// charge or refund is a result, not an error ([ChargeResult].Attempt, [RefundRequest].State),
 // so no kind stands for it.
 type ErrorKind string
 
-// The kinds of error, each matched by its sentinel (ErrorKind.Sentinel).
+// The kinds of error, each matched by its sentinel ([ErrorKind.Sentinel]).
 const (
-	// KindInvalidInput: the request was refused as malformed (ErrInvalidInput). HTTP 400.
+	// KindInvalidInput: the request was refused as malformed ([ErrInvalidInput]). HTTP 400.
 	KindInvalidInput ErrorKind = "invalid_input"
-	// KindNotFound: what the request names does not exist (ErrNotFound). HTTP 404.
+	// KindNotFound: what the request names does not exist ([ErrNotFound]). HTTP 404.
 	KindNotFound ErrorKind = "not_found"
-	// KindConflict: the state does not allow the request (ErrConflict). HTTP 409.
+	// KindConflict: the state does not allow the request ([ErrConflict]). HTTP 409.
 	KindConflict ErrorKind = "conflict"
-	// KindNoAccess: the subscription gives no access now (ErrNoAccess, with the reason in
-	// *NoAccessError). HTTP 403.
+	// KindNoAccess: the subscription gives no access now ([ErrNoAccess], with the reason in
+	// [*NoAccessError]). HTTP 403.
 	KindNoAccess ErrorKind = "no_access"
 	// KindLimitExceeded: the request would pass a hard limit of the paid period (TERMS 3.1,
-	// ErrLimitExceeded). HTTP 403: the customer needs another tariff or the next period.
+	// [ErrLimitExceeded]). HTTP 403: the customer needs another tariff or the next period.
 	KindLimitExceeded ErrorKind = "limit_exceeded"
-	// KindUnavailable: the engine cannot serve the request now (ErrUnavailable). HTTP 503.
+	// KindUnavailable: the engine cannot serve the request now ([ErrUnavailable]). HTTP 503.
 	KindUnavailable ErrorKind = "unavailable"
-	// KindInternal: anything else (ErrInternal). HTTP 500.
+	// KindInternal: anything else ([ErrInternal]). HTTP 500.
 	KindInternal ErrorKind = "internal"
 )
 
-// Sentinel returns the error every error of kind k matches with errors.Is.
+// Sentinel returns the error every error of kind k matches with [errors.Is].
 func (k ErrorKind) Sentinel() error {
 	switch k {
 	case KindInvalidInput:
@@ -148,9 +148,9 @@ func (k ErrorKind) HTTPStatus() int {
 	return http.StatusInternalServerError
 }
 
-// KindOf returns the kind of err: of an *Error, its Kind; of any other error, the kind its
-// chain says (an *InputError is KindInvalidInput, a wrapped tariff.ErrRetired KindConflict…);
-// KindInternal when nothing in the chain is known. KindOf(nil) is "".
+// KindOf returns the kind of err: of an [*Error], its Kind; of any other error, the kind its
+// chain says (an [*InputError] is [KindInvalidInput], a wrapped [tariff.ErrRetired]
+// [KindConflict]…); [KindInternal] when nothing in the chain is known. KindOf(nil) is "".
 func KindOf(err error) ErrorKind {
 	if err == nil {
 		return ""
@@ -162,7 +162,8 @@ func KindOf(err error) ErrorKind {
 	return classify(err)
 }
 
-// HTTPStatus returns the HTTP status to answer err with: KindOf(err).HTTPStatus(), and
+// HTTPStatus returns the HTTP status to answer err with: KindOf(err).HTTPStatus() (see
+// [ErrorKind.HTTPStatus]), and
 // 200 for nil.
 func HTTPStatus(err error) int {
 	if err == nil {
@@ -172,9 +173,9 @@ func HTTPStatus(err error) int {
 }
 
 // Error is an error of a command: which command, the kind, and the cause. Every command's
-// error is an *Error or an *InputError. errors.Is matches the kind's sentinel and every
-// error in the cause's chain; errors.As reaches the typed errors of the cause
-// (*NoAccessError, *LimitError, *NotEligibleError…).
+// error is an *Error or an [*InputError]. [errors.Is] matches the kind's sentinel and every
+// error in the cause's chain; [errors.As] reaches the typed errors of the cause
+// ([*NoAccessError], [*LimitError], [*NotEligibleError]…).
 type Error struct {
 	// Op is the command that failed ("Subscribe", "Consume").
 	Op string
@@ -263,7 +264,7 @@ func (e *InputError) Error() string {
 	return fmt.Sprintf("billing: %s: invalid input: %s", e.Op, strings.Join(parts, "; "))
 }
 
-// Is makes errors.Is(err, ErrInvalidInput) true.
+// Is makes errors.Is(err, [ErrInvalidInput]) true.
 func (e *InputError) Is(target error) bool { return target == ErrInvalidInput }
 
 // Has reports whether field is among the problems.

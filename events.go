@@ -183,34 +183,6 @@ type Event struct {
 	PaymentMethod string
 }
 
-// DefaultRenewalNotice is Config.RenewalNotice's default: three days before the charge.
-const DefaultRenewalNotice = 72 * time.Hour
-
-// DefaultUsageThresholds is Config.UsageThresholds' default: 80% and 100% of a hard limit.
-var DefaultUsageThresholds = []int{80, 100}
-
-// validateEvents fills the event settings' defaults and names the bad ones.
-func (c *Config) validateEvents() []FieldProblem {
-	var problems []FieldProblem
-	if c.RenewalNotice == 0 {
-		c.RenewalNotice = DefaultRenewalNotice
-	}
-	if c.UsageThresholds == nil {
-		c.UsageThresholds = DefaultUsageThresholds
-	}
-	c.UsageThresholds = slices.Clone(c.UsageThresholds)
-	slices.Sort(c.UsageThresholds)
-	for i, p := range c.UsageThresholds {
-		switch {
-		case p < 1 || p > 100:
-			problems = append(problems, FieldProblem{"UsageThresholds", fmt.Sprintf("%d: a percentage from 1 to 100", p)})
-		case i > 0 && c.UsageThresholds[i-1] == p:
-			problems = append(problems, FieldProblem{"UsageThresholds", fmt.Sprintf("%d twice", p)})
-		}
-	}
-	return problems
-}
-
 // eventNamespace is the UUID namespace of event IDs (a version 5 UUID of the fact).
 var eventNamespace = uuid.MustParse("5b0b6c1e-8f0a-4c47-9a53-2f1e0d7c3b91")
 

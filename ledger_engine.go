@@ -340,7 +340,7 @@ func (e *Engine) periodLedgerTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 }
 
 // RecognizeRevenue books the revenue paid period number period of the subscription has
-// earned by now and not yet booked (ledger.Recognize: Dr deferred, Cr revenue), in one
+// earned by now and not yet booked ([ledger.Recognize]: Dr deferred, Cr revenue), in one
 // transaction. Called by the engine's River job at the period's end; a host may also call
 // it to bring straight-line recognition up to date before reading the books (at a month's
 // close, say): a run before the period's end books the days passed so far.
@@ -349,11 +349,11 @@ func (e *Engine) periodLedgerTx(ctx context.Context, tx pgx.Tx, subscriptionID s
 // revenue, less what refunds took back, straight-line by calendar days in the subscription's
 // location from the period's start to its end; all of the rest from the moment the period
 // ended early (a hard limit used up, TERMS 3.1; the subscription terminated or refunded).
-// The amount is read from what was posted for the period (see postForPeriod), never derived
-// again from the tariff.
+// The amount is read from what was posted for the period, never derived again from the
+// tariff.
 //
-// Schedule: the payment that starts a period schedules one job at the period's end
-// (scheduleRecognition), which books the whole period then. A run before the end books the
+// Schedule: the payment that starts a period schedules one job at the period's end, which
+// books the whole period then. A run before the end books the
 // days passed and schedules a job at the period's current end (the end may have been moved
 // by ExtendPeriod), so the rest is always booked. A period with nothing posted (free, or not
 // paid) books nothing. Running it again books nothing new: it is safe for River to retry.

@@ -143,7 +143,7 @@ const exportPageSize = 500
 // RFC 4180 CSV through encoding/csv: comma-separated, fields quoted when needed, "\n" line
 // ends, UTF-8 without a byte-order mark.
 //
-// It streams: it reads exportPageSize transactions at a time (keyset pages on
+// It streams: it reads 500 transactions at a time (keyset pages on
 // (posted_at, id)), writes and flushes them before reading on, so memory stays flat
 // whatever the range. All pages are read in one REPEATABLE READ snapshot, so the file is
 // one consistent state of the books even while postings go on (a long export holds that

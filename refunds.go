@@ -1017,13 +1017,8 @@ func (e *Engine) refundAudit(ctx context.Context, tx pgx.Tx, row store.RefundRow
 		Subject: "subscription:" + row.SubscriptionID, Reason: reason, Detail: detail})
 }
 
-// calendar returns Config.Calendar, or the Russian production calendar.
-func (e *Engine) calendar() calendar.BusinessCalendar {
-	if e.cfg.Calendar != nil {
-		return e.cfg.Calendar
-	}
-	return calendar.Russia()
-}
+// calendar returns Config.Calendar (calendar.Russia unless set: withDefaults).
+func (e *Engine) calendar() calendar.BusinessCalendar { return e.cfg.Calendar }
 
 func refundOf(r store.RefundRow) RefundRequest {
 	failed := make([]refund.Reason, len(r.FailedReasons))

@@ -101,7 +101,7 @@ type telemetry struct {
 }
 
 // newTelemetry makes the engine's tracer and instruments from cfg's providers (filled by
-// validate), registers the gauges' callback on pool, and wraps cfg.Gateway so that every
+// withDefaults), registers the gauges' callback on pool, and wraps cfg.Gateway so that every
 // provider call has its span and every charge is counted. An instrument the provider
 // refuses is logged and left out; telemetry never stops New.
 func newTelemetry(pool *pgxpool.Pool, cfg *Config) *telemetry {

@@ -30,12 +30,13 @@ type ConsumeResult struct {
 }
 
 // Consume counts quantity of meter in the subscription's current period, all or
-// nothing, in one round trip to PostgreSQL (two for the rare call that uses a hard limit
-// up, a replay or a refusal: see store.ConsumeUnlessExhausting). It is refused with
-// ErrNoAccess (a *NoAccessError with the reason) outside access,
-// ErrMeterUnknown for a meter the period's terms have no limit for, and ErrLimitExceeded
-// (a *LimitError with what is left) when it would pass a hard limit; concurrent calls can never together pass one. Using
-// the limit up moves the subscription to exhausted in the same statement (TERMS 3.1).
+// nothing, in one round trip to PostgreSQL when the call leaves the volume under the
+// limit; the rare call that uses a hard limit up, a replay or a refusal takes a second
+// statement, which decides it. It is refused with [ErrNoAccess] (a
+// [*NoAccessError] with the reason) outside access, [ErrMeterUnknown] for a
+// meter the period's terms have no limit for, and [ErrLimitExceeded] (a [*LimitError] with what is left) when
+// it would pass a hard limit; concurrent calls can never together pass one. Using the limit up moves the
+// subscription to exhausted in the same statement (TERMS 3.1).
 //
 // Only metered meters can be consumed: a meter must appear in the tariff's Limits (a
 // soft limit only reports, see tariff.Options.SoftLimits). A tariff without limits gives
@@ -88,10 +89,10 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
 		o, err := e.consumeReporting(ctx, db, subscriptionID, idempotencyKey, meter, quantity, now, newID())
-		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < 3 {
+		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < consumeRetries {
 			continue // a concurrent call with the same key won; read its result
 		}
-		if _, host := db.(pgx.Tx); store.IsRetryable(err) && attempt < 3 && !host {
+		if _, host := db.(pgx.Tx); store.IsRetryable(err) && attempt < consumeRetries && !host {
 			continue // a deadlock with a command holding the subscription row; nothing was counted (the host retries its own)
 		}
 		if err != nil {
@@ -112,7 +113,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		}
 		// Refused: say why, from the state as it is now.
 		err = e.whyRefused(ctx, db, subscriptionID, meter, quantity, now)
-		if err != nil || attempt >= 3 {
+		if err != nil || attempt >= consumeRetries {
 			if err == nil {
 				err = fmt.Errorf("refused under contention: %w", ErrUnavailable)
 			}
@@ -120,6 +121,13 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		}
 	}
 }
+
+// consumeRetries is how many times Consume runs its deciding statement again after the
+// first: when a concurrent call with the same key won (its result is then read), when a
+// deadlock with a command holding the subscription row counted nothing (not in a host's
+// transaction, which only the host can retry), or when a refusal is no longer explained by
+// the state (it changed under the call). After that the call fails with ErrUnavailable.
+const consumeRetries = 3
 
 // whyRefused explains a refused Consume or Reserve with the pure decisions: no access,
 // unknown meter or limit exceeded. It returns nil when the request would now fit (the

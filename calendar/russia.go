@@ -7,7 +7,7 @@ import (
 
 // Russia returns the Russian production calendar of a five-day week (Saturday and
 // Sunday off), with the government decrees on moving days off built in for the
-// years listed in russianDecrees (2024, 2025 and 2026); those years are Known.
+// years whose decrees it holds (2024, 2025 and 2026); those years are Known.
 //
 // Every other year is provisional and NOT official: it applies the base rules of
 // Labour Code art. 112 — Jan 1–8, Feb 23, Mar 8, May 1, May 9, Jun 12 and Nov 4 are
