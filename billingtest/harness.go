@@ -53,7 +53,8 @@ type Harness struct {
 //
 //   - Clock is the harness's Clock, reading the WithStart instant (by default Mon 2 Mar
 //     2026 10:00 in the config's Location, Europe/Moscow unless changed). It is set again
-//     after the changes: the engine, River and the fake gateway share one clock.
+//     after the changes: the engine and River share one clock, and so does the fake
+//     gateway unless a clock was set on it already (Gateway.SetClock).
 //   - Gateway is a new fake Gateway (Harness.Gateway) stamping its events on that clock. A
 //     change may replace it (Harness.Gateway is then the new one if it is a *Gateway, else
 //     nil) or set it to nil for an engine without a provider (ErrNoGateway).
