@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
@@ -19,12 +18,13 @@ import (
 )
 
 // testBundle is what an engine test works with: its own migrated database, a manual
-// clock and an engine on both.
+// clock and an engine on both (the harness of billingtest, River not started).
 type testBundle struct {
 	pool   *pgxpool.Pool
 	clock  *billingtest.Clock
 	engine *billing.Engine
 	moscow *time.Location
+	h      *billingtest.Harness
 }
 
 // setup gives a test its own database and an engine whose clock starts at
@@ -34,38 +34,30 @@ func setup(t *testing.T) *testBundle {
 	return setupWith(t, func(*billing.Config) {})
 }
 
-// setupWith is setup with a config changed by change.
+// setupWith is setup with a config changed by change. The engine has no gateway, no
+// OnEvent and no River client unless change or withRiver gives it one.
 func setupWith(t *testing.T, change func(*billing.Config)) *testBundle {
 	t.Helper()
 	moscow, err := time.LoadLocation("Europe/Moscow")
 	require.NoError(t, err)
-	pool := billingtest.NewPool(t)
-	clock := billingtest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow))
-	cfg := billing.DefaultConfig()
-	cfg.Clock = clock
-	change(&cfg)
-	engine, err := billing.New(pool, cfg)
-	require.NoError(t, err)
-	return &testBundle{pool: pool, clock: clock, engine: engine, moscow: moscow}
+	h := billingtest.NewHarness(t, billingtest.WithoutRiver(),
+		billingtest.WithStart(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow)),
+		billingtest.WithConfig(func(c *billing.Config) {
+			c.Gateway = nil
+			change(c)
+		}))
+	return &testBundle{pool: h.Pool, clock: h.Clock, engine: h.Engine, moscow: moscow, h: h}
 }
 
-// withRiver starts a River client on the bundle's clock with the engine's workers, and a
-// Runner that works the jobs that fall due as the clock moves.
+// withRiver starts a River client on the bundle's clock with the engine's workers
+// (stopped when the test ends), and returns the Runner that works the jobs that fall due
+// as the clock moves.
 func (b *testBundle) withRiver(t *testing.T) *billingtest.Runner {
 	t.Helper()
-	workers := river.NewWorkers()
-	require.NoError(t, b.engine.RegisterWorkers(workers))
-	client, err := billingtest.NewRiverClient(b.pool, b.clock, workers)
-	require.NoError(t, err)
-	require.NoError(t, b.engine.UseRiver(client))
-	ctx := context.Background()
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.Stop(stopCtx)
-	})
-	return billingtest.NewRunner(b.pool, b.clock)
+	require.NotNil(t, b.h, "withRiver needs a bundle of setup or setupWith")
+	require.Same(t, b.h.Engine, b.engine, "withRiver starts the workers of the harness's engine")
+	b.h.StartRiver(t)
+	return b.h.Runner
 }
 
 // publish publishes a tariff with one limited meter and returns its code.

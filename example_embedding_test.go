@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/billingtest"
 )
 
 // Example is the package doc's wiring, compiled: a host owns the pool and the River client,
@@ -51,5 +53,65 @@ func Example() {
 	if err := client.Start(ctx); err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = client.Stop(context.WithoutCancel(ctx)) }()
+	defer func() {
+		if err := client.Stop(context.WithoutCancel(ctx)); err != nil { // waits for running jobs
+			log.Print("stop River: ", err)
+		}
+	}()
+}
+
+// ExampleNew wires the engine into a host: the host's pool, the engine's migrations, the
+// engine's workers in the host's River client, and the client handed back to the engine.
+func ExampleNew() {
+	withExampleDatabase(func(ctx context.Context, pool *pgxpool.Pool) {
+		cfg := billing.DefaultConfig() // Europe/Moscow, the system clock, the Russian production calendar
+		cfg.Gateway = billingtest.NewGateway()
+		engine, err := billing.New(pool, cfg)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if _, err := engine.Migrate(ctx); err != nil { // the engine's schema and River's
+			fmt.Println(err)
+			return
+		}
+		again, err := engine.Migrate(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("migrating again applies:", len(again.Applied)+len(again.RiverApplied))
+
+		workers := river.NewWorkers()
+		if err := engine.RegisterWorkers(workers); err != nil { // before river.NewClient
+			fmt.Println(err)
+			return
+		}
+		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+			Queues:       map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+			Workers:      workers,
+			PeriodicJobs: engine.PeriodicJobs(10 * time.Minute),
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := engine.UseRiver(client); err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := client.Start(ctx); err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer func() {
+			if err := client.Stop(ctx); err != nil { // waits for running jobs
+				fmt.Println("stop River:", err)
+			}
+		}()
+		fmt.Println("engine ready in", engine.Location())
+	})
+	// Output:
+	// migrating again applies: 0
+	// engine ready in Europe/Moscow
 }

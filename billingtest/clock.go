@@ -6,7 +6,9 @@
 //   - Gateway, a scriptable fake payment provider that deduplicates by idempotency key and
 //     records every charge and refund it accepted;
 //   - Runner and NewRiverClient, which move the clock to each instant a River job falls due
-//     and let the real workers run it.
+//     and let the real workers run it;
+//   - NewHarness, all of the above wired for one test (tb), stopped when the test ends, and
+//     StartHarness, the same for a program that is not a test.
 package billingtest
 
 import (

@@ -8,7 +8,7 @@ import (
 )
 
 // EventLog is a billing.Config.OnEvent handler that records what it receives, for tests:
-// set cfg.OnEvent = log.Handle (StartHarness does when cfg has no OnEvent). It is safe for
+// set cfg.OnEvent = log.Handle (NewHarness does, and StartHarness when cfg has no OnEvent). It is safe for
 // concurrent use.
 type EventLog struct {
 	mu     sync.Mutex

@@ -106,3 +106,111 @@ func TestNewPoolWith(t *testing.T) {
 		require.False(t, there)
 	})
 }
+
+// harnessBundle is what a NewHarness test works with: the harness and a published tariff.
+type harnessBundle struct {
+	h   *billingtest.Harness
+	ctx context.Context
+}
+
+// setupHarness makes a harness with opts and publishes "pro", 990 RUB a month.
+func setupHarness(t *testing.T, opts ...billingtest.HarnessOption) *harnessBundle {
+	t.Helper()
+	b := &harnessBundle{h: billingtest.NewHarness(t, opts...), ctx: context.Background()}
+	_, err := b.h.Engine.Tariffs().Publish(b.ctx, "ops", tariff.Spec{Code: "pro", Name: "pro", Price: decimal.RequireFromString("990"),
+		Period: tariff.Period{Count: 1, Unit: tariff.Month}, Limits: []tariff.Limit{{Meter: "generations", Quantity: 10}}})
+	require.NoError(t, err)
+	return b
+}
+
+// checkout subscribes c1 to "pro" and charges the first period through the gateway.
+func (b *harnessBundle) checkout(t *testing.T) billing.ChargeResult {
+	t.Helper()
+	sub, err := b.h.Engine.Subscribe(b.ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "k1"})
+	require.NoError(t, err)
+	res, err := b.h.Engine.ChargeFirstPayment(b.ctx, sub.ID)
+	require.NoError(t, err)
+	return res
+}
+
+func TestNewHarness(t *testing.T) {
+	t.Parallel()
+
+	t.Run("defaults: the fake gateway, events recorded, River renews as the runner moves the clock", func(t *testing.T) {
+		t.Parallel()
+		b := setupHarness(t)
+		moscow, err := time.LoadLocation("Europe/Moscow")
+		require.NoError(t, err)
+		require.True(t, b.h.Clock.Now().Equal(time.Date(2026, 3, 2, 10, 0, 0, 0, moscow)), "the default start: %s", b.h.Clock.Now())
+		require.NotNil(t, b.h.Gateway)
+		require.NotNil(t, b.h.Pool)
+		res := b.checkout(t)
+		require.Len(t, b.h.Gateway.Charges(), 1)
+		_, err = b.h.Runner.RunUntil(b.ctx, res.Subscription.Current.End.Add(time.Hour))
+		require.NoError(t, err)
+		require.Len(t, b.h.Gateway.ChargesFor(res.Subscription.ID, 2), 1, "the renewal job charged period 2")
+		require.NotEmpty(t, b.h.Events.Of(billing.EventSubscribed), "OnEvent is the harness's EventLog")
+		require.NotEmpty(t, b.h.Events.Of(billing.EventRenewed))
+	})
+
+	t.Run("WithConfig changes the config after the harness's parts: no gateway", func(t *testing.T) {
+		t.Parallel()
+		b := setupHarness(t, billingtest.WithConfig(func(c *billing.Config) { c.Gateway = nil }))
+		require.Nil(t, b.h.Gateway)
+		sub, err := b.h.Engine.Subscribe(b.ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "k1"})
+		require.NoError(t, err)
+		_, err = b.h.Engine.ChargeFirstPayment(b.ctx, sub.ID)
+		require.ErrorIs(t, err, billing.ErrNoGateway)
+	})
+
+	t.Run("WithStart, and a gateway of the config's own gets the clock", func(t *testing.T) {
+		t.Parallel()
+		start := time.Date(2021, 7, 1, 12, 0, 0, 0, time.UTC)
+		gw := billingtest.NewGateway()
+		b := setupHarness(t, billingtest.WithStart(start), billingtest.WithConfig(func(c *billing.Config) { c.Gateway = gw }))
+		require.Same(t, gw, b.h.Gateway)
+		require.True(t, b.h.Clock.Now().Equal(start))
+		gw.Script("tok-1", billingtest.Pending)
+		res := b.checkout(t)
+		b.h.Clock.Advance(time.Minute)
+		ev, err := gw.Confirm(res.Attempt.ProviderPaymentID, payment.OutcomeSucceeded)
+		require.NoError(t, err)
+		require.True(t, ev.ReceivedAt.Equal(b.h.Clock.Now()))
+	})
+
+	t.Run("WithGatewayLatency delays the provider's answers", func(t *testing.T) {
+		t.Parallel()
+		b := setupHarness(t, billingtest.WithGatewayLatency(50*time.Millisecond))
+		began := time.Now()
+		b.checkout(t)
+		require.GreaterOrEqual(t, time.Since(began), 50*time.Millisecond)
+	})
+
+	t.Run("WithoutRiver, then StartRiver", func(t *testing.T) {
+		t.Parallel()
+		b := setupHarness(t, billingtest.WithoutRiver())
+		sub, err := b.h.Engine.Subscribe(b.ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "k1"})
+		require.NoError(t, err)
+		_, err = b.h.Engine.ChargeFirstPayment(b.ctx, sub.ID)
+		require.ErrorIs(t, err, billing.ErrNoRiverClient, "the charge schedules the renewal")
+		b.h.StartRiver(t)
+		res, err := b.h.Engine.ChargeFirstPayment(b.ctx, sub.ID)
+		require.NoError(t, err)
+		_, err = b.h.Runner.RunUntil(b.ctx, res.Subscription.Current.End.Add(time.Hour))
+		require.NoError(t, err)
+		require.Len(t, b.h.Gateway.ChargesFor(sub.ID, 2), 1)
+	})
+
+	t.Run("WithPool migrates the pool's database", func(t *testing.T) {
+		t.Parallel()
+		b := setupHarness(t, billingtest.WithPool(billingtest.NewEmptyPool(t)))
+		b.checkout(t)
+	})
+
+	t.Run("Stop before the test ends, and the cleanup's stop after it, are fine", func(t *testing.T) {
+		t.Parallel()
+		h := billingtest.NewHarness(t)
+		require.NoError(t, h.Stop())
+		require.NoError(t, h.Stop())
+	})
+}

@@ -30,7 +30,7 @@ type Runner struct {
 	// Timeout bounds the wait for one instant's jobs; default 30s.
 	Timeout time.Duration
 	// Schema is the schema of River's tables, as the client's river.Config.Schema; empty
-	// means the search_path. NewRunner sets RiverSchema(); StartHarness sets its client's.
+	// means the search_path. NewRunner sets RiverSchema(); a Harness sets its client's.
 	Schema string
 }
 
