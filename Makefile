@@ -2,10 +2,13 @@
 # PostgreSQL (scripts/pg-tmp.sh) unless DATABASE_URL is set.
 
 GO          ?= go
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The developer tools are pinned in tools/go.mod, a module of their own, so that they stay out of
+# the library's dependency graph; after one download they run from the module cache, offline.
+STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
+APISNAP     := $(GO) -C tools tool apisnap -root ..
 PGTMP       := ./scripts/pg-tmp.sh
 
-.PHONY: demo test test-river-schema test-short lint bench soak fmt
+.PHONY: demo test test-river-schema test-short lint api bench soak fmt
 
 # soak: sizes (override on the command line: make soak SOAK_CHECKS=5000)
 SOAK_CHECKS  ?= 1000
@@ -32,12 +35,21 @@ test-river-schema:
 test-short:
 	$(GO) test -count=1 ./calendar/... ./tariff/... ./subscription/... ./payment/... ./refund/... ./ledger/... ./money/...
 
-## lint: gofmt, go vet and staticcheck (fetched through the Go module proxy)
+## lint: gofmt, go vet, staticcheck (tools/go.mod pins it: the module proxy is needed only the
+## first time), and the public API against its snapshot in api/ (make api rewrites it)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(STATICCHECK) ./...
+	$(GO) -C tools vet ./...
+	$(GO) -C tools tool staticcheck ./...
+	$(APISNAP) -check ../api
+
+## api: rewrite api/, the snapshot of the exported API of every non-internal package (README:
+## "Changing the public API")
+api:
+	$(APISNAP) -w ../api
 
 ## soak: the model-based test (SOAK_CHECKS random sequences), the race tests (40 rounds each)
 ## and the multi-process kill -9 test

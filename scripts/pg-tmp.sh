@@ -3,9 +3,11 @@
 #
 # Runs COMMAND with DATABASE_URL pointing at a PostgreSQL server.
 #   - DATABASE_URL already set: runs COMMAND against it, nothing else.
-#   - Otherwise: finds the local PostgreSQL server binaries (initdb, pg_ctl: on PATH or in
-#     /usr/lib/postgresql/*/bin), starts a private throwaway cluster in a temp dir on a free
-#     loopback port (as a non-root user when run as root: PostgreSQL refuses to run as root),
+#   - Otherwise: finds the local PostgreSQL server binaries (initdb, pg_ctl: in
+#     /usr/lib/postgresql/*/bin or on PATH; when they are missing, scripts/pg-install.sh installs
+#     them if it can, as root or with passwordless sudo, or says what to run and we stop),
+#     starts a private throwaway cluster in a temp dir on a free loopback port (as a non-root
+#     user when run as root: PostgreSQL refuses to run as root),
 #     exports DATABASE_URL (and BILLING_PG_RESTART, a script that crash-restarts the server),
 #     runs COMMAND, and always stops the server and removes the temp dir, also when COMMAND
 #     fails or the script is interrupted.
@@ -21,9 +23,11 @@ if [ -n "${DATABASE_URL:-}" ]; then
   exec "$@"
 fi
 
+# find_bin NAME: the path of a PostgreSQL server binary, newest version first (the same search as
+# pg-install.sh's; BILLING_PG_BINDIRS, a shell glob, replaces the Debian folders).
 find_bin() {
   local name=$1 dir
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  for dir in $(ls -d ${BILLING_PG_BINDIRS:-/usr/lib/postgresql/*/bin} 2>/dev/null | sort -V -r); do
     if [ -x "$dir/$name" ]; then echo "$dir/$name"; return 0; fi
   done
   command -v "$name" 2>/dev/null && return 0
@@ -31,13 +35,10 @@ find_bin() {
 }
 
 if ! INITDB=$(find_bin initdb) || ! PG_CTL=$(find_bin pg_ctl); then
-  cat >&2 <<'MSG'
-pg-tmp.sh: PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or in /usr/lib/postgresql/*/bin.
-Either set DATABASE_URL to a PostgreSQL server you own (its database will be used for throwaway test databases),
-or install the server package, e.g. on Debian/Ubuntu:
-    sudo apt-get update && sudo apt-get install -y postgresql
-MSG
-  exit 1
+  # Installs the server when it can, or prints what to run (apt-get, or DATABASE_URL).
+  "$(dirname "$0")/pg-install.sh" || { echo "pg-tmp.sh: no PostgreSQL server; stopping" >&2; exit 1; }
+  INITDB=$(find_bin initdb) && PG_CTL=$(find_bin pg_ctl) || {
+    echo "pg-tmp.sh: initdb and pg_ctl still not found after pg-install.sh" >&2; exit 1; }
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/billing-pg.XXXXXX")
