@@ -27,14 +27,14 @@ type AuditEntry struct {
 	Detail map[string]any
 }
 
-// AuditLog returns the audit entries of subject in time order. Subjects are
+// AuditLogList returns the audit entries of subject in time order. Subjects are
 // "subscription:<id>" (refund requests are logged under their subscription),
 // "tariff:<code>" and "customer:<id>" (account deletion requests); see SubscriptionSubject,
 // TariffSubject and CustomerSubject.
-func (e *Engine) AuditLog(ctx context.Context, subject string) (_ []AuditEntry, err error) {
-	ctx, span := e.tel.start(ctx, "AuditLog")
+func (e *Engine) AuditLogList(ctx context.Context, subject string) (_ []AuditEntry, err error) {
+	ctx, span := e.tel.start(ctx, "AuditLogList")
 	defer span.end(&err)
-	check := inputCheck{op: "AuditLog"}
+	check := inputCheck{op: "AuditLogList"}
 	if !strings.HasPrefix(subject, "subscription:") && !strings.HasPrefix(subject, "tariff:") &&
 		!strings.HasPrefix(subject, "customer:") {
 		check.add("subject", `must be "subscription:<id>", "tariff:<code>" or "customer:<id>"`)
@@ -44,7 +44,7 @@ func (e *Engine) AuditLog(ctx context.Context, subject string) (_ []AuditEntry, 
 	}
 	rows, err := store.ListAudit(ctx, e.pool, subject)
 	if err != nil {
-		return nil, e.opError("AuditLog", err)
+		return nil, e.opError("AuditLogList", err)
 	}
 	out := make([]AuditEntry, len(rows))
 	for i, r := range rows {

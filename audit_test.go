@@ -20,7 +20,7 @@ func TestAuditLog(t *testing.T) {
 	_, err := b.engine.Suspend(ctx, sub.ID, subscription.AdminAction{Actor: "admin:7", Reason: "abuse report 12"})
 	require.NoError(t, err)
 
-	log, err := b.engine.AuditLog(ctx, billing.SubscriptionSubject(sub.ID))
+	log, err := b.engine.AuditLogList(ctx, billing.SubscriptionSubject(sub.ID))
 	require.NoError(t, err)
 	last := log[len(log)-1]
 	require.Equal(t, "subscription.suspend", last.Action, "2.1.2 the operator's action is audited")
@@ -28,11 +28,11 @@ func TestAuditLog(t *testing.T) {
 	require.Equal(t, "abuse report 12", last.Reason)
 	require.Equal(t, "suspended", last.Detail["to"])
 
-	tlog, err := b.engine.AuditLog(ctx, billing.TariffSubject("pro"))
+	tlog, err := b.engine.AuditLogList(ctx, billing.TariffSubject("pro"))
 	require.NoError(t, err)
 	require.Equal(t, "tariff.publish", tlog[0].Action)
 
-	_, err = b.engine.AuditLog(ctx, sub.ID)
+	_, err = b.engine.AuditLogList(ctx, sub.ID)
 	require.ErrorIs(t, err, billing.ErrInvalidInput)
 }
 
@@ -49,18 +49,18 @@ func TestRejectRefund(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, refund.StateRejected, got.State)
 
-	_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "changed my mind"})
+	_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "changed my mind"})
 	require.ErrorIs(t, err, billing.ErrRefundTransition, "3.8 a rejected request is final")
 	_, err = b.engine.RejectRefund(ctx, r.ID, "admin:1", "again")
 	require.ErrorIs(t, err, billing.ErrRefundTransition)
 	require.Empty(t, b.gateway.Refunds())
 
 	require.NoError(t, billing.EscalateRefund(b.engine, ctx, r.ID))
-	open, err := b.engine.RefundRequests(ctx, billing.RefundFilter{Open: true})
+	open, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{Open: true})
 	require.NoError(t, err)
 	require.Empty(t, open, "a rejected request is no longer open, so it is not escalated")
 
-	log, err := b.engine.AuditLog(ctx, billing.SubscriptionSubject(sub.ID))
+	log, err := b.engine.AuditLogList(ctx, billing.SubscriptionSubject(sub.ID))
 	require.NoError(t, err)
 	last := log[len(log)-1]
 	require.Equal(t, "refund.rejected", last.Action)

@@ -76,7 +76,7 @@ func (b *testBundle) publish(t *testing.T, code, price string, meter string, qua
 func (b *testBundle) activeSubscription(t *testing.T, customer, code string) subscription.Subscription {
 	t.Helper()
 	ctx := context.Background()
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: code, IdempotencyKey: "sub-" + customer})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: code, IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	if sub.Status == subscription.StatusActive {
 		return sub

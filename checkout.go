@@ -15,8 +15,8 @@ import (
 // payment.CheckoutGateway: its provider cannot take a first payment on its own page.
 var ErrNoCheckout = errors.New("billing: the payment gateway takes no payment on the provider's page (payment.CheckoutGateway)")
 
-// Checkout is what StartCheckout returns.
-type Checkout struct {
+// CheckoutResult is what StartCheckout returns.
+type CheckoutResult struct {
 	// Subscription is the subscription after the call: pending while the customer has not
 	// paid, active once the payment succeeded, ended when it was declined.
 	Subscription subscription.Subscription
@@ -46,7 +46,7 @@ type Checkout struct {
 //
 // Errors: an *InputError for a malformed ID or a returnURL that is not an absolute http(s)
 // URL; ErrNotFound; ErrNoGateway; ErrNoCheckout when the gateway cannot do it.
-func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL string) (_ Checkout, err error) {
+func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL string) (_ CheckoutResult, err error) {
 	ctx, span := e.tel.start(ctx, "StartCheckout", subAttr(subscriptionID))
 	defer span.end(&err)
 	check := inputCheck{op: "StartCheckout"}
@@ -55,30 +55,30 @@ func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL st
 		check.add("returnURL", fmt.Sprintf("%q is not an absolute http(s) URL", returnURL))
 	}
 	if err := check.err(); err != nil {
-		return Checkout{}, err
+		return CheckoutResult{}, err
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return Checkout{}, ErrNoGateway
+		return CheckoutResult{}, ErrNoGateway
 	}
 	if _, ok := gw.(payment.CheckoutGateway); !ok {
-		return Checkout{}, ErrNoCheckout
+		return CheckoutResult{}, ErrNoCheckout
 	}
 	p, err := e.prepareAttempt(ctx, subscriptionID, payment.PurposeCheckout, 1, returnURL)
 	if err != nil {
-		return Checkout{}, e.opError("StartCheckout", err)
+		return CheckoutResult{}, e.opError("StartCheckout", err)
 	}
 	var a store.AttemptRow
 	if p.attempt.ID != "" {
 		if a, err = e.runAttempt(ctx, gw, p); err != nil && !errors.Is(err, errRetryLater) {
-			return Checkout{}, e.opError("StartCheckout", err)
+			return CheckoutResult{}, e.opError("StartCheckout", err)
 		}
 	}
 	sub, err := store.GetSubscription(ctx, e.pool, subscriptionID)
 	if err != nil {
-		return Checkout{}, e.opError("StartCheckout", err)
+		return CheckoutResult{}, e.opError("StartCheckout", err)
 	}
-	out := Checkout{Subscription: sub, Attempt: a.Attempt}
+	out := CheckoutResult{Subscription: sub, Attempt: a.Attempt}
 	if a.State == payment.StatePending && sub.Status == subscription.StatusPending {
 		// No page for a subscription that can no longer take the payment (ended meanwhile):
 		// the money would be booked unapplied and refunded.

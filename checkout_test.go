@@ -18,10 +18,10 @@ const returnURL = "https://app.example/billing/return"
 
 // newCheckout subscribes customer with no saved payment method (a new customer, TERMS 3.3)
 // and starts the first payment on the provider's page.
-func newCheckout(t *testing.T, b *renewalBundle, customer string) (subscription.Subscription, billing.Checkout) {
+func newCheckout(t *testing.T, b *renewalBundle, customer string) (subscription.Subscription, billing.CheckoutResult) {
 	t.Helper()
 	ctx := context.Background()
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro", IdempotencyKey: "sub-" + customer})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro", IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	require.Empty(t, sub.PaymentMethod)
 	co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
@@ -129,7 +129,7 @@ func TestCheckoutOnTheProvidersPage(t *testing.T) {
 	t.Run("bad input is refused and writes nothing", func(t *testing.T) {
 		t.Parallel()
 		b := setupRenewals(t)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		for _, bad := range []string{"", "/relative", "ftp://x.example/", "https://"} {
 			_, err = b.engine.StartCheckout(ctx, sub.ID, bad)
@@ -147,7 +147,7 @@ func TestCheckoutOnTheProvidersPage(t *testing.T) {
 		gw := billingtest.NewGateway()
 		tb := setupWith(t, func(c *billing.Config) { c.Gateway = chargeOnly{gw} })
 		tb.publish(t, "pro", "990", "generations", 500)
-		sub, err := tb.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := tb.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		_, err = tb.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.ErrorIs(t, err, billing.ErrNoCheckout)
@@ -157,15 +157,15 @@ func TestCheckoutOnTheProvidersPage(t *testing.T) {
 // chargeOnly is a gateway with the payment.Gateway methods only: no page for a checkout.
 type chargeOnly struct{ g *billingtest.Gateway }
 
-func (c chargeOnly) Charge(ctx context.Context, r payment.ChargeRequest) (payment.ChargeResult, error) {
+func (c chargeOnly) Charge(ctx context.Context, r payment.ChargeParams) (payment.ChargeResult, error) {
 	return c.g.Charge(ctx, r)
 }
-func (c chargeOnly) Refund(ctx context.Context, r payment.RefundRequest) (payment.RefundResult, error) {
+func (c chargeOnly) Refund(ctx context.Context, r payment.RefundParams) (payment.RefundResult, error) {
 	return c.g.Refund(ctx, r)
 }
-func (c chargeOnly) Lookup(ctx context.Context, r payment.LookupRequest) (payment.ChargeResult, error) {
+func (c chargeOnly) Lookup(ctx context.Context, r payment.LookupParams) (payment.ChargeResult, error) {
 	return c.g.Lookup(ctx, r)
 }
-func (c chargeOnly) LookupRefund(ctx context.Context, r payment.RefundLookupRequest) (payment.RefundResult, error) {
+func (c chargeOnly) LookupRefund(ctx context.Context, r payment.RefundLookupParams) (payment.RefundResult, error) {
 	return c.g.LookupRefund(ctx, r)
 }

@@ -124,7 +124,7 @@ type Config struct {
 	// River worker: keep it quick (hand the event to a queue or an outbox of your own).
 	// Needs [Engine.UseRiver]: with OnEvent set and no River client, a command that records
 	// an event fails with [ErrNoRiverClient]. Defaults to none: events are still recorded
-	// ([Engine.Events]), and nothing delivers them.
+	// ([Engine.EventList]), and nothing delivers them.
 	OnEvent func(ctx context.Context, ev Event) error
 
 	// RenewalNotice is how long before a renewal charge the customer is told about it
@@ -135,7 +135,7 @@ type Config struct {
 	RenewalNotice time.Duration
 
 	// UsageThresholds are the percentages of a hard limit at which an [Engine.Consume] or
-	// [Engine.Commit] that reaches them makes an [EventUsageThreshold], once per period,
+	// [Engine.ReservationCommit] that reaches them makes an [EventUsageThreshold], once per period,
 	// meter and percentage: each from 1 to 100, no repeats, in any order. Trap: nil means
 	// the default; a non-nil empty slice turns the events off. Defaults to
 	// [DefaultUsageThresholds] (80 and 100).

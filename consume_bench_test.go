@@ -200,7 +200,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	first, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "bench-1", TariffCode: "bench", IdempotencyKey: "bench-1"})
+	first, err := engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "bench-1", TariffCode: "bench", IdempotencyKey: "bench-1"})
 	if err != nil {
 		b.Fatal(err)
 	}

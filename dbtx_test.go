@@ -27,7 +27,7 @@ func hostStory(t *testing.T, b *testBundle, tx pgx.Tx) (subID string) {
 	_, err = b.engine.Tariffs().PublishTx(ctx, tx, "ops", tariff.Spec{Code: "pro", Name: "Pro", Price: decimal.RequireFromString("990"),
 		Period: tariff.Period{Count: 1, Unit: tariff.Month}, Limits: []tariff.Limit{{Meter: "posts", Quantity: 10}}})
 	require.NoError(t, err)
-	sub, err := b.engine.SubscribeTx(ctx, tx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	sub, err := b.engine.SubscribeTx(ctx, tx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
 	require.NoError(t, err)
 	sub, err = b.engine.ConfirmFirstPaymentTx(ctx, tx, sub.ID, billing.Payment{ProviderPaymentID: "pay-1",
 		Amount: sub.Checkout.Price, Currency: sub.Checkout.Currency, PaymentMethod: "card-1"})
@@ -36,28 +36,28 @@ func hostStory(t *testing.T, b *testBundle, tx pgx.Tx) (subID string) {
 
 	_, err = b.engine.ConsumeTx(ctx, tx, sub.ID, "posts", 3, "use-1")
 	require.NoError(t, err)
-	r, err := b.engine.ReserveTx(ctx, tx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "posts", Quantity: 2, IdempotencyKey: "hold-1"})
+	r, err := b.engine.ReserveTx(ctx, tx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "posts", Quantity: 2, IdempotencyKey: "hold-1"})
 	require.NoError(t, err)
-	_, err = b.engine.CommitTx(ctx, tx, r.ID, 1)
+	_, err = b.engine.ReservationCommitTx(ctx, tx, r.ID, 1)
 	require.NoError(t, err)
-	r2, err := b.engine.ReserveTx(ctx, tx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "posts", Quantity: 1, IdempotencyKey: "hold-2"})
+	r2, err := b.engine.ReserveTx(ctx, tx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "posts", Quantity: 1, IdempotencyKey: "hold-2"})
 	require.NoError(t, err)
-	_, err = b.engine.ReleaseTx(ctx, tx, r2.ID)
+	_, err = b.engine.ReservationReleaseTx(ctx, tx, r2.ID)
 	require.NoError(t, err)
 	_, err = b.engine.SetAutoRenewTx(ctx, tx, sub.ID, false, "customer:c1")
 	require.NoError(t, err)
-	req, err := b.engine.RequestRefundTx(ctx, tx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+	req, err := b.engine.RequestRefundTx(ctx, tx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "refund-1"})
 	require.NoError(t, err)
 	_, err = b.engine.VerifyRefundTx(ctx, tx, req.ID, "operator:1")
 	require.NoError(t, err)
-	_, err = b.engine.RequestAccountDeletionTx(ctx, tx, billing.AccountDeletionInput{CustomerID: "c1", ReceivedAt: b.clock.Now(),
+	_, err = b.engine.RequestAccountDeletionTx(ctx, tx, billing.AccountDeletionRequestParams{CustomerID: "c1", ReceivedAt: b.clock.Now(),
 		Channel: refund.ChannelSupport, IdempotencyKey: "delete-1"})
 	require.NoError(t, err)
 
-	got, err := b.engine.GetTx(ctx, tx, sub.ID)
+	got, err := b.engine.SubscriptionGetTx(ctx, tx, sub.ID)
 	require.NoError(t, err)
-	require.Equal(t, int64(4), got.Current.Usage["posts"].Used, "GetTx sees the volume counted in tx: 3 consumed + 1 committed")
+	require.Equal(t, int64(4), got.Current.Usage["posts"].Used, "SubscriptionGetTx sees the volume counted in tx: 3 consumed + 1 committed")
 	require.False(t, got.AutoRenew)
 	return sub.ID
 }
@@ -80,7 +80,7 @@ func TestHostTransactionRolledBackLeavesNothingOfOurs(t *testing.T) {
 	var hostRows int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM host_orders`).Scan(&hostRows))
 	require.Zero(t, hostRows)
-	_, err = b.engine.Get(ctx, subID)
+	_, err = b.engine.SubscriptionGet(ctx, subID)
 	require.ErrorIs(t, err, billing.ErrNotFound)
 }
 
@@ -97,13 +97,13 @@ func TestHostTransactionCommittedKeepsOursWithTheHosts(t *testing.T) {
 	subID := hostStory(t, b, tx)
 	require.NoError(t, tx.Commit(ctx))
 
-	sub, err := b.engine.Get(ctx, subID)
+	sub, err := b.engine.SubscriptionGet(ctx, subID)
 	require.NoError(t, err)
 	require.Equal(t, int64(4), sub.Current.Usage["posts"].Used)
 	var hostRows int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM host_orders`).Scan(&hostRows))
 	require.Equal(t, 1, hostRows)
-	reqs, err := b.engine.RefundRequests(ctx, billing.RefundFilter{})
+	reqs, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{})
 	require.NoError(t, err)
 	require.Len(t, reqs, 1)
 	require.Equal(t, refund.StateVerified, reqs[0].State)
@@ -154,7 +154,7 @@ func TestHostTransactionSurvivesARefusedCommand(t *testing.T) {
 			return err
 		}},
 		{"a checkout key reused for another tariff", billing.ErrIdempotencyConflict, func() error {
-			_, err := b.engine.SubscribeTx(ctx, tx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "other", IdempotencyKey: "sub-c1"})
+			_, err := b.engine.SubscribeTx(ctx, tx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "other", IdempotencyKey: "sub-c1"})
 			return err
 		}},
 	}
@@ -169,7 +169,7 @@ func TestHostTransactionSurvivesARefusedCommand(t *testing.T) {
 	require.True(t, got.Exhausted)
 	require.NoError(t, tx.Commit(ctx))
 
-	after, err := b.engine.Get(ctx, sub.ID)
+	after, err := b.engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusExhausted, after.Status)
 }
@@ -189,7 +189,7 @@ func TestHostTransactionIsInvisibleUntilCommit(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.engine.ConsumeTx(ctx, tx, sub.ID, "posts", 4, "use-1")
 	require.NoError(t, err)
-	outside, err := b.engine.Get(ctx, sub.ID)
+	outside, err := b.engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Zero(t, outside.Current.Usage["posts"].Used, "an uncommitted ConsumeTx is not seen outside tx")
 	quick, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -197,7 +197,7 @@ func TestHostTransactionIsInvisibleUntilCommit(t *testing.T) {
 	_, err = b.engine.Consume(quick, other.ID, "posts", 1, "use-other")
 	require.NoError(t, err, "another subscription's command does not wait for the host's transaction")
 	require.NoError(t, tx.Commit(ctx))
-	inside, err := b.engine.Get(ctx, sub.ID)
+	inside, err := b.engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Equal(t, int64(4), inside.Current.Usage["posts"].Used)
 }
@@ -210,30 +210,30 @@ func TestHostTransactionFormsRefuseANilTx(t *testing.T) {
 	id := "01890a5d-ac96-774b-bcce-b302099a8057"
 	by := subscription.AdminAction{Actor: "op", Reason: "r"}
 	calls := map[string]func() error{
-		"SubscribeTx": func() error { _, err := b.engine.SubscribeTx(ctx, nil, billing.SubscribeRequest{}); return err },
+		"SubscribeTx": func() error { _, err := b.engine.SubscribeTx(ctx, nil, billing.SubscribeParams{}); return err },
 		"ConfirmFirstPaymentTx": func() error {
 			_, err := b.engine.ConfirmFirstPaymentTx(ctx, nil, id, billing.Payment{})
 			return err
 		},
-		"FailFirstPaymentTx": func() error { _, err := b.engine.FailFirstPaymentTx(ctx, nil, id, "r"); return err },
-		"SetAutoRenewTx":     func() error { _, err := b.engine.SetAutoRenewTx(ctx, nil, id, false, "c"); return err },
-		"SuspendTx":          func() error { _, err := b.engine.SuspendTx(ctx, nil, id, by); return err },
-		"ResumeTx":           func() error { _, err := b.engine.ResumeTx(ctx, nil, id, by); return err },
-		"TerminateTx":        func() error { _, err := b.engine.TerminateTx(ctx, nil, id, by); return err },
-		"ExtendPeriodTx":     func() error { _, err := b.engine.ExtendPeriodTx(ctx, nil, id, time.Now(), by); return err },
-		"GetTx":              func() error { _, err := b.engine.GetTx(ctx, nil, id); return err },
-		"ConsumeTx":          func() error { _, err := b.engine.ConsumeTx(ctx, nil, id, "m", 1, "k"); return err },
-		"ReserveTx":          func() error { _, err := b.engine.ReserveTx(ctx, nil, billing.ReserveRequest{}); return err },
-		"CommitTx":           func() error { _, err := b.engine.CommitTx(ctx, nil, id, 1); return err },
-		"ReleaseTx":          func() error { _, err := b.engine.ReleaseTx(ctx, nil, id); return err },
+		"FailFirstPaymentTx":   func() error { _, err := b.engine.FailFirstPaymentTx(ctx, nil, id, "r"); return err },
+		"SetAutoRenewTx":       func() error { _, err := b.engine.SetAutoRenewTx(ctx, nil, id, false, "c"); return err },
+		"SuspendTx":            func() error { _, err := b.engine.SuspendTx(ctx, nil, id, by); return err },
+		"ResumeTx":             func() error { _, err := b.engine.ResumeTx(ctx, nil, id, by); return err },
+		"TerminateTx":          func() error { _, err := b.engine.TerminateTx(ctx, nil, id, by); return err },
+		"ExtendPeriodTx":       func() error { _, err := b.engine.ExtendPeriodTx(ctx, nil, id, time.Now(), by); return err },
+		"SubscriptionGetTx":    func() error { _, err := b.engine.SubscriptionGetTx(ctx, nil, id); return err },
+		"ConsumeTx":            func() error { _, err := b.engine.ConsumeTx(ctx, nil, id, "m", 1, "k"); return err },
+		"ReserveTx":            func() error { _, err := b.engine.ReserveTx(ctx, nil, billing.ReserveParams{}); return err },
+		"ReservationCommitTx":  func() error { _, err := b.engine.ReservationCommitTx(ctx, nil, id, 1); return err },
+		"ReservationReleaseTx": func() error { _, err := b.engine.ReservationReleaseTx(ctx, nil, id); return err },
 		"RequestRefundTx": func() error {
-			_, err := b.engine.RequestRefundTx(ctx, nil, billing.RefundRequestInput{})
+			_, err := b.engine.RequestRefundTx(ctx, nil, billing.RefundRequestParams{})
 			return err
 		},
 		"VerifyRefundTx": func() error { _, err := b.engine.VerifyRefundTx(ctx, nil, id, "op"); return err },
 		"RejectRefundTx": func() error { _, err := b.engine.RejectRefundTx(ctx, nil, id, "op", "r"); return err },
 		"RequestAccountDeletionTx": func() error {
-			_, err := b.engine.RequestAccountDeletionTx(ctx, nil, billing.AccountDeletionInput{})
+			_, err := b.engine.RequestAccountDeletionTx(ctx, nil, billing.AccountDeletionRequestParams{})
 			return err
 		},
 		"ExecuteAccountDeletionTx": func() error {

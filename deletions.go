@@ -14,8 +14,8 @@ import (
 	"github.com/smm-gpt/billing/subscription"
 )
 
-// AccountDeletionInput records a customer's request to delete their account (TERMS 2.2.4).
-type AccountDeletionInput struct {
+// AccountDeletionRequestParams records a customer's request to delete their account (TERMS 2.2.4).
+type AccountDeletionRequestParams struct {
 	// CustomerID is the host's opaque ID of the customer whose account is to be deleted.
 	// Required.
 	CustomerID string
@@ -92,20 +92,20 @@ type AccountDeletionEscalation struct {
 // deleted by ExecuteAccountDeletion. It schedules the escalation job two days before the
 // deadline (at once when that is past; needs UseRiver). Bad input is an *InputError and
 // nothing is written.
-func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionInput) (AccountDeletion, error) {
+func (e *Engine) RequestAccountDeletion(ctx context.Context, in AccountDeletionRequestParams) (AccountDeletion, error) {
 	return e.requestAccountDeletion(ctx, e.pool, in)
 }
 
 // RequestAccountDeletionTx is RequestAccountDeletion in the host's transaction tx: the
 // request and its escalation job exist once tx commits.
-func (e *Engine) RequestAccountDeletionTx(ctx context.Context, tx pgx.Tx, in AccountDeletionInput) (AccountDeletion, error) {
+func (e *Engine) RequestAccountDeletionTx(ctx context.Context, tx pgx.Tx, in AccountDeletionRequestParams) (AccountDeletion, error) {
 	if err := hostTx("RequestAccountDeletionTx", tx); err != nil {
 		return AccountDeletion{}, err
 	}
 	return e.requestAccountDeletion(ctx, tx, in)
 }
 
-func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in AccountDeletionInput) (_ AccountDeletion, err error) {
+func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in AccountDeletionRequestParams) (_ AccountDeletion, err error) {
 	ctx, span := e.tel.start(ctx, "RequestAccountDeletion", hostTxAttr(db))
 	defer span.end(&err)
 	check := inputCheck{op: "RequestAccountDeletion"}
@@ -283,29 +283,29 @@ func (e *Engine) executeAccountDeletion(ctx context.Context, db dbtx, requestID,
 	return deletionOf(out), nil
 }
 
-// AccountDeletion returns one account deletion request.
-func (e *Engine) AccountDeletion(ctx context.Context, requestID string) (_ AccountDeletion, err error) {
-	ctx, span := e.tel.start(ctx, "AccountDeletion", deletionAttr(requestID))
+// AccountDeletionGet returns one account deletion request.
+func (e *Engine) AccountDeletionGet(ctx context.Context, requestID string) (_ AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "AccountDeletionGet", deletionAttr(requestID))
 	defer span.end(&err)
-	check := inputCheck{op: "AccountDeletion"}
+	check := inputCheck{op: "AccountDeletionGet"}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {
 		return AccountDeletion{}, err
 	}
 	row, err := store.GetDeletion(ctx, e.pool, requestID)
 	if err != nil {
-		return AccountDeletion{}, e.opError("AccountDeletion", err)
+		return AccountDeletion{}, e.opError("AccountDeletionGet", err)
 	}
 	return deletionOf(row), nil
 }
 
-// OpenAccountDeletions returns the requests not yet executed, earliest deadline first.
-func (e *Engine) OpenAccountDeletions(ctx context.Context) (_ []AccountDeletion, err error) {
-	ctx, span := e.tel.start(ctx, "OpenAccountDeletions")
+// AccountDeletionListOpen returns the requests not yet executed, earliest deadline first.
+func (e *Engine) AccountDeletionListOpen(ctx context.Context) (_ []AccountDeletion, err error) {
+	ctx, span := e.tel.start(ctx, "AccountDeletionListOpen")
 	defer span.end(&err)
 	rows, err := store.OpenDeletions(ctx, e.pool)
 	if err != nil {
-		return nil, e.opError("OpenAccountDeletions", err)
+		return nil, e.opError("AccountDeletionListOpen", err)
 	}
 	out := make([]AccountDeletion, len(rows))
 	for i, r := range rows {

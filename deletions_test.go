@@ -44,7 +44,7 @@ func (b *deletionBundle) escalated() []billing.AccountDeletionEscalation {
 
 func (b *deletionBundle) requestDeletion(t *testing.T, customer string, received time.Time, key string) billing.AccountDeletion {
 	t.Helper()
-	d, err := b.engine.RequestAccountDeletion(context.Background(), billing.AccountDeletionInput{
+	d, err := b.engine.RequestAccountDeletion(context.Background(), billing.AccountDeletionRequestParams{
 		CustomerID: customer, ReceivedAt: received, Channel: refund.ChannelEmail, Text: "delete my account", IdempotencyKey: key})
 	require.NoError(t, err)
 	return d
@@ -76,12 +76,12 @@ func TestAccountDeletionDeadline(t *testing.T) {
 			d := b.requestDeletion(t, "c-"+tc.name, tc.received, "del-"+tc.name)
 			require.Equal(t, tc.deadline, d.Deadline.In(b.moscow))
 			require.Equal(t, billing.AccountDeletionReceived, d.State)
-			got, err := b.engine.AccountDeletion(context.Background(), d.ID)
+			got, err := b.engine.AccountDeletionGet(context.Background(), d.ID)
 			require.NoError(t, err)
 			require.True(t, d.Deadline.Equal(got.Deadline))
 		})
 	}
-	open, err := b.engine.OpenAccountDeletions(context.Background())
+	open, err := b.engine.AccountDeletionListOpen(context.Background())
 	require.NoError(t, err)
 	require.Len(t, open, 3)
 	for i := 1; i < len(open); i++ {
@@ -96,7 +96,7 @@ func TestExecuteAccountDeletion(t *testing.T) {
 	b, sub := setupDeletions(t)
 	_, err := b.engine.Consume(ctx, sub.ID, "generations", 3, "use-1")
 	require.NoError(t, err)
-	pending, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1-2"})
+	pending, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1-2"})
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusPending, pending.Status)
 	other := b.activeSubscription(t, "c2", "pro")
@@ -112,14 +112,14 @@ func TestExecuteAccountDeletion(t *testing.T) {
 
 	t.Run("2.2.4 every open subscription of the customer ends at once; others untouched", func(t *testing.T) {
 		for _, id := range []string{sub.ID, pending.ID} {
-			s, err := b.engine.Get(ctx, id)
+			s, err := b.engine.SubscriptionGet(ctx, id)
 			require.NoError(t, err)
 			require.Equal(t, subscription.StatusTerminated, s.Status)
 			require.False(t, s.AutoRenew)
 		}
 		_, err := b.engine.Consume(ctx, sub.ID, "generations", 1, "after-deletion")
 		require.ErrorIs(t, err, billing.ErrNoAccess)
-		s, err := b.engine.Get(ctx, other.ID)
+		s, err := b.engine.SubscriptionGet(ctx, other.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, s.Status)
 	})
@@ -133,12 +133,12 @@ func TestExecuteAccountDeletion(t *testing.T) {
 		charged, _, _, err := b.engine.Ledger().PeriodLedgerForTest(ctx, sub.ID, 1)
 		require.NoError(t, err)
 		require.Equal(t, int64(99000), charged, "paid periods are not refunded by the deletion")
-		subLog, err := b.engine.AuditLog(ctx, billing.SubscriptionSubject(sub.ID))
+		subLog, err := b.engine.AuditLogList(ctx, billing.SubscriptionSubject(sub.ID))
 		require.NoError(t, err)
 		last := subLog[len(subLog)-1]
 		require.Equal(t, "admin:1", last.Actor)
 		require.Contains(t, last.Reason, "2.2.4")
-		custLog, err := b.engine.AuditLog(ctx, billing.CustomerSubject("c1"))
+		custLog, err := b.engine.AuditLogList(ctx, billing.CustomerSubject("c1"))
 		require.NoError(t, err)
 		require.Len(t, custLog, 2)
 		require.Equal(t, "account_deletion.requested", custLog[0].Action)
@@ -151,10 +151,10 @@ func TestExecuteAccountDeletion(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, done.DoneAt, again.DoneAt)
 		require.Equal(t, "admin:1", again.DoneBy)
-		custLog, err := b.engine.AuditLog(ctx, billing.CustomerSubject("c1"))
+		custLog, err := b.engine.AuditLogList(ctx, billing.CustomerSubject("c1"))
 		require.NoError(t, err)
 		require.Len(t, custLog, 2)
-		open, err := b.engine.OpenAccountDeletions(ctx)
+		open, err := b.engine.AccountDeletionListOpen(ctx)
 		require.NoError(t, err)
 		require.Empty(t, open)
 	})
@@ -165,7 +165,7 @@ func TestExecuteAccountDeletion(t *testing.T) {
 		require.Empty(t, b.gateway.ChargesFor(sub.ID, 2), "the renewal job's re-check finds the subscription terminated")
 		require.Empty(t, b.gateway.ChargesFor(pending.ID, 1))
 		require.Empty(t, b.escalated(), "a done request is not escalated")
-		got, err := b.engine.AccountDeletion(ctx, d.ID)
+		got, err := b.engine.AccountDeletionGet(ctx, d.ID)
 		require.NoError(t, err)
 		require.True(t, got.EscalatedAt.IsZero())
 	})
@@ -176,16 +176,16 @@ func TestRequestAccountDeletionInput(t *testing.T) {
 	ctx := context.Background()
 	b, _ := setupDeletions(t)
 	now := b.clock.Now()
-	good := billing.AccountDeletionInput{CustomerID: "c1", ReceivedAt: now, Channel: refund.ChannelSupport, IdempotencyKey: "k"}
+	good := billing.AccountDeletionRequestParams{CustomerID: "c1", ReceivedAt: now, Channel: refund.ChannelSupport, IdempotencyKey: "k"}
 	for _, tc := range []struct {
 		name   string
-		change func(*billing.AccountDeletionInput)
+		change func(*billing.AccountDeletionRequestParams)
 		field  string
 	}{
-		{"2.2.4 no customer", func(in *billing.AccountDeletionInput) { in.CustomerID = " " }, "CustomerID"},
-		{"2.2.4 no received instant", func(in *billing.AccountDeletionInput) { in.ReceivedAt = time.Time{} }, "ReceivedAt"},
-		{"2.2.4 unknown channel", func(in *billing.AccountDeletionInput) { in.Channel = "fax" }, "Channel"},
-		{"2.2.4 no idempotency key", func(in *billing.AccountDeletionInput) { in.IdempotencyKey = "" }, "IdempotencyKey"},
+		{"2.2.4 no customer", func(in *billing.AccountDeletionRequestParams) { in.CustomerID = " " }, "CustomerID"},
+		{"2.2.4 no received instant", func(in *billing.AccountDeletionRequestParams) { in.ReceivedAt = time.Time{} }, "ReceivedAt"},
+		{"2.2.4 unknown channel", func(in *billing.AccountDeletionRequestParams) { in.Channel = "fax" }, "Channel"},
+		{"2.2.4 no idempotency key", func(in *billing.AccountDeletionRequestParams) { in.IdempotencyKey = "" }, "IdempotencyKey"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := good
@@ -242,7 +242,7 @@ func TestAccountDeletionEscalation(t *testing.T) {
 	_, err = b.runner.RunUntil(ctx, time.Date(2026, 3, 20, 0, 0, 0, 0, b.moscow))
 	require.NoError(t, err)
 	require.Len(t, b.escalated(), 1)
-	got, err := b.engine.AccountDeletion(ctx, d.ID)
+	got, err := b.engine.AccountDeletionGet(ctx, d.ID)
 	require.NoError(t, err)
 	require.True(t, esc[0].At.Equal(got.EscalatedAt))
 }

@@ -23,7 +23,7 @@
 //     its period (activation, renewal), or, when the subscription can no longer take it
 //     (abandoned checkout, ended, terminated, refunded, suspended, the period paid by another
 //     charge), booked as an unapplied payment owed back and refunded through the gateway with
-//     its 54-FZ return receipt ([Engine.UnappliedPayments]). Every refund the gateway paid is in the
+//     its 54-FZ return receipt ([Engine.UnappliedPaymentList]). Every refund the gateway paid is in the
 //     ledger exactly once, whatever state the subscription is in. No transaction after a
 //     gateway call rolls back the record of that call because a lifecycle transition refused.
 //   - At most one applied charge per subscription period (a unique index), and no charge
@@ -36,7 +36,7 @@
 //     gateway before anything changes ([ErrWebhookNotConfirmed]).
 //   - Every subscription has a way forward: final, a scheduled job, or suspended (waiting for
 //     a person). Reconciliation and the sweeper handle items one by one; a failing item is
-//     retried with backoff and parked for a person ([Engine.ParkedAttempts]), never blocking others.
+//     retried with backoff and parked for a person ([Engine.AttemptListParked]), never blocking others.
 //
 // RELIABILITY.md says how this is checked: regression tests, a model-based test of every
 // command against the fake provider's own record, and a multi-process kill -9 test.

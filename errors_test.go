@@ -42,14 +42,14 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 	e, ctx := rb.engine, context.Background()
 	missing := "01890a5d-ac96-774b-bcce-b302099a8057"
 	by := subscription.AdminAction{Actor: "op:1", Reason: "checked"}
-	req, err := e.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: rb.clock.Now(),
+	req, err := e.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: rb.clock.Now(),
 		Channel: refund.ChannelEmail, IdempotencyKey: "r1"})
 	require.NoError(t, err)
-	res, err := e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 2, IdempotencyKey: "h1"})
+	res, err := e.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "generations", Quantity: 2, IdempotencyKey: "h1"})
 	require.NoError(t, err)
 	_, err = e.Consume(ctx, sub.ID, "generations", 1, "u1")
 	require.NoError(t, err)
-	del, err := e.RequestAccountDeletion(ctx, billing.AccountDeletionInput{CustomerID: "c9", ReceivedAt: rb.clock.Now(),
+	del, err := e.RequestAccountDeletion(ctx, billing.AccountDeletionRequestParams{CustomerID: "c9", ReceivedAt: rb.clock.Now(),
 		Channel: refund.ChannelSupport, IdempotencyKey: "d1"})
 	require.NoError(t, err)
 	noGateway := setup(t) // an engine wired without a gateway or River
@@ -57,23 +57,23 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 	cases := []errorCase{
 		// Subscriptions.
 		{"Subscribe without fields", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Subscribe(ctx, billing.SubscribeRequest{})
+			_, err := e.Subscribe(ctx, billing.SubscribeParams{})
 			return err
 		}},
 		{"Subscribe with a card number as token", billing.KindInvalidInput, subscription.ErrCardData, func() error {
-			_, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "4111111111111111", IdempotencyKey: "s2"})
+			_, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "4111111111111111", IdempotencyKey: "s2"})
 			return err
 		}},
 		{"Subscribe to an unknown tariff", billing.KindNotFound, nil, func() error {
-			_, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "nope", IdempotencyKey: "s3"})
+			_, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "nope", IdempotencyKey: "s3"})
 			return err
 		}},
 		{"Subscribe with a checkout key reused for another tariff", billing.KindConflict, billing.ErrIdempotencyConflict, func() error {
-			_, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "other", IdempotencyKey: "sub-c1"})
+			_, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "other", IdempotencyKey: "sub-c1"})
 			return err
 		}},
 		{"Subscribe with another customer's token", billing.KindConflict, billing.ErrPaymentMethodNotOwned, func() error {
-			_, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "s4"})
+			_, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "s4"})
 			return err
 		}},
 		{"ConfirmFirstPayment of a malformed ID", billing.KindInvalidInput, nil, func() error {
@@ -129,7 +129,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Get of a missing subscription", billing.KindNotFound, nil, func() error {
-			_, err := e.Get(ctx, missing)
+			_, err := e.SubscriptionGet(ctx, missing)
 			return err
 		}},
 		{"Access of a malformed ID", billing.KindInvalidInput, nil, func() error {
@@ -137,7 +137,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Attempts of a malformed ID", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Attempts(ctx, "x")
+			_, err := e.AttemptList(ctx, "x")
 			return err
 		}},
 		// Usage.
@@ -162,23 +162,23 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Reserve without a key", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 1})
+			_, err := e.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "generations", Quantity: 1})
 			return err
 		}},
 		{"Reserve without River", billing.KindUnavailable, billing.ErrNoRiverClient, func() error {
-			_, err := noGateway.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: missing, Meter: "m", Quantity: 1, IdempotencyKey: "k"})
+			_, err := noGateway.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: missing, Meter: "m", Quantity: 1, IdempotencyKey: "k"})
 			return err
 		}},
 		{"Commit of more than reserved", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Commit(ctx, res.ID, 3)
+			_, err := e.ReservationCommit(ctx, res.ID, 3)
 			return err
 		}},
 		{"Commit of a missing reservation", billing.KindNotFound, nil, func() error {
-			_, err := e.Commit(ctx, missing, 1)
+			_, err := e.ReservationCommit(ctx, missing, 1)
 			return err
 		}},
 		{"Release of a malformed ID", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Release(ctx, "x")
+			_, err := e.ReservationRelease(ctx, "x")
 			return err
 		}},
 		{"ExpireReservation before its expiry", billing.KindConflict, subscription.ErrReservationNotExpired, func() error {
@@ -186,16 +186,16 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 		}},
 		// Refunds.
 		{"RequestRefund without fields", billing.KindInvalidInput, nil, func() error {
-			_, err := e.RequestRefund(ctx, billing.RefundRequestInput{})
+			_, err := e.RequestRefund(ctx, billing.RefundRequestParams{})
 			return err
 		}},
 		{"RequestRefund received in the future", billing.KindInvalidInput, billing.ErrReceivedInFuture, func() error {
-			_, err := e.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: rb.clock.Now().Add(time.Hour),
+			_, err := e.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: rb.clock.Now().Add(time.Hour),
 				Channel: refund.ChannelEmail, IdempotencyKey: "r2"})
 			return err
 		}},
 		{"RequestRefund of a missing subscription", billing.KindNotFound, nil, func() error {
-			_, err := e.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: missing, ReceivedAt: rb.clock.Now(),
+			_, err := e.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: missing, ReceivedAt: rb.clock.Now(),
 				Channel: refund.ChannelEmail, IdempotencyKey: "r3"})
 			return err
 		}},
@@ -212,19 +212,19 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"ExecuteRefund of a request not verified", billing.KindConflict, billing.ErrRefundTransition, func() error {
-			_, err := e.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "op:1"})
+			_, err := e.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "op:1"})
 			return err
 		}},
 		{"ExecuteRefund of a missing request", billing.KindNotFound, nil, func() error {
-			_, err := e.ExecuteRefund(ctx, missing, billing.ExecuteOptions{Actor: "op:1"})
+			_, err := e.ExecuteRefund(ctx, missing, billing.ExecuteRefundOpts{Actor: "op:1"})
 			return err
 		}},
 		{"SuggestProRata of a missing request", billing.KindNotFound, nil, func() error {
 			_, err := e.SuggestProRata(ctx, missing, decimal.Zero)
 			return err
 		}},
-		{"RefundRequestByID of a malformed ID", billing.KindInvalidInput, nil, func() error {
-			_, err := e.RefundRequestByID(ctx, "x")
+		{"RefundRequestGet of a malformed ID", billing.KindInvalidInput, nil, func() error {
+			_, err := e.RefundRequestGet(ctx, "x")
 			return err
 		}},
 		{"RetryRefund of a missing request", billing.KindNotFound, nil, func() error { return billing.RetryRefund(e, ctx, missing) }},
@@ -258,7 +258,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 		}},
 		// Account deletion, renewal, revenue.
 		{"RequestAccountDeletion without fields", billing.KindInvalidInput, nil, func() error {
-			_, err := e.RequestAccountDeletion(ctx, billing.AccountDeletionInput{})
+			_, err := e.RequestAccountDeletion(ctx, billing.AccountDeletionRequestParams{})
 			return err
 		}},
 		{"ExecuteAccountDeletion without an actor", billing.KindInvalidInput, nil, func() error {
@@ -266,7 +266,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"AccountDeletion of a missing request", billing.KindNotFound, nil, func() error {
-			_, err := e.AccountDeletion(ctx, missing)
+			_, err := e.AccountDeletionGet(ctx, missing)
 			return err
 		}},
 		{"EscalateAccountDeletion of a missing request", billing.KindNotFound, nil, func() error {
@@ -296,7 +296,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Versions of a missing tariff", billing.KindNotFound, nil, func() error {
-			_, err := e.Tariffs().Versions(ctx, "nope")
+			_, err := e.Tariffs().VersionList(ctx, "nope")
 			return err
 		}},
 		{"InForce before the first version", billing.KindNotFound, tariff.ErrNoVersion, func() error {
@@ -309,23 +309,23 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 		}},
 		// Readers.
 		{"Periods of a missing subscription", billing.KindNotFound, nil, func() error {
-			_, err := e.Periods(ctx, missing)
+			_, err := e.PeriodList(ctx, missing)
 			return err
 		}},
 		{"Subscriptions past the page limit", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Limit: billing.PageLimitMax + 1})
+			_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{Limit: billing.PageLimitMax + 1})
 			return err
 		}},
 		{"AttemptHistory of a missing attempt", billing.KindNotFound, nil, func() error {
-			_, err := e.AttemptHistory(ctx, missing)
+			_, err := e.AttemptHistoryGet(ctx, missing)
 			return err
 		}},
 		{"RefundHistory of a malformed ID", billing.KindInvalidInput, nil, func() error {
-			_, err := e.RefundHistory(ctx, "x")
+			_, err := e.RefundHistoryGet(ctx, "x")
 			return err
 		}},
 		{"Transactions of an empty range", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: rb.clock.Now(), To: rb.clock.Now()})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: rb.clock.Now(), To: rb.clock.Now()})
 			return err
 		}},
 		{"ExportCSV to no writer", billing.KindInvalidInput, nil, func() error {
@@ -337,7 +337,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Transaction of a missing key", billing.KindNotFound, nil, func() error {
-			_, err := e.Ledger().Transaction(ctx, "nope")
+			_, err := e.Ledger().TransactionGet(ctx, "nope")
 			return err
 		}},
 		{"Balance of an unknown account", billing.KindInvalidInput, nil, func() error {
@@ -345,7 +345,7 @@ func TestEveryCommandSpeaksOneErrorVocabulary(t *testing.T) {
 			return err
 		}},
 		{"Entries of an unknown account", billing.KindInvalidInput, nil, func() error {
-			_, err := e.Ledger().Entries(ctx, "no-such-account")
+			_, err := e.Ledger().EntryList(ctx, "no-such-account")
 			return err
 		}},
 	}

@@ -57,7 +57,7 @@ const (
 	// payment_method_refused), or EndFirstPaymentFailed, EndTerminated, EndRefunded;
 	// Message holds the gateway's, the host's or the operator's words when there are some.
 	EventEnded EventKind = "ended"
-	// EventUsageThreshold: a Consume or Commit took the used volume of a hard-limited meter
+	// EventUsageThreshold: a Consume or ReservationCommit took the used volume of a hard-limited meter
 	// (Meter) of period Period to Threshold percent of its Limit or past it (Used after the
 	// call); once per period, meter and threshold (Config.UsageThresholds). 100 means the
 	// volume is used up: access ends until the period ends (TERMS 3.1).
@@ -79,8 +79,8 @@ const (
 	// was paid back to the customer, AmountMinor in Currency.
 	EventUnappliedRefunded EventKind = "unapplied_refunded"
 	// EventParked: an item was parked for a person: Reason is ParkedChargeAttempt (a charge
-	// attempt reconciliation gave up on, AttemptID; see ParkedAttempts) or ParkedUnappliedRefund
-	// (the refund of an unapplied payment, UnappliedID; see UnappliedPayments); Message is
+	// attempt reconciliation gave up on, AttemptID; see AttemptListParked) or ParkedUnappliedRefund
+	// (the refund of an unapplied payment, UnappliedID; see UnappliedPaymentList); Message is
 	// the last error.
 	EventParked EventKind = "parked"
 	// EventConsentWithdrawn: customer CustomerID withdrew consent to charges on the saved
@@ -116,7 +116,7 @@ const (
 	ParkedUnappliedRefund = "unapplied_refund"
 )
 
-// Event is one business event, as Config.OnEvent receives it and Engine.Events returns
+// Event is one business event, as Config.OnEvent receives it and Engine.EventList returns
 // it. The fields after OccurredAt are filled by the kinds that name them (see EventKind);
 // the others are zero.
 type Event struct {
@@ -133,7 +133,7 @@ type Event struct {
 	// OccurredAt is the engine clock's instant of the change.
 	OccurredAt time.Time
 	// DeliveredAt is when OnEvent first returned nil for it; zero before. Only
-	// Engine.Events fills it.
+	// Engine.EventList fills it.
 	DeliveredAt time.Time
 
 	// Period is the number of the period the event is about: the one paid for by a charge
@@ -484,7 +484,7 @@ func (e *Engine) consumeReporting(ctx context.Context, db dbtx, subID, key, mete
 }
 
 // emitCommitted records the usage threshold events of a reservation's resolution that
-// changed the used volume of period's meters from before to after (Commit).
+// changed the used volume of period's meters from before to after (ReservationCommit).
 func (e *Engine) emitCommitted(ctx context.Context, tx pgx.Tx, subID string, before, after subscription.Period, now time.Time) error {
 	if after.Terms.Options.SoftLimits {
 		return nil
@@ -650,8 +650,8 @@ func (e *Engine) sweepEvents(ctx context.Context) error {
 	return enqueueEach(ctx, client, "event", ids, func(id string) river.JobArgs { return jobs.DeliverEventArgs{EventID: id} })
 }
 
-// EventQuery selects events for Engine.Events.
-type EventQuery struct {
+// EventListParams selects events for Engine.EventList.
+type EventListParams struct {
 	// SubscriptionID keeps one subscription's events; empty keeps all.
 	SubscriptionID string
 	// CustomerID keeps one customer's events; empty keeps all.
@@ -665,16 +665,16 @@ type EventQuery struct {
 	Limit int
 }
 
-// Events returns the recorded events matching q, oldest first, a page at a time: pass the
+// EventList returns the recorded events matching q, oldest first, a page at a time: pass the
 // last event's ID as q.After for the next page. It reads what was recorded, delivered or
 // not (Event.DeliveredAt). Trap: the order is the order events were written, which can
 // differ from the order their transactions committed by a moment, so a page read while
 // commands run can miss an event written just before it that commits later: it is for
 // people and audits, not a cursor to consume events by (Config.OnEvent is that).
-func (e *Engine) Events(ctx context.Context, q EventQuery) (_ []Event, err error) {
-	ctx, span := e.tel.start(ctx, "Events")
+func (e *Engine) EventList(ctx context.Context, q EventListParams) (_ []Event, err error) {
+	ctx, span := e.tel.start(ctx, "EventList")
 	defer span.end(&err)
-	check := inputCheck{op: "Events"}
+	check := inputCheck{op: "EventList"}
 	if q.SubscriptionID != "" {
 		check.id("SubscriptionID", q.SubscriptionID)
 	}
@@ -697,18 +697,18 @@ func (e *Engine) Events(ctx context.Context, q EventQuery) (_ []Event, err error
 	if q.After != "" {
 		seq, err := store.EventSeq(ctx, e.pool, q.After)
 		if err != nil {
-			return nil, e.opError("Events", err)
+			return nil, e.opError("EventList", err)
 		}
 		f.AfterSeq = seq
 	}
 	rows, err := store.ListEvents(ctx, e.pool, f)
 	if err != nil {
-		return nil, e.opError("Events", err)
+		return nil, e.opError("EventList", err)
 	}
 	out := make([]Event, len(rows))
 	for i, r := range rows {
 		if out[i], err = eventOf(r); err != nil {
-			return nil, e.opError("Events", err)
+			return nil, e.opError("EventList", err)
 		}
 	}
 	return out, nil

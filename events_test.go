@@ -58,10 +58,10 @@ func (b *eventBundle) delivered(t *testing.T, subject string, kind billing.Event
 	return out
 }
 
-// recorded returns every event recorded about subscription subID, through Engine.Events.
+// recorded returns every event recorded about subscription subID, through Engine.EventList.
 func (b *eventBundle) recorded(t *testing.T, subID string) []billing.Event {
 	t.Helper()
-	evs, err := b.engine.Events(context.Background(), billing.EventQuery{SubscriptionID: subID})
+	evs, err := b.engine.EventList(context.Background(), billing.EventListParams{SubscriptionID: subID})
 	require.NoError(t, err)
 	return evs
 }
@@ -84,7 +84,7 @@ func kindsOf(evs []billing.Event) []billing.EventKind {
 }
 
 // utc returns ev with every instant in UTC and DeliveredAt zero, for comparing the event a
-// handler received with the one Engine.Events reads.
+// handler received with the one Engine.EventList reads.
 func utc(ev billing.Event) billing.Event {
 	ev.DeliveredAt = time.Time{}
 	for _, tm := range []*time.Time{&ev.OccurredAt, &ev.PeriodEnd, &ev.DueAt} {
@@ -308,9 +308,9 @@ func TestEventKinds(t *testing.T) {
 			kind: billing.EventUsageThreshold,
 			story: func(t *testing.T, b *eventBundle) string {
 				sub := b.checkout(t, "c1", "tok-1")
-				r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 450, IdempotencyKey: "r1"})
+				r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "generations", Quantity: 450, IdempotencyKey: "r1"})
 				require.NoError(t, err)
-				_, err = b.engine.Commit(ctx, r.ID, 420)
+				_, err = b.engine.ReservationCommit(ctx, r.ID, 420)
 				require.NoError(t, err)
 				return sub.ID
 			},
@@ -326,7 +326,7 @@ func TestEventKinds(t *testing.T) {
 			story: func(t *testing.T, b *eventBundle) string {
 				sub := b.checkout(t, "c1", "tok-1")
 				b.clock.Set(time.Date(2026, 3, 3, 12, 0, 0, 0, b.moscow))
-				_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID,
+				_, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID,
 					ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"})
 				require.NoError(t, err)
 				return sub.ID
@@ -345,7 +345,7 @@ func TestEventKinds(t *testing.T) {
 			kind: billing.EventRefundDueSoon,
 			story: func(t *testing.T, b *eventBundle) string {
 				sub := b.checkout(t, "c1", "tok-1")
-				_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID,
+				_, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID,
 					ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"})
 				require.NoError(t, err)
 				_, err = b.runner.RunUntil(ctx, time.Date(2026, 3, 13, 0, 0, 0, 0, b.moscow))
@@ -363,12 +363,12 @@ func TestEventKinds(t *testing.T) {
 			kind: billing.EventRefundPaid,
 			story: func(t *testing.T, b *eventBundle) string {
 				sub := b.checkout(t, "c1", "tok-1")
-				r, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID,
+				r, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID,
 					ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"})
 				require.NoError(t, err)
 				_, err = b.engine.VerifyRefund(ctx, r.ID, "admin:1")
 				require.NoError(t, err)
-				_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+				_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 				require.NoError(t, err)
 				return sub.ID
 			},
@@ -386,7 +386,7 @@ func TestEventKinds(t *testing.T) {
 			kind: billing.EventRefundRejected,
 			story: func(t *testing.T, b *eventBundle) string {
 				sub := b.checkout(t, "c1", "tok-1")
-				r, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID,
+				r, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID,
 					ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"})
 				require.NoError(t, err)
 				_, err = b.engine.RejectRefund(ctx, r.ID, "admin:1", "a duplicate of an earlier request")
@@ -470,7 +470,7 @@ func TestEventKinds(t *testing.T) {
 			name: "2.2.4 account deletion due soon: not executed two days before the deadline",
 			kind: billing.EventAccountDeletionDueSoon,
 			story: func(t *testing.T, b *eventBundle) string {
-				d, err := b.engine.RequestAccountDeletion(ctx, billing.AccountDeletionInput{CustomerID: "c9",
+				d, err := b.engine.RequestAccountDeletion(ctx, billing.AccountDeletionRequestParams{CustomerID: "c9",
 					ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "del"})
 				require.NoError(t, err)
 				_, err = b.runner.RunUntil(ctx, d.Deadline)
@@ -494,10 +494,10 @@ func TestEventKinds(t *testing.T) {
 			evs := b.delivered(t, subject, tt.kind)
 			for _, ev := range evs {
 				require.Equal(t, 1, b.log.Deliveries(ev.ID), "%s delivered once", ev.Kind)
-				page, err := b.engine.Events(ctx, billing.EventQuery{Kind: tt.kind, CustomerID: ev.CustomerID})
+				page, err := b.engine.EventList(ctx, billing.EventListParams{Kind: tt.kind, CustomerID: ev.CustomerID})
 				require.NoError(t, err)
 				i := slices.IndexFunc(page, func(r billing.Event) bool { return r.ID == ev.ID })
-				require.GreaterOrEqual(t, i, 0, "Engine.Events has it")
+				require.GreaterOrEqual(t, i, 0, "Engine.EventList has it")
 				require.False(t, page[i].DeliveredAt.IsZero(), "marked delivered")
 				require.Equal(t, utc(ev), utc(page[i]), "the reader and the handler see one event")
 			}
@@ -611,7 +611,7 @@ func TestEventOncePerFact(t *testing.T) {
 			}
 		})
 		sub := b.checkout(t, "c1", "tok-1")
-		in := billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"}
+		in := billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"}
 		r, err := b.engine.RequestRefund(ctx, in)
 		require.NoError(t, err)
 		_, err = b.engine.RequestRefund(ctx, in)
@@ -670,11 +670,11 @@ CREATE TRIGGER events_test_fail BEFORE INSERT ON billing_audit_log
 		before := b.countRows(t, `SELECT count(*) FROM billing_events`)
 		_, err := b.engine.Consume(ctx, sub.ID, "generations", 501, "big")
 		require.ErrorIs(t, err, billing.ErrLimitExceeded)
-		_, err = b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-other", IdempotencyKey: "sub-c1"})
+		_, err = b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-other", IdempotencyKey: "sub-c1"})
 		require.ErrorIs(t, err, billing.ErrIdempotencyConflict)
 		_, err = b.engine.Terminate(ctx, sub.ID, subscription.AdminAction{Actor: "admin:1"})
 		require.Error(t, err, "no reason given")
-		_, err = b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, Period: 7,
+		_, err = b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, Period: 7,
 			ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "rr"})
 		require.ErrorIs(t, err, billing.ErrPeriodNotPaid)
 		require.Equal(t, before, b.countRows(t, `SELECT count(*) FROM billing_events`))
@@ -792,7 +792,7 @@ func TestEventsPages(t *testing.T) {
 	var paged []billing.Event
 	after := ""
 	for {
-		page, err := b.engine.Events(ctx, billing.EventQuery{SubscriptionID: sub.ID, After: after, Limit: 3})
+		page, err := b.engine.EventList(ctx, billing.EventListParams{SubscriptionID: sub.ID, After: after, Limit: 3})
 		require.NoError(t, err)
 		if len(page) == 0 {
 			break
@@ -801,7 +801,7 @@ func TestEventsPages(t *testing.T) {
 		after = page[len(page)-1].ID
 	}
 	require.Equal(t, kindsOf(all), kindsOf(paged))
-	_, err = b.engine.Events(ctx, billing.EventQuery{Kind: "nope", Limit: 5000})
+	_, err = b.engine.EventList(ctx, billing.EventListParams{Kind: "nope", Limit: 5000})
 	var ie *billing.InputError
 	require.ErrorAs(t, err, &ie)
 }
@@ -835,7 +835,7 @@ func (m *model) checkEvents(t *rapid.T) {
 	}
 	for _, s := range m.subs {
 		sub := m.get(t, s.id)
-		evs, err := m.eng.Events(m.ctx, billing.EventQuery{SubscriptionID: s.id, Limit: 1000})
+		evs, err := m.eng.EventList(m.ctx, billing.EventListParams{SubscriptionID: s.id, Limit: 1000})
 		if err != nil {
 			t.Fatalf("events of %s: %v", m.subName(s.id), err)
 		}

@@ -17,7 +17,7 @@ func ExampleEngine_Subscribe() {
 			fmt.Println(err)
 			return
 		}
-		sub, err := ex.engine.Subscribe(ctx, billing.SubscribeRequest{
+		sub, err := ex.engine.Subscribe(ctx, billing.SubscribeParams{
 			CustomerID: "user-42", TariffCode: "pro", PaymentMethod: "tok_42", IdempotencyKey: "checkout-7f3a"})
 		if err != nil {
 			fmt.Println(err)
@@ -61,7 +61,7 @@ func ExampleEngine_HandlePaymentWebhook() {
 			return
 		}
 		ex.gateway.Script("tok_42", billingtest.Pending) // the provider answers "pending"
-		sub, err := ex.engine.Subscribe(ctx, billing.SubscribeRequest{
+		sub, err := ex.engine.Subscribe(ctx, billing.SubscribeParams{
 			CustomerID: "user-42", TariffCode: "pro", PaymentMethod: "tok_42", IdempotencyKey: "checkout-7f3a"})
 		if err != nil {
 			fmt.Println(err)
@@ -87,7 +87,7 @@ func ExampleEngine_HandlePaymentWebhook() {
 				fmt.Println(err)
 				return
 			}
-			got, err := ex.engine.Get(ctx, sub.ID)
+			got, err := ex.engine.SubscriptionGet(ctx, sub.ID)
 			if err != nil {
 				fmt.Println(err)
 				return

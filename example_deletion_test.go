@@ -24,7 +24,7 @@ func ExampleEngine_ExecuteAccountDeletion() {
 			return
 		}
 
-		req, err := ex.engine.RequestAccountDeletion(ctx, billing.AccountDeletionInput{CustomerID: "user-42",
+		req, err := ex.engine.RequestAccountDeletion(ctx, billing.AccountDeletionRequestParams{CustomerID: "user-42",
 			ReceivedAt: ex.clock.Now(), Channel: refund.ChannelProfile, IdempotencyKey: "delete-user-42"})
 		if err != nil {
 			fmt.Println(err)

@@ -43,17 +43,17 @@ func ExampleKindOf() {
 			fmt.Printf("%-20s %d %s\n", what, billing.HTTPStatus(err), cmp.Or(string(billing.KindOf(err)), "(no error)"))
 		}
 
-		_, err = ex.engine.Subscribe(ctx, billing.SubscribeRequest{TariffCode: "pro"}) // no customer, no key
+		_, err = ex.engine.Subscribe(ctx, billing.SubscribeParams{TariffCode: "pro"}) // no customer, no key
 		show("missing fields", err)
 		var ie *billing.InputError
 		if errors.As(err, &ie) {
 			fmt.Println("  customer named:", ie.Has("CustomerID"))
 		}
 
-		_, err = ex.engine.Get(ctx, "0190c6b2-52f1-7c8e-9a4d-1f2e3d4c5b6a")
+		_, err = ex.engine.SubscriptionGet(ctx, "0190c6b2-52f1-7c8e-9a4d-1f2e3d4c5b6a")
 		show("unknown subscription", err)
 
-		_, err = ex.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "user-42", TariffCode: "pro",
+		_, err = ex.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "user-42", TariffCode: "pro",
 			PaymentMethod: "tok_other", IdempotencyKey: "checkout-user-42"}) // the checkout's key, another card
 		show("key reused", err)
 		fmt.Println("  idempotency conflict:", errors.Is(err, billing.ErrIdempotencyConflict))

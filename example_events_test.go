@@ -83,7 +83,7 @@ func ExampleEvent() {
 
 // ExampleEngine_Events reads the events recorded for a subscription, delivered or not: for
 // support and audits (a consumer of events uses Config.OnEvent).
-func ExampleEngine_Events() {
+func ExampleEngine_EventList() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 500); err != nil {
 			fmt.Println(err)
@@ -102,7 +102,7 @@ func ExampleEngine_Events() {
 			fmt.Println(err)
 			return
 		}
-		events, err := ex.engine.Events(ctx, billing.EventQuery{SubscriptionID: id})
+		events, err := ex.engine.EventList(ctx, billing.EventListParams{SubscriptionID: id})
 		if err != nil {
 			fmt.Println(err)
 			return

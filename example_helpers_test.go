@@ -60,7 +60,7 @@ func (ex *exampleEnv) publish(ctx context.Context, generations int64) error {
 // checkout subscribes customer to "pro", charges the first period and returns the
 // subscription's ID.
 func (ex *exampleEnv) checkout(ctx context.Context, customer string) (string, error) {
-	sub, err := ex.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro",
+	sub, err := ex.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro",
 		PaymentMethod: "tok_" + customer, IdempotencyKey: "checkout-" + customer})
 	if err != nil {
 		return "", fmt.Errorf("subscribe: %w", err)

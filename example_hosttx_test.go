@@ -25,7 +25,7 @@ func ExampleEngine_SubscribeTx() {
 		}
 		var subID string
 		err := pgx.BeginFunc(ctx, ex.pool, func(tx pgx.Tx) error {
-			sub, err := ex.engine.SubscribeTx(ctx, tx, billing.SubscribeRequest{CustomerID: "user-42", TariffCode: "pro",
+			sub, err := ex.engine.SubscribeTx(ctx, tx, billing.SubscribeParams{CustomerID: "user-42", TariffCode: "pro",
 				PaymentMethod: "tok_42", IdempotencyKey: "order-1001"})
 			if err != nil {
 				return err
@@ -103,7 +103,7 @@ func ExampleEngine_ConsumeTx() {
 			return
 		}
 
-		sub, err := ex.engine.Get(ctx, id)
+		sub, err := ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return

@@ -11,7 +11,7 @@ import (
 
 // ExampleEngine_Periods lists a subscription's paid periods, each with the terms it was
 // paid under and the charge that paid it.
-func ExampleEngine_Periods() {
+func ExampleEngine_PeriodList() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 500); err != nil {
 			fmt.Println(err)
@@ -26,7 +26,7 @@ func ExampleEngine_Periods() {
 			fmt.Println(err)
 			return
 		}
-		periods, err := ex.engine.Periods(ctx, id)
+		periods, err := ex.engine.PeriodList(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -48,7 +48,7 @@ func ExampleEngine_Periods() {
 
 // ExampleEngine_Subscriptions walks the subscriptions a page at a time: each page's Next is
 // the following page's After, until it is empty.
-func ExampleEngine_Subscriptions() {
+func ExampleEngine_SubscriptionList() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 500); err != nil {
 			fmt.Println(err)
@@ -62,7 +62,7 @@ func ExampleEngine_Subscriptions() {
 		}
 		params := billing.SubscriptionListParams{Status: subscription.StatusActive, Limit: 2}
 		for page := 1; ; page++ {
-			p, err := ex.engine.Subscriptions(ctx, params)
+			p, err := ex.engine.SubscriptionList(ctx, params)
 			if err != nil {
 				fmt.Println(err)
 				return
@@ -84,7 +84,7 @@ func ExampleEngine_Subscriptions() {
 
 // ExampleEngine_AttemptHistory tells the story of one charge attempt, for support: what the
 // engine asked the provider and what it answered.
-func ExampleEngine_AttemptHistory() {
+func ExampleEngine_AttemptHistoryGet() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 500); err != nil {
 			fmt.Println(err)
@@ -95,12 +95,12 @@ func ExampleEngine_AttemptHistory() {
 			fmt.Println(err)
 			return
 		}
-		attempts, err := ex.engine.Attempts(ctx, id)
+		attempts, err := ex.engine.AttemptList(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
-		h, err := ex.engine.AttemptHistory(ctx, attempts[0].ID)
+		h, err := ex.engine.AttemptHistoryGet(ctx, attempts[0].ID)
 		if err != nil {
 			fmt.Println(err)
 			return

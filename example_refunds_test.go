@@ -24,7 +24,7 @@ func ExampleEngine_RequestRefund() {
 		}
 		ex.clock.Advance(2 * 24 * time.Hour) // the customer writes on day 3, nothing used
 
-		req, err := ex.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: id,
+		req, err := ex.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: id,
 			ReceivedAt: ex.clock.Now(), Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "mail-1881"})
 		if err != nil {
 			fmt.Println(err)
@@ -41,7 +41,7 @@ func ExampleEngine_RequestRefund() {
 			fmt.Println(err)
 			return
 		}
-		done, err := ex.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "operator:olga"})
+		done, err := ex.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "operator:olga"})
 		if err != nil {
 			fmt.Println(err)
 			return

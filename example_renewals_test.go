@@ -25,7 +25,7 @@ func ExampleEngine_RegisterWorkers() {
 			fmt.Println(err)
 			return
 		}
-		sub, err := ex.engine.Get(ctx, id)
+		sub, err := ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -45,7 +45,7 @@ func ExampleEngine_RegisterWorkers() {
 			fmt.Println(err)
 			return
 		}
-		attempts, err := ex.engine.Attempts(ctx, id)
+		attempts, err := ex.engine.AttemptList(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -53,7 +53,7 @@ func ExampleEngine_RegisterWorkers() {
 		for _, a := range attempts {
 			fmt.Println("period", a.PeriodNumber, a.Purpose, a.State, a.Amount, a.Currency)
 		}
-		sub, err = ex.engine.Get(ctx, id)
+		sub, err = ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -80,7 +80,7 @@ func ExampleEngine_RegisterWorkers_declined() {
 			fmt.Println(err)
 			return
 		}
-		sub, err := ex.engine.Get(ctx, id)
+		sub, err := ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -91,7 +91,7 @@ func ExampleEngine_RegisterWorkers_declined() {
 			fmt.Println(err)
 			return
 		}
-		sub, err = ex.engine.Get(ctx, id)
+		sub, err = ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -102,7 +102,7 @@ func ExampleEngine_RegisterWorkers_declined() {
 			fmt.Println(err)
 			return
 		}
-		attempts, err := ex.engine.Attempts(ctx, id)
+		attempts, err := ex.engine.AttemptList(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -110,7 +110,7 @@ func ExampleEngine_RegisterWorkers_declined() {
 		for _, a := range attempts {
 			fmt.Println("period", a.PeriodNumber, a.Purpose, a.State)
 		}
-		sub, err = ex.engine.Get(ctx, id)
+		sub, err = ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -148,7 +148,7 @@ func ExampleEngine_SetAutoRenew() {
 			fmt.Println(err)
 			return
 		}
-		sub, err = ex.engine.Get(ctx, id)
+		sub, err = ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return

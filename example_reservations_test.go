@@ -8,8 +8,8 @@ import (
 	"github.com/smm-gpt/billing"
 )
 
-// ExampleEngine_Reserve holds volume before a slow AI call and settles it afterwards: Commit
-// the actual cost (at most the reserved quantity), or Release when the call failed.
+// ExampleEngine_Reserve holds volume before a slow AI call and settles it afterwards: ReservationCommit
+// the actual cost (at most the reserved quantity), or ReservationRelease when the call failed.
 func ExampleEngine_Reserve() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 100); err != nil {
@@ -22,7 +22,7 @@ func ExampleEngine_Reserve() {
 			return
 		}
 
-		r, err := ex.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: id, Meter: "generations",
+		r, err := ex.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: id, Meter: "generations",
 			Quantity: 10, TTL: 2 * time.Minute, IdempotencyKey: "call-1"})
 		if err != nil {
 			fmt.Println(err)
@@ -30,28 +30,28 @@ func ExampleEngine_Reserve() {
 		}
 		fmt.Println(r.State, r.Quantity, "until", r.ExpiresAt.In(ex.moscow).Format("15:04"))
 		// ... the call to the model returns 7 images ...
-		r, err = ex.engine.Commit(ctx, r.ID, 7)
+		r, err = ex.engine.ReservationCommit(ctx, r.ID, 7)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
 		fmt.Println(r.State, r.Actual)
 
-		r, err = ex.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: id, Meter: "generations",
+		r, err = ex.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: id, Meter: "generations",
 			Quantity: 10, IdempotencyKey: "call-2"})
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
 		// ... the call fails ...
-		r, err = ex.engine.Release(ctx, r.ID)
+		r, err = ex.engine.ReservationRelease(ctx, r.ID)
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
 		fmt.Println(r.State)
 
-		sub, err := ex.engine.Get(ctx, id)
+		sub, err := ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -67,7 +67,7 @@ func ExampleEngine_Reserve() {
 }
 
 // ExampleEngine_Reserve_expiry shows a reservation nobody settles: River's job expires it
-// at the end of its TTL and gives the volume back, as if Release had been called.
+// at the end of its TTL and gives the volume back, as if ReservationRelease had been called.
 func ExampleEngine_Reserve_expiry() {
 	runExample(func(ctx context.Context, ex *exampleEnv) {
 		if err := ex.publish(ctx, 100); err != nil {
@@ -79,7 +79,7 @@ func ExampleEngine_Reserve_expiry() {
 			fmt.Println(err)
 			return
 		}
-		r, err := ex.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: id, Meter: "generations",
+		r, err := ex.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: id, Meter: "generations",
 			Quantity: 30, TTL: 5 * time.Minute, IdempotencyKey: "call-1"})
 		if err != nil {
 			fmt.Println(err)
@@ -90,7 +90,7 @@ func ExampleEngine_Reserve_expiry() {
 			fmt.Println(err)
 			return
 		}
-		sub, err := ex.engine.Get(ctx, id)
+		sub, err := ex.engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			fmt.Println(err)
 			return

@@ -17,7 +17,7 @@ import (
 	"github.com/smm-gpt/billing/ledger"
 )
 
-// Tests of the ledger's readers of issue 15: Books.Transactions and Books.ExportCSV.
+// Tests of the ledger's readers of issue 15: Books.TransactionList and Books.ExportCSV.
 
 // postCharges posts n host charges of amount kopecks on the engine's clock, keys
 // "<tag>-<i>", and returns the keys.
@@ -35,7 +35,7 @@ func postCharges(t *testing.T, b *billing.Books, tag string, n int, amount int64
 	return keys
 }
 
-// walkTransactions pages through Books.Transactions with p, calling between after each
+// walkTransactions pages through Books.TransactionList with p, calling between after each
 // page, and returns the keys in the order returned.
 func walkTransactions(t *testing.T, b *billing.Books, p billing.LedgerTransactionListParams, between func()) []string {
 	t.Helper()
@@ -43,7 +43,7 @@ func walkTransactions(t *testing.T, b *billing.Books, p billing.LedgerTransactio
 	var last billing.LedgerTransaction
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 1000, "the walk ends")
-		page, err := b.Transactions(context.Background(), p)
+		page, err := b.TransactionList(context.Background(), p)
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(page.Transactions), p.Limit)
 		for _, tx := range page.Transactions {
@@ -88,7 +88,7 @@ func TestLedgerTransactionsPagination(t *testing.T) {
 	require.Greater(t, added, 5)
 
 	t.Run("page of one transaction carries its period", func(t *testing.T) {
-		page, err := books.Transactions(context.Background(), billing.LedgerTransactionListParams{From: from, To: to, Limit: 1})
+		page, err := books.TransactionList(context.Background(), billing.LedgerTransactionListParams{From: from, To: to, Limit: 1})
 		require.NoError(t, err)
 		require.Len(t, page.Transactions, 1)
 		tx := page.Transactions[0]
@@ -101,7 +101,7 @@ func TestLedgerTransactionsPagination(t *testing.T) {
 
 func firstAttempt(t *testing.T, e *billing.Engine, subID string) string {
 	t.Helper()
-	attempts, err := e.Attempts(context.Background(), subID)
+	attempts, err := e.AttemptList(context.Background(), subID)
 	require.NoError(t, err)
 	require.NotEmpty(t, attempts)
 	return attempts[0].ID
@@ -158,9 +158,9 @@ func TestLedgerExportCSV(t *testing.T) {
 	// A refund and a reversal: other kinds, a period reference and a "reverses".
 	r := rb.request(t, sub.ID, rb.msk(3, 5, 11), "r1")
 	rb.verify(t, r.ID)
-	_, err := rb.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+	_, err := rb.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	require.NoError(t, err)
-	orig, err := books.Transaction(ctx, "bulk-0")
+	orig, err := books.TransactionGet(ctx, "bulk-0")
 	require.NoError(t, err)
 	rev, err := ledger.Reverse(orig, "bulk-0-reversal", rb.clock.Now())
 	require.NoError(t, err)

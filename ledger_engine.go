@@ -97,13 +97,13 @@ func (b *Books) PostTx(ctx context.Context, tx pgx.Tx, t ledger.Transaction) (po
 	return posted, replayed, opError("Ledger.PostTx", err)
 }
 
-// Transaction returns the transaction posted under key, or ErrNotFound.
-func (b *Books) Transaction(ctx context.Context, key string) (_ ledger.Transaction, err error) {
-	ctx, span := b.e.tel.start(ctx, "Ledger.Transaction")
+// TransactionGet returns the transaction posted under key, or ErrNotFound.
+func (b *Books) TransactionGet(ctx context.Context, key string) (_ ledger.Transaction, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.TransactionGet")
 	defer span.end(&err)
 	stored, err := store.LedgerTransactionByKey(ctx, b.e.pool, key)
 	if err != nil {
-		return ledger.Transaction{}, b.e.opError("Ledger.Transaction "+strconv.Quote(key), err)
+		return ledger.Transaction{}, b.e.opError("Ledger.TransactionGet "+strconv.Quote(key), err)
 	}
 	return stored.Tx, nil
 }
@@ -129,7 +129,7 @@ func (b *Books) Balance(ctx context.Context, account string, at time.Time) (_ le
 	return ledger.Balance{Account: a, Debits: debits, Credits: credits}, nil
 }
 
-// LedgerEntry is one leg of a posted transaction, as Books.Entries lists them.
+// LedgerEntry is one leg of a posted transaction, as Books.EntryList lists them.
 type LedgerEntry struct {
 	// TransactionKey is the key of the transaction the leg belongs to.
 	TransactionKey string
@@ -141,17 +141,17 @@ type LedgerEntry struct {
 	At time.Time
 }
 
-// Entries returns every leg posted to account, oldest first (by At, then in posting order).
+// EntryList returns every leg posted to account, oldest first (by At, then in posting order).
 // A code outside the chart is ledger.ErrUnknownAccount.
-func (b *Books) Entries(ctx context.Context, account string) (_ []LedgerEntry, err error) {
-	ctx, span := b.e.tel.start(ctx, "Ledger.Entries")
+func (b *Books) EntryList(ctx context.Context, account string) (_ []LedgerEntry, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.EntryList")
 	defer span.end(&err)
-	if _, err := chartAccount("Ledger.Entries", account); err != nil {
+	if _, err := chartAccount("Ledger.EntryList", account); err != nil {
 		return nil, err
 	}
 	rows, err := store.LedgerEntries(ctx, b.e.pool, account)
 	if err != nil {
-		return nil, b.e.opError("Ledger.Entries "+account, err)
+		return nil, b.e.opError("Ledger.EntryList "+account, err)
 	}
 	out := make([]LedgerEntry, len(rows))
 	for i, r := range rows {

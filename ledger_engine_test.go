@@ -153,7 +153,7 @@ func TestLedgerPostRefusesBadInput(t *testing.T) {
 	})
 
 	t.Run("reversal that does not mirror its original", func(t *testing.T) {
-		first, err := books.Transaction(ctx, "first")
+		first, err := books.TransactionGet(ctx, "first")
 		require.NoError(t, err)
 		rev, err := ledger.Reverse(first, "first-half-reversal", ledgerAt)
 		require.NoError(t, err)
@@ -166,7 +166,7 @@ func TestLedgerPostRefusesBadInput(t *testing.T) {
 	t.Run("reads of an account outside the chart", func(t *testing.T) {
 		_, err := books.Balance(ctx, "cash:RUB", ledgerAt)
 		require.ErrorIs(t, err, ledger.ErrUnknownAccount)
-		_, err = books.Entries(ctx, "provider")
+		_, err = books.EntryList(ctx, "provider")
 		require.ErrorIs(t, err, ledger.ErrUnknownAccount)
 	})
 }
@@ -268,7 +268,7 @@ func TestLedgerPostIsIdempotent(t *testing.T) {
 			return err
 		})
 		require.NoError(t, err)
-		got, err := books.Transaction(ctx, "charge:p1")
+		got, err := books.TransactionGet(ctx, "charge:p1")
 		require.NoError(t, err)
 		requireSameTx(t, mustCharge(t, "charge:p1", 99000), got)
 	})
@@ -384,7 +384,7 @@ func TestLedgerReads(t *testing.T) {
 	})
 
 	t.Run("entries of an account, oldest first", func(t *testing.T) {
-		entries, err := books.Entries(ctx, "provider:RUB")
+		entries, err := books.EntryList(ctx, "provider:RUB")
 		require.NoError(t, err)
 		keys := make([]string, len(entries))
 		for i, e := range entries {
@@ -685,7 +685,7 @@ func (m *ledgerModel) check(rt *rapid.T) {
 		read, err := m.books.Balance(ctx, bal.Account.Code, m.at.Add(24*time.Hour))
 		require.NoError(rt, err)
 		require.Equal(rt, bal, read)
-		entries, err := m.books.Entries(ctx, bal.Account.Code)
+		entries, err := m.books.EntryList(ctx, bal.Account.Code)
 		require.NoError(rt, err)
 		var sum ledger.Balance
 		for _, e := range entries {
@@ -874,7 +874,7 @@ func TestLedgerRevenueRecognition(t *testing.T) {
 	}
 	periodOf := func(t *testing.T, b *testBundle, id string) (start, end time.Time) {
 		t.Helper()
-		sub, err := b.engine.Get(ctx, id)
+		sub, err := b.engine.SubscriptionGet(ctx, id)
 		require.NoError(t, err)
 		return sub.Current.Start, sub.Current.End
 	}
@@ -900,7 +900,7 @@ func TestLedgerRevenueRecognition(t *testing.T) {
 		rows := countLedgerRows(t, b)
 		require.NoError(t, b.engine.RecognizeRevenue(ctx, id, 1), "a second run")
 		require.Equal(t, rows, countLedgerRows(t, b), "books nothing new")
-		_, recognized := b.engine.Ledger().Transaction(ctx, "recognition:"+id+"/1:1")
+		_, recognized := b.engine.Ledger().TransactionGet(ctx, "recognition:"+id+"/1:1")
 		require.NoError(t, recognized)
 	})
 
@@ -963,7 +963,7 @@ func TestLedgerRevenueRecognition(t *testing.T) {
 		_, err = runner.RunUntil(ctx, end)
 		require.NoError(t, err)
 		require.Equal(t, int64(price), balance(t, b, ledger.Revenue), "the job at the period end finds nothing left")
-		_, err = b.engine.Ledger().Transaction(ctx, "recognition:"+id+"/1:2")
+		_, err = b.engine.Ledger().TransactionGet(ctx, "recognition:"+id+"/1:2")
 		require.ErrorIs(t, err, billing.ErrNotFound, "one recognition in all")
 	})
 

@@ -25,12 +25,12 @@ import (
 // written, so a range that is over gets no new transaction and an export of it can be
 // repeated and gives the same rows. At is in every row, for the accountant's own dating.
 
-// LedgerTransaction is a posted ledger transaction as Books.Transactions lists it.
+// LedgerTransaction is a posted ledger transaction as Books.TransactionList lists it.
 type LedgerTransaction struct {
 	// ID is the transaction's row ID (a UUIDv7), the "transaction_id" of the CSV export.
 	ID string
 	// PostedAt is when the engine wrote it, on the engine clock; the ranges of
-	// Books.Transactions and Books.ExportCSV select by it.
+	// Books.TransactionList and Books.ExportCSV select by it.
 	PostedAt time.Time
 	// SubscriptionID and Period name the paid period the money belongs to (a charge, its
 	// refund, its revenue recognitions); empty and 0 for money of no period (an unapplied
@@ -43,7 +43,7 @@ type LedgerTransaction struct {
 	Transaction ledger.Transaction
 }
 
-// LedgerTransactionListParams selects a page of ledger transactions for Books.Transactions.
+// LedgerTransactionListParams selects a page of ledger transactions for Books.TransactionList.
 type LedgerTransactionListParams struct {
 	// From and To bound the posted time, half-open: From ≤ PostedAt < To. Both are
 	// required and From must be before To. Any location: instants are compared. Trap: a
@@ -60,7 +60,7 @@ type LedgerTransactionListParams struct {
 	Limit int
 }
 
-// LedgerTransactionPage is one page of Books.Transactions.
+// LedgerTransactionPage is one page of Books.TransactionList.
 type LedgerTransactionPage struct {
 	// Transactions are the page's transactions by posted time, then ID.
 	Transactions []LedgerTransaction
@@ -69,14 +69,14 @@ type LedgerTransactionPage struct {
 	Next string
 }
 
-// Transactions returns a page of the transactions posted in [p.From, p.To), by posted time
+// TransactionList returns a page of the transactions posted in [p.From, p.To), by posted time
 // then ID, each with its postings. A walk (each Next as the following After) returns every
 // transaction of a range that is over exactly once. Each page is one index range scan of
 // (posted_at, id) that stops after Limit rows (migration 0012), read in one snapshot.
-func (b *Books) Transactions(ctx context.Context, p LedgerTransactionListParams) (_ LedgerTransactionPage, err error) {
-	ctx, span := b.e.tel.start(ctx, "Ledger.Transactions")
+func (b *Books) TransactionList(ctx context.Context, p LedgerTransactionListParams) (_ LedgerTransactionPage, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.TransactionList")
 	defer span.end(&err)
-	const op = "Ledger.Transactions"
+	const op = "Ledger.TransactionList"
 	check := inputCheck{op: op}
 	check.timeRange("From", "To", p.From, p.To)
 	var afterPosted time.Time
@@ -137,7 +137,7 @@ var LedgerCSVHeader = []string{"transaction_id", "key", "posted_at", "at", "ref_
 const exportPageSize = 500
 
 // ExportCSV writes to w the postings of every transaction posted in [from, to) (by posted
-// time, half-open, as Books.Transactions), one row per posting after a header row
+// time, half-open, as Books.TransactionList), one row per posting after a header row
 // (LedgerCSVHeader says each column), by posted time, then transaction, then posting
 // order. The debits and credits of each transaction are equal per currency. It writes
 // RFC 4180 CSV through encoding/csv: comma-separated, fields quoted when needed, "\n" line

@@ -288,7 +288,7 @@ func TestRiverInItsOwnSchema(t *testing.T) {
 
 	b := &testBundle{pool: pool, clock: clock, engine: engine, moscow: moscow}
 	b.publish(t, "pro", "990", "generations", 500)
-	sub, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
+	sub, err := engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	res, err := engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -297,7 +297,7 @@ func TestRiverInItsOwnSchema(t *testing.T) {
 	// The renewal at the end of period 1 runs from the schema's job table.
 	_, err = runner.RunUntil(ctx, res.Subscription.Current.End.Add(time.Hour))
 	require.NoError(t, err)
-	got, err := engine.Get(ctx, sub.ID)
+	got, err := engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Equal(t, 2, got.Current.Number, "renewed once")
 	require.Len(t, gw.ChargesFor(sub.ID, 2), 1)
@@ -314,7 +314,7 @@ func TestRiverInItsOwnSchema(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "and sees the one it enqueued")
 	require.NoError(t, runner.RunDue(ctx))
-	got, err = engine.Get(ctx, sub.ID)
+	got, err = engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	if got.Current.Number != 3 {
 		rows, err := pool.Query(ctx, `SELECT state || ' attempt ' || attempt || ' ' || errors::text FROM billing_river.river_job WHERE kind = 'billing_renew'`)
@@ -345,7 +345,7 @@ func TestJobQueueAndPriority(t *testing.T) {
 
 	b := &testBundle{pool: pool, clock: h.Clock, engine: h.Engine, moscow: moscow}
 	b.publish(t, "pro", "990", "generations", 500)
-	sub, err := h.Engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
+	sub, err := h.Engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	res, err := h.Engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -375,7 +375,7 @@ func TestJobQueueAndPriority(t *testing.T) {
 	// The harness's client works that queue: the renewal runs.
 	_, err = h.Runner.RunUntil(ctx, res.Subscription.Current.End.Add(time.Hour))
 	require.NoError(t, err)
-	got, err := h.Engine.Get(ctx, sub.ID)
+	got, err := h.Engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Equal(t, 2, got.Current.Number)
 	for _, j := range jobsOf() {

@@ -370,7 +370,7 @@ func (m *model) pickSub(t *rapid.T) *modelSub {
 }
 
 func (m *model) get(t *rapid.T, id string) subscription.Subscription {
-	sub, err := m.eng.Get(m.ctx, id)
+	sub, err := m.eng.SubscriptionGet(m.ctx, id)
 	if err != nil {
 		t.Fatalf("Get %s: %v", id, err)
 	}
@@ -381,7 +381,7 @@ func (m *model) get(t *rapid.T, id string) subscription.Subscription {
 func (m *model) attempts(t *rapid.T) []payment.Attempt {
 	var out []payment.Attempt
 	for _, s := range m.subs {
-		as, err := m.eng.Attempts(m.ctx, s.id)
+		as, err := m.eng.AttemptList(m.ctx, s.id)
 		if err != nil {
 			t.Fatalf("Attempts %s: %v", s.id, err)
 		}
@@ -478,7 +478,7 @@ func (m *model) subscribe(t *rapid.T) {
 	if rapid.IntRange(0, 5).Draw(t, "no card: pays on the provider's page") == 0 && !slices.Contains(disabledActions(), "startCheckout") {
 		token = ""
 	}
-	sub, err := m.eng.Subscribe(m.ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: code,
+	sub, err := m.eng.Subscribe(m.ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: code,
 		PaymentMethod: token, IdempotencyKey: m.key("checkout")})
 	if err == nil {
 		m.subs = append(m.subs, &modelSub{id: sub.ID, customer: customer, token: token, tariff: code})
@@ -522,7 +522,7 @@ func (m *model) confirmFirst(t *rapid.T) {
 	if sub.Status != subscription.StatusPending || sub.Checkout.IsFree() {
 		t.Skip("not a pending paid checkout")
 	}
-	if as, _ := m.eng.Attempts(m.ctx, s.id); len(as) > 0 {
+	if as, _ := m.eng.AttemptList(m.ctx, s.id); len(as) > 0 {
 		t.Skip("the engine charges it")
 	}
 	amount := sub.Checkout.Price.Shift(2).IntPart()
@@ -532,7 +532,7 @@ func (m *model) confirmFirst(t *rapid.T) {
 		t.Fatalf("receipt: %v", err)
 	}
 	m.gw.Script(s.token, billingtest.Succeed) // the host's own call: no scripted fault
-	res, err := m.gw.Charge(m.ctx, payment.ChargeRequest{IdempotencyKey: key, PaymentMethod: s.token, CustomerID: s.customer,
+	res, err := m.gw.Charge(m.ctx, payment.ChargeParams{IdempotencyKey: key, PaymentMethod: s.token, CustomerID: s.customer,
 		Amount: amount, Currency: "RUB", Description: "Pro, 1 month", Receipt: receipt,
 		Metadata: map[string]string{billingtest.MetadataSubscriptionID: s.id, billingtest.MetadataPeriod: "1"}})
 	if err != nil || res.Outcome != payment.OutcomeSucceeded {
@@ -544,7 +544,7 @@ func (m *model) confirmFirst(t *rapid.T) {
 	if err != nil {
 		rreceipt, rerr := payment.NewRefundReceipt("Pro, 1 month", amount, "RUB", payment.VAT22Of122, payment.Contact{})
 		if rerr == nil {
-			_, rerr = m.gw.Refund(m.ctx, payment.RefundRequest{IdempotencyKey: key + "-back", ProviderPaymentID: res.ProviderPaymentID,
+			_, rerr = m.gw.Refund(m.ctx, payment.RefundParams{IdempotencyKey: key + "-back", ProviderPaymentID: res.ProviderPaymentID,
 				Amount: amount, Currency: "RUB", Description: "host refund", Receipt: rreceipt})
 		}
 		m.logf(t, "  the host refunds its charge: %v", rerr)
@@ -562,7 +562,7 @@ func (m *model) consume(t *rapid.T) {
 func (m *model) reserve(t *rapid.T) {
 	s := m.pickSub(t)
 	q := int64(rapid.IntRange(1, 3).Draw(t, "quantity"))
-	r, err := m.eng.Reserve(m.ctx, billing.ReserveRequest{SubscriptionID: s.id, Meter: "generations", Quantity: q,
+	r, err := m.eng.Reserve(m.ctx, billing.ReserveParams{SubscriptionID: s.id, Meter: "generations", Quantity: q,
 		IdempotencyKey: m.key("reserve")})
 	if err == nil {
 		m.reservations = append(m.reservations, r.ID)
@@ -577,11 +577,11 @@ func (m *model) commitOrRelease(t *rapid.T) {
 	i := rapid.IntRange(0, len(m.reservations)-1).Draw(t, "reservation")
 	if rapid.Bool().Draw(t, "commit") {
 		actual := int64(rapid.IntRange(0, 3).Draw(t, "actual"))
-		_, err := m.eng.Commit(m.ctx, m.reservations[i], actual)
+		_, err := m.eng.ReservationCommit(m.ctx, m.reservations[i], actual)
 		m.result(t, fmt.Sprintf("Commit(r%d, %d)", i+1, actual), err)
 		return
 	}
-	_, err := m.eng.Release(m.ctx, m.reservations[i])
+	_, err := m.eng.ReservationRelease(m.ctx, m.reservations[i])
 	m.result(t, fmt.Sprintf("Release(r%d)", i+1), err)
 }
 
@@ -637,7 +637,7 @@ func (m *model) withdrawConsent(t *rapid.T) {
 
 func (m *model) requestRefund(t *rapid.T) {
 	s := m.pickSub(t)
-	r, err := m.eng.RequestRefund(m.ctx, billing.RefundRequestInput{SubscriptionID: s.id, ReceivedAt: m.now(),
+	r, err := m.eng.RequestRefund(m.ctx, billing.RefundRequestParams{SubscriptionID: s.id, ReceivedAt: m.now(),
 		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: m.key("refund")})
 	if err == nil {
 		m.refunds = append(m.refunds, r.ID)
@@ -658,9 +658,9 @@ func (m *model) moveRefund(t *rapid.T) {
 	case "VerifyRefund":
 		r, err = m.eng.VerifyRefund(m.ctx, id, "admin:1")
 	case "ExecuteRefund":
-		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteOptions{Actor: "admin:1"})
+		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	case "ExecuteRefund(override)":
-		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "goodwill"})
+		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "goodwill"})
 	case "RejectRefund":
 		r, err = m.eng.RejectRefund(m.ctx, id, "admin:1", "not eligible")
 	}
@@ -704,15 +704,15 @@ func (m *model) confirmPending(t *rapid.T) {
 	var cands []cand
 	for _, a := range m.attempts(t) {
 		if a.ProviderPaymentID != "" {
-			if res, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.Lookup(m.ctx, payment.LookupParams{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
 				cands = append(cands, cand{id: a.ProviderPaymentID})
 			}
 		}
 	}
 	for _, id := range m.refunds {
-		r, err := m.eng.RefundRequestByID(m.ctx, id)
+		r, err := m.eng.RefundRequestGet(m.ctx, id)
 		if err == nil && r.GatewayKey != "" {
-			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: r.GatewayKey}); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupParams{IdempotencyKey: r.GatewayKey}); err == nil && res.Outcome == payment.OutcomePending {
 				cands = append(cands, cand{id: res.ProviderRefundID, refund: true})
 			}
 		}
@@ -1036,7 +1036,7 @@ func (m *model) quiesce(t *rapid.T) {
 	for round := range 8 {
 		m.undelivered = append(m.undelivered, m.land()...)
 		for _, a := range m.attempts(t) {
-			if res, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.Lookup(m.ctx, payment.LookupParams{IdempotencyKey: a.IdempotencyKey}); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.Confirm(res.ProviderPaymentID, payment.OutcomeSucceeded)
 				if err != nil {
 					t.Fatalf("confirm %s: %v", res.ProviderPaymentID, err)
@@ -1046,14 +1046,14 @@ func (m *model) quiesce(t *rapid.T) {
 		}
 		keys := m.unappliedRefundKeys(t) // the refunds of unapplied payments, pending at the provider too
 		for _, id := range m.refunds {
-			r, err := m.eng.RefundRequestByID(m.ctx, id)
+			r, err := m.eng.RefundRequestGet(m.ctx, id)
 			if err != nil || r.GatewayKey == "" {
 				continue
 			}
 			keys = append(keys, r.GatewayKey)
 		}
 		for _, key := range keys {
-			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupRequest{IdempotencyKey: key}); err == nil && res.Outcome == payment.OutcomePending {
+			if res, err := m.gw.LookupRefund(m.ctx, payment.RefundLookupParams{IdempotencyKey: key}); err == nil && res.Outcome == payment.OutcomePending {
 				ev, err := m.gw.ConfirmRefund(res.ProviderRefundID, payment.OutcomeSucceeded)
 				if err != nil {
 					t.Fatalf("confirm refund %s: %v", res.ProviderRefundID, err)
@@ -1091,7 +1091,7 @@ func (m *model) quiesce(t *rapid.T) {
 // sums), so that nothing the engine does after this meets a fault.
 func (m *model) drainFaults(t *rapid.T) {
 	for range 1000 { // the model may queue many lookup failures: drain them all
-		if _, err := m.gw.Lookup(m.ctx, payment.LookupRequest{IdempotencyKey: "drain"}); !errors.Is(err, billingtest.ErrUnavailable) {
+		if _, err := m.gw.Lookup(m.ctx, payment.LookupParams{IdempotencyKey: "drain"}); !errors.Is(err, billingtest.ErrUnavailable) {
 			break
 		}
 	}
@@ -1099,7 +1099,7 @@ func (m *model) drainFaults(t *rapid.T) {
 		key := m.key("drain")
 		receipt, _ := payment.NewChargeReceipt("drain", 100, "RUB", payment.VAT22Of122, payment.Contact{})
 		before := m.gw.ScriptedLeft()
-		res, _ := m.gw.Charge(m.ctx, payment.ChargeRequest{IdempotencyKey: key, PaymentMethod: "tok-drain", CustomerID: "drain",
+		res, _ := m.gw.Charge(m.ctx, payment.ChargeParams{IdempotencyKey: key, PaymentMethod: "tok-drain", CustomerID: "drain",
 			Amount: 100, Currency: "RUB", Description: "drain", Receipt: receipt,
 			Metadata: map[string]string{billingtest.MetadataSubscriptionID: "drain"}})
 		if m.gw.ScriptedLeft() < before {
@@ -1108,7 +1108,7 @@ func (m *model) drainFaults(t *rapid.T) {
 		if res.Outcome == payment.OutcomeSucceeded { // only refund behaviours are left
 			rr, _ := payment.NewRefundReceipt("drain", 1, "RUB", payment.VAT22Of122, payment.Contact{})
 			for j := 0; m.gw.ScriptedLeft() > 0 && j < 10; j++ {
-				_, _ = m.gw.Refund(m.ctx, payment.RefundRequest{IdempotencyKey: m.key("drain-refund"), ProviderPaymentID: res.ProviderPaymentID,
+				_, _ = m.gw.Refund(m.ctx, payment.RefundParams{IdempotencyKey: m.key("drain-refund"), ProviderPaymentID: res.ProviderPaymentID,
 					Amount: 1, Currency: "RUB", Description: "drain", Receipt: rr})
 			}
 		}
@@ -1226,7 +1226,7 @@ func (m *model) checkQuiescent(t *rapid.T) {
 			continue
 		}
 		if sub.Status == subscription.StatusPending {
-			if as, _ := m.eng.Attempts(ctx, s.id); len(as) == 0 {
+			if as, _ := m.eng.AttemptList(ctx, s.id); len(as) == 0 {
 				continue // a checkout the customer has not paid yet: waiting for the customer
 			}
 		}

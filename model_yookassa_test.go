@@ -369,7 +369,7 @@ func (m *ykModel) pickSub(t *rapid.T) *ykSub {
 }
 
 func (m *ykModel) get(t *rapid.T, id string) subscription.Subscription {
-	sub, err := m.eng.Get(m.ctx, id)
+	sub, err := m.eng.SubscriptionGet(m.ctx, id)
 	if err != nil {
 		t.Fatalf("Get %s: %v", id, err)
 	}
@@ -379,7 +379,7 @@ func (m *ykModel) get(t *rapid.T, id string) subscription.Subscription {
 func (m *ykModel) attempts(t *rapid.T) []payment.Attempt {
 	var out []payment.Attempt
 	for _, s := range m.subs {
-		as, err := m.eng.Attempts(m.ctx, s.id)
+		as, err := m.eng.AttemptList(m.ctx, s.id)
 		if err != nil {
 			t.Fatalf("Attempts %s: %v", s.id, err)
 		}
@@ -503,7 +503,7 @@ func (m *ykModel) subscribe(t *rapid.T) {
 	if rapid.IntRange(0, 9).Draw(t, "free") == 0 {
 		code = "free"
 	}
-	sub, err := m.eng.Subscribe(m.ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: code,
+	sub, err := m.eng.Subscribe(m.ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: code,
 		PaymentMethod: card, IdempotencyKey: m.key("checkout")})
 	if err == nil {
 		m.subs = append(m.subs, &ykSub{id: sub.ID, customer: customer, card: card, tariff: code})
@@ -645,7 +645,7 @@ func (m *ykModel) withdrawConsent(t *rapid.T) {
 
 func (m *ykModel) requestRefund(t *rapid.T) {
 	s := m.pickSub(t)
-	r, err := m.eng.RequestRefund(m.ctx, billing.RefundRequestInput{SubscriptionID: s.id, ReceivedAt: m.now(),
+	r, err := m.eng.RequestRefund(m.ctx, billing.RefundRequestParams{SubscriptionID: s.id, ReceivedAt: m.now(),
 		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: m.key("refund")})
 	if err == nil {
 		m.refunds = append(m.refunds, r.ID)
@@ -666,9 +666,9 @@ func (m *ykModel) moveRefund(t *rapid.T) {
 	case "VerifyRefund":
 		r, err = m.eng.VerifyRefund(m.ctx, id, "admin:1")
 	case "ExecuteRefund":
-		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteOptions{Actor: "admin:1"})
+		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	case "ExecuteRefund(override)":
-		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "goodwill"})
+		r, err = m.eng.ExecuteRefund(m.ctx, id, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "goodwill"})
 	case "RejectRefund":
 		r, err = m.eng.RejectRefund(m.ctx, id, "admin:1", "not eligible")
 	}
@@ -1138,7 +1138,7 @@ func (m *ykModel) drainFaults(t *rapid.T) {
 	charge := func(method string) (string, bool) {
 		before := m.sim.Requests().CreatePayment
 		receipt, _ := payment.NewChargeReceipt("drain", 100000, "RUB", payment.VAT22Of122, payment.Contact{Email: "drain@example.ru"})
-		res, err := m.drain.Charge(m.ctx, payment.ChargeRequest{IdempotencyKey: m.key("drain"), PaymentMethod: method, CustomerID: "drain",
+		res, err := m.drain.Charge(m.ctx, payment.ChargeParams{IdempotencyKey: m.key("drain"), PaymentMethod: method, CustomerID: "drain",
 			Amount: 100000, Currency: "RUB", Description: "drain", Receipt: receipt,
 			Metadata: map[string]string{billingtest.MetadataSubscriptionID: "drain"}})
 		for _, p := range m.sim.Payments() {
@@ -1181,7 +1181,7 @@ func (m *ykModel) drainFaults(t *rapid.T) {
 		for range 3 * ykMaxScripted {
 			before := m.sim.Requests().CreateRefund
 			rr, _ := payment.NewRefundReceipt("drain", 100, "RUB", payment.VAT22Of122, payment.Contact{Email: "drain@example.ru"})
-			res, err := m.drain.Refund(m.ctx, payment.RefundRequest{IdempotencyKey: m.key("drain-refund"), ProviderPaymentID: paid,
+			res, err := m.drain.Refund(m.ctx, payment.RefundParams{IdempotencyKey: m.key("drain-refund"), ProviderPaymentID: paid,
 				Amount: 100, Currency: "RUB", Description: "drain", Receipt: rr})
 			for _, r := range m.sim.Refunds() {
 				if r.Refund.PaymentID == paid && r.Refund.Status == "pending" {
@@ -1311,7 +1311,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		b.sim.ScriptRefunds(yookassatest.Pending())
 		req := b.requestRefund(t, sub.ID)
-		sent, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		sent, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateExecuting, sent.State, "YooKassa took the refund and will confirm it")
 		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour)) // the safety-net job: still pending
@@ -1325,7 +1325,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, b.runner.RunDue(ctx))
 
-		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		got, err := b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State, "YooKassa paid the refund")
 		require.Equal(t, subscription.StatusRefunded, b.get(t, sub.ID).Status)
@@ -1345,7 +1345,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		b.sim.ScriptRefunds(yookassatest.TimeoutAfterSuccess())
 		req := b.requestRefund(t, sub.ID)
-		_, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"}) // the answer is lost
+		_, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"}) // the answer is lost
 		b.sim.FailGETs(1000, http.StatusTooManyRequests)
 		for range 60 { // River's 25 attempts, backing off over weeks
 			_, err := b.runner.RunUntil(ctx, b.clock.Now().Add(24*time.Hour))
@@ -1373,7 +1373,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 			_, err = b.engine.SweepDueRenewals(ctx)
 			require.NoError(t, err)
 		}
-		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		got, err := b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State, "YooKassa paid the refund")
 		b.requireBooksMatchSimulator(t, "after the discarded job")

@@ -164,10 +164,10 @@ func (e *Engine) runAttempt(ctx context.Context, gw payment.Gateway, p preparedC
 	return a, err
 }
 
-// lookupOf is the gateway's LookupRequest for attempt a: its key, the provider's id when an
+// lookupOf is the gateway's LookupParams for attempt a: its key, the provider's id when an
 // answer gave it, and when it was created (a provider that forgets keys searches from there).
-func lookupOf(a store.AttemptRow) payment.LookupRequest {
-	return payment.LookupRequest{IdempotencyKey: a.IdempotencyKey, ProviderPaymentID: a.ProviderPaymentID, CreatedAt: a.CreatedAt}
+func lookupOf(a store.AttemptRow) payment.LookupParams {
+	return payment.LookupParams{IdempotencyKey: a.IdempotencyKey, ProviderPaymentID: a.ProviderPaymentID, CreatedAt: a.CreatedAt}
 }
 
 // lookUp asks the gateway what happened under a's key and returns a with the answer recorded
@@ -559,13 +559,13 @@ func (e *Engine) callGateway(ctx context.Context, gw payment.Gateway, a store.At
 		if !ok {
 			return a, ErrNoCheckout
 		}
-		req, err := a.CheckoutRequest(details, a.ReturnURL)
+		req, err := a.CheckoutParams(details, a.ReturnURL)
 		if err != nil {
 			return a, err
 		}
 		res, callErr = cg.StartCheckout(callCtx, req)
 	} else {
-		req, err := a.ChargeRequest(target.method, details, now)
+		req, err := a.ChargeParams(target.method, details, now)
 		if err != nil {
 			return a, err
 		}
@@ -1286,7 +1286,7 @@ const canceledWatchFor = 24 * time.Hour
 // day), and settles it: a charge the gateway took is always recorded, applied to its period
 // or booked as an unapplied payment and refunded. Each attempt is handled on its own: one
 // that fails is looked at again with a growing backoff, counted, and after 10 failures
-// parked for a person (ParkedAttempts) — it never blocks the others. It returns how many
+// parked for a person (AttemptListParked) — it never blocks the others. It returns how many
 // attempts it looked at; errors of single attempts are logged and recorded, not returned.
 //
 // Called by the engine's periodic River job (PeriodicJobs, every interval); an operator may
@@ -1399,18 +1399,18 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	}
 }
 
-// Attempts returns every charge attempt of a subscription, by period and number.
-func (e *Engine) Attempts(ctx context.Context, subscriptionID string) (_ []payment.Attempt, err error) {
-	ctx, span := e.tel.start(ctx, "Attempts", subAttr(subscriptionID))
+// AttemptList returns every charge attempt of a subscription, by period and number.
+func (e *Engine) AttemptList(ctx context.Context, subscriptionID string) (_ []payment.Attempt, err error) {
+	ctx, span := e.tel.start(ctx, "AttemptList", subAttr(subscriptionID))
 	defer span.end(&err)
-	check := inputCheck{op: "Attempts"}
+	check := inputCheck{op: "AttemptList"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
 		return nil, err
 	}
 	rows, err := store.Attempts(ctx, e.pool, subscriptionID)
 	if err != nil {
-		return nil, e.opError("Attempts", err)
+		return nil, e.opError("AttemptList", err)
 	}
 	out := make([]payment.Attempt, len(rows))
 	for i, r := range rows {
@@ -1433,13 +1433,13 @@ type ParkedAttempt struct {
 	ParkedAt time.Time
 }
 
-// ParkedAttempts returns the attempts parked for a person, oldest first.
-func (e *Engine) ParkedAttempts(ctx context.Context) (_ []ParkedAttempt, err error) {
-	ctx, span := e.tel.start(ctx, "ParkedAttempts")
+// AttemptListParked returns the attempts parked for a person, oldest first.
+func (e *Engine) AttemptListParked(ctx context.Context) (_ []ParkedAttempt, err error) {
+	ctx, span := e.tel.start(ctx, "AttemptListParked")
 	defer span.end(&err)
-	rows, err := store.ParkedAttempts(ctx, e.pool)
+	rows, err := store.AttemptListParked(ctx, e.pool)
 	if err != nil {
-		return nil, e.opError("ParkedAttempts", err)
+		return nil, e.opError("AttemptListParked", err)
 	}
 	out := make([]ParkedAttempt, len(rows))
 	for i, r := range rows {

@@ -26,7 +26,7 @@ func TestRaceAccountDeletionVsCheckoutPaid(t *testing.T) {
 		b := setupRenewals(t)
 		customer := fmt.Sprintf("c%d", r)
 		sub, co := newCheckout(t, b, customer)
-		del, err := b.engine.RequestAccountDeletion(ctx, billing.AccountDeletionInput{CustomerID: customer,
+		del, err := b.engine.RequestAccountDeletion(ctx, billing.AccountDeletionRequestParams{CustomerID: customer,
 			ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "del-" + customer})
 		require.NoError(t, err)
 		ev, err := b.gateway.Confirm(co.Attempt.ProviderPaymentID, payment.OutcomeSucceeded) // the customer pays
@@ -103,7 +103,7 @@ func TestRaceAccountDeletionVsRenewal(t *testing.T) {
 		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour))
 		require.NoError(t, err)
 
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		acc, err := b.engine.Access(ctx, sub.ID)
 		require.NoError(t, err)
@@ -129,7 +129,7 @@ func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
 	ctx := context.Background()
 	for r := 0; r < raceRounds(t, 4); r++ {
 		b, sub := setupDeletions(t)
-		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 			Channel: refund.ChannelEmail, IdempotencyKey: "refund-c1"})
 		require.NoError(t, err)
 		_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
@@ -146,7 +146,7 @@ func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
 		}
 		for g := 0; g < 2; g++ {
 			run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
-			run(func() { _, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"}) })
+			run(func() { _, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"}) })
 			run(func() {
 				_, _ = b.engine.Resume(ctx, sub.ID, subscription.AdminAction{Actor: "admin:2", Reason: "ticket closed"})
 			})
@@ -159,11 +159,11 @@ func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
 		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour))
 		require.NoError(t, err)
 
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		acc, err := b.engine.Access(ctx, sub.ID)
 		require.NoError(t, err)
-		after, err := b.engine.RefundRequestByID(ctx, req.ID)
+		after, err := b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		live := b.count(t, `SELECT count(*) FROM billing_payment_methods
 			WHERE customer_id = 'c1' AND (forgotten_at IS NULL OR consent_withdrawn_at IS NULL)`)

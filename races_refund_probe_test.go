@@ -31,14 +31,14 @@ func TestRaceRefundRetryVsStaleCanceledWebhook(t *testing.T) {
 		req := rb.request(t, sub.ID, rb.clock.Now(), fmt.Sprintf("refund-%d", r))
 		rb.verify(t, req.ID)
 		rb.gateway.ScriptRefunds(billingtest.Pending, billingtest.Pending)
-		got, err := rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateExecuting, got.State)
 		ev1, err := rb.gateway.ConfirmRefund("rfd_1", payment.OutcomeSoftDeclined)
 		require.NoError(t, err)
 		_, err = rb.engine.HandleRefundWebhook(ctx, ev1)
 		require.NoError(t, err)
-		got, err = rb.engine.RefundRequestByID(ctx, req.ID)
+		got, err = rb.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateFailed, got.State, "setup: the canceled refund fails the request")
 
@@ -49,7 +49,7 @@ func TestRaceRefundRetryVsStaleCanceledWebhook(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, _ = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+			_, _ = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		}()
 		for g := 0; g < 3; g++ {
 			wg.Add(1)
@@ -72,7 +72,7 @@ func TestRaceRefundRetryVsStaleCanceledWebhook(t *testing.T) {
 		_, err = rb.runner.RunUntil(ctx, rb.clock.Now().Add(24*time.Hour))
 		require.NoError(t, err)
 
-		got, err = rb.engine.RefundRequestByID(ctx, req.ID)
+		got, err = rb.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		bal, err := rb.engine.Ledger().Balance(ctx, "provider:RUB", booksAt)
 		require.NoError(t, err)
@@ -101,7 +101,7 @@ func TestRaceSweptRefundRetryVsExecuteRefund(t *testing.T) {
 		req := rb.request(t, sub.ID, rb.clock.Now(), fmt.Sprintf("refund-%d", r))
 		rb.verify(t, req.ID)
 		rb.gateway.ScriptRefunds(billingtest.Pending, billingtest.Pending)
-		_, err := rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err := rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		_, err = rb.gateway.ConfirmRefund("rfd_1", payment.OutcomeSoftDeclined) // its notification is lost
 		require.NoError(t, err)
@@ -124,9 +124,9 @@ func TestRaceSweptRefundRetryVsExecuteRefund(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for i := 0; i < 40; i++ { // the operator retries once the request shows failed
-				got, err := rb.engine.RefundRequestByID(ctx, req.ID)
+				got, err := rb.engine.RefundRequestGet(ctx, req.ID)
 				if err == nil && got.State == refund.StateFailed {
-					_, _ = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+					_, _ = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 					return
 				}
 				time.Sleep(time.Millisecond)
@@ -146,7 +146,7 @@ func TestRaceSweptRefundRetryVsExecuteRefund(t *testing.T) {
 		require.NoError(t, err)
 		_, err = rb.runner.RunUntil(ctx, rb.clock.Now().Add(24*time.Hour))
 		require.NoError(t, err)
-		got, err := rb.engine.RefundRequestByID(ctx, req.ID)
+		got, err := rb.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		bal, err := rb.engine.Ledger().Balance(ctx, "provider:RUB", booksAt)
 		require.NoError(t, err)

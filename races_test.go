@@ -29,7 +29,7 @@ func TestRaceConcurrentRefundUnapplied(t *testing.T) {
 		b.gateway.ScriptRefunds(billingtest.SoftDecline, billingtest.SoftDecline)
 		abandonedPaidCheckout(t, b, fmt.Sprintf("c%d", r), fmt.Sprintf("tok-%d", r))
 		b.gateway.SetLatency(3 * time.Millisecond)
-		open, err := b.engine.UnappliedPayments(ctx, false)
+		open, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		require.Len(t, open, 1)
 		id := open[0].ID
@@ -45,7 +45,7 @@ func TestRaceConcurrentRefundUnapplied(t *testing.T) {
 		}
 		wg.Wait()
 		b.gateway.SetLatency(0)
-		all, err := b.engine.UnappliedPayments(ctx, false)
+		all, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		refunds := b.gateway.Refunds()
 		t.Logf("round %d: state %s failures %d, provider refunds %d", r, all[0].State, all[0].Failures, len(refunds))
@@ -65,7 +65,7 @@ func TestRaceRefundUnappliedVsWebhook(t *testing.T) {
 		var open []billing.UnappliedPayment
 		require.Eventually(t, func() bool {
 			var err error
-			open, err = b.engine.UnappliedPayments(ctx, true)
+			open, err = b.engine.UnappliedPaymentList(ctx, true)
 			return err == nil && len(open) == 1 && open[0].ProviderRefundID != ""
 		}, 5*time.Second, 10*time.Millisecond)
 		ev, err := b.gateway.ConfirmRefund(open[0].ProviderRefundID, payment.OutcomeSucceeded)
@@ -145,7 +145,7 @@ func racePendingThenStaleDecline(t *testing.T, callers, tries, rounds int) {
 		b.gateway.ScriptRefunds(billingtest.SoftDecline, billingtest.Pending)
 		abandonedPaidCheckout(t, b, fmt.Sprintf("c%d", r), fmt.Sprintf("tok-%d", r))
 		b.gateway.SetLatency(3 * time.Millisecond)
-		open, err := b.engine.UnappliedPayments(ctx, false)
+		open, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		id := open[0].ID
 		var wg sync.WaitGroup
@@ -160,7 +160,7 @@ func racePendingThenStaleDecline(t *testing.T, callers, tries, rounds int) {
 		}
 		wg.Wait()
 		b.gateway.SetLatency(0)
-		mid, err := b.engine.UnappliedPayments(ctx, false)
+		mid, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		// the provider settles every pending refund; its webhooks reach the engine
 		for n := 1; n <= 10; n++ {
@@ -174,7 +174,7 @@ func racePendingThenStaleDecline(t *testing.T, callers, tries, rounds int) {
 		regRunFor(t, b, 30*24*time.Hour)
 		_, _ = b.engine.SweepDueRenewals(ctx)
 		regRunFor(t, b, 30*24*time.Hour)
-		all, err := b.engine.UnappliedPayments(ctx, false)
+		all, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		bal, err := b.engine.Ledger().Balance(ctx, "provider:RUB", booksAt)
 		require.NoError(t, err)
@@ -293,10 +293,10 @@ func TestRaceTerminateOrExtendRacesRenewal(t *testing.T) {
 			require.LessOrEqual(t, len(b.gateway.ChargesFor(sub.ID, p)), 1, "round %d period %d", r, p)
 		}
 		requireBooksMatchProvider(t, b.engine, b.gateway, fmt.Sprintf("round %d", r))
-		open, err := b.engine.UnappliedPayments(ctx, true)
+		open, err := b.engine.UnappliedPaymentList(ctx, true)
 		require.NoError(t, err)
 		require.Empty(t, open, "round %d: unapplied money not refunded", r)
-		parked, err := b.engine.ParkedAttempts(ctx)
+		parked, err := b.engine.AttemptListParked(ctx)
 		require.NoError(t, err)
 		require.Empty(t, parked, "round %d", r)
 	}
@@ -311,10 +311,10 @@ func TestRacePeriodRefundRaces(t *testing.T) {
 		b := setupRenewals(t)
 		sub := b.checkout(t, fmt.Sprintf("c%d", r), fmt.Sprintf("tok-%d", r))
 		b.clock.Advance(time.Hour)
-		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 			Channel: "email", Text: "refund", IdempotencyKey: fmt.Sprintf("rr-%d", r)})
 		require.NoError(t, err)
-		opts := billing.ExecuteOptions{Actor: "ops", Override: true, OverrideReason: "race test"}
+		opts := billing.ExecuteRefundOpts{Actor: "ops", Override: true, OverrideReason: "race test"}
 		pendingCase := r%2 == 0
 		if pendingCase {
 			b.gateway.ScriptRefunds(billingtest.Pending)
@@ -328,7 +328,7 @@ func TestRacePeriodRefundRaces(t *testing.T) {
 		b.gateway.SetLatency(2 * time.Millisecond)
 		var wg sync.WaitGroup
 		if pendingCase {
-			rf, err := b.engine.RefundRequestByID(ctx, req.ID)
+			rf, err := b.engine.RefundRequestGet(ctx, req.ID)
 			require.NoError(t, err)
 			ev, err := b.gateway.ConfirmRefund(rf.ProviderRefundID, payment.OutcomeSucceeded)
 			require.NoError(t, err, "round %d %+v", r, got)

@@ -16,12 +16,12 @@ import (
 
 // Readers an operator and an accountant need (issue 15): the periods of a subscription with
 // their terms, subscriptions by status and customer page by page, and the history of one
-// charge attempt or refund request. The ledger's readers (Books.Transactions,
+// charge attempt or refund request. The ledger's readers (Books.TransactionList,
 // Books.ExportCSV) are in ledger_export.go. Nothing here writes; bad input is an
 // *InputError (ErrInvalidInput) naming every bad field; a subscription, attempt or request
 // that does not exist is ErrNotFound.
 
-// Page sizes of the paginated readers (Engine.Subscriptions, Books.Transactions).
+// Page sizes of the paginated readers (Engine.SubscriptionList, Books.TransactionList).
 const (
 	// PageLimitDefault is the page size when a request's Limit is 0.
 	PageLimitDefault = 100
@@ -29,7 +29,7 @@ const (
 	PageLimitMax = 1000
 )
 
-// PeriodInfo is one paid period of a subscription as Engine.Periods lists it: the period
+// PeriodInfo is one paid period of a subscription as Engine.PeriodList lists it: the period
 // itself with the terms it was paid under, and what paid for it and refunded it.
 type PeriodInfo struct {
 	// Period is the period: number, Start and End (End excluded), GrantedAt, ExhaustedAt,
@@ -46,21 +46,21 @@ type PeriodInfo struct {
 	// recorded the success (the paid-at instant). Nil when no charge is stored for the
 	// period: a free period, or a first payment confirmed by a host without River
 	// (ConfirmFirstPayment stores no attempt then). A success whose money no period took
-	// (unapplied, refunded on its own) is never here: see UnappliedPayments.
+	// (unapplied, refunded on its own) is never here: see UnappliedPaymentList.
 	Charge *payment.Attempt
 	// Refund is the refund request that holds the period's refund: executing, refunded or
 	// failed (at most one per period). Nil when none does; received, verified and rejected
-	// requests are not here (RefundRequests lists them).
+	// requests are not here (RefundRequestList lists them).
 	Refund *RefundRequest
 }
 
-// Periods returns every period of a subscription, oldest first, each with its terms, its
+// PeriodList returns every period of a subscription, oldest first, each with its terms, its
 // charge and its refund. A pending subscription has none (an empty slice, no error); a
 // subscription that does not exist is ErrNotFound. All of it is read in one snapshot.
-func (e *Engine) Periods(ctx context.Context, subscriptionID string) (_ []PeriodInfo, err error) {
-	ctx, span := e.tel.start(ctx, "Periods", subAttr(subscriptionID))
+func (e *Engine) PeriodList(ctx context.Context, subscriptionID string) (_ []PeriodInfo, err error) {
+	ctx, span := e.tel.start(ctx, "PeriodList", subAttr(subscriptionID))
 	defer span.end(&err)
-	const op = "Periods"
+	const op = "PeriodList"
 	check := inputCheck{op: op}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
@@ -110,7 +110,7 @@ func (e *Engine) Periods(ctx context.Context, subscriptionID string) (_ []Period
 	return out, nil
 }
 
-// SubscriptionListParams selects a page of subscriptions for Engine.Subscriptions. The zero
+// SubscriptionListParams selects a page of subscriptions for Engine.SubscriptionList. The zero
 // value lists every subscription, first page, PageLimitDefault at a time.
 type SubscriptionListParams struct {
 	// Status keeps the subscriptions in this status; empty keeps all. A value that is not a
@@ -127,7 +127,7 @@ type SubscriptionListParams struct {
 	Limit int
 }
 
-// SubscriptionPage is one page of Engine.Subscriptions.
+// SubscriptionPage is one page of Engine.SubscriptionList.
 type SubscriptionPage struct {
 	// Subscriptions are the page's subscriptions in ID order (UUIDv7: creation order), each
 	// with its current period and usage, as Get returns it.
@@ -137,7 +137,7 @@ type SubscriptionPage struct {
 	Next string
 }
 
-// Subscriptions returns a page of subscriptions matching p, in ID order. Each page is one
+// SubscriptionList returns a page of subscriptions matching p, in ID order. Each page is one
 // index range scan that stops after Limit rows (migration 0012; BENCHMARKS.md "Readers"),
 // so a walk costs the same per page however deep it goes.
 //
@@ -148,10 +148,10 @@ type SubscriptionPage struct {
 // by status may be missed or come twice; a subscription created during the walk may or may
 // not be in it (its UUIDv7 is taken before its transaction commits, so it can land behind
 // the cursor). Each page is read in one snapshot.
-func (e *Engine) Subscriptions(ctx context.Context, p SubscriptionListParams) (_ SubscriptionPage, err error) {
-	ctx, span := e.tel.start(ctx, "Subscriptions")
+func (e *Engine) SubscriptionList(ctx context.Context, p SubscriptionListParams) (_ SubscriptionPage, err error) {
+	ctx, span := e.tel.start(ctx, "SubscriptionList")
 	defer span.end(&err)
-	const op = "Subscriptions"
+	const op = "SubscriptionList"
 	check := inputCheck{op: op}
 	if p.Status != "" && !p.Status.Valid() {
 		check.add("Status", fmt.Sprintf("%q is not a subscription status", p.Status))
@@ -229,7 +229,7 @@ type HistoryEntry struct {
 	Detail map[string]any
 }
 
-// AttemptHistory is what Engine.AttemptHistory returns: a charge attempt as it stands and
+// AttemptHistory is what Engine.AttemptHistoryGet returns: a charge attempt as it stands and
 // the events about it, oldest first.
 type AttemptHistory struct {
 	// Attempt is the attempt as it stands now.
@@ -239,11 +239,11 @@ type AttemptHistory struct {
 	CheckFailures int
 	// LastError is the last reconciliation error; empty when none failed.
 	LastError string
-	// Entries are the events, oldest first; see Engine.AttemptHistory for what is there.
+	// Entries are the events, oldest first; see Engine.AttemptHistoryGet for what is there.
 	Entries []HistoryEntry
 }
 
-// AttemptHistory returns a charge attempt and its history, oldest first. The engine does
+// AttemptHistoryGet returns a charge attempt and its history, oldest first. The engine does
 // not audit an attempt's every state change, so the history is derived from what is
 // stored, and says only that:
 //   - records: created (always), sent (when the engine let it go to the gateway), its final
@@ -260,10 +260,10 @@ type AttemptHistory struct {
 // caused (AuditLog(SubscriptionSubject(…)) has them). Entries at the same instant keep that
 // order: created, sent, settled, audit entries, ledger postings, parked. A missing attempt
 // is ErrNotFound.
-func (e *Engine) AttemptHistory(ctx context.Context, attemptID string) (_ AttemptHistory, err error) {
-	ctx, span := e.tel.start(ctx, "AttemptHistory")
+func (e *Engine) AttemptHistoryGet(ctx context.Context, attemptID string) (_ AttemptHistory, err error) {
+	ctx, span := e.tel.start(ctx, "AttemptHistoryGet")
 	defer span.end(&err)
-	const op = "AttemptHistory"
+	const op = "AttemptHistoryGet"
 	check := inputCheck{op: op}
 	check.id("attemptID", attemptID)
 	if err := check.err(); err != nil {
@@ -334,16 +334,16 @@ func attemptRecords(a store.AttemptRow) (entries, parked []HistoryEntry) {
 	return entries, parked
 }
 
-// RefundHistory is what Engine.RefundHistory returns: a refund request as it stands and
+// RefundHistory is what Engine.RefundHistoryGet returns: a refund request as it stands and
 // the events about it, oldest first.
 type RefundHistory struct {
 	// Request is the request as it stands now.
 	Request RefundRequest
-	// Entries are the events, oldest first; see Engine.RefundHistory for what is there.
+	// Entries are the events, oldest first; see Engine.RefundHistoryGet for what is there.
 	Entries []HistoryEntry
 }
 
-// RefundHistory returns a refund request and its history, oldest first:
+// RefundHistoryGet returns a refund request and its history, oldest first:
 //   - records: "refund.received" at ReceivedAt (when the request reached the operator,
 //     which may be before it was recorded) and "refund.escalated" at EscalatedAt (the
 //     escalation is not audited);
@@ -356,10 +356,10 @@ type RefundHistory struct {
 //
 // Entries at the same instant keep that order: records, audit entries, ledger postings. A
 // missing request is ErrNotFound.
-func (e *Engine) RefundHistory(ctx context.Context, requestID string) (_ RefundHistory, err error) {
-	ctx, span := e.tel.start(ctx, "RefundHistory", refundAttr(requestID))
+func (e *Engine) RefundHistoryGet(ctx context.Context, requestID string) (_ RefundHistory, err error) {
+	ctx, span := e.tel.start(ctx, "RefundHistoryGet", refundAttr(requestID))
 	defer span.end(&err)
-	const op = "RefundHistory"
+	const op = "RefundHistoryGet"
 	check := inputCheck{op: op}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {

@@ -38,7 +38,7 @@ func TestReadersPeriodsKeepTheirTerms(t *testing.T) {
 	_, err = b.runner.RunUntil(ctx, sub.Current.End.Add(time.Hour))
 	require.NoError(t, err)
 
-	periods, err := b.engine.Periods(ctx, sub.ID)
+	periods, err := b.engine.PeriodList(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Len(t, periods, 2)
 
@@ -73,14 +73,14 @@ func TestReadersPeriodsKeepTheirTerms(t *testing.T) {
 	require.True(t, got.Current.Terms.Price.Equal(p2.Period.Terms.Price))
 
 	t.Run("pending: no periods", func(t *testing.T) {
-		pending, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "sub-c2"})
+		pending, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "sub-c2"})
 		require.NoError(t, err)
-		periods, err := b.engine.Periods(ctx, pending.ID)
+		periods, err := b.engine.PeriodList(ctx, pending.ID)
 		require.NoError(t, err)
 		require.Empty(t, periods)
 	})
 	t.Run("missing: ErrNotFound", func(t *testing.T) {
-		_, err := b.engine.Periods(ctx, uuid.Must(uuid.NewV7()).String())
+		_, err := b.engine.PeriodList(ctx, uuid.Must(uuid.NewV7()).String())
 		require.ErrorIs(t, err, billing.ErrNotFound)
 	})
 }
@@ -91,9 +91,9 @@ func TestReadersPeriodsShowTheRefund(t *testing.T) {
 	b, sub := setupRefunds(t)
 	r := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 	b.verify(t, r.ID)
-	_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+	_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	require.NoError(t, err)
-	periods, err := b.engine.Periods(ctx, sub.ID)
+	periods, err := b.engine.PeriodList(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Len(t, periods, 1)
 	require.NotNil(t, periods[0].Refund)
@@ -109,7 +109,7 @@ func subscribeN(t *testing.T, b *testBundle, customer string, n int, tag string)
 	ctx := context.Background()
 	var ids []string
 	for i := range n {
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro",
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro",
 			IdempotencyKey: fmt.Sprintf("sub-%s-%s-%d", customer, tag, i)})
 		require.NoError(t, err)
 		if i%2 == 0 {
@@ -129,7 +129,7 @@ func walkSubscriptions(t *testing.T, e *billing.Engine, p billing.SubscriptionLi
 	var ids []string
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 1000, "the walk ends")
-		page, err := e.Subscriptions(context.Background(), p)
+		page, err := e.SubscriptionList(context.Background(), p)
 		require.NoError(t, err)
 		if p.Limit > 0 {
 			require.LessOrEqual(t, len(page.Subscriptions), p.Limit)
@@ -181,7 +181,7 @@ func TestReadersSubscriptionsPagination(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				_, _ = b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c-race", TariffCode: "pro",
+				_, _ = b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c-race", TariffCode: "pro",
 					IdempotencyKey: fmt.Sprintf("race-%d", added)})
 			}()
 			t.Cleanup(func() { <-done })
@@ -217,18 +217,18 @@ func TestReadersSubscriptionsPagination(t *testing.T) {
 			}
 		}
 
-		none, err := b.engine.Subscriptions(ctx, billing.SubscriptionListParams{CustomerID: "nobody"})
+		none, err := b.engine.SubscriptionList(ctx, billing.SubscriptionListParams{CustomerID: "nobody"})
 		require.NoError(t, err)
 		require.Empty(t, none.Subscriptions)
 		require.Empty(t, none.Next)
 	})
 
 	t.Run("default limit 100, Next empty on the last page", func(t *testing.T) {
-		page, err := b.engine.Subscriptions(ctx, billing.SubscriptionListParams{})
+		page, err := b.engine.SubscriptionList(ctx, billing.SubscriptionListParams{})
 		require.NoError(t, err)
 		require.LessOrEqual(t, len(page.Subscriptions), billing.PageLimitDefault)
 		require.Empty(t, page.Next, "fewer than 100 rows: one page")
-		exact, err := b.engine.Subscriptions(ctx, billing.SubscriptionListParams{CustomerID: "c1", Limit: 9})
+		exact, err := b.engine.SubscriptionList(ctx, billing.SubscriptionListParams{CustomerID: "c1", Limit: 9})
 		require.NoError(t, err)
 		require.Len(t, exact.Subscriptions, 9)
 		require.Empty(t, exact.Next, "a full last page has no Next")
@@ -262,48 +262,48 @@ func TestReadersBadInput(t *testing.T) {
 		call  func() error
 	}{
 		{"Subscriptions: unknown status", "Status", func() error {
-			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Status: "paused"})
+			_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{Status: "paused"})
 			return err
 		}},
 		{"Subscriptions: negative limit", "Limit", func() error {
-			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Limit: -1})
+			_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{Limit: -1})
 			return err
 		}},
 		{"Subscriptions: limit above 1000", "Limit", func() error {
-			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Limit: billing.PageLimitMax + 1})
+			_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{Limit: billing.PageLimitMax + 1})
 			return err
 		}},
 		{"Subscriptions: malformed cursor", "After", func() error {
-			_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{After: "page-2"})
+			_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{After: "page-2"})
 			return err
 		}},
 		{"Transactions: no From", "From", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{To: to})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{To: to})
 			return err
 		}},
 		{"Transactions: no To", "To", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from})
 			return err
 		}},
 		{"Transactions: empty range (To = From)", "To", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from, To: from})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from, To: from})
 			return err
 		}},
 		{"Transactions: malformed cursor (no separator)", "After", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from, To: to, After: "123"})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from, To: to, After: "123"})
 			return err
 		}},
 		{"Transactions: malformed cursor (bad id)", "After", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from, To: to, After: "1772434800000000_x"})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from, To: to, After: "1772434800000000_x"})
 			return err
 		}},
 		{"Transactions: malformed cursor (bad time)", "After", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from, To: to,
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from, To: to,
 				After: "x_" + uuid.Must(uuid.NewV7()).String()})
 			return err
 		}},
 		{"Transactions: limit above 1000", "Limit", func() error {
-			_, err := e.Ledger().Transactions(ctx, billing.LedgerTransactionListParams{From: from, To: to, Limit: 5000})
+			_, err := e.Ledger().TransactionList(ctx, billing.LedgerTransactionListParams{From: from, To: to, Limit: 5000})
 			return err
 		}},
 		{"ExportCSV: to before from", "to", func() error {
@@ -314,15 +314,15 @@ func TestReadersBadInput(t *testing.T) {
 		}},
 		{"ExportCSV: nil writer", "w", func() error { return e.Ledger().ExportCSV(ctx, nil, from, to) }},
 		{"Periods: not a UUID", "subscriptionID", func() error {
-			_, err := e.Periods(ctx, "sub-1")
+			_, err := e.PeriodList(ctx, "sub-1")
 			return err
 		}},
 		{"AttemptHistory: not a UUID", "attemptID", func() error {
-			_, err := e.AttemptHistory(ctx, "")
+			_, err := e.AttemptHistoryGet(ctx, "")
 			return err
 		}},
 		{"RefundHistory: not a UUID", "requestID", func() error {
-			_, err := e.RefundHistory(ctx, "r1")
+			_, err := e.RefundHistoryGet(ctx, "r1")
 			return err
 		}},
 	} {
@@ -337,7 +337,7 @@ func TestReadersBadInput(t *testing.T) {
 		})
 	}
 	t.Run("every bad field at once", func(t *testing.T) {
-		_, err := e.Subscriptions(ctx, billing.SubscriptionListParams{Status: "x", After: "y", Limit: -5})
+		_, err := e.SubscriptionList(ctx, billing.SubscriptionListParams{Status: "x", After: "y", Limit: -5})
 		var ie *billing.InputError
 		require.True(t, errors.As(err, &ie))
 		require.True(t, ie.Has("Status") && ie.Has("After") && ie.Has("Limit"), "%v", err)
@@ -372,10 +372,10 @@ func TestReadersAttemptHistory(t *testing.T) {
 	declined := b.checkout(t, "c2", "tok-2")
 
 	t.Run("a paid checkout: created, sent, succeeded, its ledger posting", func(t *testing.T) {
-		attempts, err := b.engine.Attempts(ctx, paid.ID)
+		attempts, err := b.engine.AttemptList(ctx, paid.ID)
 		require.NoError(t, err)
 		require.Len(t, attempts, 1)
-		h, err := b.engine.AttemptHistory(ctx, attempts[0].ID)
+		h, err := b.engine.AttemptHistoryGet(ctx, attempts[0].ID)
 		require.NoError(t, err)
 		require.Equal(t, attempts[0], h.Attempt)
 		require.Equal(t, []string{"attempt.created", "attempt.sent", "attempt.succeeded", "ledger.payment"}, historyActions(h.Entries))
@@ -384,17 +384,17 @@ func TestReadersAttemptHistory(t *testing.T) {
 		require.Equal(t, "payment:"+attempts[0].ID, h.Entries[3].Detail["key"])
 	})
 	t.Run("a declined checkout: created, sent, declined with the provider's words", func(t *testing.T) {
-		attempts, err := b.engine.Attempts(ctx, declined.ID)
+		attempts, err := b.engine.AttemptList(ctx, declined.ID)
 		require.NoError(t, err)
 		require.Len(t, attempts, 1)
-		h, err := b.engine.AttemptHistory(ctx, attempts[0].ID)
+		h, err := b.engine.AttemptHistoryGet(ctx, attempts[0].ID)
 		require.NoError(t, err)
 		require.Equal(t, []string{"attempt.created", "attempt.sent", "attempt." + string(payment.StateHardDeclined)}, historyActions(h.Entries))
 		require.NotEmpty(t, h.Entries[2].Reason)
 		requireOrdered(t, h.Entries)
 	})
 	t.Run("missing: ErrNotFound", func(t *testing.T) {
-		_, err := b.engine.AttemptHistory(ctx, uuid.Must(uuid.NewV7()).String())
+		_, err := b.engine.AttemptHistoryGet(ctx, uuid.Must(uuid.NewV7()).String())
 		require.ErrorIs(t, err, billing.ErrNotFound)
 	})
 }
@@ -408,13 +408,13 @@ func TestReadersRefundHistory(t *testing.T) {
 	b.clock.Advance(time.Hour)
 	b.verify(t, r.ID)
 	b.clock.Advance(time.Hour)
-	_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+	_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	require.NoError(t, err)
 	// Another request of another subscription: not in this one's history.
 	other := b.activeSubscription(t, "c9", "pro")
 	b.request(t, other.ID, b.clock.Now(), "r9")
 
-	h, err := b.engine.RefundHistory(ctx, r.ID)
+	h, err := b.engine.RefundHistoryGet(ctx, r.ID)
 	require.NoError(t, err)
 	require.Equal(t, r.ID, h.Request.ID)
 	require.EqualValues(t, "refunded", h.Request.State)
@@ -437,6 +437,6 @@ func TestReadersRefundHistory(t *testing.T) {
 	requireOrdered(t, h.Entries)
 	require.True(t, slices.ContainsFunc(got, func(a string) bool { return strings.HasPrefix(a, "refund.succeeded") }), "%v", got)
 
-	_, err = b.engine.RefundHistory(ctx, uuid.Must(uuid.NewV7()).String())
+	_, err = b.engine.RefundHistoryGet(ctx, uuid.Must(uuid.NewV7()).String())
 	require.ErrorIs(t, err, billing.ErrNotFound)
 }

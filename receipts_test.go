@@ -55,7 +55,7 @@ func TestReceipts(t *testing.T) {
 		rb := &refundBundle{testBundle: tb, gateway: gw, runner: b.runner}
 		req := rb.request(t, sub.ID, b.clock.Now(), "refund-1")
 		rb.verify(t, req.ID)
-		_, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 
 		charges := gw.Charges()
@@ -82,13 +82,13 @@ func TestReceipts(t *testing.T) {
 		restarted := *rb.testBundle
 		restarted.engine = after
 		restarted.withRiverNotStarted(t)
-		_, err = after.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err = after.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		refunds := rb.gateway.Refunds()
 		require.Len(t, refunds, 1)
 		require.Equal(t, payment.VAT20Of120, rb.gateway.Charges()[0].Receipt.Items[0].VAT, "setup: charged under the old rate")
 		require.Equal(t, payment.VAT20Of120, refunds[0].Receipt.Items[0].VAT, "the return receipt repeats the charge's rate")
-		got, err := after.RefundRequestByID(ctx, req.ID)
+		got, err := after.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 	})
@@ -100,7 +100,7 @@ func TestReceipts(t *testing.T) {
 		tb := setupWith(t, func(c *billing.Config) { c.Gateway, c.ReceiptContact = gw, hook.lookup })
 		tb.withRiverNotStarted(t)
 		tb.publish(t, "pro", "990", "generations", 500)
-		sub, err := tb.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "s"})
+		sub, err := tb.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-1", IdempotencyKey: "s"})
 		require.NoError(t, err)
 		_, err = tb.engine.ChargeFirstPayment(ctx, sub.ID)
 		require.ErrorContains(t, err, "crm down")

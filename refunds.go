@@ -37,7 +37,7 @@ var (
 	// ErrAlreadyRefunded: the period's payment is refunded or being refunded. Nothing
 	// was written.
 	ErrAlreadyRefunded = errors.New("billing: period already refunded")
-	// ErrRefundAmount: ExecuteOptions.Amount is not positive, is finer than the currency's
+	// ErrRefundAmount: ExecuteRefundOpts.Amount is not positive, is finer than the currency's
 	// minor unit, or is above what was paid for the period. Nothing was written.
 	ErrRefundAmount = errors.New("billing: refund amount not allowed")
 	// ErrRefundTransition: the request's state does not allow the command (verifying an
@@ -61,8 +61,8 @@ func escalationAt(deadline, now time.Time) time.Time {
 	return now
 }
 
-// RefundRequestInput records a customer's request for a refund (TERMS 3.7, 3.8).
-type RefundRequestInput struct {
+// RefundRequestParams records a customer's request for a refund (TERMS 3.7, 3.8).
+type RefundRequestParams struct {
 	// SubscriptionID is the subscription whose period is to be refunded. Required.
 	SubscriptionID string
 	// Period is the number of the paid period; 0 means the current one.
@@ -142,8 +142,8 @@ type RefundRequest struct {
 	EscalatedAt time.Time
 }
 
-// ExecuteOptions says who executes a refund and whether it overrides the 3.7 decision.
-type ExecuteOptions struct {
+// ExecuteRefundOpts says who executes a refund and whether it overrides the 3.7 decision.
+type ExecuteRefundOpts struct {
 	// Actor is the operator's ID. Required.
 	Actor string
 	// Override executes a refund of an ineligible request (a person's decision, e.g. under
@@ -159,8 +159,8 @@ type ExecuteOptions struct {
 	Amount decimal.Decimal
 }
 
-// RefundFilter selects refund requests for RefundRequests.
-type RefundFilter struct {
+// RefundRequestListParams selects refund requests for RefundRequestList.
+type RefundRequestListParams struct {
 	// State keeps requests in this state; empty keeps all.
 	State refund.State
 	// Open keeps only requests whose money is still owed or undecided: received,
@@ -193,20 +193,20 @@ type RefundEscalation struct {
 // Config.Calendar in the subscription's location, nothing used, no open reservation), and
 // its payout deadline (TERMS 3.8). An ineligible request is still recorded: a person may
 // refund it with an override. It schedules the escalation job (needs UseRiver).
-func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestInput) (RefundRequest, error) {
+func (e *Engine) RequestRefund(ctx context.Context, in RefundRequestParams) (RefundRequest, error) {
 	return e.requestRefund(ctx, e.pool, in)
 }
 
 // RequestRefundTx is RequestRefund in the host's transaction tx, e.g. the one that stores
 // the customer's e-mail: the request and its escalation job exist once tx commits.
-func (e *Engine) RequestRefundTx(ctx context.Context, tx pgx.Tx, in RefundRequestInput) (RefundRequest, error) {
+func (e *Engine) RequestRefundTx(ctx context.Context, tx pgx.Tx, in RefundRequestParams) (RefundRequest, error) {
 	if err := hostTx("RequestRefundTx", tx); err != nil {
 		return RefundRequest{}, err
 	}
 	return e.requestRefund(ctx, tx, in)
 }
 
-func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInput) (_ RefundRequest, err error) {
+func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestParams) (_ RefundRequest, err error) {
 	ctx, span := e.tel.start(ctx, "RequestRefund", subAttr(in.SubscriptionID), hostTxAttr(db))
 	defer span.end(&err)
 	check := inputCheck{op: "RequestRefund"}
@@ -278,7 +278,7 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestInp
 
 // decideRefund builds the request row: the paid period, its charge, the 3.7 decision at
 // the received instant and the 3.8 deadline.
-func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, in RefundRequestInput) (store.RefundRow, error) {
+func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, in RefundRequestParams) (store.RefundRow, error) {
 	n := in.Period
 	if n == 0 {
 		if sub.Current == nil {
@@ -343,7 +343,7 @@ func (e *Engine) decideRefund(ctx context.Context, tx pgx.Tx, sub subscription.S
 // refuses the service under consumer law art. 32: the unused share of the period's price,
 // by time up to the instant the request was received or by volume (the larger used share
 // wins), less the operator's actual costs. It changes nothing; pay it with ExecuteRefund
-// and ExecuteOptions{Amount, Override, OverrideReason}. Costs are in the period's
+// and ExecuteRefundOpts{Amount, Override, OverrideReason}. Costs are in the period's
 // currency; negative costs or costs above the price are refused.
 func (e *Engine) SuggestProRata(ctx context.Context, requestID string, costs decimal.Decimal) (_ refund.ProRataRefund, err error) {
 	ctx, span := e.tel.start(ctx, "SuggestProRata", refundAttr(requestID))
@@ -545,7 +545,7 @@ func (e *Engine) moveRefund(ctx context.Context, db dbtx, op, requestID string, 
 // never saw it); a pending answer completes on HandleRefundWebhook, or on that job, which
 // looks the refund up again until the gateway settles it; a refusal moves the
 // request to failed, from which ExecuteRefund may try again.
-func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteOptions) (_ RefundRequest, err error) {
+func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts ExecuteRefundOpts) (_ RefundRequest, err error) {
 	ctx, span := e.tel.start(ctx, "ExecuteRefund", refundAttr(requestID))
 	defer span.end(&err)
 	check := inputCheck{op: "ExecuteRefund"}
@@ -772,17 +772,17 @@ func (e *Engine) escalateRefund(ctx context.Context, requestID string) (err erro
 	return nil
 }
 
-// RefundRequests returns the requests matching f, earliest payout deadline first: the
+// RefundRequestList returns the requests matching f, earliest payout deadline first: the
 // open ones by State, those past or near their deadline by DueBefore.
-func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) (_ []RefundRequest, err error) {
-	ctx, span := e.tel.start(ctx, "RefundRequests")
+func (e *Engine) RefundRequestList(ctx context.Context, f RefundRequestListParams) (_ []RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RefundRequestList")
 	defer span.end(&err)
 	if f.State != "" && !f.State.Valid() {
-		return nil, &InputError{Op: "RefundRequests", Problems: []FieldProblem{{"State", fmt.Sprintf("%q is not a refund state", f.State)}}}
+		return nil, &InputError{Op: "RefundRequestList", Problems: []FieldProblem{{"State", fmt.Sprintf("%q is not a refund state", f.State)}}}
 	}
 	rows, err := store.ListRefunds(ctx, e.pool, string(f.State), f.Open, f.DueBefore)
 	if err != nil {
-		return nil, e.opError("RefundRequests", err)
+		return nil, e.opError("RefundRequestList", err)
 	}
 	out := make([]RefundRequest, len(rows))
 	for i, r := range rows {
@@ -791,18 +791,18 @@ func (e *Engine) RefundRequests(ctx context.Context, f RefundFilter) (_ []Refund
 	return out, nil
 }
 
-// RefundRequestByID returns one refund request.
-func (e *Engine) RefundRequestByID(ctx context.Context, requestID string) (_ RefundRequest, err error) {
-	ctx, span := e.tel.start(ctx, "RefundRequestByID", refundAttr(requestID))
+// RefundRequestGet returns one refund request.
+func (e *Engine) RefundRequestGet(ctx context.Context, requestID string) (_ RefundRequest, err error) {
+	ctx, span := e.tel.start(ctx, "RefundRequestGet", refundAttr(requestID))
 	defer span.end(&err)
-	check := inputCheck{op: "RefundRequestByID"}
+	check := inputCheck{op: "RefundRequestGet"}
 	check.id("requestID", requestID)
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
 	}
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
-		return RefundRequest{}, e.opError("RefundRequestByID", err)
+		return RefundRequest{}, e.opError("RefundRequestGet", err)
 	}
 	return refundOf(row), nil
 }
@@ -949,20 +949,20 @@ func (e *Engine) postRefund(ctx context.Context, tx pgx.Tx, row store.RefundRow,
 }
 
 // gatewayRefund builds the gateway request of row, with its 54-FZ return receipt.
-func (e *Engine) gatewayRefund(ctx context.Context, row store.RefundRow) (payment.RefundRequest, error) {
+func (e *Engine) gatewayRefund(ctx context.Context, row store.RefundRow) (payment.RefundParams, error) {
 	desc := "refund, TERMS 3.7"
 	if row.OverrideReason != "" {
 		desc = "refund by operator decision"
 	}
 	charge, err := store.AttemptByReference(ctx, e.pool, row.ProviderPaymentID, "")
 	if err != nil && !errors.Is(err, store.ErrNotFound) { // not found: a payment the host confirmed without River
-		return payment.RefundRequest{}, err
+		return payment.RefundParams{}, err
 	}
 	receipt, err := e.refundReceipt(ctx, row.SubscriptionID, desc, row.AmountMinor, row.Currency, charge)
 	if err != nil {
-		return payment.RefundRequest{}, err
+		return payment.RefundParams{}, err
 	}
-	req := payment.RefundRequest{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
+	req := payment.RefundParams{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
 		Amount: row.AmountMinor, Currency: row.Currency, Description: desc, Receipt: receipt,
 		Metadata: map[string]string{"billing_refund_request_id": row.ID, payment.MetadataIdempotencyKey: row.GatewayKey}}
 	return req, req.Validate()
@@ -1001,9 +1001,9 @@ func (e *Engine) refundReceipt(ctx context.Context, subID, desc string, amount i
 	return payment.NewRefundReceipt(desc, amount, currency, e.vatOf(charge), contact)
 }
 
-// refundLookupOf is the gateway's RefundLookupRequest for a refund request's current key.
-func refundLookupOf(row store.RefundRow) payment.RefundLookupRequest {
-	return payment.RefundLookupRequest{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
+// refundLookupOf is the gateway's RefundLookupParams for a refund request's current key.
+func refundLookupOf(row store.RefundRow) payment.RefundLookupParams {
+	return payment.RefundLookupParams{IdempotencyKey: row.GatewayKey, ProviderPaymentID: row.ProviderPaymentID,
 		ProviderRefundID: row.ProviderRefundID, CreatedAt: row.CreatedAt}
 }
 

@@ -37,23 +37,23 @@ func TestPartialRefund(t *testing.T) {
 	b.verify(t, r.ID)
 	for _, tt := range []struct {
 		name string
-		opts billing.ExecuteOptions
+		opts billing.ExecuteRefundOpts
 		want error
 	}{
-		{"art. 32 more than was paid is refused", billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.NewFromInt(991)}, billing.ErrRefundAmount},
-		{"art. 32 a negative amount is refused", billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.NewFromInt(-5)}, billing.ErrRefundAmount},
-		{"art. 32 an amount finer than a kopeck is refused", billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.RequireFromString("10.001")}, billing.ErrRefundAmount},
-		{"art. 32 a partial refund is a person's decision: no override, refused", billing.ExecuteOptions{Actor: "admin:1", Amount: s.Amount}, billing.ErrRefundAmount},
+		{"art. 32 more than was paid is refused", billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.NewFromInt(991)}, billing.ErrRefundAmount},
+		{"art. 32 a negative amount is refused", billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.NewFromInt(-5)}, billing.ErrRefundAmount},
+		{"art. 32 an amount finer than a kopeck is refused", billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "x", Amount: decimal.RequireFromString("10.001")}, billing.ErrRefundAmount},
+		{"art. 32 a partial refund is a person's decision: no override, refused", billing.ExecuteRefundOpts{Actor: "admin:1", Amount: s.Amount}, billing.ErrRefundAmount},
 	} {
 		_, err := b.engine.ExecuteRefund(ctx, r.ID, tt.opts)
 		require.ErrorIs(t, err, tt.want, tt.name)
-		got, err := b.engine.RefundRequestByID(ctx, r.ID)
+		got, err := b.engine.RefundRequestGet(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateVerified, got.State, "%s: nothing written", tt.name)
 	}
 	require.Empty(t, b.gateway.Refunds())
 
-	done, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1", Override: true,
+	done, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true,
 		OverrideReason: "art. 32 refusal, costs 100 RUB per support ticket 77", Amount: s.Amount})
 	require.NoError(t, err)
 	require.Equal(t, refund.StateRefunded, done.State)
@@ -62,7 +62,7 @@ func TestPartialRefund(t *testing.T) {
 	require.Len(t, refunds, 1)
 	require.Equal(t, int64(41096), refunds[0].Amount)
 
-	got, err := b.engine.Get(ctx, sub.ID)
+	got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusRefunded, got.Status, "the refusal ends the service")
 
@@ -74,7 +74,7 @@ func TestPartialRefund(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, bal.Net(), account)
 	}
-	log, err := b.engine.AuditLog(ctx, billing.SubscriptionSubject(sub.ID))
+	log, err := b.engine.AuditLogList(ctx, billing.SubscriptionSubject(sub.ID))
 	require.NoError(t, err)
 	var overrides int
 	for _, a := range log {

@@ -50,7 +50,7 @@ func setupRefundsWith(t *testing.T, change func(*billing.Config)) (*refundBundle
 	rb.runner = rb.withRiver(t)
 	rb.publish(t, "pro", "990", "generations", 500)
 	ctx := context.Background()
-	sub, err := rb.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1"})
+	sub, err := rb.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	res, err := rb.engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func (b *refundBundle) request(t *testing.T, subID string, received time.Time, k
 	if received.After(b.clock.Now()) {
 		b.clock.Set(received)
 	}
-	r, err := b.engine.RequestRefund(context.Background(), billing.RefundRequestInput{
+	r, err := b.engine.RequestRefund(context.Background(), billing.RefundRequestParams{
 		SubscriptionID: subID, ReceivedAt: received, Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: key})
 	require.NoError(t, err)
 	return r
@@ -94,11 +94,11 @@ func TestRefunds(t *testing.T) {
 		require.Equal(t, b.msk(3, 17, 0), r.PayoutDeadline.In(b.moscow), "3.8: 10 days → Sun 15 March → Mon 16 March, 24:00")
 		require.Equal(t, int64(99000), r.AmountMinor)
 
-		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.ErrorIs(t, err, billing.ErrRefundTransition, "3.8 no payout before verification")
 
 		b.verify(t, r.ID)
-		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 		require.NotEmpty(t, got.ProviderRefundID)
@@ -109,7 +109,7 @@ func TestRefunds(t *testing.T) {
 		require.Equal(t, r.ProviderPaymentID, refunds[0].ProviderPaymentID)
 		require.Equal(t, payment.ReceiptIncomeReturn, refunds[0].Receipt.Kind, "54-FZ return of income")
 
-		s, err := b.engine.Get(ctx, sub.ID)
+		s, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusRefunded, s.Status)
 		d, err := b.engine.Access(ctx, sub.ID)
@@ -118,7 +118,7 @@ func TestRefunds(t *testing.T) {
 		_, err = b.engine.Consume(ctx, sub.ID, "generations", 1, "after-refund")
 		require.ErrorIs(t, err, billing.ErrNoAccess)
 
-		again, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:2"})
+		again, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:2"})
 		require.NoError(t, err, "executing twice is a no-op")
 		requireSameRequest(t, got, again)
 		require.Len(t, b.gateway.Refunds(), 1)
@@ -129,14 +129,14 @@ func TestRefunds(t *testing.T) {
 			require.Equal(t, want, bal.Net(), "%s: the charge is reversed", account)
 			require.NotZero(t, bal.Debits, "%s was posted to", account)
 		}
-		posted, err := b.engine.Ledger().Transaction(ctx, "refund:"+r.ID)
+		posted, err := b.engine.Ledger().TransactionGet(ctx, "refund:"+r.ID)
 		require.NoError(t, err)
 		require.Equal(t, r.ID, posted.Ref.ID)
 
 		acts := actions(b.audit(t, sub.ID))
 		require.Subset(t, acts, []string{"refund.requested", "refund.verified", "refund.executing", "refund.succeeded", "subscription.refund"})
 
-		_, err = b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		_, err = b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 			Channel: refund.ChannelSupport, IdempotencyKey: "r2"})
 		require.ErrorIs(t, err, billing.ErrAlreadyRefunded)
 	})
@@ -147,7 +147,7 @@ func TestRefunds(t *testing.T) {
 		r1 := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 		r2 := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 		require.Equal(t, r1.ID, r2.ID)
-		_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.msk(3, 5, 10),
+		_, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.msk(3, 5, 10),
 			Channel: refund.ChannelEmail, IdempotencyKey: "r1"})
 		require.ErrorIs(t, err, billing.ErrIdempotencyConflict)
 	})
@@ -162,15 +162,15 @@ func TestRefunds(t *testing.T) {
 		b.verify(t, r.ID)
 
 		b.requireRefusedWritesNothing(t, sub.ID, billing.ErrNotEligible, func() error {
-			_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+			_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 			return err
 		})
 		require.Empty(t, b.gateway.Refunds())
 
-		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1", Override: true})
+		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true})
 		require.ErrorIs(t, err, billing.ErrInvalidInput, "an override needs its reason")
 
-		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "art. 32, approved by head of support"})
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "art. 32, approved by head of support"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 		require.Equal(t, "art. 32, approved by head of support", got.OverrideReason)
@@ -200,7 +200,7 @@ func TestRefunds(t *testing.T) {
 	t.Run("3.7 an open reservation: ineligible", func(t *testing.T) {
 		t.Parallel()
 		b, sub := setupRefunds(t)
-		_, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 3, TTL: time.Hour, IdempotencyKey: "res"})
+		_, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "generations", Quantity: 3, TTL: time.Hour, IdempotencyKey: "res"})
 		require.NoError(t, err)
 		r := b.request(t, sub.ID, b.clock.Now(), "r1")
 		require.False(t, r.Eligible)
@@ -211,7 +211,7 @@ func TestRefunds(t *testing.T) {
 		t.Parallel()
 		b, sub := setupRefunds(t)
 		b.requireRefusedWritesNothing(t, sub.ID, billing.ErrReceivedInFuture, func() error {
-			_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID,
+			_, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID,
 				ReceivedAt: b.clock.Now().Add(time.Minute), Channel: refund.ChannelEmail, IdempotencyKey: "r1"})
 			return err
 		})
@@ -222,7 +222,7 @@ func TestRefunds(t *testing.T) {
 		b, _ := setupRefunds(t)
 		pending := b.pendingSubscription(t, "c2", "pro")
 		b.requireRefusedWritesNothing(t, pending.ID, billing.ErrPeriodNotPaid, func() error {
-			_, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: pending.ID,
+			_, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: pending.ID,
 				ReceivedAt: b.clock.Now(), Channel: refund.ChannelEmail, IdempotencyKey: "r1"})
 			return err
 		})
@@ -231,12 +231,12 @@ func TestRefunds(t *testing.T) {
 	t.Run("3.7 a first period the host charged itself (ConfirmFirstPayment) is refunded like any other", func(t *testing.T) {
 		t.Parallel()
 		b, _ := setupRefunds(t)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c3", TariffCode: "pro", IdempotencyKey: "sub-c3"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c3", TariffCode: "pro", IdempotencyKey: "sub-c3"})
 		require.NoError(t, err)
 		// The host charges on its own payment page, through the same provider.
 		receipt, err := payment.NewChargeReceipt("Pro, 1 month", 99000, "RUB", payment.VATNone, payment.Contact{})
 		require.NoError(t, err)
-		paid, err := b.gateway.Charge(ctx, payment.ChargeRequest{IdempotencyKey: "host-c3", PaymentMethod: "tok-c3",
+		paid, err := b.gateway.Charge(ctx, payment.ChargeParams{IdempotencyKey: "host-c3", PaymentMethod: "tok-c3",
 			CustomerID: "c3", Amount: 99000, Currency: "RUB", Description: "Pro, 1 month", Receipt: receipt})
 		require.NoError(t, err)
 		_, err = b.engine.ConfirmFirstPayment(ctx, sub.ID, billing.Payment{
@@ -247,14 +247,14 @@ func TestRefunds(t *testing.T) {
 		require.True(t, r.Eligible, r.Explanation)
 		require.Equal(t, paid.ProviderPaymentID, r.ProviderPaymentID)
 		b.verify(t, r.ID)
-		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 		refunds := b.gateway.Refunds()
 		require.Len(t, refunds, 1)
 		require.Equal(t, paid.ProviderPaymentID, refunds[0].ProviderPaymentID)
 		require.Equal(t, int64(99000), refunds[0].Amount)
-		s, err := b.engine.Get(ctx, sub.ID)
+		s, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusRefunded, s.Status)
 	})
@@ -267,13 +267,13 @@ func TestRefunds(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+				_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 				require.NoError(t, err)
 			})
 		}
 		wg.Wait()
 		require.Len(t, b.gateway.Refunds(), 1)
-		got, err := b.engine.RefundRequestByID(ctx, r.ID)
+		got, err := b.engine.RefundRequestGet(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 	})
@@ -288,16 +288,16 @@ func TestRefunds(t *testing.T) {
 				b.verify(t, r.ID)
 				b.gateway.ScriptRefunds(behaviour)
 				b.gateway.FailRefundLookups(1) // the first retry fails too: River tries again later
-				got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+				got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 				require.NoError(t, err)
 				require.Equal(t, refund.StateExecuting, got.State, "outcome unknown: executing, retry scheduled")
 				_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(2*time.Hour))
 				require.NoError(t, err)
-				got, err = b.engine.RefundRequestByID(ctx, r.ID)
+				got, err = b.engine.RefundRequestGet(ctx, r.ID)
 				require.NoError(t, err)
 				require.Equal(t, refund.StateRefunded, got.State)
 				require.Len(t, b.gateway.Refunds(), 1, "never refunded twice")
-				s, err := b.engine.Get(ctx, sub.ID)
+				s, err := b.engine.SubscriptionGet(ctx, sub.ID)
 				require.NoError(t, err)
 				require.Equal(t, subscription.StatusRefunded, s.Status)
 			})
@@ -310,17 +310,17 @@ func TestRefunds(t *testing.T) {
 		r := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 		b.verify(t, r.ID)
 		b.gateway.ScriptRefunds(billingtest.HardDecline)
-		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateFailed, got.State)
-		s, err := b.engine.Get(ctx, sub.ID)
+		s, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, s.Status, "no money back, access stays")
-		failed, err := b.engine.RefundRequests(ctx, billing.RefundFilter{State: refund.StateFailed})
+		failed, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{State: refund.StateFailed})
 		require.NoError(t, err)
 		require.Len(t, failed, 1)
 
-		again, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		again, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, again.State)
 		require.Equal(t, 2, again.Attempt)
@@ -334,11 +334,11 @@ func TestRefunds(t *testing.T) {
 		r := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 		b.verify(t, r.ID)
 		b.gateway.ScriptRefunds(billingtest.Pending)
-		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateExecuting, got.State)
 		require.NotEmpty(t, got.ProviderRefundID)
-		s, err := b.engine.Get(ctx, sub.ID)
+		s, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, s.Status, "nothing ends before the money is back")
 
@@ -350,7 +350,7 @@ func TestRefunds(t *testing.T) {
 		again, err := b.engine.HandleRefundWebhook(ctx, ev)
 		require.NoError(t, err, "a resent webhook is a no-op")
 		requireSameRequest(t, done, again)
-		s, err = b.engine.Get(ctx, sub.ID)
+		s, err = b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusRefunded, s.Status)
 	})
@@ -359,10 +359,10 @@ func TestRefunds(t *testing.T) {
 		t.Parallel()
 		b, sub := setupRefunds(t)
 		r := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
-		due, err := b.engine.RefundRequests(ctx, billing.RefundFilter{State: refund.StateReceived, DueBefore: b.msk(3, 18, 0)})
+		due, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{State: refund.StateReceived, DueBefore: b.msk(3, 18, 0)})
 		require.NoError(t, err)
 		require.Len(t, due, 1)
-		none, err := b.engine.RefundRequests(ctx, billing.RefundFilter{DueBefore: b.msk(3, 16, 0)})
+		none, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{DueBefore: b.msk(3, 16, 0)})
 		require.NoError(t, err)
 		require.Empty(t, none)
 
@@ -378,14 +378,14 @@ func TestRefunds(t *testing.T) {
 		require.Len(t, b.escalations, 1)
 		require.Equal(t, r.ID, b.escalations[0].RequestID)
 		b.verify(t, r.ID)
-		_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err = b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
-		open, err := b.engine.RefundRequests(ctx, billing.RefundFilter{Open: true, DueBefore: b.msk(3, 18, 0)})
+		open, err := b.engine.RefundRequestList(ctx, billing.RefundRequestListParams{Open: true, DueBefore: b.msk(3, 18, 0)})
 		require.NoError(t, err)
 		require.Empty(t, open, "a refunded request is no longer near its deadline")
 		require.Equal(t, b.msk(3, 15, 0), b.escalations[0].At.In(b.moscow))
 		require.True(t, b.escalations[0].At.Before(r.PayoutDeadline))
-		got, err := b.engine.RefundRequestByID(ctx, r.ID)
+		got, err := b.engine.RefundRequestGet(ctx, r.ID)
 		require.NoError(t, err)
 		require.True(t, got.EscalatedAt.Equal(b.escalations[0].At))
 	})
@@ -395,7 +395,7 @@ func TestRefunds(t *testing.T) {
 		b, sub := setupRefunds(t)
 		r := b.request(t, sub.ID, b.msk(3, 5, 11), "r1")
 		b.verify(t, r.ID)
-		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		_, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		_, err = b.runner.RunUntil(ctx, r.PayoutDeadline)
 		require.NoError(t, err)

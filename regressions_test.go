@@ -81,7 +81,7 @@ func regRunFor(t *testing.T, b *renewalBundle, d time.Duration) {
 // regSubscribe makes a pending subscription of customer on "pro" paid with token.
 func regSubscribe(t *testing.T, b *renewalBundle, customer, token string) subscription.Subscription {
 	t.Helper()
-	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeRequest{
+	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeParams{
 		CustomerID: customer, TariffCode: "pro", PaymentMethod: token, IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	return sub
@@ -103,7 +103,7 @@ func regPendingCheckout(t *testing.T, b *renewalBundle, customer, token string) 
 // regAttempts returns the subscription's charge attempts.
 func regAttempts(t *testing.T, b *renewalBundle, subID string) []payment.Attempt {
 	t.Helper()
-	atts, err := b.engine.Attempts(context.Background(), subID)
+	atts, err := b.engine.AttemptList(context.Background(), subID)
 	require.NoError(t, err)
 	return atts
 }
@@ -238,7 +238,7 @@ func TestRegression03LateRenewalIsRecordedWithAFullPeriod(t *testing.T) {
 	_, err := b.engine.Tariffs().Publish(ctx, "ops", tariff.Spec{Code: "daily", Name: "daily", Price: decimal.NewFromInt(100),
 		Period: tariff.Period{Count: 1, Unit: tariff.Day}, Limits: []tariff.Limit{{Meter: "generations", Quantity: 50}}})
 	require.NoError(t, err)
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "daily", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "daily", PaymentMethod: "tok-1", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	res, err := b.engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -274,7 +274,7 @@ func (g *holdGateway) holdNext() (entered chan struct{}, release chan struct{}) 
 	return g.entered, g.hold
 }
 
-func (g *holdGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (g *holdGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	g.mu.Lock()
 	entered, hold := g.entered, g.hold
 	g.entered, g.hold = nil, nil
@@ -343,14 +343,14 @@ func TestRegression05RefundAfterTerminateIsRecorded(t *testing.T) {
 	_, err := rb.engine.Terminate(ctx, sub.ID, regOperator)
 	require.NoError(t, err)
 
-	_, err = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+	_, err = rb.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 	t.Logf("ExecuteRefund: %v", err)
 	_, err = rb.runner.RunUntil(ctx, rb.clock.Now().Add(24*time.Hour)) // the refund retry job
 	require.NoError(t, err)
 
 	require.Len(t, rb.gateway.Refunds(), 1, "setup: the provider paid the refund")
 	requireBooksMatchProvider(t, rb.engine, rb.gateway, "a refund paid after Terminate")
-	got, err := rb.engine.RefundRequestByID(ctx, req.ID)
+	got, err := rb.engine.RefundRequestGet(ctx, req.ID)
 	require.NoError(t, err)
 	require.Equal(t, refund.StateRefunded, got.State, "the paid refund's request is refunded")
 }
@@ -484,12 +484,12 @@ func TestRegression09CustomerCannotPayWithAnothersCard(t *testing.T) {
 	subA := b.checkout(t, "c1", "tok-A")
 	require.Equal(t, subscription.StatusActive, subA.Status)
 
-	subB, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "tok-A", IdempotencyKey: "sub-c2"})
+	subB, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "tok-A", IdempotencyKey: "sub-c2"})
 	if err == nil {
 		_, err = b.engine.ChargeFirstPayment(ctx, subB.ID)
 	}
 
-	onAsCard := b.gateway.SuccessfulCharges(func(r payment.ChargeRequest) bool {
+	onAsCard := b.gateway.SuccessfulCharges(func(r payment.ChargeParams) bool {
 		return r.PaymentMethod == "tok-A" && r.CustomerID == "c2"
 	})
 	require.Zero(t, onAsCard, "no charge on c1's card for c2")

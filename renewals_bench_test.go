@@ -205,7 +205,7 @@ func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	sub, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "template", TariffCode: "pro",
+	sub, err := engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "template", TariffCode: "pro",
 		PaymentMethod: "tok-bench", IdempotencyKey: "template"})
 	if err != nil {
 		b.Fatal(err)

@@ -82,7 +82,7 @@ func TestRenewalFaults(t *testing.T) {
 			run: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				b.clock.Set(sub.Current.End)
 				require.NoError(t, b.runner.RunDue(ctx)) // the first run; its retry is due a second later
-				atts, err := b.engine.Attempts(ctx, sub.ID)
+				atts, err := b.engine.AttemptList(ctx, sub.ID)
 				require.NoError(t, err)
 				require.Equal(t, payment.StateUnknown, atts[len(atts)-1].State, "the outcome is recorded as unknown")
 				runUntilAfterEnd(2*time.Hour)(t, b, sub)
@@ -230,7 +230,7 @@ func TestRenewalFaults(t *testing.T) {
 			run: func(t *testing.T, b *faultBundle, sub subscription.Subscription) {
 				runUntilAfterEnd(time.Hour)(t, b, sub)
 				require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "3.3 no new period before the pending charge succeeds")
-				atts, err := b.engine.Attempts(ctx, sub.ID)
+				atts, err := b.engine.AttemptList(ctx, sub.ID)
 				require.NoError(t, err)
 				ev, err := b.gateway.Confirm(atts[len(atts)-1].ProviderPaymentID, payment.OutcomeSucceeded)
 				require.NoError(t, err)
@@ -269,7 +269,7 @@ func TestRenewalFaults(t *testing.T) {
 			got := b.get(t, sub.ID)
 			require.Equal(t, 2, got.Current.Number)
 			requirePlaced(t, got.Current, sub.Current.End)
-			atts, err := b.engine.Attempts(ctx, sub.ID)
+			atts, err := b.engine.AttemptList(ctx, sub.ID)
 			require.NoError(t, err)
 			want := max(tc.attempts, 1)
 			require.Len(t, atts, 1+want, "the checkout attempt and %d for period 2", want)
@@ -336,7 +336,7 @@ func TestRenewalFaultsThatStop(t *testing.T) {
 			got := b.get(t, sub.ID)
 			require.Equal(t, subscription.StatusEnded, got.Status)
 			require.Equal(t, 1, got.Current.Number)
-			atts, err := b.engine.Attempts(ctx, sub.ID)
+			atts, err := b.engine.AttemptList(ctx, sub.ID)
 			require.NoError(t, err)
 			require.Len(t, atts, 2, "the checkout attempt and one for period 2")
 			require.Equal(t, tc.state, atts[1].State)
@@ -375,7 +375,7 @@ func TestRenewalFaultsProperty(t *testing.T) {
 			}
 		}()
 		customer, token := fmt.Sprintf("p%d", checks), fmt.Sprintf("tok-p%d", checks)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro",
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro",
 			PaymentMethod: token, IdempotencyKey: "sub-" + customer})
 		require.NoError(rt, err)
 		res, err := b.engine.ChargeFirstPayment(ctx, sub.ID)
@@ -389,7 +389,7 @@ func TestRenewalFaultsProperty(t *testing.T) {
 
 		periods := rapid.IntRange(1, 3).Draw(rt, "periods")
 		for p := 1; p <= periods; p++ {
-			cur, err := b.engine.Get(ctx, sub.ID)
+			cur, err := b.engine.SubscriptionGet(ctx, sub.ID)
 			require.NoError(rt, err)
 			require.Equal(rt, p, cur.Current.Number)
 			end := cur.Current.End
@@ -439,7 +439,7 @@ func TestRenewalFaultsProperty(t *testing.T) {
 			require.NoError(rt, err)
 			wait()
 			b.requireRenewedOnce(rt, sub.ID, p+1)
-			got, err := b.engine.Get(ctx, sub.ID)
+			got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 			require.NoError(rt, err)
 			require.Equal(rt, p+1, got.Current.Number)
 			requirePlaced(rt, got.Current, end)

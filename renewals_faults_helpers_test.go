@@ -81,7 +81,7 @@ func (g *faultGateway) failLookups(subID string, n int) {
 }
 
 // Charge plays the next fault queued for req's token around the provider's Charge.
-func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	g.mu.Lock()
 	g.keys[req.IdempotencyKey] = req.Metadata[billingtest.MetadataSubscriptionID]
 	var f chargeFault
@@ -104,7 +104,7 @@ func (g *faultGateway) Charge(ctx context.Context, req payment.ChargeRequest) (p
 }
 
 // Lookup fails while failures are queued for the key's subscription, else asks the provider.
-func (g *faultGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (g *faultGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	g.mu.Lock()
 	sub := g.keys[req.IdempotencyKey] // keys are random: only a key charged before names its subscription
 	fail := g.lookups[sub] > 0
@@ -291,7 +291,7 @@ func (b *faultBundle) requireRenewedOnce(t require.TestingT, subID string, perio
 	helper(t)
 	ctx := context.Background()
 	charges := b.gateway.ChargesFor(subID, period)
-	all, err := b.engine.Attempts(ctx, subID)
+	all, err := b.engine.AttemptList(ctx, subID)
 	require.NoError(t, err)
 	var why string
 	if len(charges) != 1 { // say what the books and River hold: a flaky failure shows once
@@ -311,7 +311,7 @@ func (b *faultBundle) requireRenewedOnce(t require.TestingT, subID string, perio
 	require.Equal(t, charges[0].IdempotencyKey, last.IdempotencyKey, "the charge is the succeeded attempt's")
 	require.Equal(t, charges[0].ProviderPaymentID, last.ProviderPaymentID)
 
-	sub, err := b.engine.Get(ctx, subID)
+	sub, err := b.engine.SubscriptionGet(ctx, subID)
 	require.NoError(t, err)
 	require.NotNil(t, sub.Current)
 	require.GreaterOrEqual(t, sub.Current.Number, period)
@@ -398,7 +398,7 @@ func (b *faultBundle) diagnose(ctx context.Context, subID string, attempts []pay
 		fmt.Fprintf(&sb, "\nattempt period %d #%d %s %s created %s settled %s", a.PeriodNumber, a.Number,
 			a.State, a.ProviderPaymentID, a.CreatedAt, a.SettledAt)
 	}
-	up, err := b.engine.UnappliedPayments(ctx, false)
+	up, err := b.engine.UnappliedPaymentList(ctx, false)
 	fmt.Fprintf(&sb, "\nunapplied %+v (err %v)", up, err)
 	rows, err := b.pool.Query(ctx, `SELECT id, kind, state, attempt, scheduled_at, args::text,
 		coalesce(errors::text, '') FROM `+riverJob+` WHERE args->>'subscription_id' = $1 ORDER BY id`, subID)

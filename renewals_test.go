@@ -35,7 +35,7 @@ func setupRenewals(t *testing.T) *renewalBundle {
 func (b *renewalBundle) checkout(t *testing.T, customer, token string) subscription.Subscription {
 	t.Helper()
 	ctx := context.Background()
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro", PaymentMethod: token, IdempotencyKey: "sub-" + customer})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro", PaymentMethod: token, IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	res, err := b.engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -44,7 +44,7 @@ func (b *renewalBundle) checkout(t *testing.T, customer, token string) subscript
 
 func (b *renewalBundle) get(t *testing.T, id string) subscription.Subscription {
 	t.Helper()
-	sub, err := b.engine.Get(context.Background(), id)
+	sub, err := b.engine.SubscriptionGet(context.Background(), id)
 	require.NoError(t, err)
 	return sub
 }
@@ -143,7 +143,7 @@ func TestRenewals(t *testing.T) {
 		got := b.get(t, sub.ID)
 		require.Equal(t, subscription.StatusEnded, got.Status)
 		require.Empty(t, b.charged(sub.ID, 2))
-		attempts, err := b.engine.Attempts(ctx, sub.ID)
+		attempts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Len(t, attempts, 5, "the checkout charge and 4 renewal attempts: at the end and after 1, 3, 5 days")
 	})
@@ -156,7 +156,7 @@ func TestRenewals(t *testing.T) {
 		_, err := b.runner.RunUntil(ctx, sub.Current.End.Add(10*24*time.Hour))
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusEnded, b.get(t, sub.ID).Status)
-		attempts, err := b.engine.Attempts(ctx, sub.ID)
+		attempts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Len(t, attempts, 2)
 	})
@@ -190,7 +190,7 @@ func TestRenewals(t *testing.T) {
 		b.gateway.Script("tok-1", billingtest.Pending)
 		sub := b.checkout(t, "c1", "tok-1")
 		require.Equal(t, subscription.StatusPending, sub.Status)
-		atts, err := b.engine.Attempts(ctx, sub.ID)
+		atts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		ev, err := b.gateway.Confirm(atts[0].ProviderPaymentID, "succeeded")
 		require.NoError(t, err)

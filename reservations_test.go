@@ -23,27 +23,27 @@ func TestReservationLife(t *testing.T) {
 	t.Run("3.1 release frees all the volume; a second release changes nothing", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
 		require.NoError(t, err)
 		require.Equal(t, subscription.ReservationOpen, r.State)
 		require.Equal(t, subscription.Usage{Reserved: 1000}, b.usage(t, sub.ID, "tokens"))
 		_, err = b.engine.Consume(ctx, sub.ID, "tokens", 1, "u1")
 		require.ErrorIs(t, err, billing.ErrLimitExceeded, "3.1 held volume counts against the limit")
 
-		rel, err := b.engine.Release(ctx, r.ID)
+		rel, err := b.engine.ReservationRelease(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.ReservationReleased, rel.State)
 		require.Equal(t, int64(0), rel.Actual)
 		require.Equal(t, subscription.Usage{}, b.usage(t, sub.ID, "tokens"))
 
 		before := b.rowCounts(t)
-		again, err := b.engine.Release(ctx, r.ID)
+		again, err := b.engine.ReservationRelease(ctx, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.ReservationReleased, again.State)
 		require.Equal(t, before, b.rowCounts(t))
 		require.Equal(t, subscription.Usage{}, b.usage(t, sub.ID, "tokens"))
 
-		_, err = b.engine.Commit(ctx, r.ID, 1)
+		_, err = b.engine.ReservationCommit(ctx, r.ID, 1)
 		require.ErrorIs(t, err, subscription.ErrReservationResolved, "a reservation resolves at most once")
 		_, err = b.engine.Consume(ctx, sub.ID, "tokens", 1000, "u2")
 		require.NoError(t, err, "the released volume is usable again")
@@ -52,24 +52,24 @@ func TestReservationLife(t *testing.T) {
 	t.Run("3.1 commit settles the actual amount and frees the rest", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
 		require.NoError(t, err)
-		c, err := b.engine.Commit(ctx, r.ID, 250)
+		c, err := b.engine.ReservationCommit(ctx, r.ID, 250)
 		require.NoError(t, err)
 		require.Equal(t, subscription.ReservationCommitted, c.State)
 		require.Equal(t, int64(250), c.Actual)
 		require.True(t, c.ResolvedAt.Equal(b.clock.Now()))
 		require.Equal(t, subscription.Usage{Used: 250}, b.usage(t, sub.ID, "tokens"))
-		_, err = b.engine.Release(ctx, r.ID)
+		_, err = b.engine.ReservationRelease(ctx, r.ID)
 		require.ErrorIs(t, err, subscription.ErrReservationResolved)
 	})
 
 	t.Run("3.1 commit of nothing frees all", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
 		require.NoError(t, err)
-		_, err = b.engine.Commit(ctx, r.ID, 0)
+		_, err = b.engine.ReservationCommit(ctx, r.ID, 0)
 		require.NoError(t, err)
 		require.Equal(t, subscription.Usage{}, b.usage(t, sub.ID, "tokens"))
 	})
@@ -79,15 +79,15 @@ func TestReservationLife(t *testing.T) {
 		b, sub := reservationBundle(t, 1000)
 		_, err := b.engine.Consume(ctx, sub.ID, "tokens", 400, "u1")
 		require.NoError(t, err)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 600, IdempotencyKey: "r1"})
 		require.NoError(t, err)
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, got.Status, "3.1 held volume is not used volume: access stays")
 		b.clock.Advance(time.Minute)
-		_, err = b.engine.Commit(ctx, r.ID, 600)
+		_, err = b.engine.ReservationCommit(ctx, r.ID, 600)
 		require.NoError(t, err)
-		got, err = b.engine.Get(ctx, sub.ID)
+		got, err = b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusExhausted, got.Status)
 		require.True(t, got.Current.ExhaustedAt.Equal(b.clock.Now()))
@@ -99,18 +99,18 @@ func TestReservationLife(t *testing.T) {
 		require.Equal(t, "subscription.exhaust", a.Action)
 		require.Equal(t, "active", a.From)
 		require.Equal(t, "exhausted", a.To)
-		_, err = b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1, IdempotencyKey: "r2"})
+		_, err = b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1, IdempotencyKey: "r2"})
 		require.ErrorIs(t, err, billing.ErrNoAccess)
 	})
 
 	t.Run("3.1 a commit below the limit does not exhaust", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
 		require.NoError(t, err)
-		_, err = b.engine.Commit(ctx, r.ID, 999)
+		_, err = b.engine.ReservationCommit(ctx, r.ID, 999)
 		require.NoError(t, err)
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, got.Status)
 		require.Equal(t, []string{"subscription.create", "subscription.activate"}, actions(b.audit(t, sub.ID)))
@@ -119,10 +119,10 @@ func TestReservationLife(t *testing.T) {
 	t.Run("a reservation survives the end of its period and is resolved there", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 10, TTL: 40 * 24 * time.Hour, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 10, TTL: 40 * 24 * time.Hour, IdempotencyKey: "r1"})
 		require.NoError(t, err)
 		b.clock.Set(sub.Current.End.Add(time.Hour))
-		c, err := b.engine.Commit(ctx, r.ID, 7)
+		c, err := b.engine.ReservationCommit(ctx, r.ID, 7)
 		require.NoError(t, err)
 		require.Equal(t, int64(7), c.Actual)
 		require.Equal(t, subscription.Usage{Used: 7}, b.usage(t, sub.ID, "tokens"))
@@ -145,7 +145,7 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "3.1 a commit above the reserved quantity is refused",
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, r.ID, 801)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, 801)
 				return err
 			},
 			want: subscription.ErrInvalidQuantity,
@@ -153,7 +153,7 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "3.1 a negative commit is refused",
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, r.ID, -1)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, -1)
 				return err
 			},
 			want: subscription.ErrInvalidQuantity,
@@ -162,7 +162,7 @@ func TestReservationRefusals(t *testing.T) {
 			name:    "a commit at the expiry instant is refused",
 			prepare: func(t *testing.T, b *testBundle, r subscription.Reservation) { b.clock.Set(r.ExpiresAt) },
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, r.ID, 100)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, 100)
 				return err
 			},
 			want: subscription.ErrReservationExpired,
@@ -176,7 +176,7 @@ func TestReservationRefusals(t *testing.T) {
 				require.NoError(t, billing.ExpireReservation(b.engine, ctx, r.ID), "the job may run twice")
 			},
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, r.ID, 100)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, 100)
 				return err
 			},
 			want: subscription.ErrReservationResolved,
@@ -184,11 +184,11 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "a commit with another actual after a commit is refused",
 			prepare: func(t *testing.T, b *testBundle, r subscription.Reservation) {
-				_, err := b.engine.Commit(ctx, r.ID, 100)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, 100)
 				require.NoError(t, err)
 			},
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, r.ID, 200)
+				_, err := b.engine.ReservationCommit(ctx, r.ID, 200)
 				return err
 			},
 			want: subscription.ErrReservationResolved,
@@ -196,7 +196,7 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "an unknown reservation is not found",
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Commit(ctx, unknownID, 1)
+				_, err := b.engine.ReservationCommit(ctx, unknownID, 1)
 				return err
 			},
 			want: billing.ErrNotFound,
@@ -204,7 +204,7 @@ func TestReservationRefusals(t *testing.T) {
 		{
 			name: "a reservation ID that is not a UUID is bad input",
 			resolve: func(b *testBundle, r subscription.Reservation) error {
-				_, err := b.engine.Release(ctx, "r1")
+				_, err := b.engine.ReservationRelease(ctx, "r1")
 				return err
 			},
 			want: billing.ErrInvalidInput,
@@ -214,7 +214,7 @@ func TestReservationRefusals(t *testing.T) {
 		t.Run(tt.name+"; nothing is written", func(t *testing.T) {
 			t.Parallel()
 			b, sub := reservationBundle(t, 1000)
-			r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 800, TTL: time.Minute, IdempotencyKey: "r1"})
+			r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 800, TTL: time.Minute, IdempotencyKey: "r1"})
 			require.NoError(t, err)
 			if tt.prepare != nil {
 				tt.prepare(t, b, r)
@@ -229,7 +229,7 @@ func TestReservationRefusals(t *testing.T) {
 		runner := b.withRiver(t)
 		b.publish(t, "pro", "990", "tokens", 1000)
 		sub := b.activeSubscription(t, "c1", "pro")
-		r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 800, TTL: time.Minute, IdempotencyKey: "r1"})
+		r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 800, TTL: time.Minute, IdempotencyKey: "r1"})
 		require.NoError(t, err)
 		_, err = runner.RunUntil(ctx, r.ExpiresAt.Add(-time.Second))
 		require.NoError(t, err)
@@ -237,47 +237,47 @@ func TestReservationRefusals(t *testing.T) {
 		_, err = runner.RunUntil(ctx, r.ExpiresAt)
 		require.NoError(t, err)
 		require.Equal(t, subscription.Usage{}, b.usage(t, sub.ID, "tokens"))
-		_, err = b.engine.Commit(ctx, r.ID, 100)
+		_, err = b.engine.ReservationCommit(ctx, r.ID, 100)
 		require.ErrorIs(t, err, subscription.ErrReservationResolved)
 	})
 
 	reserveRefusals := []struct {
 		name    string
 		prepare func(t *testing.T, b *testBundle, sub subscription.Subscription) string // returns the subscription ID to reserve in
-		req     billing.ReserveRequest
+		req     billing.ReserveParams
 		want    error
 	}{
 		{name: "3.1 a reservation past the limit is refused whole",
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1001, IdempotencyKey: "r1"}, want: billing.ErrLimitExceeded},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1001, IdempotencyKey: "r1"}, want: billing.ErrLimitExceeded},
 		{name: "3.1 a meter not in the terms is refused",
-			req: billing.ReserveRequest{Meter: "images", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrMeterUnknown},
+			req: billing.ReserveParams{Meter: "images", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrMeterUnknown},
 		{name: "3.3 no reservation before payment",
 			prepare: func(t *testing.T, b *testBundle, _ subscription.Subscription) string {
 				return b.pendingSubscription(t, "c2", "pro").ID
 			},
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
 		{name: "3.1 no reservation after the period end",
 			prepare: func(t *testing.T, b *testBundle, sub subscription.Subscription) string {
 				b.clock.Set(sub.Current.End)
 				return sub.ID
 			},
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
 		{name: "2.1.2 no reservation while suspended",
 			prepare: func(t *testing.T, b *testBundle, sub subscription.Subscription) string {
 				_, err := b.engine.Suspend(ctx, sub.ID, subscription.AdminAction{Actor: "admin:1", Reason: "check"})
 				require.NoError(t, err)
 				return sub.ID
 			},
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNoAccess},
 		{name: "a quantity of zero is bad input",
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 0, IdempotencyKey: "r1"}, want: billing.ErrInvalidInput},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 0, IdempotencyKey: "r1"}, want: billing.ErrInvalidInput},
 		{name: "a negative TTL is bad input",
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1, TTL: -time.Second, IdempotencyKey: "r1"}, want: billing.ErrInvalidInput},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1, TTL: -time.Second, IdempotencyKey: "r1"}, want: billing.ErrInvalidInput},
 		{name: "an idempotency key is required",
-			req: billing.ReserveRequest{Meter: "tokens", Quantity: 1}, want: billing.ErrInvalidInput},
+			req: billing.ReserveParams{Meter: "tokens", Quantity: 1}, want: billing.ErrInvalidInput},
 		{name: "an unknown subscription is not found",
 			prepare: func(*testing.T, *testBundle, subscription.Subscription) string { return unknownID },
-			req:     billing.ReserveRequest{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNotFound},
+			req:     billing.ReserveParams{Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"}, want: billing.ErrNotFound},
 	}
 	for _, tt := range reserveRefusals {
 		t.Run(tt.name+"; nothing is written", func(t *testing.T) {
@@ -302,7 +302,7 @@ func TestReservationRefusals(t *testing.T) {
 		b.publish(t, "pro", "990", "tokens", 1000)
 		sub := b.activeSubscription(t, "c1", "pro")
 		b.requireRefusedWritesNothing(t, sub.ID, billing.ErrNoRiverClient, func() error {
-			_, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"})
+			_, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1, IdempotencyKey: "r1"})
 			return err
 		})
 	})
@@ -315,7 +315,7 @@ func TestReserveIdempotency(t *testing.T) {
 	t.Run("the same key returns the first reservation and holds once", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		req := billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 700, IdempotencyKey: "r1"}
+		req := billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 700, IdempotencyKey: "r1"}
 		first, err := b.engine.Reserve(ctx, req)
 		require.NoError(t, err)
 		before := b.rowCounts(t)
@@ -327,7 +327,7 @@ func TestReserveIdempotency(t *testing.T) {
 		require.Equal(t, before, b.rowCounts(t))
 		require.Equal(t, subscription.Usage{Reserved: 700}, b.usage(t, sub.ID, "tokens"))
 
-		_, err = b.engine.Commit(ctx, first.ID, 10)
+		_, err = b.engine.ReservationCommit(ctx, first.ID, 10)
 		require.NoError(t, err)
 		again, err = b.engine.Reserve(ctx, req)
 		require.NoError(t, err)
@@ -337,10 +337,10 @@ func TestReserveIdempotency(t *testing.T) {
 	t.Run("the same key with another request is a conflict; nothing is written", func(t *testing.T) {
 		t.Parallel()
 		b, sub := reservationBundle(t, 1000)
-		_, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 700, IdempotencyKey: "r1"})
+		_, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 700, IdempotencyKey: "r1"})
 		require.NoError(t, err)
 		b.requireRefusedWritesNothing(t, sub.ID, billing.ErrIdempotencyConflict, func() error {
-			_, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 10, IdempotencyKey: "r1"})
+			_, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 10, IdempotencyKey: "r1"})
 			return err
 		})
 	})
@@ -358,7 +358,7 @@ func TestReserveIdempotency(t *testing.T) {
 				defer wg.Done()
 				// The whole volume: a second hold could not fit, so every retry must
 				// find the first one.
-				r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
+				r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1000, IdempotencyKey: "r1"})
 				ids[i], errs[i] = r.ID, err
 			}()
 		}
@@ -391,7 +391,7 @@ func TestReservationsConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range each {
-					r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1,
+					r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 1,
 						IdempotencyKey: fmt.Sprintf("g%d-%d", g, i)})
 					switch {
 					case err == nil:
@@ -420,9 +420,9 @@ func TestReservationsConcurrent(t *testing.T) {
 				defer wg.Done()
 				var err error
 				if i%2 == 0 {
-					_, err = b.engine.Commit(ctx, r.ID, 1)
+					_, err = b.engine.ReservationCommit(ctx, r.ID, 1)
 				} else {
-					_, err = b.engine.Release(ctx, r.ID)
+					_, err = b.engine.ReservationRelease(ctx, r.ID)
 				}
 				if err != nil {
 					t.Errorf("resolve %s: %v", r.ID, err)
@@ -459,7 +459,7 @@ func TestReservationsConcurrent(t *testing.T) {
 						}
 						continue
 					}
-					r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 2, IdempotencyKey: key})
+					r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "tokens", Quantity: 2, IdempotencyKey: key})
 					switch {
 					case err == nil:
 					case isRefusal(err):
@@ -469,7 +469,7 @@ func TestReservationsConcurrent(t *testing.T) {
 						t.Errorf("reserve: unexpected error: %v", err)
 						continue
 					}
-					if _, err := b.engine.Commit(ctx, r.ID, 1); err != nil {
+					if _, err := b.engine.ReservationCommit(ctx, r.ID, 1); err != nil {
 						t.Errorf("commit: unexpected error: %v", err)
 						continue
 					}
@@ -478,7 +478,7 @@ func TestReservationsConcurrent(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		u := got.Current.Usage["tokens"]
 		require.Zero(t, u.Reserved)
@@ -531,14 +531,14 @@ func TestConsumeAcrossRenewals(t *testing.T) {
 	require.NoError(t, err)
 	p2 := b.get(t, sub.ID)
 	require.Equal(t, 2, p2.Current.Number)
-	r, err := b.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: sub.ID, Meter: "generations", Quantity: 30,
+	r, err := b.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: sub.ID, Meter: "generations", Quantity: 30,
 		TTL: 60 * 24 * time.Hour, IdempotencyKey: "r2"})
 	require.NoError(t, err)
 	_, err = b.runner.RunUntil(ctx, p2.Current.End.Add(time.Hour))
 	require.NoError(t, err)
 	p3 := b.get(t, sub.ID)
 	require.Equal(t, 3, p3.Current.Number)
-	_, err = b.engine.Commit(ctx, r.ID, 20)
+	_, err = b.engine.ReservationCommit(ctx, r.ID, 20)
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -603,7 +603,7 @@ func (b *testBundle) withRiverNotStarted(t *testing.T) {
 // usage reads the counters of meter in the subscription's current period.
 func (b *testBundle) usage(t *testing.T, id, meter string) subscription.Usage {
 	t.Helper()
-	sub, err := b.engine.Get(context.Background(), id)
+	sub, err := b.engine.SubscriptionGet(context.Background(), id)
 	require.NoError(t, err)
 	require.NotNil(t, sub.Current)
 	return sub.Current.Usage[meter]

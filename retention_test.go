@@ -107,7 +107,7 @@ func TestPruneExpired(t *testing.T) {
 		Limits: []tariff.Limit{{Meter: "generations", Quantity: 5000}},
 	})
 	require.NoError(t, err)
-	c2, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "year", PaymentMethod: "tok-c2", IdempotencyKey: "sub-c2"})
+	c2, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "year", PaymentMethod: "tok-c2", IdempotencyKey: "sub-c2"})
 	require.NoError(t, err)
 	_, err = b.engine.ChargeFirstPayment(ctx, c2.ID)
 	require.NoError(t, err)
@@ -124,7 +124,7 @@ func TestPruneExpired(t *testing.T) {
 	}
 	consume(c2.ID, "c2-open-a")
 	consume(c2.ID, "c2-open-b")
-	_, err = b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: c1.ID, ReceivedAt: b.clock.Now(),
+	_, err = b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: c1.ID, ReceivedAt: b.clock.Now(),
 		Channel: refund.ChannelEmail, Text: "refund please", IdempotencyKey: "refund-c1"})
 	require.NoError(t, err)
 	// 10 April: c1 renewed on 2 April, period 2 (ends 2 May).
@@ -135,7 +135,7 @@ func TestPruneExpired(t *testing.T) {
 	_, err = b.runner.RunUntil(ctx, b.msk(time.May, 5, 12))
 	require.NoError(t, err)
 	require.Equal(t, 3, consume(c1.ID, "c1-p3").Period)
-	_, err = b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c3", TariffCode: "pro", PaymentMethod: "tok-c3", IdempotencyKey: "sub-c3"})
+	_, err = b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c3", TariffCode: "pro", PaymentMethod: "tok-c3", IdempotencyKey: "sub-c3"})
 	require.NoError(t, err)
 	// 3 July: the cutoff is 90 days earlier, 4 April 10:00. c1's period 1 ended on 2 April,
 	// before it; period 2 on 2 May, after it; c2's period ends in March 2027.
@@ -216,7 +216,7 @@ func TestPruneExpiredPeriodicJob(t *testing.T) {
 	require.NoError(t, b.engine.UseRiver(client))
 
 	b.publish(t, "pro", "990", "generations", 500)
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1"})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok-c1", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	_, err = b.engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)

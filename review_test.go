@@ -104,7 +104,7 @@ func TestReviewUnappliedRefundBlockedByReceiptContactReachesAPerson(t *testing.T
 		_, _ = b.engine.SweepDueRenewals(ctx)
 	}
 	require.Empty(t, b.gateway.Refunds(), "setup: the refund could not be sent")
-	us, err := b.engine.UnappliedPayments(ctx, false)
+	us, err := b.engine.UnappliedPaymentList(ctx, false)
 	require.NoError(t, err)
 	require.Len(t, us, 1)
 	t.Logf("unapplied payment: state %s, failures %d, last error %q", us[0].State, us[0].Failures, us[0].LastError)

@@ -39,8 +39,8 @@ var (
 	ErrPaymentMethodNotOwned = errors.New("billing: payment method belongs to another customer")
 )
 
-// SubscribeRequest starts a subscription at checkout.
-type SubscribeRequest struct {
+// SubscribeParams starts a subscription at checkout.
+type SubscribeParams struct {
 	// CustomerID is the host application's opaque ID of the registered customer (TERMS
 	// 1.3, 2.2.1). Never a name, e-mail or phone (TERMS 5.1). Required.
 	CustomerID string
@@ -64,7 +64,7 @@ type SubscribeRequest struct {
 // payment: no access before it succeeds (TERMS 3.3). A free tariff (price 0) needs no
 // charge and is active at once. The same IdempotencyKey returns the first subscription;
 // with a different request it is ErrIdempotencyConflict.
-func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (_ subscription.Subscription, err error) {
+func (e *Engine) Subscribe(ctx context.Context, req SubscribeParams) (_ subscription.Subscription, err error) {
 	ctx, span := e.tel.start(ctx, "Subscribe", attrHostTx.Bool(false))
 	defer span.end(&err)
 	return e.subscribe(ctx, e.pool, req)
@@ -73,7 +73,7 @@ func (e *Engine) Subscribe(ctx context.Context, req SubscribeRequest) (_ subscri
 // SubscribeTx is Subscribe in the host's transaction tx: the subscription exists once tx
 // commits, and not at all if it rolls back (see the package's "Commands in the host's
 // transaction").
-func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeRequest) (_ subscription.Subscription, err error) {
+func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeParams) (_ subscription.Subscription, err error) {
 	ctx, span := e.tel.start(ctx, "Subscribe", attrHostTx.Bool(true))
 	defer span.end(&err)
 	if err := hostTx("SubscribeTx", tx); err != nil {
@@ -82,7 +82,7 @@ func (e *Engine) SubscribeTx(ctx context.Context, tx pgx.Tx, req SubscribeReques
 	return e.subscribe(ctx, tx, req)
 }
 
-func (e *Engine) subscribe(ctx context.Context, db dbtx, req SubscribeRequest) (subscription.Subscription, error) {
+func (e *Engine) subscribe(ctx context.Context, db dbtx, req SubscribeParams) (subscription.Subscription, error) {
 	check := inputCheck{op: "Subscribe"}
 	if strings.TrimSpace(req.CustomerID) == "" {
 		check.add("CustomerID", "required: the host's ID of the registered customer (TERMS 1.3)")
@@ -467,37 +467,37 @@ func (e *Engine) extendPeriod(ctx context.Context, db dbtx, subscriptionID strin
 	})
 }
 
-// Get returns a subscription with its current period and usage.
-func (e *Engine) Get(ctx context.Context, subscriptionID string) (subscription.Subscription, error) {
+// SubscriptionGet returns a subscription with its current period and usage.
+func (e *Engine) SubscriptionGet(ctx context.Context, subscriptionID string) (subscription.Subscription, error) {
 	return e.get(ctx, e.pool, subscriptionID)
 }
 
-// GetTx is Get in the host's transaction tx: it sees what tx wrote and has not committed.
-func (e *Engine) GetTx(ctx context.Context, tx pgx.Tx, subscriptionID string) (subscription.Subscription, error) {
-	if err := hostTx("GetTx", tx); err != nil {
+// SubscriptionGetTx is Get in the host's transaction tx: it sees what tx wrote and has not committed.
+func (e *Engine) SubscriptionGetTx(ctx context.Context, tx pgx.Tx, subscriptionID string) (subscription.Subscription, error) {
+	if err := hostTx("SubscriptionGetTx", tx); err != nil {
 		return subscription.Subscription{}, err
 	}
 	return e.get(ctx, tx, subscriptionID)
 }
 
 func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string) (_ subscription.Subscription, err error) {
-	ctx, span := e.tel.start(ctx, "Get", subAttr(subscriptionID), hostTxAttr(q))
+	ctx, span := e.tel.start(ctx, "SubscriptionGet", subAttr(subscriptionID), hostTxAttr(q))
 	defer span.end(&err)
-	check := inputCheck{op: "Get"}
+	check := inputCheck{op: "SubscriptionGet"}
 	check.id("subscriptionID", subscriptionID)
 	if err := check.err(); err != nil {
 		return subscription.Subscription{}, err
 	}
 	sub, err := store.GetSubscription(ctx, q, subscriptionID)
-	return sub, e.opError("Get "+subscriptionID, err)
+	return sub, e.opError("SubscriptionGet "+subscriptionID, err)
 }
 
-// ListByCustomer returns a customer's subscriptions, oldest first.
-func (e *Engine) ListByCustomer(ctx context.Context, customerID string) (_ []subscription.Subscription, err error) {
-	ctx, span := e.tel.start(ctx, "ListByCustomer")
+// SubscriptionListByCustomer returns a customer's subscriptions, oldest first.
+func (e *Engine) SubscriptionListByCustomer(ctx context.Context, customerID string) (_ []subscription.Subscription, err error) {
+	ctx, span := e.tel.start(ctx, "SubscriptionListByCustomer")
 	defer span.end(&err)
 	subs, err := store.ListSubscriptions(ctx, e.pool, customerID)
-	return subs, e.opError("ListByCustomer", err)
+	return subs, e.opError("SubscriptionListByCustomer", err)
 }
 
 // Access says whether the subscription gives access now, and why not when it does not:
@@ -506,7 +506,7 @@ func (e *Engine) ListByCustomer(ctx context.Context, customerID string) (_ []sub
 func (e *Engine) Access(ctx context.Context, subscriptionID string) (_ subscription.Decision, err error) {
 	ctx, span := e.tel.start(ctx, "Access", subAttr(subscriptionID))
 	defer span.end(&err)
-	sub, err := e.Get(ctx, subscriptionID)
+	sub, err := e.SubscriptionGet(ctx, subscriptionID)
 	if err != nil {
 		return subscription.Decision{}, err
 	}

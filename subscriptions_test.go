@@ -26,14 +26,14 @@ func TestSubscribe(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.publish(t, "pro", "990", "generations", 500)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{
 			CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok_visa_4242", IdempotencyKey: "k1"})
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusPending, sub.Status)
 		require.True(t, sub.AutoRenew, "3.4 paying at checkout is consent to recurring charges")
 		require.Nil(t, sub.Current, "3.3 no period before the first payment")
 
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		requireCheckout(t, got.Checkout, "990", 1, 500)
 		require.Equal(t, "c1", got.CustomerID)
@@ -53,7 +53,7 @@ func TestSubscribe(t *testing.T) {
 		vladivostok, err := time.LoadLocation("Asia/Vladivostok")
 		require.NoError(t, err)
 		b.clock.Set(time.Date(2026, 3, 31, 23, 30, 0, 0, vladivostok))
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{
 			CustomerID: "c1", TariffCode: "pro", Location: "Asia/Vladivostok", IdempotencyKey: "k1"})
 		require.NoError(t, err)
 		sub, err = b.engine.ConfirmFirstPayment(ctx, sub.ID, billing.Payment{ProviderPaymentID: "p1", Amount: decimal.NewFromInt(990), Currency: "RUB"})
@@ -67,10 +67,10 @@ func TestSubscribe(t *testing.T) {
 		b := setup(t)
 		b.publish(t, "free", "0", "generations", 10)
 		now := b.clock.Now()
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "free", IdempotencyKey: "k1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "free", IdempotencyKey: "k1"})
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusActive, sub.Status)
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, 1, got.Current.Number)
 		require.True(t, got.Current.Start.Equal(now))
@@ -88,7 +88,7 @@ func TestSubscribe(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		b.publish(t, "pro", "990", "generations", 500)
-		req := billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "k1"}
+		req := billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "k1"}
 		first, err := b.engine.Subscribe(ctx, req)
 		require.NoError(t, err)
 		before := b.rowCounts(t)
@@ -111,7 +111,7 @@ func TestSubscribe(t *testing.T) {
 	refusals := []struct {
 		name    string
 		prepare func(t *testing.T, b *testBundle)
-		req     billing.SubscribeRequest
+		req     billing.SubscribeParams
 		want    error
 		fields  []string // for ErrInvalidInput: the fields named
 	}{
@@ -121,12 +121,12 @@ func TestSubscribe(t *testing.T) {
 				_, err := b.engine.Tariffs().Retire(ctx, "pro", "ops", "replaced")
 				require.NoError(t, err)
 			},
-			req:  billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "k2"},
 			want: tariff.ErrRetired,
 		},
 		{
 			name: "an unknown tariff is not found",
-			req:  billing.SubscribeRequest{CustomerID: "c2", TariffCode: "nope", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: "c2", TariffCode: "nope", IdempotencyKey: "k2"},
 			want: billing.ErrNotFound,
 		},
 		{
@@ -136,37 +136,37 @@ func TestSubscribe(t *testing.T) {
 					Period: tariff.Period{Count: 1, Unit: tariff.Month}, EffectiveAt: b.clock.Now().Add(time.Hour)})
 				require.NoError(t, err)
 			},
-			req:  billing.SubscribeRequest{CustomerID: "c2", TariffCode: "later", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: "c2", TariffCode: "later", IdempotencyKey: "k2"},
 			want: tariff.ErrNoVersion,
 		},
 		{
 			name: "the same key with a different request is a conflict",
-			req:  billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok_other", IdempotencyKey: "k1"},
+			req:  billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", PaymentMethod: "tok_other", IdempotencyKey: "k1"},
 			want: billing.ErrIdempotencyConflict,
 		},
 		{
 			name: "5.1 a card number as payment method is refused",
-			req:  billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "4111 1111 1111 1111", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", PaymentMethod: "4111 1111 1111 1111", IdempotencyKey: "k2"},
 			want: subscription.ErrCardData,
 		},
 		{
 			name: "1.3 a customer ID is required",
-			req:  billing.SubscribeRequest{CustomerID: "  ", TariffCode: "pro", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: "  ", TariffCode: "pro", IdempotencyKey: "k2"},
 			want: billing.ErrInvalidInput, fields: []string{"CustomerID"},
 		},
 		{
 			name: "every bad field is named at once",
-			req:  billing.SubscribeRequest{CustomerID: "c2", Location: "Mars/Olympus", IdempotencyKey: strings.Repeat("k", billing.MaxIdempotencyKeyLen+1)},
+			req:  billing.SubscribeParams{CustomerID: "c2", Location: "Mars/Olympus", IdempotencyKey: strings.Repeat("k", billing.MaxIdempotencyKeyLen+1)},
 			want: billing.ErrInvalidInput, fields: []string{"TariffCode", "Location", "IdempotencyKey"},
 		},
 		{
 			name: "an idempotency key is required",
-			req:  billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro"},
+			req:  billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro"},
 			want: billing.ErrInvalidInput, fields: []string{"IdempotencyKey"},
 		},
 		{
 			name: "1.3 an over-long customer ID is refused",
-			req:  billing.SubscribeRequest{CustomerID: strings.Repeat("c", 256), TariffCode: "pro", IdempotencyKey: "k2"},
+			req:  billing.SubscribeParams{CustomerID: strings.Repeat("c", 256), TariffCode: "pro", IdempotencyKey: "k2"},
 			want: subscription.ErrInvalid,
 		},
 	}
@@ -175,7 +175,7 @@ func TestSubscribe(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			b.publish(t, "pro", "990", "generations", 500)
-			_, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "k1"})
+			_, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "k1"})
 			require.NoError(t, err)
 			if tt.prepare != nil {
 				tt.prepare(t, b)
@@ -189,7 +189,7 @@ func TestSubscribe(t *testing.T) {
 				require.True(t, ie.Has(f), "the error should name %s: %v", f, err)
 			}
 			require.Equal(t, before, b.rowCounts(t))
-			subs, err := b.engine.ListByCustomer(ctx, "c2")
+			subs, err := b.engine.SubscriptionListByCustomer(ctx, "c2")
 			require.NoError(t, err)
 			require.Empty(t, subs)
 		})
@@ -220,7 +220,7 @@ func TestSubscriptionConfirmFirstPayment(t *testing.T) {
 		require.Equal(t, subscription.StatusActive, got.Status)
 		require.Equal(t, "tok_saved", got.PaymentMethod)
 
-		read, err := b.engine.Get(ctx, sub.ID)
+		read, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, 1, read.Current.Number)
 		require.True(t, read.Current.Start.Equal(confirmedAt))
@@ -322,7 +322,7 @@ func TestSubscriptionFailFirstPayment(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusEnded, got.Status)
 		require.False(t, got.AutoRenew, "3.6 nothing is charged after the end")
-		read, err := b.engine.Get(ctx, sub.ID)
+		read, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, subscription.StatusEnded, read.Status)
 		require.True(t, read.EndedAt.Equal(failedAt))
@@ -389,7 +389,7 @@ func TestSubscriptionSetAutoRenew(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, got.AutoRenew)
 		require.Equal(t, subscription.StatusActive, got.Status)
-		read, err := b.engine.Get(ctx, sub.ID)
+		read, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.False(t, read.AutoRenew)
 		require.True(t, read.Current.End.Equal(sub.Current.End))
@@ -478,7 +478,7 @@ var (
 		return e.Terminate(ctx, id, by)
 	}}
 	extendByADay = adminCommand{"extend_period", func(ctx context.Context, e *billing.Engine, id string, by subscription.AdminAction) (subscription.Subscription, error) {
-		sub, err := e.Get(ctx, id)
+		sub, err := e.SubscriptionGet(ctx, id)
 		if err != nil || sub.Current == nil {
 			return e.ExtendPeriod(ctx, id, e.Now().Add(24*time.Hour), by)
 		}
@@ -583,7 +583,7 @@ func TestSubscriptionAdminActions(t *testing.T) {
 				require.NoError(t, err, c.name)
 			}
 			require.Equal(t, tt.wantStatus, got.Status)
-			read, err := b.engine.Get(ctx, sub.ID)
+			read, err := b.engine.SubscriptionGet(ctx, sub.ID)
 			require.NoError(t, err)
 			require.Equal(t, tt.wantStatus, read.Status)
 			require.Equal(t, got.AutoRenew, read.AutoRenew)
@@ -664,7 +664,7 @@ func TestSubscriptionExtendPeriod(t *testing.T) {
 		got, err := b.engine.ExtendPeriod(ctx, sub.ID, newEnd, ops)
 		require.NoError(t, err)
 		require.True(t, got.Current.End.Equal(newEnd))
-		read, err := b.engine.Get(ctx, sub.ID)
+		read, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.True(t, read.Current.End.Equal(newEnd))
 		require.True(t, read.Current.Start.Equal(sub.Current.Start), "the start does not move")
@@ -760,7 +760,7 @@ func TestSubscriptionListByCustomer(t *testing.T) {
 	subscribe := func(customer, code, key string) subscription.Subscription {
 		t.Helper()
 		b.clock.Advance(time.Minute)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: code, IdempotencyKey: key})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: code, IdempotencyKey: key})
 		require.NoError(t, err)
 		return sub
 	}
@@ -787,7 +787,7 @@ func TestSubscriptionListByCustomer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			subs, err := b.engine.ListByCustomer(ctx, tt.customer)
+			subs, err := b.engine.SubscriptionListByCustomer(ctx, tt.customer)
 			require.NoError(t, err)
 			ids := make([]string, len(subs))
 			statuses := make([]subscription.Status, len(subs))
@@ -801,7 +801,7 @@ func TestSubscriptionListByCustomer(t *testing.T) {
 		})
 	}
 	t.Run("each comes with its usage", func(t *testing.T) {
-		subs, err := b.engine.ListByCustomer(ctx, "c1")
+		subs, err := b.engine.SubscriptionListByCustomer(ctx, "c1")
 		require.NoError(t, err)
 		require.Equal(t, subscription.Usage{Used: 2}, subs[1].Current.Usage["images"])
 	})
@@ -878,7 +878,7 @@ func TestSubscriptionAccessReasons(t *testing.T) {
 		require.ErrorIs(t, err, billing.ErrNotFound)
 		_, err = b.engine.Access(ctx, "not-a-uuid")
 		require.ErrorIs(t, err, billing.ErrInvalidInput)
-		_, err = b.engine.Get(ctx, "")
+		_, err = b.engine.SubscriptionGet(ctx, "")
 		require.ErrorIs(t, err, billing.ErrInvalidInput)
 	})
 }
@@ -895,7 +895,7 @@ func TestSubscriptionPaidPeriodKeepsItsTerms(t *testing.T) {
 		b.clock.Advance(24 * time.Hour)
 		b.publish(t, "pro", "1290", "generations", 300)
 
-		got, err := b.engine.Get(ctx, sub.ID)
+		got, err := b.engine.SubscriptionGet(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, sub.Current.Terms.Version, got.Current.Terms.Version)
 		requireCheckout(t, got.Current.Terms, "990", 1, 500)
@@ -904,7 +904,7 @@ func TestSubscriptionPaidPeriodKeepsItsTerms(t *testing.T) {
 		require.NoError(t, err, "2.1.6 the volume paid for stays, though the new version has less")
 		require.Equal(t, int64(500), res.Limit)
 
-		next, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "k2"})
+		next, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "k2"})
 		require.NoError(t, err)
 		requireCheckout(t, next.Checkout, "1290", 2, 300)
 	})
@@ -938,7 +938,7 @@ func requireCheckout(t *testing.T, terms tariff.Terms, price string, version int
 // pendingSubscription subscribes a customer to code without paying.
 func (b *testBundle) pendingSubscription(t *testing.T, customer, code string) subscription.Subscription {
 	t.Helper()
-	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeRequest{CustomerID: customer, TariffCode: code, IdempotencyKey: "sub-" + customer})
+	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeParams{CustomerID: customer, TariffCode: code, IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusPending, sub.Status)
 	return sub
@@ -1066,12 +1066,12 @@ func TestSubscribeKeysArePerCustomer(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	b.publish(t, "pro", "990", "generations", 5)
-	first, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	first, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
 	require.NoError(t, err)
-	second, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	second, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "checkout-1"})
 	require.NoError(t, err, "another customer's key never collides")
 	require.NotEqual(t, first.ID, second.ID)
-	again, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
+	again, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "checkout-1"})
 	require.NoError(t, err)
 	require.Equal(t, first.ID, again.ID, "the same customer's retry returns the first subscription")
 }

@@ -111,10 +111,10 @@ func (c *Catalog) List(ctx context.Context) (_ []tariff.Tariff, err error) {
 	return ts, c.e.opError("List tariffs", err)
 }
 
-// Versions returns the version history of code, oldest first (ErrNotFound for an unknown
+// VersionList returns the version history of code, oldest first (ErrNotFound for an unknown
 // code).
-func (c *Catalog) Versions(ctx context.Context, code string) (_ []tariff.Version, err error) {
-	ctx, span := c.e.tel.start(ctx, "Tariffs.Versions", tariffAttr(code))
+func (c *Catalog) VersionList(ctx context.Context, code string) (_ []tariff.Version, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.VersionList", tariffAttr(code))
 	defer span.end(&err)
 	vs, err := store.Versions(ctx, c.e.pool, code)
 	if err != nil {

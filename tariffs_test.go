@@ -43,7 +43,7 @@ func TestCatalogPublish(t *testing.T) {
 		require.Equal(t, 2, v2.Number)
 		require.True(t, v2.EffectiveAt.Equal(t1))
 
-		vs, err := cat.Versions(ctx, "pro")
+		vs, err := cat.VersionList(ctx, "pro")
 		require.NoError(t, err)
 		require.Len(t, vs, 2)
 		require.True(t, vs[0].Price.Equal(decimal.NewFromInt(990)))
@@ -143,7 +143,7 @@ func TestCatalogPublish(t *testing.T) {
 		for i, n := range numbers {
 			require.Equal(t, i+1, n)
 		}
-		vs, err := b.engine.Tariffs().Versions(ctx, "pro")
+		vs, err := b.engine.Tariffs().VersionList(ctx, "pro")
 		require.NoError(t, err)
 		require.Len(t, vs, publishers)
 	})

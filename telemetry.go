@@ -157,7 +157,7 @@ func (t *telemetry) instruments(pool *pgxpool.Pool, cfg *Config) {
 	open, err1 := m.Int64ObservableGauge("billing.attempts.open", metric.WithUnit("{attempt}"),
 		metric.WithDescription("Charge attempts whose outcome is not known yet (created, pending, unknown) and not parked."))
 	parked, err2 := m.Int64ObservableGauge("billing.parked", metric.WithUnit("{item}"),
-		metric.WithDescription("Items waiting for a person, by billing.parked.kind: charge attempts reconciliation gave up on (ParkedAttempts), unapplied payments whose refund was parked (UnappliedPayments)."))
+		metric.WithDescription("Items waiting for a person, by billing.parked.kind: charge attempts reconciliation gave up on (AttemptListParked), unapplied payments whose refund was parked (UnappliedPaymentList)."))
 	near, err3 := m.Int64ObservableGauge("billing.refunds.near_deadline", metric.WithUnit("{request}"),
 		metric.WithDescription("Open refund requests whose TERMS 3.8 payout deadline is within 2 days or past."))
 	if err := errors.Join(err1, err2, err3); err != nil {
@@ -413,7 +413,7 @@ func (g *instrumentedGateway) counted(ctx context.Context, key string, outcome p
 }
 
 // Charge is payment.Gateway.Charge with its span, counted.
-func (g *instrumentedGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (g *instrumentedGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	ctx, s := g.call(ctx, "Charge", req.IdempotencyKey)
 	res, err := g.gw.Charge(ctx, req)
 	done(s, res.Outcome, res.DeclineCode, attrProviderPay, res.ProviderPaymentID, err)
@@ -422,7 +422,7 @@ func (g *instrumentedGateway) Charge(ctx context.Context, req payment.ChargeRequ
 }
 
 // Refund is payment.Gateway.Refund with its span.
-func (g *instrumentedGateway) Refund(ctx context.Context, req payment.RefundRequest) (payment.RefundResult, error) {
+func (g *instrumentedGateway) Refund(ctx context.Context, req payment.RefundParams) (payment.RefundResult, error) {
 	ctx, s := g.call(ctx, "Refund", req.IdempotencyKey)
 	res, err := g.gw.Refund(ctx, req)
 	done(s, res.Outcome, res.DeclineCode, attrProviderRef, res.ProviderRefundID, err)
@@ -430,7 +430,7 @@ func (g *instrumentedGateway) Refund(ctx context.Context, req payment.RefundRequ
 }
 
 // Lookup is payment.Gateway.Lookup with its span.
-func (g *instrumentedGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (g *instrumentedGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	ctx, s := g.call(ctx, "Lookup", req.IdempotencyKey)
 	res, err := g.gw.Lookup(ctx, req)
 	done(s, res.Outcome, res.DeclineCode, attrProviderPay, res.ProviderPaymentID, err)
@@ -438,7 +438,7 @@ func (g *instrumentedGateway) Lookup(ctx context.Context, req payment.LookupRequ
 }
 
 // LookupRefund is payment.Gateway.LookupRefund with its span.
-func (g *instrumentedGateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
+func (g *instrumentedGateway) LookupRefund(ctx context.Context, req payment.RefundLookupParams) (payment.RefundResult, error) {
 	ctx, s := g.call(ctx, "LookupRefund", req.IdempotencyKey)
 	res, err := g.gw.LookupRefund(ctx, req)
 	done(s, res.Outcome, res.DeclineCode, attrProviderRef, res.ProviderRefundID, err)
@@ -447,7 +447,7 @@ func (g *instrumentedGateway) LookupRefund(ctx context.Context, req payment.Refu
 
 // StartCheckout is payment.CheckoutGateway.StartCheckout with its span, counted as a
 // charge. The confirmation URL is not recorded.
-func (g *instrumentedCheckoutGateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest) (payment.CheckoutResult, error) {
+func (g *instrumentedCheckoutGateway) StartCheckout(ctx context.Context, req payment.CheckoutParams) (payment.CheckoutResult, error) {
 	ctx, s := g.call(ctx, "StartCheckout", req.IdempotencyKey)
 	res, err := g.cg.StartCheckout(ctx, req)
 	done(s, res.Outcome, res.DeclineCode, attrProviderPay, res.ProviderPaymentID, err)

@@ -63,7 +63,7 @@ func TestTelemetry(t *testing.T) {
 	// Checkout by the saved method, and a second customer on the provider's page (pending).
 	sub := b.checkout(t, "c1", "tok-secret-1")
 	require.Equal(t, subscription.StatusActive, sub.Status)
-	pendingSub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "sub-c2"})
+	pendingSub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c2", TariffCode: "pro", IdempotencyKey: "sub-c2"})
 	require.NoError(t, err)
 	co, err := b.engine.StartCheckout(ctx, pendingSub.ID, "https://shop.example/back")
 	require.NoError(t, err)
@@ -174,7 +174,7 @@ func TestTelemetry(t *testing.T) {
 	})
 
 	t.Run("a refund: its provider call under ExecuteRefund; the 3.8 deadline gauge", func(t *testing.T) {
-		r, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		r, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 			Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "r1"})
 		require.NoError(t, err)
 		require.Equal(t, int64(0), gauge(t, b.collect(t), "billing.refunds.near_deadline", ""))
@@ -183,7 +183,7 @@ func TestTelemetry(t *testing.T) {
 
 		_, err = b.engine.VerifyRefund(ctx, r.ID, "admin:1")
 		require.NoError(t, err)
-		done, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteOptions{Actor: "admin:1", Override: true, OverrideReason: "telemetry test"})
+		done, err := b.engine.ExecuteRefund(ctx, r.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "telemetry test"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, done.State)
 		require.Equal(t, int64(0), gauge(t, b.collect(t), "billing.refunds.near_deadline", ""))
@@ -221,7 +221,7 @@ func TestTelemetryCheckoutInterface(t *testing.T) {
 	b := setupTelemetry(t, func(c *billing.Config) {
 		c.Gateway = gatewayWithoutCheckout{billingtest.NewGateway()}
 	})
-	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+	sub, err := b.engine.Subscribe(context.Background(), billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	_, err = b.engine.StartCheckout(context.Background(), sub.ID, "https://shop.example/back")
 	require.ErrorIs(t, err, billing.ErrNoCheckout)
@@ -271,7 +271,7 @@ func TestTelemetryHostTx(t *testing.T) {
 	tx, err := b.pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = b.engine.SubscribeTx(ctx, tx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+	_, err = b.engine.SubscribeTx(ctx, tx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 	require.NoError(t, err)
 	_, err = b.engine.Tariffs().Get(ctx, "pro")
 	require.NoError(t, err)

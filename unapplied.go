@@ -72,14 +72,14 @@ type UnappliedPayment struct {
 // unappliedParkAfter is how many failed refund tries park an unapplied payment.
 const unappliedParkAfter = 5
 
-// UnappliedPayments returns the unapplied payments, oldest first: only those not yet
+// UnappliedPaymentList returns the unapplied payments, oldest first: only those not yet
 // refunded (refunding or parked) when open is true.
-func (e *Engine) UnappliedPayments(ctx context.Context, open bool) (_ []UnappliedPayment, err error) {
-	ctx, span := e.tel.start(ctx, "UnappliedPayments")
+func (e *Engine) UnappliedPaymentList(ctx context.Context, open bool) (_ []UnappliedPayment, err error) {
+	ctx, span := e.tel.start(ctx, "UnappliedPaymentList")
 	defer span.end(&err)
 	rows, err := store.ListUnapplied(ctx, e.pool, open)
 	if err != nil {
-		return nil, e.opError("UnappliedPayments", err)
+		return nil, e.opError("UnappliedPaymentList", err)
 	}
 	out := make([]UnappliedPayment, len(rows))
 	for i, r := range rows {
@@ -97,7 +97,7 @@ func (e *Engine) UnappliedPayments(ctx context.Context, open bool) (_ []Unapplie
 //
 // Called by the engine's River job, which the payment's booking schedules and the sweeper
 // (SweepDueRenewals) restarts; operators call it to retry a payment still refunding
-// (UnappliedPayments with open true) at once, without waiting for River's backoff (after
+// (UnappliedPaymentList with open true) at once, without waiting for River's backoff (after
 // fixing Config.ReceiptContact, or once the provider is back). A run at the same time as
 // the job is safe: the refund's key is looked up first, so the money goes back once.
 func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err error) {
@@ -133,7 +133,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err e
 			// than keep the money silently.
 			err = fmt.Errorf("the return receipt: %w", rerr)
 		} else {
-			req := payment.RefundRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
+			req := payment.RefundParams{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
 				Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
 				Metadata: map[string]string{"billing_unapplied_id": u.ID, payment.MetadataIdempotencyKey: u.RefundKey}}
 			if rerr := req.Validate(); rerr != nil {
@@ -290,9 +290,9 @@ func unappliedOf(r store.UnappliedRow) UnappliedPayment {
 		Failures: r.Failures, LastError: r.LastError, CreatedAt: r.CreatedAt, SettledAt: r.SettledAt}
 }
 
-// unappliedLookupOf is the gateway's RefundLookupRequest for an unapplied payment's refund
+// unappliedLookupOf is the gateway's RefundLookupParams for an unapplied payment's refund
 // under its current key.
-func unappliedLookupOf(u store.UnappliedRow) payment.RefundLookupRequest {
-	return payment.RefundLookupRequest{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
+func unappliedLookupOf(u store.UnappliedRow) payment.RefundLookupParams {
+	return payment.RefundLookupParams{IdempotencyKey: u.RefundKey, ProviderPaymentID: u.ProviderPaymentID,
 		ProviderRefundID: u.ProviderRefundID, CreatedAt: u.CreatedAt}
 }

@@ -41,12 +41,12 @@ func TestUnappliedPayments(t *testing.T) {
 		require.Equal(t, subscription.StatusEnded, b.get(t, sub.ID).Status, "the abandoned checkout stays ended: no access")
 
 		regRunFor(t, b, time.Minute) // the refund job (River may have run it already)
-		all, err := b.engine.UnappliedPayments(ctx, false)
+		all, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		require.Len(t, all, 1)
 		require.Equal(t, billing.UnappliedRefunded, all[0].State)
 		require.Equal(t, int64(99000), all[0].AmountMinor)
-		owedTx, err := b.engine.Ledger().Transaction(ctx, "unapplied:"+all[0].AttemptID)
+		owedTx, err := b.engine.Ledger().TransactionGet(ctx, "unapplied:"+all[0].AttemptID)
 		require.NoError(t, err, "booked as owed back when it was taken")
 		require.Contains(t, owedTx.Postings, ledger.Posting{Account: "refunds_payable:RUB", Side: ledger.Credit,
 			Amount: 99000, Currency: "RUB"})
@@ -62,7 +62,7 @@ func TestUnappliedPayments(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, tb.NetByCurrency()["RUB"])
 
-		log, err := b.engine.AuditLog(ctx, billing.SubscriptionSubject(sub.ID))
+		log, err := b.engine.AuditLogList(ctx, billing.SubscriptionSubject(sub.ID))
 		require.NoError(t, err)
 		actions := map[string]bool{}
 		for _, e := range log {
@@ -87,7 +87,7 @@ func TestUnappliedPayments(t *testing.T) {
 		abandonedPaidCheckout(t, b, "c1", "tok-1")
 		regRunFor(t, b, 30*24*time.Hour)
 
-		open, err := b.engine.UnappliedPayments(ctx, true)
+		open, err := b.engine.UnappliedPaymentList(ctx, true)
 		require.NoError(t, err)
 		require.Len(t, open, 1)
 		require.Equal(t, billing.UnappliedParked, open[0].State)
@@ -107,7 +107,7 @@ func TestUnappliedPayments(t *testing.T) {
 		b.gateway.ScriptRefunds(billingtest.Pending)
 		abandonedPaidCheckout(t, b, "c1", "tok-1")
 		regRunFor(t, b, time.Minute)
-		open, err := b.engine.UnappliedPayments(ctx, true)
+		open, err := b.engine.UnappliedPaymentList(ctx, true)
 		require.NoError(t, err)
 		require.Len(t, open, 1)
 		require.Equal(t, billing.UnappliedRefunding, open[0].State, "the provider has not paid it yet")
@@ -121,7 +121,7 @@ func TestUnappliedPayments(t *testing.T) {
 		require.NoError(t, err)
 		_, err = b.engine.HandleRefundWebhook(ctx, ev)
 		require.NoError(t, err)
-		all, err := b.engine.UnappliedPayments(ctx, false)
+		all, err := b.engine.UnappliedPaymentList(ctx, false)
 		require.NoError(t, err)
 		require.Equal(t, billing.UnappliedRefunded, all[0].State)
 		requireBooksMatchProvider(t, b.engine, b.gateway, "refunded by webhook")
@@ -136,7 +136,7 @@ func TestUnappliedPayments(t *testing.T) {
 		b.gateway.ScriptRefunds(billingtest.HardDecline)
 		abandonedPaidCheckout(t, b, "c1", "tok-1")
 		regRunFor(t, b, time.Hour)
-		open, err := b.engine.UnappliedPayments(ctx, true)
+		open, err := b.engine.UnappliedPaymentList(ctx, true)
 		require.NoError(t, err)
 		require.Len(t, open, 1)
 		require.Equal(t, billing.UnappliedParked, open[0].State)
@@ -161,7 +161,7 @@ func TestReconcileParksAnAttemptThatKeepsFailing(t *testing.T) {
 		require.NoError(t, err, "an item's failure is recorded, not returned")
 		require.Equal(t, 1, n)
 	}
-	parked, err := b.engine.ParkedAttempts(ctx)
+	parked, err := b.engine.AttemptListParked(ctx)
 	require.NoError(t, err)
 	require.Len(t, parked, 1)
 	require.Equal(t, res.Attempt.ID, parked[0].Attempt.ID)

@@ -143,40 +143,40 @@ func (e *Engine) whyRefused(ctx context.Context, q store.Querier, id, meter stri
 	return subscription.CanConsume(*sub.Current, meter, quantity)
 }
 
-// ReserveRequest holds volume for a call whose cost is known only afterwards.
-type ReserveRequest struct {
+// ReserveParams holds volume for a call whose cost is known only afterwards.
+type ReserveParams struct {
 	// SubscriptionID is the subscription to hold volume in. Required.
 	SubscriptionID string
 	// Meter is the meter to hold volume of. Required.
 	Meter string
 	// Quantity is how much to hold: the most the call may cost, > 0. Required.
 	Quantity int64
-	// TTL is how long the hold lasts if neither Commit nor Release comes; then it expires
+	// TTL is how long the hold lasts if neither [Engine.ReservationCommit] nor [Engine.ReservationRelease] comes; then it expires
 	// and frees its volume. Zero means subscription.DefaultReservationTTL (10 minutes).
-	// Choose it longer than the slowest call: Commit after expiry is refused.
+	// Choose it longer than the slowest call: ReservationCommit after expiry is refused.
 	TTL time.Duration
 	// IdempotencyKey makes a retried Reserve return the first reservation. Required.
 	IdempotencyKey string
 }
 
 // Reserve holds volume before an AI call (counted against the limit like used volume, so
-// concurrent calls can never together pass it). Settle it with Commit for the actual
-// amount, or Release; left alone, it expires after its TTL through a River job and frees
+// concurrent calls can never together pass it). Settle it with [Engine.ReservationCommit] for the actual
+// amount, or [Engine.ReservationRelease]; left alone, it expires after its TTL through a River job and frees
 // its volume. Needs UseRiver. Refused like Consume.
-func (e *Engine) Reserve(ctx context.Context, req ReserveRequest) (subscription.Reservation, error) {
+func (e *Engine) Reserve(ctx context.Context, req ReserveParams) (subscription.Reservation, error) {
 	return e.reserve(ctx, e.pool, req)
 }
 
 // ReserveTx is Reserve in the host's transaction tx: the hold and its expiry job exist once
 // tx commits.
-func (e *Engine) ReserveTx(ctx context.Context, tx pgx.Tx, req ReserveRequest) (subscription.Reservation, error) {
+func (e *Engine) ReserveTx(ctx context.Context, tx pgx.Tx, req ReserveParams) (subscription.Reservation, error) {
 	if err := hostTx("ReserveTx", tx); err != nil {
 		return subscription.Reservation{}, err
 	}
 	return e.reserve(ctx, tx, req)
 }
 
-func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (_ subscription.Reservation, err error) {
+func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveParams) (_ subscription.Reservation, err error) {
 	ctx, span := e.tel.startConsume(ctx, "Reserve", subAttr(req.SubscriptionID), hostTxAttr(db))
 	defer span.end(&err)
 	check := inputCheck{op: "Reserve"}
@@ -250,28 +250,28 @@ func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveRequest) (_ su
 	return out, nil
 }
 
-// Commit settles an open reservation for the actual volume used (0 ≤ actual ≤ the
+// ReservationCommit settles an open reservation for the actual volume used (0 ≤ actual ≤ the
 // reserved quantity): actual becomes used volume and the rest is freed. Using a hard limit
 // up moves the subscription to exhausted (TERMS 3.1). Committing again with the same
 // actual returns the committed reservation; anything else on a resolved reservation is
 // subscription.ErrReservationResolved, and a commit at or after its expiry is
 // subscription.ErrReservationExpired.
-func (e *Engine) Commit(ctx context.Context, reservationID string, actual int64) (subscription.Reservation, error) {
+func (e *Engine) ReservationCommit(ctx context.Context, reservationID string, actual int64) (subscription.Reservation, error) {
 	return e.commit(ctx, e.pool, reservationID, actual)
 }
 
-// CommitTx is Commit in the host's transaction tx.
-func (e *Engine) CommitTx(ctx context.Context, tx pgx.Tx, reservationID string, actual int64) (subscription.Reservation, error) {
-	if err := hostTx("CommitTx", tx); err != nil {
+// ReservationCommitTx is Commit in the host's transaction tx.
+func (e *Engine) ReservationCommitTx(ctx context.Context, tx pgx.Tx, reservationID string, actual int64) (subscription.Reservation, error) {
+	if err := hostTx("ReservationCommitTx", tx); err != nil {
 		return subscription.Reservation{}, err
 	}
 	return e.commit(ctx, tx, reservationID, actual)
 }
 
 func (e *Engine) commit(ctx context.Context, db dbtx, reservationID string, actual int64) (_ subscription.Reservation, err error) {
-	ctx, span := e.tel.start(ctx, "Commit", reservationAttr(reservationID), hostTxAttr(db))
+	ctx, span := e.tel.start(ctx, "ReservationCommit", reservationAttr(reservationID), hostTxAttr(db))
 	defer span.end(&err)
-	return e.resolve(ctx, db, "Commit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+	return e.resolve(ctx, db, "ReservationCommit", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationCommitted && r.Actual == actual {
 			return p, r, errAlreadyDone
 		}
@@ -279,24 +279,24 @@ func (e *Engine) commit(ctx context.Context, db dbtx, reservationID string, actu
 	})
 }
 
-// Release frees all of an open reservation: the call was not made or cost nothing.
+// ReservationRelease frees all of an open reservation: the call was not made or cost nothing.
 // Releasing a released reservation returns it unchanged.
-func (e *Engine) Release(ctx context.Context, reservationID string) (subscription.Reservation, error) {
+func (e *Engine) ReservationRelease(ctx context.Context, reservationID string) (subscription.Reservation, error) {
 	return e.release(ctx, e.pool, reservationID)
 }
 
-// ReleaseTx is Release in the host's transaction tx.
-func (e *Engine) ReleaseTx(ctx context.Context, tx pgx.Tx, reservationID string) (subscription.Reservation, error) {
-	if err := hostTx("ReleaseTx", tx); err != nil {
+// ReservationReleaseTx is Release in the host's transaction tx.
+func (e *Engine) ReservationReleaseTx(ctx context.Context, tx pgx.Tx, reservationID string) (subscription.Reservation, error) {
+	if err := hostTx("ReservationReleaseTx", tx); err != nil {
 		return subscription.Reservation{}, err
 	}
 	return e.release(ctx, tx, reservationID)
 }
 
 func (e *Engine) release(ctx context.Context, db dbtx, reservationID string) (_ subscription.Reservation, err error) {
-	ctx, span := e.tel.start(ctx, "Release", reservationAttr(reservationID), hostTxAttr(db))
+	ctx, span := e.tel.start(ctx, "ReservationRelease", reservationAttr(reservationID), hostTxAttr(db))
 	defer span.end(&err)
-	return e.resolve(ctx, db, "Release", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
+	return e.resolve(ctx, db, "ReservationRelease", reservationID, func(p subscription.Period, r subscription.Reservation, now time.Time) (subscription.Period, subscription.Reservation, error) {
 		if r.State == subscription.ReservationReleased {
 			return p, r, errAlreadyDone
 		}

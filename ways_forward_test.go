@@ -301,7 +301,7 @@ type afterLookupGateway struct {
 	after func()
 }
 
-func (g *afterLookupGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (g *afterLookupGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	res, err := g.holdGateway.Lookup(ctx, req)
 	g.mu.Lock()
 	after := g.after

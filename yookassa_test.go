@@ -69,7 +69,7 @@ func setupYooKassa(t *testing.T, change func(*yookassa.Config)) *yooBundle {
 func (b *yooBundle) subscribe(t *testing.T, customer, method string) subscription.Subscription {
 	t.Helper()
 	ctx := context.Background()
-	sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro", PaymentMethod: method, IdempotencyKey: "sub-" + customer})
+	sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro", PaymentMethod: method, IdempotencyKey: "sub-" + customer})
 	require.NoError(t, err)
 	res, err := b.engine.ChargeFirstPayment(ctx, sub.ID)
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func (b *yooBundle) requestRefund(t *testing.T, subID string) billing.RefundRequ
 	t.Helper()
 	ctx := context.Background()
 	b.clock.Advance(3 * 24 * time.Hour)
-	req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: subID, ReceivedAt: b.clock.Now(),
+	req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: subID, ReceivedAt: b.clock.Now(),
 		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "refund-1"})
 	require.NoError(t, err)
 	require.True(t, req.Eligible, req.Explanation)
@@ -94,7 +94,7 @@ func (b *yooBundle) requestRefund(t *testing.T, subID string) billing.RefundRequ
 
 func (b *yooBundle) get(t *testing.T, id string) subscription.Subscription {
 	t.Helper()
-	sub, err := b.engine.Get(context.Background(), id)
+	sub, err := b.engine.SubscriptionGet(context.Background(), id)
 	require.NoError(t, err)
 	return sub
 }
@@ -264,7 +264,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		require.Len(t, ps, 1, "no retry at YooKassa")
 		require.Equal(t, "canceled", ps[0].Payment.Status)
 		require.Equal(t, "card_expired", ps[0].Payment.CancellationDetails.Reason)
-		atts, err := b.engine.Attempts(ctx, sub.ID)
+		atts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Len(t, atts, 2, "the first charge and the one renewal attempt")
 		require.Equal(t, payment.StateHardDeclined, atts[1].State)
@@ -277,13 +277,13 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		paid := b.requireOneSucceeded(t, sub.ID, 1)
 		b.clock.Advance(3 * 24 * time.Hour)
-		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
 			Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "refund-1"})
 		require.NoError(t, err)
 		require.True(t, req.Eligible, req.Explanation)
 		_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
 		require.NoError(t, err)
-		done, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		done, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, done.State)
 
@@ -300,7 +300,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		require.Equal(t, 12, r.Receipt.Items[0].VatCode, "the charge's VAT, 22/122")
 		require.Equal(t, "990.00", r.Receipt.Items[0].Amount.Value)
 
-		again, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		again, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err, "executing a refunded request again is a no-op")
 		require.Equal(t, refund.StateRefunded, again.State)
 		require.Len(t, b.sim.Refunds(), 1, "and refunds nothing more")
@@ -314,7 +314,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		b.sim.ScriptRefunds(yookassatest.Pending())
 		req := b.requestRefund(t, sub.ID)
-		sent, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		sent, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateExecuting, sent.State, "YooKassa took the refund and will confirm it")
 		refunds := b.sim.Refunds()
@@ -323,7 +323,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		status, err := b.deliver(yooTrustedAddr, b.notification(t, "refund.succeeded", refunds[0].Refund.ID))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, status)
-		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		got, err := b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 		require.Len(t, b.sim.Refunds(), 1)
@@ -336,7 +336,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		b.sim.ScriptRefunds(yookassatest.Decline("rejected_by_payee"))
 		req := b.requestRefund(t, sub.ID)
-		got, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"})
+		got, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
 		require.NoError(t, err)
 		require.Equal(t, refund.StateFailed, got.State, "the money must go back another way")
 		require.Equal(t, "rejected_by_payee", got.DeclineCode)
@@ -355,13 +355,13 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		sub := b.subscribe(t, "c1", "pm-card-1")
 		b.sim.ScriptRefunds(yookassatest.TimeoutAfterSuccess())
 		req := b.requestRefund(t, sub.ID)
-		_, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "admin:1"}) // the answer is lost
-		got, err := b.engine.RefundRequestByID(ctx, req.ID)
+		_, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"}) // the answer is lost
+		got, err := b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateExecuting, got.State, "the outcome is unknown")
 		_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(time.Hour)) // the retry job looks the key up
 		require.NoError(t, err)
-		got, err = b.engine.RefundRequestByID(ctx, req.ID)
+		got, err = b.engine.RefundRequestGet(ctx, req.ID)
 		require.NoError(t, err)
 		require.Equal(t, refund.StateRefunded, got.State)
 		require.Len(t, b.sim.Refunds(), 1, "never refunded twice")
@@ -389,7 +389,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 	t.Run("3.3 a checkout whose notification was lost is settled by reconciliation a day later", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
@@ -409,7 +409,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 	t.Run("3.3 checkout on YooKassa's page: the notification activates, the saved method renews", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
@@ -447,14 +447,14 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, func(c *yookassa.Config) { c.Retry.MaxAttempts = 1 })
 		b.sim.ScriptAll(yookassatest.InternalErrorAfterSuccess()) // created, then 500: the result is unknown
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
 		require.Equal(t, payment.StateUnknown, co.Attempt.State)
 		require.Empty(t, co.ConfirmationURL, "no answer, no page yet")
 		b.clock.Advance(25 * time.Hour) // the customer comes back after YooKassa forgot the key
-		var again billing.Checkout
+		var again billing.CheckoutResult
 		for range 2 { // the first call's lookup may take one call, as in TestCheckoutOnTheProvidersPage
 			again, err = b.engine.StartCheckout(ctx, sub.ID, returnURL)
 			require.NoError(t, err)
@@ -471,7 +471,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, func(c *yookassa.Config) { c.Retry.MaxAttempts = 1 })
 		b.sim.ScriptAll(yookassatest.InternalErrorAfterSuccess())
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
@@ -492,7 +492,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 	t.Run("3.3 a checkout abandoned on the page: YooKassa's payment.canceled ends it, nothing granted", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
@@ -545,7 +545,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		got := b.get(t, sub.ID)
 		require.Equal(t, 2, got.Current.Number)
 		rec := b.requireOneSucceeded(t, sub.ID, 2)
-		atts, err := b.engine.Attempts(ctx, sub.ID)
+		atts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Len(t, atts, 2, "one renewal attempt, sent again under its key")
 		require.Equal(t, atts[1].IdempotencyKey, rec.IdempotenceKey)
@@ -555,7 +555,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 	t.Run("3.3 forged notifications change nothing: a false body, a stranger's address", func(t *testing.T) {
 		t.Parallel()
 		b := setupYooKassa(t, noChange)
-		sub, err := b.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
+		sub, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c1", TariffCode: "pro", IdempotencyKey: "sub-c1"})
 		require.NoError(t, err)
 		co, err := b.engine.StartCheckout(ctx, sub.ID, returnURL)
 		require.NoError(t, err)
@@ -576,7 +576,7 @@ func TestYooKassaEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusForbidden, status, "a sender outside YooKassa's networks")
 		require.Equal(t, subscription.StatusPending, b.get(t, sub.ID).Status, "a refused sender changes nothing")
-		atts, err := b.engine.Attempts(ctx, sub.ID)
+		atts, err := b.engine.AttemptList(ctx, sub.ID)
 		require.NoError(t, err)
 		require.Equal(t, payment.StatePending, atts[0].State)
 

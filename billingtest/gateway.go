@@ -59,7 +59,7 @@ type Gateway struct {
 	refundsByKey  map[string]*refundRecord
 	refundsByID   map[string]*refundRecord
 	// held are the LandsLater requests not landed yet, in the order they were held.
-	held []payment.ChargeRequest
+	held []payment.ChargeParams
 
 	calls CallCounts
 }
@@ -83,7 +83,7 @@ const CheckoutURLPrefix = "https://checkout.billingtest.invalid/"
 // charge's PaymentMethod); a decline is a refusal or an abandoned page. The Script of the
 // token "" plays for checkouts, so a test can make one fail (TimeoutBeforeCharge, a decline);
 // by default a checkout is pending.
-func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest) (payment.CheckoutResult, error) {
+func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutParams) (payment.CheckoutResult, error) {
 	g.count(func(c *CallCounts) { c.Charge++ })
 	if err := req.Validate(); err != nil {
 		return payment.CheckoutResult{}, err
@@ -106,7 +106,7 @@ func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest
 			return payment.CheckoutResult{}, err
 		}
 	}
-	creq := payment.ChargeRequest{IdempotencyKey: req.IdempotencyKey, CustomerID: req.CustomerID, Amount: req.Amount,
+	creq := payment.ChargeParams{IdempotencyKey: req.IdempotencyKey, CustomerID: req.CustomerID, Amount: req.Amount,
 		Currency: req.Currency, Description: req.Description, Receipt: req.Receipt, Metadata: req.Metadata}
 	p := g.record(creq, outcome, code)
 	p.saves = "pm_" + strconv.Itoa(p.number)
@@ -203,9 +203,9 @@ const (
 )
 
 // The metadata keys ChargesFor reads: the engine puts the subscription id and the period
-// number (in decimal) into every ChargeRequest.Metadata under these keys.
+// number (in decimal) into every ChargeParams.Metadata under these keys.
 const (
-	// MetadataSubscriptionID is the key of the subscription id in ChargeRequest.Metadata.
+	// MetadataSubscriptionID is the key of the subscription id in ChargeParams.Metadata.
 	MetadataSubscriptionID = "subscription_id"
 	// MetadataPeriod is the key of the period number, a decimal string ("7").
 	MetadataPeriod = "period"
@@ -239,9 +239,9 @@ var (
 
 // Charge is one charge the gateway recorded: the request as received, with the provider's id.
 type Charge struct {
-	// ChargeRequest is the request as the gateway received it (key, payment method, customer,
+	// ChargeParams is the request as the gateway received it (key, payment method, customer,
 	// amount, currency, description, receipt, metadata). A copy: changing it changes nothing.
-	payment.ChargeRequest
+	payment.ChargeParams
 	// ProviderPaymentID is the id the gateway gave the charge, "pay_<Number>".
 	ProviderPaymentID string
 	// Number is the charge's place in the order the gateway recorded charges, from 1. Declined
@@ -252,7 +252,7 @@ type Charge struct {
 // Refund is one refund the gateway recorded: the request as received, with the provider's id.
 type Refund struct {
 	// RefundRequest is the request as the gateway received it. A copy.
-	payment.RefundRequest
+	payment.RefundParams
 	// ProviderRefundID is the id the gateway gave the refund, "rfd_<Number>".
 	ProviderRefundID string
 	// Number is the refund's place in the order the gateway recorded refunds, from 1.
@@ -274,7 +274,7 @@ type CallCounts struct {
 
 // paymentRecord is a recorded charge and what the gateway answers about it.
 type paymentRecord struct {
-	req    payment.ChargeRequest
+	req    payment.ChargeParams
 	res    payment.ChargeResult
 	number int
 	// held is the sum of the payment's succeeded and pending refunds, in minor units.
@@ -285,7 +285,7 @@ type paymentRecord struct {
 
 // refundRecord is a recorded refund and what the gateway answers about it.
 type refundRecord struct {
-	req     payment.RefundRequest
+	req     payment.RefundParams
 	res     payment.RefundResult
 	number  int
 	payment *paymentRecord
@@ -378,7 +378,7 @@ func (g *Gateway) setClockUnlessSet(clock interface{ Now() time.Time }) {
 // req.PaymentMethod (see Script) unless the key was charged already, in which case it returns
 // the stored result. It returns the *payment.ValidationError of an invalid request,
 // ErrKeyReused, ctx.Err() and ErrTimeout as errors; declines are results.
-func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (g *Gateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	g.count(func(c *CallCounts) { c.Charge++ })
 	if err := req.Validate(); err != nil {
 		return payment.ChargeResult{}, err
@@ -420,7 +420,7 @@ func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 
 // record records a new charge of req with outcome (and the decline reason of code) under the
 // next provider payment id. Call with g.mu held.
-func (g *Gateway) record(req payment.ChargeRequest, outcome, code payment.Outcome) *paymentRecord {
+func (g *Gateway) record(req payment.ChargeParams, outcome, code payment.Outcome) *paymentRecord {
 	p := &paymentRecord{req: copyChargeRequest(req), number: len(g.payments) + 1}
 	p.res = payment.ChargeResult{
 		Outcome:           outcome,
@@ -437,7 +437,7 @@ func (g *Gateway) record(req payment.ChargeRequest, outcome, code payment.Outcom
 
 // heldIndex returns the index of the held request under key, or -1. Call with g.mu held.
 func (g *Gateway) heldIndex(key string) int {
-	return slices.IndexFunc(g.held, func(r payment.ChargeRequest) bool { return r.IdempotencyKey == key })
+	return slices.IndexFunc(g.held, func(r payment.ChargeParams) bool { return r.IdempotencyKey == key })
 }
 
 // Land lands every charge held by LandsLater: each is recorded as succeeded (taking the next
@@ -481,7 +481,7 @@ func (g *Gateway) Held() int {
 // adapter returns for it. Nothing is recorded, so LookupRefund then answers ErrNotFound. What
 // is left is the charged amount minus the payment's succeeded and pending refunds; a payment
 // that did not succeed has nothing left. An unknown payment id is ErrNoSuchPayment.
-func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (payment.RefundResult, error) {
+func (g *Gateway) Refund(ctx context.Context, req payment.RefundParams) (payment.RefundResult, error) {
 	g.count(func(c *CallCounts) { c.Refund++ })
 	if err := req.Validate(); err != nil {
 		return payment.RefundResult{}, err
@@ -535,7 +535,7 @@ func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (paymen
 // Lookup returns the charge recorded under idempotencyKey as it stands now (a pending
 // checkout with its ConfirmationURL), or payment.ErrNotFound. While FailLookups failures are queued it returns ErrUnavailable instead.
 // An empty key is a *payment.ValidationError.
-func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (g *Gateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	g.count(func(c *CallCounts) { c.Lookup++ })
 	idempotencyKey := req.IdempotencyKey
 	if idempotencyKey == "" {
@@ -562,7 +562,7 @@ func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (paymen
 
 // LookupRefund returns the refund recorded under idempotencyKey as it stands now, or
 // payment.ErrNotFound. While FailRefundLookups failures are queued it returns ErrUnavailable.
-func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
+func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupParams) (payment.RefundResult, error) {
 	g.count(func(c *CallCounts) { c.LookupRefund++ })
 	idempotencyKey := req.IdempotencyKey
 	if idempotencyKey == "" {
@@ -673,7 +673,7 @@ func (g *Gateway) ConfirmRefund(providerRefundID string, outcome payment.Outcome
 // Charges returns every charge that succeeded (at once, after a timeout, or confirmed), in the
 // order the gateway recorded them. Each key appears at most once, however often it was charged.
 func (g *Gateway) Charges() []Charge {
-	return g.chargesWhere(func(payment.ChargeRequest) bool { return true })
+	return g.chargesWhere(func(payment.ChargeParams) bool { return true })
 }
 
 // ChargesFor returns the succeeded charges whose Metadata names subscriptionID under
@@ -681,15 +681,15 @@ func (g *Gateway) Charges() []Charge {
 // is the engine's exactly-once invariant; a test requires len(...) == 1.
 func (g *Gateway) ChargesFor(subscriptionID string, period int) []Charge {
 	p := strconv.Itoa(period)
-	return g.chargesWhere(func(r payment.ChargeRequest) bool {
+	return g.chargesWhere(func(r payment.ChargeParams) bool {
 		return r.Metadata[MetadataSubscriptionID] == subscriptionID && r.Metadata[MetadataPeriod] == p
 	})
 }
 
 // SuccessfulCharges returns how many succeeded charges match filter; a nil filter matches all.
-func (g *Gateway) SuccessfulCharges(filter func(payment.ChargeRequest) bool) int {
+func (g *Gateway) SuccessfulCharges(filter func(payment.ChargeParams) bool) int {
 	if filter == nil {
-		filter = func(payment.ChargeRequest) bool { return true }
+		filter = func(payment.ChargeParams) bool { return true }
 	}
 	return len(g.chargesWhere(filter))
 }
@@ -701,7 +701,7 @@ func (g *Gateway) Refunds() []Refund {
 	var out []Refund
 	for _, r := range g.refunds {
 		if r.res.Outcome == payment.OutcomeSucceeded {
-			out = append(out, Refund{RefundRequest: copyRefundRequest(r.req), ProviderRefundID: r.res.ProviderRefundID, Number: r.number})
+			out = append(out, Refund{RefundParams: copyRefundRequest(r.req), ProviderRefundID: r.res.ProviderRefundID, Number: r.number})
 		}
 	}
 	return out
@@ -716,18 +716,18 @@ func (g *Gateway) Calls() CallCounts {
 
 // chargesWhere returns copies of the succeeded charges whose request matches keep, in order.
 // keep runs without the lock, so it may call the gateway.
-func (g *Gateway) chargesWhere(keep func(payment.ChargeRequest) bool) []Charge {
+func (g *Gateway) chargesWhere(keep func(payment.ChargeParams) bool) []Charge {
 	g.mu.Lock()
 	var succeeded []Charge
 	for _, p := range g.payments {
 		if p.res.Outcome == payment.OutcomeSucceeded {
-			succeeded = append(succeeded, Charge{ChargeRequest: copyChargeRequest(p.req), ProviderPaymentID: p.res.ProviderPaymentID, Number: p.number})
+			succeeded = append(succeeded, Charge{ChargeParams: copyChargeRequest(p.req), ProviderPaymentID: p.res.ProviderPaymentID, Number: p.number})
 		}
 	}
 	g.mu.Unlock()
 	var out []Charge
 	for _, c := range succeeded {
-		if keep(c.ChargeRequest) {
+		if keep(c.ChargeParams) {
 			out = append(out, c)
 		}
 	}
@@ -846,14 +846,14 @@ func checkSettlement(o payment.Outcome) error {
 
 // copyChargeRequest copies the request's map and receipt lines, so records share nothing with
 // the caller.
-func copyChargeRequest(r payment.ChargeRequest) payment.ChargeRequest {
+func copyChargeRequest(r payment.ChargeParams) payment.ChargeParams {
 	r.Metadata = maps.Clone(r.Metadata)
 	r.Receipt.Items = slices.Clone(r.Receipt.Items)
 	return r
 }
 
 // copyRefundRequest is copyChargeRequest for a refund.
-func copyRefundRequest(r payment.RefundRequest) payment.RefundRequest {
+func copyRefundRequest(r payment.RefundParams) payment.RefundParams {
 	r.Metadata = maps.Clone(r.Metadata)
 	r.Receipt.Items = slices.Clone(r.Receipt.Items)
 	return r

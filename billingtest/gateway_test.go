@@ -26,7 +26,7 @@ var gwNow = time.Date(2026, time.March, 31, 9, 0, 0, 0, time.FixedZone("MSK", 3*
 // gwReq is the request of renewal attempt n of period period of gwSub, as the engine would
 // make it: a key per attempt (fixed here so tests can repeat it), metadata with the
 // subscription and period.
-func gwReq(t *testing.T, period, n int) payment.ChargeRequest {
+func gwReq(t *testing.T, period, n int) payment.ChargeParams {
 	t.Helper()
 	key := fmt.Sprintf("renew_%s-%d-%d", gwSub, period, n)
 	return gwCharge(t, key, gwToken, gwPrice, map[string]string{
@@ -36,22 +36,22 @@ func gwReq(t *testing.T, period, n int) payment.ChargeRequest {
 }
 
 // gwCharge is a valid charge request.
-func gwCharge(t *testing.T, key, token string, amount int64, meta map[string]string) payment.ChargeRequest {
+func gwCharge(t *testing.T, key, token string, amount int64, meta map[string]string) payment.ChargeParams {
 	t.Helper()
 	r, err := payment.NewChargeReceipt("Pro tariff, 1 month", amount, "RUB", payment.VAT22Of122, payment.Contact{})
 	require.NoError(t, err)
-	return payment.ChargeRequest{
+	return payment.ChargeParams{
 		IdempotencyKey: key, PaymentMethod: token, CustomerID: "cust-42", Amount: amount,
 		Currency: "RUB", Description: "Pro, 1 month", Receipt: r, Metadata: meta,
 	}
 }
 
 // gwRefund is a valid refund request.
-func gwRefund(t *testing.T, key, providerPaymentID string, amount int64) payment.RefundRequest {
+func gwRefund(t *testing.T, key, providerPaymentID string, amount int64) payment.RefundParams {
 	t.Helper()
 	r, err := payment.NewRefundReceipt("Pro tariff, 1 month", amount, "RUB", payment.VAT22Of122, payment.Contact{})
 	require.NoError(t, err)
-	return payment.RefundRequest{
+	return payment.RefundParams{
 		IdempotencyKey: key, ProviderPaymentID: providerPaymentID, Amount: amount,
 		Currency: "RUB", Description: "refund, TERMS 3.7", Receipt: r,
 	}
@@ -59,7 +59,7 @@ func gwRefund(t *testing.T, key, providerPaymentID string, amount int64) payment
 
 // gwAttempt is renewal attempt 1 of period 7 of gwSub, created, and its charge request made by
 // the payment package: the fake is driven exactly as the engine drives it.
-func gwAttempt(t *testing.T) (payment.Attempt, payment.ChargeRequest) {
+func gwAttempt(t *testing.T) (payment.Attempt, payment.ChargeParams) {
 	t.Helper()
 	a, err := payment.NewAttempt(payment.AttemptSpec{
 		ID: "att-1", SubscriptionID: gwSub, Purpose: payment.PurposeRenewal, PeriodNumber: 7,
@@ -68,7 +68,7 @@ func gwAttempt(t *testing.T) (payment.Attempt, payment.ChargeRequest) {
 	require.NoError(t, err)
 	r, err := payment.NewChargeReceipt("Pro tariff, 1 month", gwPrice, "RUB", payment.VAT22Of122, payment.Contact{})
 	require.NoError(t, err)
-	req, err := a.ChargeRequest(payment.PaymentMethodStatus{Token: gwToken, ConsentGivenAt: gwNow.AddDate(0, -1, 0)},
+	req, err := a.ChargeParams(payment.PaymentMethodStatus{Token: gwToken, ConsentGivenAt: gwNow.AddDate(0, -1, 0)},
 		payment.ChargeDetails{CustomerID: "cust-42", Description: "Pro, 1 month", Receipt: r,
 			Metadata: map[string]string{billingtest.MetadataSubscriptionID: gwSub, billingtest.MetadataPeriod: "7"}}, gwNow)
 	require.NoError(t, err)
@@ -117,7 +117,7 @@ func TestGatewayChargeBehaviours(t *testing.T) {
 			a, _, err = a.RecordCharge(res, err, gwNow)
 			require.NoError(t, err)
 
-			looked, lookErr := g.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+			looked, lookErr := g.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 			if tt.wantLookup != nil {
 				require.ErrorIs(t, lookErr, tt.wantLookup)
 			} else {
@@ -153,7 +153,7 @@ func TestGatewayDedupByKey(t *testing.T) {
 		// confirm settles a pending first charge before the repeat; "" for none.
 		confirm payment.Outcome
 		// change alters the repeated request; nil repeats it as is.
-		change      func(*payment.ChargeRequest)
+		change      func(*payment.ChargeParams)
 		wantOutcome payment.Outcome
 		wantErr     error
 		wantID      string
@@ -166,13 +166,13 @@ func TestGatewayDedupByKey(t *testing.T) {
 		{"3.3 pending repeated after confirmation answers the confirmation", billingtest.Pending, payment.OutcomeSucceeded, nil, payment.OutcomeSucceeded, nil, "pay_1", 1},
 		{"timeout after success repeated: the success, not a second charge", billingtest.TimeoutAfterSuccess, "", nil, payment.OutcomeSucceeded, nil, "pay_1", 1},
 		{"timeout before charge repeated: a fresh charge under the same key", billingtest.TimeoutBeforeCharge, "", nil, payment.OutcomeSucceeded, nil, "pay_1", 1},
-		{"same key, other amount: ErrKeyReused", billingtest.Succeed, "", func(r *payment.ChargeRequest) {
+		{"same key, other amount: ErrKeyReused", billingtest.Succeed, "", func(r *payment.ChargeParams) {
 			*r = gwCharge(t, r.IdempotencyKey, r.PaymentMethod, r.Amount+100, r.Metadata)
 		}, "", billingtest.ErrKeyReused, "", 1},
-		{"same key, other payment method: ErrKeyReused", billingtest.Succeed, "", func(r *payment.ChargeRequest) {
+		{"same key, other payment method: ErrKeyReused", billingtest.Succeed, "", func(r *payment.ChargeParams) {
 			r.PaymentMethod = "pm-other"
 		}, "", billingtest.ErrKeyReused, "", 1},
-		{"same key, other description: the same charge", billingtest.Succeed, "", func(r *payment.ChargeRequest) {
+		{"same key, other description: the same charge", billingtest.Succeed, "", func(r *payment.ChargeParams) {
 			r.Description = "Pro, one month"
 		}, payment.OutcomeSucceeded, nil, "pay_1", 1},
 	}
@@ -248,7 +248,7 @@ func TestGatewayScriptOrder(t *testing.T) {
 	g.ScriptAll(billingtest.Behaviour(99))
 	_, err := g.Charge(ctx, gwCharge(t, "k-bad", "pm-c", gwPrice, nil))
 	require.ErrorIs(t, err, payment.ErrInvalid)
-	_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "k-bad"})
+	_, err = g.Lookup(ctx, payment.LookupParams{IdempotencyKey: "k-bad"})
 	require.ErrorIs(t, err, payment.ErrNotFound)
 	require.Equal(t, "Behaviour(99)", billingtest.Behaviour(99).String())
 	require.Equal(t, "TimeoutAfterSuccess", billingtest.TimeoutAfterSuccess.String())
@@ -297,7 +297,7 @@ func TestGatewayConfirm(t *testing.T) {
 			require.Equal(t, gwNow.Add(time.Hour), a.SettledAt)
 			require.Len(t, g.Charges(), tt.wantCharges)
 
-			looked, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+			looked, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 			require.NoError(t, err)
 			require.Equal(t, tt.outcome, looked.Outcome)
 
@@ -343,9 +343,9 @@ func TestGatewayLookup(t *testing.T) {
 	g := billingtest.NewGateway()
 	req := gwReq(t, 3, 1)
 
-	_, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+	_, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 	require.ErrorIs(t, err, payment.ErrNotFound, "a key never charged")
-	_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: ""})
+	_, err = g.Lookup(ctx, payment.LookupParams{IdempotencyKey: ""})
 	require.ErrorIs(t, err, payment.ErrInvalid)
 
 	res, err := g.Charge(ctx, req)
@@ -353,11 +353,11 @@ func TestGatewayLookup(t *testing.T) {
 
 	g.FailLookups(2)
 	for i := range 2 {
-		_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+		_, err = g.Lookup(ctx, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 		require.ErrorIs(t, err, billingtest.ErrUnavailable, "failure %d", i)
 		require.NotErrorIs(t, err, payment.ErrNotFound, "a failed lookup must not look like 'never seen'")
 	}
-	looked, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+	looked, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 	require.NoError(t, err)
 	require.Equal(t, res, looked)
 
@@ -366,7 +366,7 @@ func TestGatewayLookup(t *testing.T) {
 	a, _, err = a.RecordCharge(payment.ChargeResult{}, billingtest.ErrTimeout, gwNow)
 	require.NoError(t, err)
 	g.FailLookups(1)
-	_, lookErr := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: a.IdempotencyKey})
+	_, lookErr := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: a.IdempotencyKey})
 	a, changed, err := a.RecordLookup(payment.ChargeResult{}, lookErr, gwNow)
 	require.NoError(t, err)
 	require.False(t, changed)
@@ -406,7 +406,7 @@ func TestGatewayValidation(t *testing.T) {
 			return err
 		}, payment.ErrInvalid},
 		{"refund lookup of an empty key", func(t *testing.T, g *billingtest.Gateway) error {
-			_, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: ""})
+			_, err := g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: ""})
 			return err
 		}, payment.ErrInvalid},
 	}
@@ -495,7 +495,7 @@ func TestGatewayRefunds(t *testing.T) {
 				require.Equal(t, s.wantID, res.ProviderRefundID, "step %d", i)
 				require.Equal(t, s.payID, res.ProviderPaymentID, "step %d", i)
 				require.Equal(t, s.amount, res.Amount, "step %d", i)
-				looked, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: s.key})
+				looked, err := g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: s.key})
 				require.NoError(t, err, "step %d", i)
 				require.Equal(t, res, looked, "step %d", i)
 			}
@@ -505,7 +505,7 @@ func TestGatewayRefunds(t *testing.T) {
 				require.Equal(t, "rfd_"+strconv.Itoa(i+1), r.ProviderRefundID)
 				require.Equal(t, i+1, r.Number)
 			}
-			_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-never"})
+			_, err = g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-never"})
 			require.ErrorIs(t, err, payment.ErrNotFound)
 		})
 	}
@@ -561,7 +561,7 @@ func TestGatewayRefundBehaviours(t *testing.T) {
 				require.Equal(t, tt.confirm, ev.Outcome)
 				require.Equal(t, gwNow, ev.ReceivedAt)
 			}
-			looked, err := g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
+			looked, err := g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-1"})
 			if tt.wantLookup == "" {
 				require.ErrorIs(t, err, payment.ErrNotFound)
 			} else {
@@ -593,9 +593,9 @@ func TestGatewayRefundBehaviours(t *testing.T) {
 		_, err = g.ConfirmRefund("rfd_1", payment.OutcomePending)
 		require.ErrorIs(t, err, payment.ErrInvalid)
 		g.FailRefundLookups(1)
-		_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
+		_, err = g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-1"})
 		require.ErrorIs(t, err, billingtest.ErrUnavailable)
-		_, err = g.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
+		_, err = g.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-1"})
 		require.NoError(t, err)
 		require.Equal(t, billingtest.CallCounts{Charge: 1, Refund: 1, LookupRefund: 2}, g.Calls())
 	})
@@ -614,7 +614,7 @@ func TestGatewayLatency(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	canceled, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
-	_, err = g.Lookup(canceled, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+	_, err = g.Lookup(canceled, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = g.Refund(canceled, gwRefund(t, "r-1", "pay_1", 100))
 	require.ErrorIs(t, err, context.Canceled)
@@ -632,7 +632,7 @@ func TestGatewayChargesFor(t *testing.T) {
 	ctx := context.Background()
 	g := billingtest.NewGateway()
 	g.ScriptAll(billingtest.Succeed, billingtest.SoftDecline, billingtest.Succeed, billingtest.Succeed)
-	for _, req := range []payment.ChargeRequest{
+	for _, req := range []payment.ChargeParams{
 		gwReq(t, 1, 1), // pay_1 succeeded
 		gwReq(t, 2, 1), // pay_2 soft-declined
 		gwReq(t, 2, 2), // pay_3 succeeded
@@ -652,7 +652,7 @@ func TestGatewayChargesFor(t *testing.T) {
 	require.Len(t, g.ChargesFor("sub-b", 2), 1)
 
 	require.Equal(t, 3, g.SuccessfulCharges(nil))
-	require.Equal(t, 2, g.SuccessfulCharges(func(r payment.ChargeRequest) bool { return r.Amount == gwPrice }))
+	require.Equal(t, 2, g.SuccessfulCharges(func(r payment.ChargeParams) bool { return r.Amount == gwPrice }))
 
 	// Records are copies: changing what the gateway received or returned changes nothing.
 	p2[0].Metadata[billingtest.MetadataPeriod] = "9"
@@ -670,7 +670,7 @@ func TestGatewayConcurrent(t *testing.T) {
 	g := billingtest.NewGateway()
 	g.SetLatency(time.Millisecond)
 	g.ScriptAll(billingtest.TimeoutAfterSuccess, billingtest.Pending, billingtest.SoftDecline)
-	reqs := make([]payment.ChargeRequest, keys)
+	reqs := make([]payment.ChargeParams, keys)
 	for k := range reqs {
 		reqs[k] = gwReq(t, k+1, 1)
 	}
@@ -684,7 +684,7 @@ func TestGatewayConcurrent(t *testing.T) {
 			wg.Go(func() {
 				res, err := g.Charge(context.Background(), reqs[k])
 				if err != nil {
-					res, err = g.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: reqs[k].IdempotencyKey})
+					res, err = g.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: reqs[k].IdempotencyKey})
 				}
 				if err == nil {
 					results[k][d] = res
@@ -728,7 +728,7 @@ func TestGatewayDedupProperty(t *testing.T) {
 		behaviours := []billingtest.Behaviour{billingtest.Succeed, billingtest.SoftDecline, billingtest.HardDecline,
 			billingtest.Pending, billingtest.TimeoutAfterSuccess, billingtest.TimeoutBeforeCharge}
 		keyGen := rapid.SampledFrom([]string{"k1", "k2", "k3"})
-		reqs := map[string]payment.ChargeRequest{}
+		reqs := map[string]payment.ChargeParams{}
 		for _, k := range []string{"k1", "k2", "k3"} {
 			reqs[k] = gwCharge(t, k, gwToken, gwPrice, nil)
 		}
@@ -759,7 +759,7 @@ func TestGatewayDedupProperty(t *testing.T) {
 				id := fmt.Sprintf("pay_%d", next)
 				next++
 				want := payment.ChargeResult{Outcome: o, ProviderPaymentID: id, Amount: gwPrice, Currency: "RUB"}
-				lk, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: key})
+				lk, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: key})
 				require.NoError(rt, err)
 				want.DeclineCode, want.DeclineMessage = lk.DeclineCode, lk.DeclineMessage
 				require.Equal(rt, want, lk)
@@ -768,7 +768,7 @@ func TestGatewayDedupProperty(t *testing.T) {
 			},
 			"lookup": func(rt *rapid.T) {
 				key := keyGen.Draw(rt, "key")
-				res, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: key})
+				res, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: key})
 				if want, ok := model[key]; ok {
 					require.NoError(rt, err)
 					require.Equal(rt, want, res)
@@ -820,11 +820,11 @@ func TestGatewayLandsLater(t *testing.T) {
 	g.Script(gwToken, billingtest.LandsLater, billingtest.LandsLater, billingtest.LandsLater)
 	r1, r2, r3 := gwReq(t, 2, 1), gwReq(t, 3, 1), gwReq(t, 4, 1)
 
-	for _, r := range []payment.ChargeRequest{r1, r2, r3} {
+	for _, r := range []payment.ChargeParams{r1, r2, r3} {
 		_, err := g.Charge(ctx, r)
 		require.ErrorIs(t, err, billingtest.ErrTimeout)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-		_, err = g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: r.IdempotencyKey})
+		_, err = g.Lookup(ctx, payment.LookupParams{IdempotencyKey: r.IdempotencyKey})
 		require.ErrorIs(t, err, payment.ErrNotFound, "held, not recorded yet")
 	}
 	require.Equal(t, 3, g.Held())
@@ -848,13 +848,13 @@ func TestGatewayLandsLater(t *testing.T) {
 	// Land records the rest as succeeded, in the order held, with their webhooks.
 	evs := g.Land()
 	require.Len(t, evs, 2)
-	for i, r := range []payment.ChargeRequest{r1, r3} {
+	for i, r := range []payment.ChargeParams{r1, r3} {
 		require.Equal(t, payment.KindCharge, evs[i].Kind)
 		require.Equal(t, r.IdempotencyKey, evs[i].IdempotencyKey)
 		require.Equal(t, payment.OutcomeSucceeded, evs[i].Outcome)
 		require.Equal(t, r.Amount, evs[i].Amount)
 		require.True(t, evs[i].ReceivedAt.Equal(gwNow))
-		got, err := g.Lookup(ctx, payment.LookupRequest{IdempotencyKey: r.IdempotencyKey})
+		got, err := g.Lookup(ctx, payment.LookupParams{IdempotencyKey: r.IdempotencyKey})
 		require.NoError(t, err)
 		require.Equal(t, evs[i].ProviderPaymentID, got.ProviderPaymentID)
 	}
@@ -871,7 +871,7 @@ func TestGatewayLandsLater(t *testing.T) {
 
 	// Refunds cannot play it.
 	g.ScriptRefunds(billingtest.LandsLater)
-	_, err = g.Refund(ctx, payment.RefundRequest{IdempotencyKey: "rk-1", ProviderPaymentID: "pay_1", Amount: 100, Currency: "RUB"})
+	_, err = g.Refund(ctx, payment.RefundParams{IdempotencyKey: "rk-1", ProviderPaymentID: "pay_1", Amount: 100, Currency: "RUB"})
 	var ve *payment.ValidationError
 	require.ErrorAs(t, err, &ve)
 	require.Equal(t, "LandsLater", billingtest.LandsLater.String())

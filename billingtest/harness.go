@@ -63,7 +63,7 @@ type Harness struct {
 //     nil) or set it to nil for an engine without a provider (ErrNoGateway).
 //   - OnEvent is Harness.Events.Handle, so every business event is delivered and recorded.
 //     A change may replace it (Harness.Events then stays empty) or set it to nil (events
-//     are then only recorded in the database, Engine.Events). Without River (WithoutRiver)
+//     are then only recorded in the database, Engine.EventList). Without River (WithoutRiver)
 //     it starts nil: with OnEvent set and no River client, a command that records an
 //     event fails with billing.ErrNoRiverClient.
 //

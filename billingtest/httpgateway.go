@@ -18,14 +18,14 @@ import (
 
 // The paths GatewayServer serves and HTTPGateway calls, each a POST of a JSON body.
 const (
-	// PathCharge takes a payment.ChargeRequest and answers a payment.ChargeResult.
+	// PathCharge takes a payment.ChargeParams and answers a payment.ChargeResult.
 	PathCharge = "/charge"
-	// PathRefund takes a payment.RefundRequest and answers a payment.RefundResult.
+	// PathRefund takes a payment.RefundParams and answers a payment.RefundResult.
 	PathRefund = "/refund"
-	// PathLookup takes a payment.LookupRequest and answers a payment.ChargeResult, or 404
+	// PathLookup takes a payment.LookupParams and answers a payment.ChargeResult, or 404
 	// not_found.
 	PathLookup = "/lookup"
-	// PathLookupRefund takes a payment.RefundLookupRequest and answers a payment.RefundResult,
+	// PathLookupRefund takes a payment.RefundLookupParams and answers a payment.RefundResult,
 	// or 404 not_found.
 	PathLookupRefund = "/lookup-refund"
 )
@@ -77,19 +77,19 @@ type GatewayServer struct {
 func NewGatewayServer(g *Gateway) *GatewayServer {
 	s := &GatewayServer{g: g, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST "+PathCharge, func(w http.ResponseWriter, r *http.Request) {
-		var req payment.ChargeRequest
+		var req payment.ChargeParams
 		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Charge(ctx, req) })
 	})
 	s.mux.HandleFunc("POST "+PathRefund, func(w http.ResponseWriter, r *http.Request) {
-		var req payment.RefundRequest
+		var req payment.RefundParams
 		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Refund(ctx, req) })
 	})
 	s.mux.HandleFunc("POST "+PathLookup, func(w http.ResponseWriter, r *http.Request) {
-		var req payment.LookupRequest
+		var req payment.LookupParams
 		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.Lookup(ctx, req) })
 	})
 	s.mux.HandleFunc("POST "+PathLookupRefund, func(w http.ResponseWriter, r *http.Request) {
-		var req payment.RefundLookupRequest
+		var req payment.RefundLookupParams
 		serve(s, w, r, &req, func(ctx context.Context) (any, error) { return g.LookupRefund(ctx, req) })
 	})
 	return s
@@ -209,7 +209,7 @@ func (e *HTTPError) Error() string {
 
 // Charge posts req to PathCharge. An error means the outcome is unknown; an invalid req is
 // its *payment.ValidationError, and nothing is sent.
-func (h HTTPGateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (h HTTPGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	if err := req.Validate(); err != nil {
 		return payment.ChargeResult{}, err
 	}
@@ -225,7 +225,7 @@ func (h HTTPGateway) Charge(ctx context.Context, req payment.ChargeRequest) (pay
 
 // Refund posts req to PathRefund. An error means the outcome is unknown; an invalid req is
 // its *payment.ValidationError, and nothing is sent.
-func (h HTTPGateway) Refund(ctx context.Context, req payment.RefundRequest) (payment.RefundResult, error) {
+func (h HTTPGateway) Refund(ctx context.Context, req payment.RefundParams) (payment.RefundResult, error) {
 	if err := req.Validate(); err != nil {
 		return payment.RefundResult{}, err
 	}
@@ -240,7 +240,7 @@ func (h HTTPGateway) Refund(ctx context.Context, req payment.RefundRequest) (pay
 }
 
 // Lookup posts req to PathLookup; payment.ErrNotFound when the gateway never saw the key.
-func (h HTTPGateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (h HTTPGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	var res payment.ChargeResult
 	if err := h.call(ctx, PathLookup, req, &res, true); err != nil {
 		return payment.ChargeResult{}, err
@@ -253,7 +253,7 @@ func (h HTTPGateway) Lookup(ctx context.Context, req payment.LookupRequest) (pay
 
 // LookupRefund posts req to PathLookupRefund; payment.ErrNotFound when the gateway never saw
 // the key.
-func (h HTTPGateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
+func (h HTTPGateway) LookupRefund(ctx context.Context, req payment.RefundLookupParams) (payment.RefundResult, error) {
 	var res payment.RefundResult
 	if err := h.call(ctx, PathLookupRefund, req, &res, true); err != nil {
 		return payment.RefundResult{}, err

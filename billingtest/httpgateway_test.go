@@ -68,7 +68,7 @@ func TestHTTPGatewayCharge(t *testing.T) {
 			}
 			require.Len(t, g.ChargesFor(gwSub, 7), tt.wantCharges)
 
-			got, err := h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+			got, err := h.Lookup(ctx, payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 			if tt.wantLookup == "" {
 				require.ErrorIs(t, err, payment.ErrNotFound)
 			} else {
@@ -148,22 +148,22 @@ func TestHTTPGatewayErrorsAreNeverDeclinesNorNotFound(t *testing.T) {
 		t.Parallel()
 		g, _, _, h := startHTTPGateway(t)
 		g.FailLookups(1)
-		_, err := h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "never-seen"})
+		_, err := h.Lookup(ctx, payment.LookupParams{IdempotencyKey: "never-seen"})
 		require.Error(t, err)
 		require.NotErrorIs(t, err, payment.ErrNotFound)
-		_, err = h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "never-seen"})
+		_, err = h.Lookup(ctx, payment.LookupParams{IdempotencyKey: "never-seen"})
 		require.ErrorIs(t, err, payment.ErrNotFound)
 	})
 	t.Run("a 404 of a wrong URL is not ErrNotFound", func(t *testing.T) {
 		t.Parallel()
 		_, _, srv, _ := startHTTPGateway(t)
 		h := billingtest.HTTPGateway{BaseURL: srv.URL + "/v2"}
-		_, err := h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "never-seen"})
+		_, err := h.Lookup(ctx, payment.LookupParams{IdempotencyKey: "never-seen"})
 		var he *billingtest.HTTPError
 		require.ErrorAs(t, err, &he)
 		require.Equal(t, http.StatusNotFound, he.StatusCode)
 		require.NotErrorIs(t, err, payment.ErrNotFound)
-		_, err = h.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "never-seen"})
+		_, err = h.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "never-seen"})
 		require.NotErrorIs(t, err, payment.ErrNotFound)
 	})
 	t.Run("a 2xx answer without an outcome is an error", func(t *testing.T) {
@@ -175,7 +175,7 @@ func TestHTTPGatewayErrorsAreNeverDeclinesNorNotFound(t *testing.T) {
 		h := billingtest.HTTPGateway{BaseURL: srv.URL}
 		_, err := h.Charge(ctx, gwReq(t, 1, 1))
 		require.Error(t, err)
-		_, err = h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "k"})
+		_, err = h.Lookup(ctx, payment.LookupParams{IdempotencyKey: "k"})
 		require.Error(t, err)
 		require.NotErrorIs(t, err, payment.ErrNotFound)
 	})
@@ -185,7 +185,7 @@ func TestHTTPGatewayErrorsAreNeverDeclinesNorNotFound(t *testing.T) {
 		srv.Close()
 		_, err := h.Charge(ctx, gwReq(t, 1, 1))
 		require.Error(t, err)
-		_, err = h.Lookup(ctx, payment.LookupRequest{IdempotencyKey: "k"})
+		_, err = h.Lookup(ctx, payment.LookupParams{IdempotencyKey: "k"})
 		require.Error(t, err)
 		require.NotErrorIs(t, err, payment.ErrNotFound)
 	})
@@ -212,7 +212,7 @@ func TestHTTPGatewayTimeoutLandsLater(t *testing.T) {
 	// The provider finishes the request the client gave up on: the money moves.
 	require.Eventually(t, func() bool { return len(g.ChargesFor(gwSub, 2)) == 1 }, 5*time.Second, 10*time.Millisecond)
 	g.SetLatency(0)
-	res, err := h.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: req.IdempotencyKey})
+	res, err := h.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: req.IdempotencyKey})
 	require.NoError(t, err)
 	require.Equal(t, payment.OutcomeSucceeded, res.Outcome)
 }
@@ -224,13 +224,13 @@ func TestHTTPGatewayRefunds(t *testing.T) {
 	charged, err := h.Charge(ctx, gwReq(t, 1, 1))
 	require.NoError(t, err)
 
-	_, err = h.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
+	_, err = h.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-1"})
 	require.ErrorIs(t, err, payment.ErrNotFound)
 	res, err := h.Refund(ctx, gwRefund(t, "r-1", charged.ProviderPaymentID, gwPrice))
 	require.NoError(t, err)
 	require.Equal(t, payment.OutcomeSucceeded, res.Outcome)
 	require.Equal(t, "rfd_1", res.ProviderRefundID)
-	got, err := h.LookupRefund(ctx, payment.RefundLookupRequest{IdempotencyKey: "r-1"})
+	got, err := h.LookupRefund(ctx, payment.RefundLookupParams{IdempotencyKey: "r-1"})
 	require.NoError(t, err)
 	require.Equal(t, res, got)
 

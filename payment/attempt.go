@@ -257,28 +257,28 @@ type ChargeDetails struct {
 	Metadata map[string]string
 }
 
-// The metadata keys Attempt.ChargeRequest adds, so that an adapter (or a person at the
+// The metadata keys Attempt.ChargeParams adds, so that an adapter (or a person at the
 // provider's dashboard) can find a charge by attempt even where the provider forgets keys.
 const (
 	MetadataAttemptID      = "billing_attempt_id"
 	MetadataIdempotencyKey = "billing_idempotency_key"
 )
 
-// ChargeRequest builds the gateway request for the attempt: its key, amount and currency, the
+// ChargeParams builds the gateway request for the attempt: its key, amount and currency, the
 // method's token and the details. It refuses before any gateway call:
 //   - ErrConsentWithdrawn / ErrNoConsent from CanCharge(method, at);
 //   - an attempt not in state created (a *TransitionError with ErrIllegalTransition: an
 //     unknown or pending attempt is settled by Lookup, never charged again);
 //   - a request that does not validate (*ValidationError).
-func (a Attempt) ChargeRequest(method PaymentMethodStatus, d ChargeDetails, at time.Time) (ChargeRequest, error) {
+func (a Attempt) ChargeParams(method PaymentMethodStatus, d ChargeDetails, at time.Time) (ChargeParams, error) {
 	if a.State != StateCreated {
-		return ChargeRequest{}, a.refuse("charge request", ErrIllegalTransition, "only a created attempt is charged")
+		return ChargeParams{}, a.refuse("charge request", ErrIllegalTransition, "only a created attempt is charged")
 	}
 	if err := CanCharge(method, at); err != nil {
-		return ChargeRequest{}, err
+		return ChargeParams{}, err
 	}
 	meta := a.metadata(d.Metadata)
-	req := ChargeRequest{
+	req := ChargeParams{
 		IdempotencyKey: a.IdempotencyKey,
 		PaymentMethod:  method.Token,
 		CustomerID:     d.CustomerID,
@@ -289,7 +289,7 @@ func (a Attempt) ChargeRequest(method PaymentMethodStatus, d ChargeDetails, at t
 		Metadata:       meta,
 	}
 	if err := req.Validate(); err != nil {
-		return ChargeRequest{}, err
+		return ChargeParams{}, err
 	}
 	return req, nil
 }
@@ -304,21 +304,21 @@ func (a Attempt) metadata(extra map[string]string) map[string]string {
 	return meta
 }
 
-// CheckoutRequest builds the gateway request for a first payment the customer confirms on
+// CheckoutParams builds the gateway request for a first payment the customer confirms on
 // the provider's page (CheckoutGateway): the attempt's key, amount and currency, the details
 // and where the provider sends the customer back. There is no saved method to check consent
 // on: paying on the provider's page, agreeing to save the method, is the consent (TERMS 3.4).
 // It refuses an attempt that is not a created checkout (a *TransitionError) and a request
 // that does not validate (*ValidationError).
-func (a Attempt) CheckoutRequest(d ChargeDetails, returnURL string) (CheckoutRequest, error) {
+func (a Attempt) CheckoutParams(d ChargeDetails, returnURL string) (CheckoutParams, error) {
 	if a.State != StateCreated {
-		return CheckoutRequest{}, a.refuse("checkout request", ErrIllegalTransition, "only a created attempt is charged")
+		return CheckoutParams{}, a.refuse("checkout request", ErrIllegalTransition, "only a created attempt is charged")
 	}
 	if a.Purpose != PurposeCheckout {
-		return CheckoutRequest{}, a.refuse("checkout request", ErrIllegalTransition, "only a checkout is confirmed on the provider's page")
+		return CheckoutParams{}, a.refuse("checkout request", ErrIllegalTransition, "only a checkout is confirmed on the provider's page")
 	}
 	meta := a.metadata(d.Metadata)
-	req := CheckoutRequest{
+	req := CheckoutParams{
 		IdempotencyKey: a.IdempotencyKey,
 		CustomerID:     d.CustomerID,
 		Amount:         a.Amount,
@@ -329,7 +329,7 @@ func (a Attempt) CheckoutRequest(d ChargeDetails, returnURL string) (CheckoutReq
 		ReturnURL:      returnURL,
 	}
 	if err := req.Validate(); err != nil {
-		return CheckoutRequest{}, err
+		return CheckoutParams{}, err
 	}
 	return req, nil
 }
@@ -343,7 +343,7 @@ func (a Attempt) CheckoutRequest(d ChargeDetails, returnURL string) (CheckoutReq
 // webhook's: the same outcome again (a duplicate job got the gateway's deduplicated answer) is a
 // no-op, an error or unknown answer is a no-op (the attempt already knows more), a different
 // final outcome is ErrAlreadySettled. This is no way to charge an unknown attempt again:
-// ChargeRequest refuses anything but a created attempt.
+// ChargeParams refuses anything but a created attempt.
 //
 // Errors (the attempt is returned unchanged):
 //   - *TransitionError with ErrAlreadySettled, ErrAmountMismatch or ErrPaymentMismatch when res

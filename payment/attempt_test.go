@@ -102,7 +102,7 @@ func TestAttemptChargeRequest(t *testing.T) {
 		t.Parallel()
 		a := newAttempt(t, payment.PurposeRenewal, 1)
 		d := details(t)
-		req, err := a.ChargeRequest(consented(), d, now)
+		req, err := a.ChargeParams(consented(), d, now)
 		require.NoError(t, err)
 		require.Equal(t, a.IdempotencyKey, req.IdempotencyKey)
 		require.Equal(t, price, req.Amount)
@@ -119,7 +119,7 @@ func TestAttemptChargeRequest(t *testing.T) {
 		t.Parallel()
 		d := details(t)
 		d.Metadata = nil
-		req, err := newAttempt(t, payment.PurposeRenewal, 1).ChargeRequest(consented(), d, now)
+		req, err := newAttempt(t, payment.PurposeRenewal, 1).ChargeParams(consented(), d, now)
 		require.NoError(t, err)
 		require.Len(t, req.Metadata, 2)
 	})
@@ -134,7 +134,7 @@ func TestAttemptChargeRequest(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			_, err := attemptIn(t, s).ChargeRequest(consented(), details(t), now)
+			_, err := attemptIn(t, s).ChargeParams(consented(), details(t), now)
 			require.ErrorIs(t, err, payment.ErrIllegalTransition)
 			var te *payment.TransitionError
 			require.ErrorAs(t, err, &te)
@@ -170,7 +170,7 @@ func TestAttemptChargeRequest(t *testing.T) {
 			if tt.modify != nil {
 				tt.modify(&d)
 			}
-			_, err := newAttempt(t, payment.PurposeRenewal, 1).ChargeRequest(tt.method, d, now)
+			_, err := newAttempt(t, payment.PurposeRenewal, 1).ChargeParams(tt.method, d, now)
 			require.ErrorIs(t, err, tt.wantErr)
 		})
 	}

@@ -26,7 +26,7 @@ type PaymentMethodStatus struct {
 //   - a *ValidationError (with ErrCardData when it looks like a card number) for a bad token.
 //
 // The engine calls it before every gateway call, including those of jobs queued before the
-// withdrawal; Attempt.ChargeRequest calls it for the engine.
+// withdrawal; Attempt.ChargeParams calls it for the engine.
 func CanCharge(m PaymentMethodStatus, at time.Time) error {
 	if err := checkToken("Token", m.Token); err != nil {
 		return err

@@ -15,13 +15,13 @@
 //     constraint.
 //   - An attempt's gateway idempotency key is fixed before the gateway is called (NewAttempt,
 //     NewAttemptKey) and reused by every retry of that attempt: the engine commits the attempt,
-//     then calls Charge with Attempt.ChargeRequest, so a crash anywhere leaves a row that names
+//     then calls Charge with Attempt.ChargeParams, so a crash anywhere leaves a row that names
 //     the key. The key is unguessable (a webhook naming it proves nothing) and unique across
 //     attempts; the engine derives it from (subscription, period, number) under a secret, so
 //     two workers racing on one period, or a retry that lost the attempt row, use the same
 //     key and the gateway deduplicates them.
 //   - An unknown outcome (a Charge error or timeout) is settled only by asking the gateway
-//     (Lookup, RecordLookup) or by a webhook, never by charging again: Attempt.ChargeRequest
+//     (Lookup, RecordLookup) or by a webhook, never by charging again: Attempt.ChargeParams
 //     refuses any attempt that is not created. Only Lookup's ErrNotFound puts an attempt back
 //     to created, to be charged again under the same key, or lets it be canceled.
 //   - A hard decline or withdrawn consent is never retried: Decide stops, Retry refuses anything
@@ -39,7 +39,7 @@
 //
 //  1. Decide there is a charge to make (a renewal due, or Decide's ActionRetry). Make the attempt
 //     with NewAttempt (or Attempt.Retry) and commit it.
-//  2. Build the request with Attempt.ChargeRequest, which checks consent (CanCharge) and the
+//  2. Build the request with Attempt.ChargeParams, which checks consent (CanCharge) and the
 //     54-FZ receipt, then call Gateway.Charge. If consent is refused, Lookup the key and Cancel the attempt.
 //  3. Record the answer with Attempt.RecordCharge(res, err, now), then act on Decide and commit,
 //     with the effects (access, ledger, the next job).

@@ -25,7 +25,7 @@ func Example() {
 
 	// 2. Build the request (consent and 54-FZ receipt checked) and call the gateway: it times out.
 	receipt, _ := payment.NewChargeReceipt("Pro tariff, 1 month", 99000, "RUB", payment.VAT22Of122, payment.Contact{Email: "user@example.com"})
-	req, _ := a.ChargeRequest(method, payment.ChargeDetails{CustomerID: "cust-42", Description: "Pro, 1 month", Receipt: receipt}, due)
+	req, _ := a.ChargeParams(method, payment.ChargeDetails{CustomerID: "cust-42", Description: "Pro, 1 month", Receipt: receipt}, due)
 	callErr := errors.New("context deadline exceeded")
 
 	// 3. Record the answer and decide.

@@ -35,28 +35,28 @@ import (
 //     again later". A Lookup result with OutcomeUnknown is treated the same way.
 //   - Trap: keys must stay looked-up-able and deduplicated for as long as the engine may retry
 //     (days, not minutes). An adapter for a provider that forgets keys after 24 hours must find
-//     the charge another way (Attempt.ChargeRequest also puts the key in the charge's Metadata
+//     the charge another way (Attempt.ChargeParams also puts the key in the charge's Metadata
 //     under MetadataIdempotencyKey) rather than answer ErrNotFound for a charge it cannot see.
 //   - Refund and LookupRefund follow the same rules for refunds, under their own keys.
 type Gateway interface {
 	// Charge charges req.PaymentMethod for req.Amount under req.IdempotencyKey. An error means
 	// the outcome is unknown; a decline is a result.
-	Charge(ctx context.Context, req ChargeRequest) (ChargeResult, error)
+	Charge(ctx context.Context, req ChargeParams) (ChargeResult, error)
 	// Refund returns req.Amount of the provider payment req.ProviderPaymentID under
 	// req.IdempotencyKey. An error means the outcome is unknown.
-	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
+	Refund(ctx context.Context, req RefundParams) (RefundResult, error)
 	// Lookup returns the charge made under req.IdempotencyKey, or ErrNotFound when the gateway
 	// never saw the key. It never charges.
-	Lookup(ctx context.Context, req LookupRequest) (ChargeResult, error)
+	Lookup(ctx context.Context, req LookupParams) (ChargeResult, error)
 	// LookupRefund returns the refund made under req.IdempotencyKey, or ErrNotFound when the
 	// gateway never saw the key. It settles a refund whose outcome is unknown (the TERMS 3.8
 	// deadline keeps running meanwhile). It never refunds.
-	LookupRefund(ctx context.Context, req RefundLookupRequest) (RefundResult, error)
+	LookupRefund(ctx context.Context, req RefundLookupParams) (RefundResult, error)
 }
 
-// LookupRequest asks a gateway what happened to the charge made (or maybe made) under a key,
+// LookupParams asks a gateway what happened to the charge made (or maybe made) under a key,
 // with what the engine knows that helps a provider find it.
-type LookupRequest struct {
+type LookupParams struct {
 	// IdempotencyKey is the key of the charge. Required.
 	IdempotencyKey string
 	// ProviderPaymentID is the provider's id of the charge when an answer gave it (a pending
@@ -71,15 +71,15 @@ type LookupRequest struct {
 	CreatedAt time.Time
 }
 
-// RefundLookupRequest asks a gateway what happened to the refund made (or maybe made) under a
+// RefundLookupParams asks a gateway what happened to the refund made (or maybe made) under a
 // key.
-type RefundLookupRequest struct {
+type RefundLookupParams struct {
 	// IdempotencyKey is the key of the refund. Required.
 	IdempotencyKey string
 	// ProviderPaymentID is the provider's id of the payment refunded. Required.
 	ProviderPaymentID string
 	// ProviderRefundID is the provider's id of the refund when an answer gave it, else empty.
-	// A hint, under the same rule as LookupRequest.ProviderPaymentID: check the key.
+	// A hint, under the same rule as LookupParams.ProviderPaymentID: check the key.
 	ProviderRefundID string
 	// CreatedAt is when the engine decided the refund, by its clock: a refund under the key was
 	// made at or after it.
@@ -100,12 +100,12 @@ type CheckoutGateway interface {
 	// StartCheckout creates the payment under req.IdempotencyKey (the same rules as Charge:
 	// the same key is the same payment; an error means the outcome is unknown) and returns
 	// where to send the customer.
-	StartCheckout(ctx context.Context, req CheckoutRequest) (CheckoutResult, error)
+	StartCheckout(ctx context.Context, req CheckoutParams) (CheckoutResult, error)
 }
 
-// CheckoutRequest is a first payment the customer confirms on the provider's page, saving
+// CheckoutParams is a first payment the customer confirms on the provider's page, saving
 // the payment method for renewals.
-type CheckoutRequest struct {
+type CheckoutParams struct {
 	// IdempotencyKey identifies the payment at the gateway. At most MaxKeyLen printable ASCII
 	// characters.
 	IdempotencyKey string
@@ -128,7 +128,7 @@ type CheckoutRequest struct {
 }
 
 // Validate checks every field. It returns a *ValidationError (errors.Is ErrInvalid).
-func (r CheckoutRequest) Validate() error {
+func (r CheckoutParams) Validate() error {
 	if err := checkKey("IdempotencyKey", r.IdempotencyKey); err != nil {
 		return err
 	}
@@ -181,10 +181,10 @@ func (o Outcome) Valid() bool {
 	return false
 }
 
-// ChargeRequest is one charge of a saved payment method. Build it with Attempt.ChargeRequest,
+// ChargeParams is one charge of a saved payment method. Build it with Attempt.ChargeParams,
 // which fills the key, amount and currency from the attempt and checks consent; an adapter
 // receives it already valid.
-type ChargeRequest struct {
+type ChargeParams struct {
 	// IdempotencyKey identifies the attempt at the gateway; the same key is sent on every retry
 	// of the attempt (NewAttemptKey: unguessable). At most MaxKeyLen printable ASCII
 	// characters.
@@ -210,7 +210,7 @@ type ChargeRequest struct {
 
 // Validate checks every field and that the receipt is an Income receipt for exactly Amount in
 // Currency. It returns a *ValidationError (errors.Is ErrInvalid).
-func (r ChargeRequest) Validate() error {
+func (r ChargeParams) Validate() error {
 	if err := checkKey("IdempotencyKey", r.IdempotencyKey); err != nil {
 		return err
 	}
@@ -266,9 +266,9 @@ type ChargeResult struct {
 	PaymentMethod string
 }
 
-// RefundRequest is one refund of (part of) a succeeded provider payment. The refund package
+// RefundParams is one refund of (part of) a succeeded provider payment. The refund package
 // decides it (TERMS 3.7, 3.8, consumer law art. 32); the engine sends it.
-type RefundRequest struct {
+type RefundParams struct {
 	// IdempotencyKey identifies the refund at the gateway; reused on every retry of the same
 	// refund. At most MaxKeyLen printable ASCII characters.
 	IdempotencyKey string
@@ -289,7 +289,7 @@ type RefundRequest struct {
 
 // Validate checks every field and that the receipt is an IncomeReturn receipt for exactly
 // Amount in Currency. It returns a *ValidationError.
-func (r RefundRequest) Validate() error {
+func (r RefundParams) Validate() error {
 	if err := checkKey("IdempotencyKey", r.IdempotencyKey); err != nil {
 		return err
 	}

@@ -12,34 +12,34 @@ import (
 func TestChargeRequestValidate(t *testing.T) {
 	t.Parallel()
 
-	base := func(t *testing.T) payment.ChargeRequest {
-		return payment.ChargeRequest{
+	base := func(t *testing.T) payment.ChargeParams {
+		return payment.ChargeParams{
 			IdempotencyKey: "renew:" + subID + ":7:1", PaymentMethod: token, CustomerID: custID,
 			Amount: price, Currency: rub, Description: "Pro, 1 month", Receipt: receipt(t),
 		}
 	}
 	tests := []struct {
 		name    string
-		modify  func(*payment.ChargeRequest)
+		modify  func(*payment.ChargeParams)
 		wantErr error
 	}{
-		{"valid", func(*payment.ChargeRequest) {}, nil},
-		{"a 19-digit token that fails the Luhn check is a token", func(r *payment.ChargeRequest) { r.PaymentMethod = "4111111111111111112" }, nil},
-		{"no key", func(r *payment.ChargeRequest) { r.IdempotencyKey = "" }, payment.ErrInvalid},
-		{"key over 64 characters", func(r *payment.ChargeRequest) { r.IdempotencyKey = strings.Repeat("k", 65) }, payment.ErrInvalid},
-		{"key with a space", func(r *payment.ChargeRequest) { r.IdempotencyKey = "renew 1" }, payment.ErrInvalid},
-		{"key with non-ASCII", func(r *payment.ChargeRequest) { r.IdempotencyKey = "ключ" }, payment.ErrInvalid},
-		{"no payment method", func(r *payment.ChargeRequest) { r.PaymentMethod = "" }, payment.ErrInvalid},
-		{"5.1 card number as the payment method", func(r *payment.ChargeRequest) { r.PaymentMethod = "4111111111111111" }, payment.ErrCardData},
-		{"5.1 card number with dashes", func(r *payment.ChargeRequest) { r.PaymentMethod = "5555-5555-5555-4444" }, payment.ErrCardData},
-		{"1.3 no customer", func(r *payment.ChargeRequest) { r.CustomerID = "" }, payment.ErrInvalid},
-		{"zero amount", func(r *payment.ChargeRequest) { r.Amount = 0 }, payment.ErrInvalid},
-		{"unknown currency", func(r *payment.ChargeRequest) { r.Currency = "XYZ" }, payment.ErrInvalid},
-		{"no description", func(r *payment.ChargeRequest) { r.Description = "" }, payment.ErrInvalid},
-		{"54-FZ receipt in another currency", func(r *payment.ChargeRequest) {
+		{"valid", func(*payment.ChargeParams) {}, nil},
+		{"a 19-digit token that fails the Luhn check is a token", func(r *payment.ChargeParams) { r.PaymentMethod = "4111111111111111112" }, nil},
+		{"no key", func(r *payment.ChargeParams) { r.IdempotencyKey = "" }, payment.ErrInvalid},
+		{"key over 64 characters", func(r *payment.ChargeParams) { r.IdempotencyKey = strings.Repeat("k", 65) }, payment.ErrInvalid},
+		{"key with a space", func(r *payment.ChargeParams) { r.IdempotencyKey = "renew 1" }, payment.ErrInvalid},
+		{"key with non-ASCII", func(r *payment.ChargeParams) { r.IdempotencyKey = "ключ" }, payment.ErrInvalid},
+		{"no payment method", func(r *payment.ChargeParams) { r.PaymentMethod = "" }, payment.ErrInvalid},
+		{"5.1 card number as the payment method", func(r *payment.ChargeParams) { r.PaymentMethod = "4111111111111111" }, payment.ErrCardData},
+		{"5.1 card number with dashes", func(r *payment.ChargeParams) { r.PaymentMethod = "5555-5555-5555-4444" }, payment.ErrCardData},
+		{"1.3 no customer", func(r *payment.ChargeParams) { r.CustomerID = "" }, payment.ErrInvalid},
+		{"zero amount", func(r *payment.ChargeParams) { r.Amount = 0 }, payment.ErrInvalid},
+		{"unknown currency", func(r *payment.ChargeParams) { r.Currency = "XYZ" }, payment.ErrInvalid},
+		{"no description", func(r *payment.ChargeParams) { r.Description = "" }, payment.ErrInvalid},
+		{"54-FZ receipt in another currency", func(r *payment.ChargeParams) {
 			r.Currency = "USD"
 		}, payment.ErrInvalid},
-		{"54-FZ invalid receipt", func(r *payment.ChargeRequest) { r.Receipt.Items[0].VAT = "" }, payment.ErrInvalid},
+		{"54-FZ invalid receipt", func(r *payment.ChargeParams) { r.Receipt.Items[0].VAT = "" }, payment.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,28 +64,28 @@ func TestChargeRequestValidate(t *testing.T) {
 func TestRefundRequestValidate(t *testing.T) {
 	t.Parallel()
 
-	base := func(t *testing.T) payment.RefundRequest {
+	base := func(t *testing.T) payment.RefundParams {
 		r, err := payment.NewRefundReceipt("Pro, 1 month", price, rub, payment.VAT22Of122, payment.Contact{})
 		require.NoError(t, err)
-		return payment.RefundRequest{
+		return payment.RefundParams{
 			IdempotencyKey: "refund:0190-r1", ProviderPaymentID: ppID, Amount: price, Currency: rub,
 			Description: "3.7 refund", Receipt: r,
 		}
 	}
 	tests := []struct {
 		name    string
-		modify  func(*payment.RefundRequest)
+		modify  func(*payment.RefundParams)
 		wantErr bool
 	}{
-		{"valid", func(*payment.RefundRequest) {}, false},
-		{"no key", func(r *payment.RefundRequest) { r.IdempotencyKey = "" }, true},
-		{"no provider payment", func(r *payment.RefundRequest) { r.ProviderPaymentID = " " }, true},
-		{"zero amount", func(r *payment.RefundRequest) { r.Amount = 0 }, true},
-		{"no description", func(r *payment.RefundRequest) { r.Description = "" }, true},
-		{"54-FZ an income receipt on a refund", func(r *payment.RefundRequest) {
+		{"valid", func(*payment.RefundParams) {}, false},
+		{"no key", func(r *payment.RefundParams) { r.IdempotencyKey = "" }, true},
+		{"no provider payment", func(r *payment.RefundParams) { r.ProviderPaymentID = " " }, true},
+		{"zero amount", func(r *payment.RefundParams) { r.Amount = 0 }, true},
+		{"no description", func(r *payment.RefundParams) { r.Description = "" }, true},
+		{"54-FZ an income receipt on a refund", func(r *payment.RefundParams) {
 			r.Receipt.Kind = payment.ReceiptIncome
 		}, true},
-		{"54-FZ return receipt for another amount", func(r *payment.RefundRequest) { r.Amount = price - 1 }, true},
+		{"54-FZ return receipt for another amount", func(r *payment.RefundParams) { r.Amount = price - 1 }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -141,7 +141,7 @@ func (w *world) advance(j *job, faults bool) bool {
 		}
 		return true // activate or stop
 	case 1:
-		req, err := j.attempt.ChargeRequest(w.method, payment.ChargeDetails{
+		req, err := j.attempt.ChargeParams(w.method, payment.ChargeDetails{
 			CustomerID: custID, Description: "Pro, 1 month", Receipt: receipt(t),
 		}, w.clock)
 		switch {
@@ -196,7 +196,7 @@ func (w *world) cancel(a payment.Attempt) {
 
 // charge is the model gateway's Charge: deduplicated by key; with faults it may time out before
 // the request arrives or after it was processed.
-func (w *world) charge(req payment.ChargeRequest, faults bool) (payment.ChargeResult, error) {
+func (w *world) charge(req payment.ChargeParams, faults bool) (payment.ChargeResult, error) {
 	t := w.t
 	if !w.method.ConsentWithdrawnAt.IsZero() {
 		t.Fatalf("charge of %s after consent was withdrawn", req.IdempotencyKey)

@@ -94,7 +94,7 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	// The engine's checkout keys are global: scope the client's key by customer, so two
 	// customers who pick the same key do not collide.
-	sub, err := s.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: body.CustomerID, TariffCode: body.TariffCode,
+	sub, err := s.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: body.CustomerID, TariffCode: body.TariffCode,
 		PaymentMethod: body.PaymentMethod, IdempotencyKey: "http:" + body.CustomerID + ":" + key})
 	if err != nil {
 		s.writeError(w, err)
@@ -151,7 +151,7 @@ func (s *server) checkout(w http.ResponseWriter, r *http.Request, sub subscripti
 
 // getSubscription returns the subscription with its current period, usage and access now.
 func (s *server) getSubscription(w http.ResponseWriter, r *http.Request) {
-	sub, err := s.engine.Get(r.Context(), r.PathValue("id"))
+	sub, err := s.engine.SubscriptionGet(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -232,7 +232,7 @@ func (s *server) requestRefund(w http.ResponseWriter, r *http.Request) {
 		body.Channel = refund.ChannelProfile
 	}
 	id := r.PathValue("id")
-	req, err := s.engine.RequestRefund(r.Context(), billing.RefundRequestInput{SubscriptionID: id,
+	req, err := s.engine.RequestRefund(r.Context(), billing.RefundRequestParams{SubscriptionID: id,
 		ReceivedAt: s.engine.Now(), Channel: body.Channel, Text: body.Text,
 		IdempotencyKey: "http:" + id + ":" + key}) // refund keys are global: scope them by subscription
 	if err != nil {

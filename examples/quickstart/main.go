@@ -84,7 +84,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.say("published %s v%d: %s %s per %s, %d generations", v.Code, v.Number, v.Price.StringFixed(2), v.Currency, v.Period, v.Limits[0].Quantity)
 
 	d.say("\n-- Anna subscribes and pays (TERMS 3.3: no access before the charge succeeds)")
-	anna, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "anna", TariffCode: "pro", PaymentMethod: "tok_anna", IdempotencyKey: "checkout-anna"})
+	anna, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "anna", TariffCode: "pro", PaymentMethod: "tok_anna", IdempotencyKey: "checkout-anna"})
 	if err != nil {
 		return err
 	}
@@ -219,7 +219,7 @@ func (d *demo) access(ctx context.Context, when, id string) {
 }
 
 func (d *demo) get(ctx context.Context, id string) subscription.Subscription {
-	sub, err := d.engine.Get(ctx, id)
+	sub, err := d.engine.SubscriptionGet(ctx, id)
 	if err != nil {
 		d.say("get: %v", err)
 	}
@@ -249,7 +249,7 @@ func (d *demo) runTo(ctx context.Context, t time.Time) error {
 
 // subscribePaid subscribes a customer at the current price and pays; it returns the ID.
 func (d *demo) subscribePaid(ctx context.Context, customer string) string {
-	sub, err := d.engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro", PaymentMethod: "tok_" + customer, IdempotencyKey: "checkout-" + customer})
+	sub, err := d.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro", PaymentMethod: "tok_" + customer, IdempotencyKey: "checkout-" + customer})
 	if err != nil {
 		d.say("subscribe %s: %v", customer, err)
 		return ""
@@ -265,7 +265,7 @@ func (d *demo) subscribePaid(ctx context.Context, customer string) string {
 
 func (d *demo) refund(ctx context.Context, who, id string) error {
 	e := d.engine
-	req, err := e.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: id, ReceivedAt: d.clock.Now(),
+	req, err := e.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: id, ReceivedAt: d.clock.Now(),
 		Channel: refund.ChannelEmail, Text: "please refund", IdempotencyKey: "refund-" + id})
 	if err != nil {
 		return err
@@ -277,7 +277,7 @@ func (d *demo) refund(ctx context.Context, who, id string) error {
 	if _, err := e.VerifyRefund(ctx, req.ID, "operator"); err != nil {
 		return err
 	}
-	done, err := e.ExecuteRefund(ctx, req.ID, billing.ExecuteOptions{Actor: "operator"})
+	done, err := e.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "operator"})
 	if err != nil {
 		return err
 	}

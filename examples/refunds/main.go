@@ -106,7 +106,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.say("\n-- Four customers subscribe and pay; access is granted at once")
 	ids := map[string]string{}
 	for _, customer := range []string{"anna", "boris", "vera", "gleb"} {
-		sub, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro",
+		sub, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro",
 			PaymentMethod: "tok_" + customer, IdempotencyKey: "checkout-" + customer})
 		if err != nil {
 			return err
@@ -128,7 +128,7 @@ func (d *demo) story(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := d.pay(ctx, "anna", anna, billing.ExecuteOptions{Actor: "operator:olga"}); err != nil {
+	if err := d.pay(ctx, "anna", anna, billing.ExecuteRefundOpts{Actor: "operator:olga"}); err != nil {
 		return err
 	}
 	d.say("  %s", d.access(ctx, ids["anna"]))
@@ -154,9 +154,9 @@ func (d *demo) story(ctx context.Context) error {
 	d.say("  the operator rejects it with a reason: closed, so it is not escalated")
 
 	d.say("\n-- An operator refunds boris anyway: a person's decision, recorded in the audit log")
-	_, err = e.ExecuteRefund(ctx, boris.ID, billing.ExecuteOptions{Actor: "operator:olga"})
+	_, err = e.ExecuteRefund(ctx, boris.ID, billing.ExecuteRefundOpts{Actor: "operator:olga"})
 	d.say("without an override: %s", errorName(err))
-	if err := d.pay(ctx, "boris", boris, billing.ExecuteOptions{Actor: "operator:olga", Override: true,
+	if err := d.pay(ctx, "boris", boris, billing.ExecuteRefundOpts{Actor: "operator:olga", Override: true,
 		OverrideReason: "goodwill: the generation failed, support ticket 1187"}); err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (d *demo) story(ctx context.Context) error {
 				who = name
 			}
 		}
-		r, err := e.RefundRequestByID(ctx, ev.RefundRequestID)
+		r, err := e.RefundRequestGet(ctx, ev.RefundRequestID)
 		if err != nil {
 			return err
 		}
@@ -183,12 +183,12 @@ func (d *demo) story(ctx context.Context) error {
 			d.day(ev.OccurredAt), who, d.day(r.ReceivedAt), r.State, d.deadline(ev.DueAt))
 	}
 	d.say("the operator pays it on %s:", d.day(d.clock.Now()))
-	if err := d.pay(ctx, "gleb", gleb, billing.ExecuteOptions{Actor: "operator:olga"}); err != nil {
+	if err := d.pay(ctx, "gleb", gleb, billing.ExecuteRefundOpts{Actor: "operator:olga"}); err != nil {
 		return err
 	}
 
 	d.say("\n-- Where the requests stand, earliest payout deadline first")
-	all, err := e.RefundRequests(ctx, billing.RefundFilter{})
+	all, err := e.RefundRequestList(ctx, billing.RefundRequestListParams{})
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (d *demo) story(ctx context.Context) error {
 // request records a customer's e-mail asking for a refund, received now, and prints the
 // engine's 3.7 decision.
 func (d *demo) request(ctx context.Context, who, id, text string) (billing.RefundRequest, error) {
-	req, err := d.engine.RequestRefund(ctx, billing.RefundRequestInput{SubscriptionID: id, ReceivedAt: d.clock.Now(),
+	req, err := d.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: id, ReceivedAt: d.clock.Now(),
 		Channel: refund.ChannelEmail, Text: text, IdempotencyKey: "refund-email-" + who})
 	if err != nil {
 		return req, err
@@ -228,7 +228,7 @@ func (d *demo) request(ctx context.Context, who, id, text string) (billing.Refun
 }
 
 // pay verifies the customer (unless done) and executes the refund through the gateway.
-func (d *demo) pay(ctx context.Context, who string, req billing.RefundRequest, opts billing.ExecuteOptions) error {
+func (d *demo) pay(ctx context.Context, who string, req billing.RefundRequest, opts billing.ExecuteRefundOpts) error {
 	if req.State == refund.StateReceived {
 		if _, err := d.engine.VerifyRefund(ctx, req.ID, opts.Actor); err != nil {
 			return err
@@ -242,9 +242,9 @@ func (d *demo) pay(ctx context.Context, who string, req billing.RefundRequest, o
 	return nil
 }
 
-// audit prints the refund entries of a subscription's audit log (Engine.AuditLog).
+// audit prints the refund entries of a subscription's audit log (Engine.AuditLogList).
 func (d *demo) audit(ctx context.Context, subscriptionID string) error {
-	entries, err := d.engine.AuditLog(ctx, billing.SubscriptionSubject(subscriptionID))
+	entries, err := d.engine.AuditLogList(ctx, billing.SubscriptionSubject(subscriptionID))
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.gateway.Script("tok_vera", billingtest.Succeed, billingtest.HardDecline)
 	ids := map[string]string{}
 	for _, customer := range []string{"anna", "boris", "vera", "gleb"} {
-		sub, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: customer, TariffCode: "pro",
+		sub, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: customer, TariffCode: "pro",
 			PaymentMethod: "tok_" + customer, IdempotencyKey: "checkout-" + customer})
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (d *demo) story(ctx context.Context) error {
 // renewal prints where the charge of period stands for a customer: the attempts so far and
 // the subscription's status and access.
 func (d *demo) renewal(ctx context.Context, customer, id string, period int) error {
-	attempts, err := d.engine.Attempts(ctx, id)
+	attempts, err := d.engine.AttemptList(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (d *demo) renewal(ctx context.Context, customer, id string, period int) err
 
 // history prints a customer's year: each paid period with its charge, and the end.
 func (d *demo) history(ctx context.Context, customer, id string) error {
-	attempts, err := d.engine.Attempts(ctx, id)
+	attempts, err := d.engine.AttemptList(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func (d *demo) runTo(ctx context.Context, t time.Time) error {
 }
 
 func (d *demo) get(ctx context.Context, id string) subscription.Subscription {
-	sub, err := d.engine.Get(ctx, id)
+	sub, err := d.engine.SubscriptionGet(ctx, id)
 	if err != nil {
 		d.say("get: %v", err)
 	}

@@ -4,7 +4,7 @@
 //
 // The pattern, around every call:
 //
-//	r, err := engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: id, Meter: "generations",
+//	r, err := engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: id, Meter: "generations",
 //		Quantity: mostItMayCost, TTL: 2 * time.Minute, IdempotencyKey: requestID})
 //	// errors.Is(err, billing.ErrLimitExceeded) or billing.ErrNoAccess: do not make the call
 //	result, callErr := callTheModel(ctx, ...)
@@ -93,7 +93,7 @@ func (d *demo) story(ctx context.Context) error {
 		Limits: []tariff.Limit{{Meter: meter, Quantity: 100}}}); err != nil {
 		return err
 	}
-	sub, err := e.Subscribe(ctx, billing.SubscribeRequest{CustomerID: "anna", TariffCode: "starter",
+	sub, err := e.Subscribe(ctx, billing.SubscribeParams{CustomerID: "anna", TariffCode: "starter",
 		PaymentMethod: "tok_anna", IdempotencyKey: "checkout-anna"})
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (d *demo) story(ctx context.Context) error {
 	}
 
 	d.say("\n-- 3. Nobody comes back: the reservation expires after its TTL")
-	r, err := e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: 20,
+	r, err := e.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: 20,
 		TTL: 5 * time.Minute, IdempotencyKey: "call-3"})
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func (d *demo) story(ctx context.Context) error {
 	}
 	d.say("%s River's expiry job has run", d.at())
 	d.usage(ctx)
-	_, err = e.Commit(ctx, r.ID, 20)
+	_, err = e.ReservationCommit(ctx, r.ID, 20)
 	d.say("a late Commit: %s", errorName(err))
 
 	d.say("\n-- 4. The limit refuses a reservation that does not fit (TERMS 3.1)")
@@ -137,16 +137,16 @@ func (d *demo) story(ctx context.Context) error {
 	}
 	d.say("%s consume 80 at once (a batch job)", d.at())
 	d.usage(ctx)
-	_, err = e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: 20, IdempotencyKey: "call-4"})
+	_, err = e.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: 20, IdempotencyKey: "call-4"})
 	d.say("reserve 20: %s", errorName(err))
-	held, err := e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: 13, IdempotencyKey: "call-5"})
+	held, err := e.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: 13, IdempotencyKey: "call-5"})
 	if err != nil {
 		return err
 	}
 	d.say("reserve 13: granted, the rest of the volume is held")
 	_, err = e.Consume(ctx, d.sub, meter, 1, "one-more")
 	d.say("while it is held, consume 1: %s", errorName(err))
-	if _, err := e.Commit(ctx, held.ID, 5); err != nil {
+	if _, err := e.ReservationCommit(ctx, held.ID, 5); err != nil {
 		return err
 	}
 	d.say("commit 5 of the 13: the other 8 come back")
@@ -160,7 +160,7 @@ func (d *demo) story(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			held3[i], results[i] = e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: 3,
+			held3[i], results[i] = e.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: 3,
 				IdempotencyKey: fmt.Sprintf("burst-%d", i)})
 		}()
 	}
@@ -182,7 +182,7 @@ func (d *demo) story(ctx context.Context) error {
 	d.say("\n-- 6. The volume is used up: access ends before the month does (TERMS 3.1, whichever first)")
 	for i, r := range held3 {
 		if results[i] == nil {
-			if _, err := e.Commit(ctx, r.ID, 3); err != nil {
+			if _, err := e.ReservationCommit(ctx, r.ID, 3); err != nil {
 				return err
 			}
 		}
@@ -192,7 +192,7 @@ func (d *demo) story(ctx context.Context) error {
 	}
 	d.say("commit both in full, consume the last 2")
 	d.usage(ctx)
-	_, err = e.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: 1, IdempotencyKey: "call-6"})
+	_, err = e.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: 1, IdempotencyKey: "call-6"})
 	d.say("reserve 1: %s", errorName(err))
 	return nil
 }
@@ -200,7 +200,7 @@ func (d *demo) story(ctx context.Context) error {
 // generate is the host's handler around one AI call: reserve the most it may cost, make the
 // call (slow: the clock moves 40 seconds), then commit the actual cost or release on failure.
 func (d *demo) generate(ctx context.Context, key string, most, actual int64, callErr error) error {
-	r, err := d.engine.Reserve(ctx, billing.ReserveRequest{SubscriptionID: d.sub, Meter: meter, Quantity: most,
+	r, err := d.engine.Reserve(ctx, billing.ReserveParams{SubscriptionID: d.sub, Meter: meter, Quantity: most,
 		TTL: 2 * time.Minute, IdempotencyKey: key})
 	if err != nil {
 		return err
@@ -209,12 +209,12 @@ func (d *demo) generate(ctx context.Context, key string, most, actual int64, cal
 	d.usage(ctx)
 	d.clock.Advance(40 * time.Second) // the model works
 	if callErr != nil {
-		if _, err := d.engine.Release(ctx, r.ID); err != nil {
+		if _, err := d.engine.ReservationRelease(ctx, r.ID); err != nil {
 			return err
 		}
 		d.say("%s the call fails (%v): release", d.at(), callErr)
 	} else {
-		if _, err := d.engine.Commit(ctx, r.ID, actual); err != nil {
+		if _, err := d.engine.ReservationCommit(ctx, r.ID, actual); err != nil {
 			return err
 		}
 		d.say("%s the call returns %d images: commit %d", d.at(), actual, actual)
@@ -225,7 +225,7 @@ func (d *demo) generate(ctx context.Context, key string, most, actual int64, cal
 
 // usage prints the meter's counters in the current period and whether access is granted.
 func (d *demo) usage(ctx context.Context) {
-	sub, err := d.engine.Get(ctx, d.sub)
+	sub, err := d.engine.SubscriptionGet(ctx, d.sub)
 	if err != nil {
 		d.say("get: %v", err)
 		return

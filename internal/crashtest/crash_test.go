@@ -542,7 +542,7 @@ func subscribeAndPay(t *testing.T, ctx context.Context, engine *billing.Engine, 
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			sub, err := engine.Subscribe(ctx, billing.SubscribeRequest{CustomerID: fmt.Sprintf("cust-%05d", i),
+			sub, err := engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: fmt.Sprintf("cust-%05d", i),
 				TariffCode: tariffCode, PaymentMethod: fmt.Sprintf("tok-crash-%05d", i), IdempotencyKey: fmt.Sprintf("checkout-%05d", i)})
 			if err != nil {
 				errs[i] = err
@@ -726,7 +726,7 @@ func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine 
 	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
 	// The ledger's provider cash postings, by provider payment id.
-	entries, err := engine.Ledger().Entries(ctx, ledger.ProviderCash.Code("RUB"))
+	entries, err := engine.Ledger().EntryList(ctx, ledger.ProviderCash.Code("RUB"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -775,11 +775,11 @@ func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine 
 		t.Fatal(err)
 	}
 	for _, id := range subs {
-		sub, err := engine.Get(ctx, id)
+		sub, err := engine.SubscriptionGet(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		attempts, err := engine.Attempts(ctx, id)
+		attempts, err := engine.AttemptList(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -116,8 +116,8 @@ func NoteCheck(ctx context.Context, q Querier, id string, failed bool, lastErr s
 	return err
 }
 
-// ParkedAttempts returns the attempts reconciliation gave up on, oldest first.
-func ParkedAttempts(ctx context.Context, q Querier) ([]AttemptRow, error) {
+// AttemptListParked returns the attempts reconciliation gave up on, oldest first.
+func AttemptListParked(ctx context.Context, q Querier) ([]AttemptRow, error) {
 	rows, err := q.Query(ctx, `SELECT `+attemptColumns+` FROM billing_payment_attempts
 		WHERE parked_at IS NOT NULL ORDER BY parked_at`)
 	if err != nil {

@@ -31,7 +31,7 @@ var checkoutChecks = checkGroup{"Checkout", []check{
 
 // checkout is a checkout request made as the engine makes it, and when it was made.
 type checkout struct {
-	req       payment.CheckoutRequest
+	req       payment.CheckoutParams
 	createdAt time.Time
 }
 
@@ -59,16 +59,16 @@ func (s *suite) newCheckout() checkout {
 	receipt, err := payment.NewChargeReceipt("Conformance tariff, 1 month", price, currency,
 		payment.VAT22Of122, payment.Contact{Email: "conformance@example.com"})
 	require.NoError(s.t, err)
-	return checkout{createdAt: time.Now().UTC(), req: payment.CheckoutRequest{
+	return checkout{createdAt: time.Now().UTC(), req: payment.CheckoutParams{
 		IdempotencyKey: key, CustomerID: "cust-" + nonce, Amount: price, Currency: currency,
 		Description: "Conformance, 1 month", Receipt: receipt, ReturnURL: "https://shop.example.com/return",
 		Metadata: map[string]string{payment.MetadataIdempotencyKey: key, "subscription_id": "sub-" + nonce},
 	}}
 }
 
-// lookup is the LookupRequest for c, naming providerPaymentID.
-func (c checkout) lookup(providerPaymentID string) payment.LookupRequest {
-	return payment.LookupRequest{IdempotencyKey: c.req.IdempotencyKey, ProviderPaymentID: providerPaymentID, CreatedAt: c.createdAt}
+// lookup is the LookupParams for c, naming providerPaymentID.
+func (c checkout) lookup(providerPaymentID string) payment.LookupParams {
+	return payment.LookupParams{IdempotencyKey: c.req.IdempotencyKey, ProviderPaymentID: providerPaymentID, CreatedAt: c.createdAt}
 }
 
 // started starts c and requires a pending payment with a confirmation URL, amount and

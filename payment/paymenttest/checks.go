@@ -522,10 +522,10 @@ func invalidRefund(s *suite) {
 // would tell the engine to charge again).
 func invalidLookups(s *suite) {
 	_, paid := s.succeeded()
-	_, err := s.gw.Lookup(s.ctx, payment.LookupRequest{ProviderPaymentID: paid.ProviderPaymentID})
+	_, err := s.gw.Lookup(s.ctx, payment.LookupParams{ProviderPaymentID: paid.ProviderPaymentID})
 	require.Error(s.t, err, "Lookup without a key")
 	require.NotErrorIs(s.t, err, payment.ErrNotFound, "Lookup without a key answered ErrNotFound")
-	_, err = s.gw.LookupRefund(s.ctx, payment.RefundLookupRequest{ProviderPaymentID: paid.ProviderPaymentID})
+	_, err = s.gw.LookupRefund(s.ctx, payment.RefundLookupParams{ProviderPaymentID: paid.ProviderPaymentID})
 	require.Error(s.t, err, "LookupRefund without a key")
 	require.NotErrorIs(s.t, err, payment.ErrNotFound, "LookupRefund without a key answered ErrNotFound")
 }

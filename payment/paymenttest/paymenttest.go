@@ -134,7 +134,7 @@ func (b Behaviour) String() string {
 // payment.CheckoutGateway.
 //
 // Amounts are in RUB; every charge and refund request is built the way the engine builds it
-// (payment.Attempt.ChargeRequest, with payment.MetadataIdempotencyKey in the metadata, and a
+// (payment.Attempt.ChargeParams, with payment.MetadataIdempotencyKey in the metadata, and a
 // receipt from payment.NewChargeReceipt or payment.NewRefundReceipt). Keys are random, so a
 // harness backed by one shared sandbox does not see the keys of an earlier run.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {

@@ -58,12 +58,12 @@ func (s *suite) payments() int {
 
 // charge is a charge request made the way the engine makes it, and when its attempt was made.
 type charge struct {
-	req       payment.ChargeRequest
+	req       payment.ChargeParams
 	createdAt time.Time
 }
 
 // newCharge builds the request of a new renewal attempt under a fresh random key, charging
-// token amount kopecks, with payment.Attempt.ChargeRequest as the engine does.
+// token amount kopecks, with payment.Attempt.ChargeParams as the engine does.
 func (s *suite) newCharge(token string, amount int64) charge {
 	s.t.Helper()
 	nonce := randomHex(s.t)
@@ -78,16 +78,16 @@ func (s *suite) newCharge(token string, amount int64) charge {
 	receipt, err := payment.NewChargeReceipt("Conformance tariff, 1 month", amount, currency,
 		payment.VAT22Of122, payment.Contact{Email: "conformance@example.com"})
 	require.NoError(s.t, err)
-	req, err := a.ChargeRequest(payment.PaymentMethodStatus{Token: token, ConsentGivenAt: now.Add(-time.Hour)},
+	req, err := a.ChargeParams(payment.PaymentMethodStatus{Token: token, ConsentGivenAt: now.Add(-time.Hour)},
 		payment.ChargeDetails{CustomerID: "cust-" + nonce, Description: "Conformance, 1 month", Receipt: receipt,
 			Metadata: map[string]string{"subscription_id": "sub-" + nonce, "period": "2"}}, now)
 	require.NoError(s.t, err)
 	return charge{req: req, createdAt: now}
 }
 
-// lookup is the LookupRequest for c, naming providerPaymentID ("" when no answer gave one).
-func (c charge) lookup(providerPaymentID string) payment.LookupRequest {
-	return payment.LookupRequest{IdempotencyKey: c.req.IdempotencyKey, ProviderPaymentID: providerPaymentID, CreatedAt: c.createdAt}
+// lookup is the LookupParams for c, naming providerPaymentID ("" when no answer gave one).
+func (c charge) lookup(providerPaymentID string) payment.LookupParams {
+	return payment.LookupParams{IdempotencyKey: c.req.IdempotencyKey, ProviderPaymentID: providerPaymentID, CreatedAt: c.createdAt}
 }
 
 // succeeded charges a new Succeed method price kopecks and requires success.
@@ -134,28 +134,28 @@ func (s *suite) requireNotFound(err error, what string) {
 
 // newRefund builds a refund of amount kopecks of providerPaymentID under a fresh random key,
 // shaped as the engine's.
-func (s *suite) newRefund(providerPaymentID string, amount int64) payment.RefundRequest {
+func (s *suite) newRefund(providerPaymentID string, amount int64) payment.RefundParams {
 	s.t.Helper()
 	key := "refund_" + randomHex(s.t)
 	receipt, err := payment.NewRefundReceipt("Conformance tariff, 1 month", amount, currency,
 		payment.VAT22Of122, payment.Contact{Email: "conformance@example.com"})
 	require.NoError(s.t, err)
-	return payment.RefundRequest{
+	return payment.RefundParams{
 		IdempotencyKey: key, ProviderPaymentID: providerPaymentID, Amount: amount, Currency: currency,
 		Description: "refund, conformance", Receipt: receipt,
 		Metadata: map[string]string{payment.MetadataIdempotencyKey: key},
 	}
 }
 
-// refundLookup is the RefundLookupRequest for req, naming providerRefundID.
-func refundLookup(req payment.RefundRequest, providerRefundID string) payment.RefundLookupRequest {
-	return payment.RefundLookupRequest{IdempotencyKey: req.IdempotencyKey, ProviderPaymentID: req.ProviderPaymentID,
+// refundLookup is the RefundLookupParams for req, naming providerRefundID.
+func refundLookup(req payment.RefundParams, providerRefundID string) payment.RefundLookupParams {
+	return payment.RefundLookupParams{IdempotencyKey: req.IdempotencyKey, ProviderPaymentID: req.ProviderPaymentID,
 		ProviderRefundID: providerRefundID, CreatedAt: time.Now().UTC().Add(-time.Minute)}
 }
 
 // refunded makes req and requires it taken: succeeded or pending (a pending refund holds its
 // amount), with the refund's id, the payment, the amount and the currency echoed.
-func (s *suite) refunded(req payment.RefundRequest) payment.RefundResult {
+func (s *suite) refunded(req payment.RefundParams) payment.RefundResult {
 	s.t.Helper()
 	res, err := s.gw.Refund(s.ctx, req)
 	require.NoError(s.t, err, "Refund of %d of %s", req.Amount, req.ProviderPaymentID)
@@ -164,7 +164,7 @@ func (s *suite) refunded(req payment.RefundRequest) payment.RefundResult {
 }
 
 // requireRefund requires res to be a taken refund of req.
-func (s *suite) requireRefund(res payment.RefundResult, req payment.RefundRequest) {
+func (s *suite) requireRefund(res payment.RefundResult, req payment.RefundParams) {
 	s.t.Helper()
 	require.Contains(s.t, []payment.Outcome{payment.OutcomeSucceeded, payment.OutcomePending}, res.Outcome,
 		"outcome of the refund under %s (%s %s)", req.IdempotencyKey, res.DeclineCode, res.DeclineMessage)
@@ -177,7 +177,7 @@ func (s *suite) requireRefund(res payment.RefundResult, req payment.RefundReques
 // requireRefundRefused requires req to be refused with an error (the suite's reading of the
 // contract: a refund the payment cannot cover is a bug in the caller, not a decline) and that
 // LookupRefund then reports no refund that took money.
-func (s *suite) requireRefundRefused(req payment.RefundRequest, why string) {
+func (s *suite) requireRefundRefused(req payment.RefundParams, why string) {
 	s.t.Helper()
 	res, err := s.gw.Refund(s.ctx, req)
 	require.Error(s.t, err, "a refund %s must be refused with an error (not a decline: the money need not "+

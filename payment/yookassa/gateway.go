@@ -66,7 +66,7 @@ func (g *Gateway) LogValue() slog.Value { return g.cfg.LogValue() }
 // under the Idempotence-Key req.IdempotencyKey. A canceled payment is a soft or hard
 // decline (see the package doc); an error means the outcome is unknown, or a request this
 // package refused before sending (*payment.ValidationError).
-func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (payment.ChargeResult, error) {
+func (g *Gateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	if err := req.Validate(); err != nil {
 		return payment.ChargeResult{}, err
 	}
@@ -92,7 +92,7 @@ func (g *Gateway) Charge(ctx context.Context, req payment.ChargeRequest) (paymen
 // capture true and no payment method, under req.IdempotencyKey. It returns the payment
 // (usually pending) and the confirmation_url to send the customer to. A pending answer
 // without a confirmation_url is an error (the payment exists; Lookup settles it).
-func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutRequest) (payment.CheckoutResult, error) {
+func (g *Gateway) StartCheckout(ctx context.Context, req payment.CheckoutParams) (payment.CheckoutResult, error) {
 	if err := req.Validate(); err != nil {
 		return payment.CheckoutResult{}, err
 	}
@@ -144,7 +144,7 @@ func (g *Gateway) paymentBody(key string, minor int64, currency, description str
 // description (cut to 250 characters), the return-of-income receipt and the metadata
 // (with the key), under req.IdempotencyKey. An error means the outcome is unknown, or a
 // request refused before sending.
-func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (payment.RefundResult, error) {
+func (g *Gateway) Refund(ctx context.Context, req payment.RefundParams) (payment.RefundResult, error) {
 	if err := req.Validate(); err != nil {
 		return payment.RefundResult{}, err
 	}
@@ -186,7 +186,7 @@ func (g *Gateway) Refund(ctx context.Context, req payment.RefundRequest) (paymen
 //     match metadata[payment.MetadataIdempotencyKey]. payment.ErrNotFound only after the
 //     whole window was read without a match; a failure mid-way is an error, as is
 //     reaching MaxListPages (ErrListingLimit) or finding two payments (ErrDuplicateKey).
-func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (payment.ChargeResult, error) {
+func (g *Gateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
 	if req.IdempotencyKey == "" {
 		return payment.ChargeResult{}, &payment.ValidationError{Field: "IdempotencyKey", Problem: "empty"}
 	}
@@ -220,7 +220,7 @@ func (g *Gateway) Lookup(ctx context.Context, req payment.LookupRequest) (paymen
 // same design as Lookup: GET /refunds/{ProviderRefundID} checked against the key (and the
 // payment), else GET /refunds?payment_id=…&created_at.gte=…&created_at.lte=… matched by
 // metadata. It never creates a refund.
-func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupRequest) (payment.RefundResult, error) {
+func (g *Gateway) LookupRefund(ctx context.Context, req payment.RefundLookupParams) (payment.RefundResult, error) {
 	if req.IdempotencyKey == "" {
 		return payment.RefundResult{}, &payment.ValidationError{Field: "IdempotencyKey", Problem: "empty"}
 	}

@@ -340,15 +340,15 @@ func TestRefusedBeforeSending(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		edit func(*payment.ChargeRequest)
+		edit func(*payment.ChargeParams)
 	}{
-		{"17 metadata keys with the key", func(r *payment.ChargeRequest) { r.Metadata = manyKeys }},
-		{"a metadata key of 33 characters", func(r *payment.ChargeRequest) { r.Metadata[strings.Repeat("k", 33)] = "v" }},
-		{"a metadata value of 513 characters", func(r *payment.ChargeRequest) { r.Metadata["note"] = strings.Repeat("ж", 513) }},
-		{"metadata naming another key", func(r *payment.ChargeRequest) { r.Metadata[payment.MetadataIdempotencyKey] = "other" }},
-		{"a receipt without an email or phone", func(r *payment.ChargeRequest) { r.Receipt.Customer = payment.Contact{} }},
-		{"5.1 a card number as the payment method", func(r *payment.ChargeRequest) { r.PaymentMethod = "4111 1111 1111 1111" }},
-		{"a key with a character YooKassa refuses", func(r *payment.ChargeRequest) {
+		{"17 metadata keys with the key", func(r *payment.ChargeParams) { r.Metadata = manyKeys }},
+		{"a metadata key of 33 characters", func(r *payment.ChargeParams) { r.Metadata[strings.Repeat("k", 33)] = "v" }},
+		{"a metadata value of 513 characters", func(r *payment.ChargeParams) { r.Metadata["note"] = strings.Repeat("ж", 513) }},
+		{"metadata naming another key", func(r *payment.ChargeParams) { r.Metadata[payment.MetadataIdempotencyKey] = "other" }},
+		{"a receipt without an email or phone", func(r *payment.ChargeParams) { r.Receipt.Customer = payment.Contact{} }},
+		{"5.1 a card number as the payment method", func(r *payment.ChargeParams) { r.PaymentMethod = "4111 1111 1111 1111" }},
+		{"a key with a character YooKassa refuses", func(r *payment.ChargeParams) {
 			r.IdempotencyKey = "att:1234567890abcdef"
 			r.Metadata[payment.MetadataIdempotencyKey] = r.IdempotencyKey
 		}},
@@ -384,7 +384,7 @@ func TestStartCheckout(t *testing.T) {
 		"confirmation": map[string]any{"type": "redirect", "return_url": "https://app.example/back", "confirmation_url": "https://yoomoney.ru/checkout/payments/v2/contract?orderId=x"},
 	})}))
 	c := chargeRequest(t, payment.VAT22Of122)
-	req := payment.CheckoutRequest{
+	req := payment.CheckoutParams{
 		IdempotencyKey: c.IdempotencyKey, CustomerID: c.CustomerID, Amount: c.Amount, Currency: c.Currency,
 		Description: c.Description, Receipt: c.Receipt, Metadata: c.Metadata, ReturnURL: "https://app.example/back",
 	}

@@ -146,11 +146,11 @@ const (
 )
 
 // chargeRequest is a valid charge of 990.00 RUB under chargeKey with a receipt at vat.
-func chargeRequest(t *testing.T, vat payment.VATCode) payment.ChargeRequest {
+func chargeRequest(t *testing.T, vat payment.VATCode) payment.ChargeParams {
 	t.Helper()
 	r, err := payment.NewChargeReceipt("Тариф «Про», 1 месяц", 99000, "RUB", vat, payment.Contact{Email: "buyer@example.com", Phone: "+79001234567"})
 	require.NoError(t, err)
-	return payment.ChargeRequest{
+	return payment.ChargeParams{
 		IdempotencyKey: chargeKey,
 		PaymentMethod:  "2e9b4c8f-000f-5000-9000-aaaaaaaaaaaa",
 		CustomerID:     "cust-42",
@@ -163,11 +163,11 @@ func chargeRequest(t *testing.T, vat payment.VATCode) payment.ChargeRequest {
 }
 
 // refundRequest is a valid refund of 990.00 RUB of paymentID under refundKey.
-func refundRequest(t *testing.T) payment.RefundRequest {
+func refundRequest(t *testing.T) payment.RefundParams {
 	t.Helper()
 	r, err := payment.NewRefundReceipt("Возврат: тариф «Про», 1 месяц", 99000, "RUB", payment.VAT22Of122, payment.Contact{Email: "buyer@example.com"})
 	require.NoError(t, err)
-	return payment.RefundRequest{
+	return payment.RefundParams{
 		IdempotencyKey:    refundKey,
 		ProviderPaymentID: paymentID,
 		Amount:            99000,

@@ -81,7 +81,7 @@ func TestLookupByID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, tt.handle)
-			res, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
+			res, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
 			reqs := b.api.requests()
 			requireOnlyGETs(t, reqs)
 			var paths []string
@@ -109,7 +109,7 @@ func TestLookupCheckoutReturnsTheSavedMethod(t *testing.T) {
 		"payment_method": map[string]any{"type": "bank_card", "id": "pm-saved-1", "saved": true,
 			"card": map[string]any{"first6": "555555", "last4": "4477", "expiry_month": "07", "expiry_year": "2030", "card_type": "MasterCard"}},
 	})}))
-	res, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
+	res, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
 	require.NoError(t, err)
 	require.Equal(t, payment.ChargeResult{Outcome: payment.OutcomeSucceeded, ProviderPaymentID: paymentID, Amount: 99000, Currency: "RUB", PaymentMethod: "pm-saved-1"}, res)
 
@@ -117,7 +117,7 @@ func TestLookupCheckoutReturnsTheSavedMethod(t *testing.T) {
 		t.Parallel()
 		b := setup(t, always(answer{Body: paymentJSON(t, paymentID, "succeeded", chargeKey, map[string]any{
 			"payment_method": map[string]any{"type": "bank_card", "id": "pm-once", "saved": false}})}))
-		res, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
+		res, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
 		require.NoError(t, err)
 		require.Empty(t, res.PaymentMethod)
 	})
@@ -131,7 +131,7 @@ func TestLookupByListing(t *testing.T) {
 		answer{Body: listJSON(t, "c2", x("p3", "k3"))},
 		answer{Body: listJSON(t, "", x("p4", "k4"), paymentJSON(t, paymentID, "pending", chargeKey, nil))},
 	))
-	res, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: createdAt})
+	res, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, CreatedAt: createdAt})
 	require.NoError(t, err)
 	require.Equal(t, payment.ChargeResult{Outcome: payment.OutcomePending, ProviderPaymentID: paymentID, Amount: 99000, Currency: "RUB"}, res)
 
@@ -182,7 +182,7 @@ func TestLookupListingFailures(t *testing.T) {
 				edits = append(edits, tt.edit)
 			}
 			b := setup(t, tt.handle, edits...)
-			_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: createdAt})
+			_, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, CreatedAt: createdAt})
 			require.Error(t, err)
 			require.NotErrorIs(t, err, payment.ErrNotFound, "only a complete listing may say the key was never seen")
 			if tt.wantErr != nil {
@@ -195,14 +195,14 @@ func TestLookupListingFailures(t *testing.T) {
 		t.Parallel()
 		b := setup(t, always(answer{Body: listJSON(t, "more", paymentJSON(t, paymentID, "succeeded", chargeKey, nil))}),
 			func(c *yookassa.Config) { c.MaxListPages = 1 })
-		res, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: createdAt})
+		res, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, CreatedAt: createdAt})
 		require.NoError(t, err)
 		require.Equal(t, paymentID, res.ProviderPaymentID)
 	})
 	t.Run("a zero CreatedAt without a match by id is an error", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, always(answer{}))
-		_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey})
+		_, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey})
 		require.ErrorIs(t, err, payment.ErrInvalid)
 		require.False(t, errors.Is(err, payment.ErrNotFound))
 		require.Empty(t, b.api.requests())
@@ -211,10 +211,10 @@ func TestLookupListingFailures(t *testing.T) {
 
 func TestLookupRefund(t *testing.T) {
 	t.Parallel()
-	req := payment.RefundLookupRequest{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, ProviderRefundID: refundID, CreatedAt: createdAt}
+	req := payment.RefundLookupParams{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, ProviderRefundID: refundID, CreatedAt: createdAt}
 	tests := []struct {
 		name     string
-		req      payment.RefundLookupRequest
+		req      payment.RefundLookupParams
 		handle   func(int, request) answer
 		want     payment.Outcome
 		wantErr  error
@@ -226,13 +226,13 @@ func TestLookupRefund(t *testing.T) {
 		{"by id under another key, then the listing finds nothing", req,
 			sequence(answer{Body: refundJSON(t, refundID, "succeeded", "other", nil)}, answer{Body: listJSON(t, "")}),
 			"", payment.ErrNotFound, []string{"/refunds/" + refundID, "/refunds"}},
-		{"by listing over two pages, canceled with a reason", payment.RefundLookupRequest{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt},
+		{"by listing over two pages, canceled with a reason", payment.RefundLookupParams{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt},
 			sequence(
 				answer{Body: listJSON(t, "c1", refundJSON(t, "r-0", "succeeded", "k0", nil))},
 				answer{Body: listJSON(t, "", refundJSON(t, refundID, "canceled", refundKey,
 					map[string]any{"cancellation_details": map[string]string{"party": "refund_network", "reason": "rejected_by_payee"}}))}),
 			payment.OutcomeHardDeclined, nil, []string{"/refunds", "/refunds"}},
-		{"a failure mid-listing is an error", payment.RefundLookupRequest{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt},
+		{"a failure mid-listing is an error", payment.RefundLookupParams{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt},
 			sequence(answer{Body: listJSON(t, "c1")}, answer{Status: 500}),
 			"", errors.New("any"), []string{"/refunds", "/refunds", "/refunds", "/refunds"}},
 	}
@@ -269,7 +269,7 @@ func TestLookupRefund(t *testing.T) {
 func TestLookupRefundOfAnotherPaymentIsAnError(t *testing.T) {
 	t.Parallel()
 	b := setup(t, always(answer{Body: listJSON(t, "", refundJSON(t, refundID, "succeeded", refundKey, map[string]any{"payment_id": "another-payment"}))}))
-	_, err := b.gw.LookupRefund(context.Background(), payment.RefundLookupRequest{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
+	_, err := b.gw.LookupRefund(context.Background(), payment.RefundLookupParams{IdempotencyKey: refundKey, ProviderPaymentID: paymentID, CreatedAt: createdAt})
 	require.ErrorContains(t, err, "another-payment")
 	require.NotErrorIs(t, err, payment.ErrNotFound)
 }
@@ -277,7 +277,7 @@ func TestLookupRefundOfAnotherPaymentIsAnError(t *testing.T) {
 func TestLookupWindowWhenTheEnginesClockIsAhead(t *testing.T) {
 	t.Parallel()
 	b := setup(t, always(answer{Body: listJSON(t, "")}))
-	_, err := b.gw.Lookup(context.Background(), payment.LookupRequest{IdempotencyKey: chargeKey, CreatedAt: now.Add(2 * time.Hour)})
+	_, err := b.gw.Lookup(context.Background(), payment.LookupParams{IdempotencyKey: chargeKey, CreatedAt: now.Add(2 * time.Hour)})
 	require.ErrorIs(t, err, payment.ErrNotFound)
 	q := b.api.requests()[0].Query
 	require.Equal(t, "2026-03-02T13:00:00.000Z", q.Get("created_at.gte"))
