@@ -38,6 +38,15 @@ import (
 //     the charge another way (Attempt.ChargeParams also puts the key in the charge's Metadata
 //     under MetadataIdempotencyKey) rather than answer ErrNotFound for a charge it cannot see.
 //   - Refund and LookupRefund follow the same rules for refunds, under their own keys.
+//
+// Compatibility (the promise of v1 to adapter authors): Gateway gains no method within a
+// major version. A new capability comes as an optional interface of its own, as
+// [CheckoutGateway] did, which the engine finds with a type assertion and does without when
+// an adapter lacks it; an adapter written against v1 keeps compiling and keeps working. The
+// *Params structs may gain fields, whose zero value always means what the adapter did before
+// (an adapter ignores a field it does not know); the *Result structs may gain fields an
+// adapter may leave zero. Outcomes and the meaning of each error above do not change. An
+// adapter checks itself against the contract with paymenttest.Run, which grows with it.
 type Gateway interface {
 	// Charge charges req.PaymentMethod for req.Amount under req.IdempotencyKey. An error means
 	// the outcome is unknown; a decline is a result.
