@@ -17,7 +17,7 @@ import (
 // Readers an operator and an accountant need (issue 15): the periods of a subscription with
 // their terms, subscriptions by status and customer page by page, and the history of one
 // charge attempt or refund request. The ledger's readers (Books.TransactionList,
-// Books.ExportCSV) are in ledger_export.go. Nothing here writes; bad input is an
+// Books.ExportCSV) are in books_export.go. Nothing here writes; bad input is an
 // *InputError (ErrInvalidInput) naming every bad field; a subscription, attempt or request
 // that does not exist is ErrNotFound.
 

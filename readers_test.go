@@ -22,7 +22,7 @@ import (
 )
 
 // Tests of the readers of issue 15: Periods, Subscriptions, AttemptHistory, RefundHistory
-// (the ledger's readers are in ledger_csv_test.go).
+// (the ledger's readers are in books_export_test.go).
 
 func TestReadersPeriodsKeepTheirTerms(t *testing.T) {
 	t.Parallel()
