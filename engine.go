@@ -40,6 +40,23 @@
 //
 // RELIABILITY.md says how this is checked: regression tests, a model-based test of every
 // command against the fake provider's own record, and a multi-process kill -9 test.
+//
+// # Commands in the host's transaction
+//
+// Every command that changes state without calling the provider has a …Tx form
+// ([Engine.SubscribeTx], [Engine.ConsumeTx], [Engine.RequestRefundTx]…) that runs in a pgx.Tx
+// the host began: the host's rows and the engine's commit together, and a rollback leaves
+// nothing of either. The engine's work runs in a savepoint, so a refused command leaves the
+// host's transaction usable; the …Tx forms never retry (only the host can retry its whole
+// transaction). Commands that call the provider have none: what the provider answered must
+// be recorded whatever the host's transaction does next. dbtx.go lists the traps.
+//
+// # Errors
+//
+// Every command's error is an [*Error] (or an [*InputError]) of one [ErrorKind]; [KindOf]
+// and [HTTPStatus] map any of them, and errors.Is matches the kind's sentinel
+// ([ErrInvalidInput], [ErrNotFound], [ErrConflict], [ErrNoAccess], [ErrLimitExceeded],
+// [ErrUnavailable], [ErrInternal]) as well as every detail sentinel in the cause.
 package billing
 
 import (
