@@ -2,6 +2,9 @@ package billing_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +67,24 @@ func hostStory(t *testing.T, b *testBundle, tx pgx.Tx) (subID string) {
 
 func TestHostTransactionRolledBackLeavesNothingOfOurs(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	for _, handler := range []bool{false, true} {
+		t.Run(fmt.Sprintf("event handler set: %v", handler), func(t *testing.T) {
+			t.Parallel()
+			rollbackLeavesNothing(t, handler)
+		})
+	}
+}
+
+// rollbackLeavesNothing runs hostStory in a transaction it rolls back. With an event
+// handler set, the events the story made (subscribed, activated, refund requested…) had
+// their delivery jobs inserted in the host's transaction too: none may survive.
+func rollbackLeavesNothing(t *testing.T, handler bool) {
+	var delivered atomic.Int64
+	b := setupWith(t, func(c *billing.Config) {
+		if handler {
+			c.OnEvent = func(context.Context, billing.Event) error { delivered.Add(1); return nil }
+		}
+	})
 	b.withRiver(t)
 	ctx := context.Background()
 	_, err := b.pool.Exec(ctx, `CREATE TABLE host_orders (id serial PRIMARY KEY, note text)`)
@@ -82,12 +102,16 @@ func TestHostTransactionRolledBackLeavesNothingOfOurs(t *testing.T) {
 	require.Zero(t, hostRows)
 	_, err = b.engine.SubscriptionGet(ctx, subID)
 	require.ErrorIs(t, err, billing.ErrNotFound)
+	require.Zero(t, delivered.Load(), "no event of a rolled-back transaction is delivered")
 }
 
 func TestHostTransactionCommittedKeepsOursWithTheHosts(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.withRiver(t)
+	var kinds sync.Map
+	b := setupWith(t, func(c *billing.Config) {
+		c.OnEvent = func(_ context.Context, ev billing.Event) error { kinds.Store(ev.Kind, true); return nil }
+	})
+	runner := b.withRiver(t)
 	ctx := context.Background()
 	_, err := b.pool.Exec(ctx, `CREATE TABLE host_orders (id serial PRIMARY KEY, note text)`)
 	require.NoError(t, err)
@@ -107,6 +131,12 @@ func TestHostTransactionCommittedKeepsOursWithTheHosts(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, reqs, 1)
 	require.Equal(t, refund.StateVerified, reqs[0].State)
+	// The events the commands made in the host's transaction are delivered once it committed.
+	require.NoError(t, runner.RunDue(ctx))
+	for _, kind := range []billing.EventKind{billing.EventSubscribed, billing.EventActivated, billing.EventRefundRequested} {
+		_, ok := kinds.Load(kind)
+		require.True(t, ok, "event %s delivered after the commit", kind)
+	}
 	// The committed commands replay by key, as if run outside a host transaction.
 	again, err := b.engine.Consume(ctx, subID, "posts", 3, "use-1")
 	require.NoError(t, err)
