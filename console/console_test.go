@@ -344,7 +344,9 @@ func TestRecordVerifyExecuteRefund(t *testing.T) {
 	require.Contains(t, page.body, "Возврат отправлен на выплату.")
 	require.Contains(t, page.body, "возвращён")
 	require.Contains(t, page.body, "refund.verified")
-	require.Contains(t, b.get(t, "/money", olga).body, "refunds", "the ledger shows the refund")
+	require.Contains(t, b.get(t, "/money", olga).body,
+		"provider:RUB</td><td>asset</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">0,00\u00a0₽",
+		"the trial balance shows the money gone back out of the provider's account")
 	require.Contains(t, b.get(t, "/subscriptions/"+b.subID, olga).body, "возвращена")
 	require.Contains(t, b.get(t, "/refunds", olga).body, "Открытых запросов нет.")
 }
