@@ -54,7 +54,7 @@ type Operator struct {
 	// engine writes to its audit log for every action ("olga@example.ru", "staff:17").
 	// Required: an Operator with an empty ID is treated as no identity (401).
 	ID string
-	// Name is shown in the page header; the ID is shown when it is empty.
+	// Name is shown in the page header beside the ID; optional.
 	Name string
 	// Role is what the operator may do. Any value but RoleOperator is treated as
 	// RoleReadOnly.
@@ -63,14 +63,6 @@ type Operator struct {
 
 // canAct reports whether the operator may change anything.
 func (o Operator) canAct() bool { return o.Role == RoleOperator }
-
-// display is the name shown in the header.
-func (o Operator) display() string {
-	if o.Name != "" {
-		return o.Name
-	}
-	return o.ID
-}
 
 // Options configure the console.
 type Options struct {
