@@ -469,3 +469,35 @@ func TestAccountDeletionExecuted(t *testing.T) {
 	require.Equal(t, "olga", got.DoneBy)
 	require.Contains(t, b.get(t, "/deletions?done=deleted", olga).body, "Открытых запросов нет.")
 }
+
+func TestRefundQueueMarksDueSoonAndOverdue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	req := b.requestRefund(t, "mail-due") // Wed 4 Mar 10:00
+	moscow := b.engine.Location()
+	// 3.8: 10 calendar days to Sat 14 Mar, moved to Mon 16 Mar (Civil Code art. 193); the
+	// money must be back before Tue 17 Mar 00:00.
+	require.True(t, req.PayoutDeadline.Equal(time.Date(2026, 3, 17, 0, 0, 0, 0, moscow)), "%v", req.PayoutDeadline)
+
+	steps := []struct {
+		name  string
+		at    time.Time
+		class string
+		shows string
+	}{
+		{"3.8 three days left is not yet due soon", time.Date(2026, 3, 13, 12, 0, 0, 0, moscow), `<tr class="">`, "3 дн."},
+		{"3.8 two days left is due soon", time.Date(2026, 3, 14, 9, 0, 0, 0, moscow), `<tr class="soon">`, "2 дн."},
+		{"3.8 the last day itself: 0 days left, still due soon", time.Date(2026, 3, 16, 23, 59, 0, 0, moscow), `<tr class="soon">`, "0 дн."},
+		{"3.8 at 24:00 of the last day it is overdue", time.Date(2026, 3, 17, 0, 0, 0, 0, moscow), `<tr class="overdue">`, "просрочен"},
+	}
+	for _, s := range steps {
+		_, err := b.h.Runner.RunUntil(ctx, s.at)
+		require.NoError(t, err)
+		r := b.get(t, "/refunds", olga)
+		require.Equal(t, http.StatusOK, r.status)
+		require.Contains(t, r.body, s.class, s.name)
+		require.Contains(t, r.body, s.shows, s.name)
+	}
+	require.Contains(t, b.get(t, "/refunds/"+req.ID, olga).body, `<span class="badge overdue">просрочен</span>`)
+}

@@ -126,7 +126,7 @@ func (h *handler) renderSubscription(w http.ResponseWriter, r *http.Request, sta
 	}
 	h.render(w, r, status, operatorFrom(ctx), "subscription", map[string]any{
 		"Sub": sub, "Periods": periods, "Attempts": attempts, "Audit": audit, "Refunds": refunds, "Meters": meters,
-		"Action": action, "FormErr": formErr, "Reason": r.PostFormValue("reason"), "ExtendTo": extendTo,
+		"Action": action, "FormErr": formErr, "ExtendTo": extendTo,
 		"Can": map[string]bool{
 			"suspend": sub.Status.Allows(subscription.ActionSuspend), "resume": sub.Status.Allows(subscription.ActionResume),
 			"terminate": sub.Status.Allows(subscription.ActionTerminate), "extend": sub.Status.Allows(subscription.ActionExtendPeriod),
