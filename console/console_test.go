@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -500,4 +501,35 @@ func TestRefundQueueMarksDueSoonAndOverdue(t *testing.T) {
 		require.Contains(t, r.body, s.shows, s.name)
 	}
 	require.Contains(t, b.get(t, "/refunds/"+req.ID, olga).body, `<span class="badge overdue">просрочен</span>`)
+}
+
+func TestSubscriptionSearchPagesByKeyset(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	const n = 51 // one more than a page
+	for i := range n {
+		_, err := b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "lead", TariffCode: "pro",
+			IdempotencyKey: fmt.Sprintf("lead-%d", i)})
+		require.NoError(t, err)
+	}
+	rows := regexp.MustCompile(`<tr><td><a class="mono" href="/console/subscriptions/`)
+	next := regexp.MustCompile(`<a id="next" href="([^"]+)"`)
+
+	r := b.get(t, "/subscriptions?q=lead&status=pending&all=1", olga)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Len(t, rows.FindAllString(r.body, -1), 50)
+	m := next.FindStringSubmatch(r.body)
+	require.NotNil(t, m, "a full page links to the next one")
+	require.Contains(t, m[1], "after=", "the link carries the keyset cursor")
+	require.Contains(t, m[1], "status=pending")
+
+	r = b.do(t, http.MethodGet, m[1], olga, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Len(t, rows.FindAllString(r.body, -1), 1)
+	require.NotContains(t, r.body, `id="next"`)
+	require.NotContains(t, r.body, b.subID, "the status filter holds across pages: user-42 is active")
+
+	r = b.get(t, "/subscriptions?status=bogus&all=1", olga)
+	require.Equal(t, http.StatusUnprocessableEntity, r.status, "the engine's InputError is shown")
 }
