@@ -162,6 +162,7 @@ func (br *browser) requireText(name, sel, want string) {
 // audit log with the operator's name.
 func TestBrowserRefundAndSuspendStory(t *testing.T) {
 	t.Parallel()
+	chromiumPath(t) // skip (or fail under CI) before making a database
 	b := setup(t)
 	other := b.subscribe(t, "user-43")
 	br := newBrowser(t, b)
