@@ -11,6 +11,9 @@
 //	POST /webhooks/payments                      a payment.WebhookEvent, for a provider whose adapter the host translates itself
 //	POST /simulator/payments/{id}/succeed|cancel SIMULATOR only: play the customer on the payment page
 //	GET  /healthz                                200 while serving
+//	GET  /console/                               the operator's console (package console), behind
+//	GET  /demo/signin                            a DEMO sign-in: no password, an unsigned cookie naming
+//	                                             the operator and role; never deploy it as is
 //
 // The POST endpoints that change money or usage require an Idempotency-Key header: a retry with
 // the same key returns the first result; the same key with another body is 409.
@@ -127,12 +130,16 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 	}
 	defer h.stopRiver(logger)
 
+	handler, err := withConsole(newServer(h, prov, logger), h.engine, logger)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newServer(h, prov, logger),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

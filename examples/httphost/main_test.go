@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -306,6 +308,23 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, resp.Body.Close())
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no Idempotency-Key")
+
+	// The console at /console: 401 until the DEMO sign-in sets its cookie, then the queue.
+	resp, err = http.Get(base + "/console/refunds")
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	client := &http.Client{Jar: jar}
+	resp, err = client.PostForm(base+"/demo/signin", url.Values{"operator": {"olga"}, "role": {"operator"}})
+	require.NoError(t, err)
+	page, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode, "signed in, redirected to the queue")
+	require.Contains(t, string(page), "Очередь возвратов")
+	require.Contains(t, string(page), "demo:olga")
 
 	cancel()
 	select {

@@ -1,0 +1,112 @@
+package console
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/tariff"
+)
+
+// moneyPage shows the trial balance, the unapplied payments still owed back, the charge
+// attempts parked for a person, and the ledger export form.
+func (h *handler) moneyPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	tb, err := h.engine.Ledger().TrialBalance(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	unapplied, err := h.engine.UnappliedPaymentList(ctx, true)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	parked, err := h.engine.AttemptListParked(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	today := h.engine.Now().In(h.opts.Location)
+	h.render(w, r, http.StatusOK, operatorFrom(ctx), "money", map[string]any{
+		"Balances": tb, "Net": tb.NetByCurrency(), "Unapplied": unapplied, "Parked": parked,
+		"From": today.AddDate(0, -1, 0).Format(layoutInputD), "To": today.Format(layoutInputD),
+	})
+}
+
+// ledgerCSV streams Books.ExportCSV for the days from..to (both included, in the console's
+// location).
+func (h *handler) ledgerCSV(w http.ResponseWriter, r *http.Request) {
+	from, err1 := time.ParseInLocation(layoutInputD, r.URL.Query().Get("from"), h.opts.Location)
+	to, err2 := time.ParseInLocation(layoutInputD, r.URL.Query().Get("to"), h.opts.Location)
+	if err1 != nil || err2 != nil || to.Before(from) {
+		h.render(w, r, http.StatusBadRequest, operatorFrom(r.Context()), "error", map[string]any{"Title": "Неверные данные",
+			"Message": "Укажите период выгрузки: дата «с» не позже даты «по»."})
+		return
+	}
+	end := to.AddDate(0, 0, 1) // the day "to" included
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="ledger-`+from.Format("20060102")+"-"+to.Format("20060102")+`.csv"`)
+	if err := h.engine.Ledger().ExportCSV(r.Context(), w, from, end); err != nil {
+		// The header is gone once rows were written; the truncated file ends without its
+		// last rows, and the cause is logged.
+		h.opts.Logger.Error("console: ledger export", "error", err)
+	}
+}
+
+// deletionsPage lists the open account deletion requests with their TERMS 2.2.4 deadlines.
+func (h *handler) deletionsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	dels, err := h.engine.AccountDeletionListOpen(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := h.engine.Now()
+	type row struct {
+		Del      billing.AccountDeletion
+		DaysLeft int
+		Overdue  bool
+		DueSoon  bool
+	}
+	rows := make([]row, 0, len(dels))
+	for _, d := range dels {
+		left := daysLeft(now, d.Deadline, h.opts.Location)
+		over := !now.Before(d.Deadline)
+		rows = append(rows, row{Del: d, DaysLeft: left, Overdue: over, DueSoon: !over && left <= dueSoonDays})
+	}
+	h.render(w, r, http.StatusOK, operatorFrom(ctx), "deletions", map[string]any{"Rows": rows})
+}
+
+// deletionExecute records that the customer's account was deleted.
+func (h *handler) deletionExecute(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.engine.ExecuteAccountDeletion(r.Context(), r.PathValue("id"), operatorFrom(r.Context()).ID); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.redirect(w, r, "/deletions?done=deleted")
+}
+
+// tariffsPage lists the tariffs and their versions (read only in this cut).
+func (h *handler) tariffsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	list, err := h.engine.Tariffs().List(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	type row struct {
+		Tariff   tariff.Tariff
+		Versions []tariff.Version
+	}
+	rows := make([]row, 0, len(list))
+	for _, t := range list {
+		vs, err := h.engine.Tariffs().VersionList(ctx, t.Code)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		rows = append(rows, row{Tariff: t, Versions: vs})
+	}
+	h.render(w, r, http.StatusOK, operatorFrom(ctx), "tariffs", map[string]any{"Rows": rows})
+}
