@@ -178,11 +178,12 @@ func TestReadersSubscriptionsPagination(t *testing.T) {
 			// Inserts between pages, and one racing the next page.
 			subscribeN(t, b, "c-new", 1, fmt.Sprintf("between-%d", added))
 			added++
+			key := fmt.Sprintf("race-%d", added) // read here: the goroutine outlives this call, and added moves on
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
 				_, _ = b.engine.Subscribe(ctx, billing.SubscribeParams{CustomerID: "c-race", TariffCode: "pro",
-					IdempotencyKey: fmt.Sprintf("race-%d", added)})
+					IdempotencyKey: key})
 			}()
 			t.Cleanup(func() { <-done })
 		})
