@@ -13,9 +13,11 @@ import (
 	"github.com/smm-gpt/billing/ledger"
 )
 
-// The ledger's statements (tables of migration 0005). Balances are never stored: they are
-// sums over billing_ledger_entries through its (account, at) covering index, so posting
-// takes no row lock on a hot account and concurrent postings never queue behind each other.
+// The ledger's statements (tables of migrations 0005 and 0016). Balances are never stored
+// per posting: they are an account's latest checkpoint (ledger_checkpoints.go, written off
+// the posting path by a periodic job) plus sums over billing_ledger_entries through its
+// covering indexes, so posting takes no row lock on a hot account and concurrent postings
+// never queue behind each other.
 
 // ErrLedgerAlreadyReversed is returned by InsertLedgerTransaction when another transaction
 // reverses the same original (the unique reverses column refused the second one).
@@ -148,8 +150,20 @@ func LedgerTransactionByKey(ctx context.Context, q Querier, key string) (LedgerT
 }
 
 // LedgerBalance returns the debit and credit turnover of account over the transactions at or
-// before at: an index-only scan of the account's range of billing_ledger_entries_account_idx.
+// before at, from the account's latest checkpoint plus the entries around it
+// (ledgerBalanceSQL): the same numbers as LedgerBalanceFromEntries, at a cost that does not
+// grow with the ledger when at is after the checkpoint.
 func LedgerBalance(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
+	err = q.QueryRow(ctx, `SELECT s.debits, s.credits FROM `+ledgerBalanceSQL("$1::text", "$2::timestamptz")+` s`,
+		account, at).Scan(&debits, &credits)
+	return debits, credits, err
+}
+
+// LedgerBalanceFromEntries is LedgerBalance summing every entry of account up to at, without
+// the checkpoints: an index-only scan of the account's range of
+// billing_ledger_entries_account_idx, whose cost grows with the entries. Tests compare the
+// two.
+func LedgerBalanceFromEntries(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
 	err = q.QueryRow(ctx, `SELECT
 		coalesce(sum(amount) FILTER (WHERE side = 'debit'), 0)::bigint,
 		coalesce(sum(amount) FILTER (WHERE side = 'credit'), 0)::bigint
@@ -183,13 +197,27 @@ func LedgerEntries(ctx context.Context, q Querier, account string) ([]LedgerEntr
 
 // LedgerTrialBalance returns the turnover of every account posted to, ordered by code, with
 // the account as the accounts table holds it; all from one snapshot, so it sums to zero per
-// currency whatever is being posted meanwhile.
+// currency whatever is being posted meanwhile. Each account's turnover is its balance at
+// +infinity (ledgerBalanceSQL): its latest checkpoint plus the entries after it. An account
+// posted to has debits or credits (amounts are > 0); one never posted to is left out.
 func LedgerTrialBalance(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
-	rows, err := q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra,
+	return collectTrialBalance(q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra, s.debits, s.credits
+		FROM billing_ledger_accounts a CROSS JOIN LATERAL `+ledgerBalanceSQL("a.code", "'infinity'::timestamptz")+` s
+		WHERE s.debits > 0 OR s.credits > 0
+		ORDER BY a.code`))
+}
+
+// LedgerTrialBalanceFromEntries is LedgerTrialBalance summing every entry, without the
+// checkpoints. Tests compare the two.
+func LedgerTrialBalanceFromEntries(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
+	return collectTrialBalance(q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra,
 		coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit'), 0)::bigint,
 		coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit'), 0)::bigint
 		FROM billing_ledger_entries e JOIN billing_ledger_accounts a ON a.code = e.account
-		GROUP BY a.code ORDER BY a.code`)
+		GROUP BY a.code ORDER BY a.code`))
+}
+
+func collectTrialBalance(rows pgx.Rows, err error) (ledger.TrialBalance, error) {
 	if err != nil {
 		return nil, err
 	}
