@@ -151,12 +151,17 @@ func LedgerTransactionByKey(ctx context.Context, q Querier, key string) (LedgerT
 
 // LedgerBalance returns the debit and credit turnover of account over the transactions at or
 // before at, from the account's latest checkpoint plus the entries around it
-// (ledgerBalanceSQL): the same numbers as LedgerBalanceFromEntries, at a cost that does not
-// grow with the ledger when at is after the checkpoint.
+// (ledger_checkpoints.go), in two statements: the same numbers as LedgerBalanceFromEntries,
+// at a cost that does not grow with the ledger when at is after the checkpoint. A
+// checkpoint sums a set of entries that never changes, so reading it in one snapshot and
+// the entries in a later one gives the balance of the later one.
 func LedgerBalance(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
-	err = q.QueryRow(ctx, `SELECT s.debits, s.credits FROM `+ledgerBalanceSQL("$1::text", "$2::timestamptz")+` s`,
-		account, at).Scan(&debits, &credits)
-	return debits, credits, err
+	var cp ledgerCheckpoint
+	err = q.QueryRow(ctx, ledgerCheckpointSQL, account, at).Scan(&cp.UptoID, &cp.At, &cp.Debits, &cp.Credits, &cp.FirstAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, err
+	}
+	return ledgerBalanceFrom(ctx, q, account, cp.startFrom(at), &at)
 }
 
 // LedgerBalanceFromEntries is LedgerBalance summing every entry of account up to at, without
@@ -196,15 +201,63 @@ func LedgerEntries(ctx context.Context, q Querier, account string) ([]LedgerEntr
 }
 
 // LedgerTrialBalance returns the turnover of every account posted to, ordered by code, with
-// the account as the accounts table holds it; all from one snapshot, so it sums to zero per
-// currency whatever is being posted meanwhile. Each account's turnover is its balance at
-// +infinity (ledgerBalanceSQL): its latest checkpoint plus the entries after it. An account
-// posted to has debits or credits (amounts are > 0); one never posted to is left out.
-func LedgerTrialBalance(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
-	return collectTrialBalance(q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra, s.debits, s.credits
-		FROM billing_ledger_accounts a CROSS JOIN LATERAL `+ledgerBalanceSQL("a.code", "'infinity'::timestamptz")+` s
-		WHERE s.debits > 0 OR s.credits > 0
-		ORDER BY a.code`))
+// the account as the accounts table holds it; all from one snapshot (a read-only repeatable
+// read transaction), so it sums to zero per currency whatever is being posted meanwhile.
+// Each account's turnover is its latest checkpoint plus the entries after it, the accounts'
+// sums sent in one batch (one round trip). An account posted to has debits or credits
+// (amounts are > 0); one never posted to is left out.
+func LedgerTrialBalance(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}) (ledger.TrialBalance, error) {
+	out := ledger.TrialBalance{} // not nil when empty, as before checkpoints
+	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra, c.upto_id, c.at,
+				coalesce(c.debits, 0), coalesce(c.credits, 0)
+			FROM billing_ledger_accounts a LEFT JOIN LATERAL (
+				SELECT upto_id, at, debits, credits FROM billing_ledger_checkpoints c
+				WHERE c.account = a.code ORDER BY c.upto_id DESC LIMIT 1) c ON true
+			ORDER BY a.code`)
+		if err != nil {
+			return err
+		}
+		type start struct {
+			account ledger.Account
+			cp      ledgerCheckpoint
+		}
+		starts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (start, error) {
+			var s start
+			var typ string
+			err := row.Scan(&s.account.Code, &typ, &s.account.Currency, &s.account.Contra,
+				&s.cp.UptoID, &s.cp.At, &s.cp.Debits, &s.cp.Credits)
+			s.account.Type = ledger.AccountType(typ)
+			return s, err
+		})
+		if err != nil {
+			return err
+		}
+		var batch pgx.Batch
+		for _, s := range starts {
+			batch.Queue(ledgerSumsSQL, s.account.Code, s.cp.UptoID, s.cp.At, infinityIfNil(nil))
+		}
+		results := tx.SendBatch(ctx, &batch)
+		for _, s := range starts {
+			b := ledger.Balance{Account: s.account}
+			if err := results.QueryRow().Scan(&b.Debits, &b.Credits); err != nil {
+				_ = results.Close()
+				return err
+			}
+			b.Debits += s.cp.Debits
+			b.Credits += s.cp.Credits
+			if b.Debits > 0 || b.Credits > 0 {
+				out = append(out, b)
+			}
+		}
+		return results.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // LedgerTrialBalanceFromEntries is LedgerTrialBalance summing every entry, without the

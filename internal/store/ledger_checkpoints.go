@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Balance checkpoints (migration 0016). A checkpoint (account, upto_id S, at T) holds the
@@ -18,41 +20,81 @@ import (
 //
 // for T1 <= T2 and S1 <= S2 (a NULL id is below every S, and "id > S" never holds for it).
 // Every term is a range scan of one of the two covering indexes (account, at) and
-// (account, id); none needs an entry's id and at together except through the (account, id)
-// index, which includes at.
+// (account, id) INCLUDE (at, …): a term that bounds both id and at ranges over id and tests
+// at on the index tuple.
 
-// ledgerBalanceSQL returns a subquery, for FROM or LATERAL, of one row (debits, credits):
-// the turnover of the entries of account (an SQL expression) with at <= at (an SQL
-// expression; 'infinity' for every entry). It starts from the account's latest checkpoint
-// when there is one and at is after its instant T, or past the middle between the account's
-// first entry and T (then it subtracts the entries between at and T, fewer than those before
-// at); otherwise from nothing, summing the entries up to at as before checkpoints existed.
-// Both ways give the same numbers; only the rows read differ.
-func ledgerBalanceSQL(account, at string) string {
-	return `(SELECT b.debits + coalesce(sum(l.amount) FILTER (WHERE l.side = 'debit'), 0)::bigint AS debits,
-		b.credits + coalesce(sum(l.amount) FILTER (WHERE l.side = 'credit'), 0)::bigint AS credits
+// ledgerCheckpoint is an account's latest checkpoint, as ledgerBalanceFrom starts from it.
+type ledgerCheckpoint struct {
+	// UptoID is the horizon S; nil when the account has no checkpoint (or when the sum
+	// starts from nothing).
+	UptoID *int64
+	// At is the instant T; nil with UptoID.
+	At              *time.Time
+	Debits, Credits int64
+	// FirstAt is the instant of the account's first entry, read only when the balance asked
+	// for is before At (nil otherwise).
+	FirstAt *time.Time
+}
+
+// ledgerCheckpointSQL reads the latest checkpoint of account $1, and the instant of its
+// first entry when $2 (the instant of the balance asked for) is before the checkpoint's.
+const ledgerCheckpointSQL = `SELECT c.upto_id, c.at, c.debits, c.credits,
+	CASE WHEN $2::timestamptz < c.at THEN (SELECT min(e.at) FROM billing_ledger_entries e WHERE e.account = $1) END
+	FROM billing_ledger_checkpoints c WHERE c.account = $1 ORDER BY c.upto_id DESC LIMIT 1`
+
+// startFrom returns cp when a balance at at should start from it: at is after its instant,
+// or past the middle between the account's first entry and its instant (then the entries
+// between at and the instant, which it subtracts, are likely fewer than those before at);
+// otherwise none, and the balance sums the entries up to at. Both ways give the same
+// numbers; only the rows read differ.
+func (cp ledgerCheckpoint) startFrom(at time.Time) ledgerCheckpoint {
+	if cp.UptoID == nil || !at.Before(*cp.At) {
+		return cp
+	}
+	if cp.FirstAt != nil && !at.Before(cp.FirstAt.Add(cp.At.Sub(*cp.FirstAt)/2)) {
+		return cp
+	}
+	return ledgerCheckpoint{}
+}
+
+// ledgerSumsSQL sums, for account $1 from the checkpoint (upto_id $2, at $3; both NULL for
+// none) to the instant $4, what the first equation at the top of this file adds to the
+// checkpoint. The bounds are parameters, not read from the checkpoints table in the same
+// statement, so that the planner sees them: the ranges after a recent horizon or instant
+// are estimated from the index's actual end (a few rows), where bounds read inside the
+// statement would be guessed at a third of the account, and the plan would look costly
+// enough for PostgreSQL to compile it (JIT) at each call, some 100 ms. A NULL $2 makes the
+// first branch empty and a NULL $3 reads as -infinity: the sum of the entries up to $4.
+const ledgerSumsSQL = `SELECT coalesce(sum(l.amount) FILTER (WHERE l.side = 'debit'), 0)::bigint,
+	coalesce(sum(l.amount) FILTER (WHERE l.side = 'credit'), 0)::bigint
 	FROM (
-		SELECT cp.upto_id, coalesce(cp.at, '-infinity') AS at,
-			coalesce(cp.debits, 0) AS debits, coalesce(cp.credits, 0) AS credits
-		FROM (SELECT) one LEFT JOIN LATERAL (
-			SELECT c.upto_id, c.at, c.debits, c.credits FROM billing_ledger_checkpoints c
-			WHERE c.account = ` + account + ` ORDER BY c.upto_id DESC LIMIT 1
-		) cp ON ` + at + ` >= cp.at OR ` + at + ` >= (
-			SELECT min(f.at) + (cp.at - min(f.at)) / 2 FROM billing_ledger_entries f WHERE f.account = ` + account + `)
-	) b LEFT JOIN LATERAL (
-		-- written after the checkpoint's horizon, at or before its instant
-		SELECT e.side, e.amount FROM billing_ledger_entries e
-		WHERE e.account = ` + account + ` AND e.id > b.upto_id AND e.at <= b.at
+		-- written after the horizon, at or before the checkpoint's instant (the instant is
+		-- tested in the select list, so that the (account, id) range is the only way in)
+		SELECT e.side, CASE WHEN e.at <= $3::timestamptz THEN e.amount ELSE 0 END AS amount
+		FROM billing_ledger_entries e WHERE e.account = $1 AND e.id > $2::bigint
 		UNION ALL
-		-- after the checkpoint's instant, up to at
+		-- after the checkpoint's instant, up to $4
 		SELECT e.side, e.amount FROM billing_ledger_entries e
-		WHERE e.account = ` + account + ` AND e.at > b.at AND e.at <= ` + at + `
+		WHERE e.account = $1 AND e.at > coalesce($3::timestamptz, '-infinity') AND e.at <= $4::timestamptz
 		UNION ALL
-		-- after at, up to the checkpoint's instant: in the checkpoint, taken back out
+		-- after $4, up to the checkpoint's instant: in the checkpoint, taken back out
 		SELECT e.side, -e.amount FROM billing_ledger_entries e
-		WHERE e.account = ` + account + ` AND e.at > ` + at + ` AND e.at <= b.at
-	) l ON true
-	GROUP BY b.debits, b.credits)`
+		WHERE e.account = $1 AND e.at > $4::timestamptz AND e.at <= $3::timestamptz
+	) l`
+
+// ledgerBalanceFrom reads account's balance at at (nil: every entry) from cp (its
+// startFrom), through q.
+func ledgerBalanceFrom(ctx context.Context, q Querier, account string, cp ledgerCheckpoint, at *time.Time) (debits, credits int64, err error) {
+	err = q.QueryRow(ctx, ledgerSumsSQL, account, cp.UptoID, cp.At, infinityIfNil(at)).Scan(&debits, &credits)
+	return cp.Debits + debits, cp.Credits + credits, err
+}
+
+// infinityIfNil is at as a timestamptz argument, +infinity for nil.
+func infinityIfNil(at *time.Time) pgtype.Timestamptz {
+	if at == nil {
+		return pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
+	}
+	return pgtype.Timestamptz{Time: *at, Valid: true}
 }
 
 // LedgerHorizon is the first half of finding a stable horizon: the last entry number handed
@@ -94,7 +136,9 @@ WITH prev AS (
 		WHERE c.account = a.code ORDER BY c.upto_id DESC LIMIT 1
 	) c ON true
 	WHERE CASE WHEN c.upto_id IS NULL
-		THEN EXISTS (SELECT FROM billing_ledger_entries e WHERE e.account = a.code)
+		-- (min, not EXISTS: the planner reads min from the at index, where an EXISTS may
+		-- be planned as a sequential scan, all of it for an account never posted to)
+		THEN (SELECT min(e.at) FROM billing_ledger_entries e WHERE e.account = a.code) IS NOT NULL
 		ELSE c.upto_id < $1::bigint AND EXISTS (SELECT FROM billing_ledger_entries e
 			WHERE e.account = a.code AND e.id > c.upto_id AND e.id <= $1::bigint) END
 ), ins AS (
@@ -106,12 +150,13 @@ WITH prev AS (
 	FROM prev p LEFT JOIN LATERAL (
 		SELECT e.side, e.amount FROM billing_ledger_entries e
 		WHERE e.account = p.code AND e.at > p.at AND e.at <= p.new_at
+		UNION ALL -- (the instants tested in the select list: see ledgerBalanceSQL)
+		SELECT e.side, CASE WHEN e.at > p.at AND e.at <= p.new_at THEN -e.amount ELSE 0 END AS amount
+		FROM billing_ledger_entries e
+		WHERE e.account = p.code AND e.id > $1::bigint
 		UNION ALL
-		SELECT e.side, -e.amount FROM billing_ledger_entries e
-		WHERE e.account = p.code AND e.id > $1::bigint AND e.at > p.at AND e.at <= p.new_at
-		UNION ALL
-		SELECT e.side, e.amount FROM billing_ledger_entries e
-		WHERE e.account = p.code AND e.id > p.upto_id AND e.id <= $1::bigint AND e.at <= p.at
+		SELECT e.side, CASE WHEN e.at <= p.at THEN e.amount ELSE 0 END AS amount FROM billing_ledger_entries e
+		WHERE e.account = p.code AND e.id > p.upto_id AND e.id <= $1::bigint
 	) d ON true
 	GROUP BY p.code, p.new_at, p.debits, p.credits
 	ON CONFLICT (account, upto_id) DO NOTHING
