@@ -157,7 +157,7 @@ func LedgerTransactionByKey(ctx context.Context, q Querier, key string) (LedgerT
 // the entries in a later one gives the balance of the later one.
 func LedgerBalance(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
 	var cp ledgerCheckpoint
-	err = q.QueryRow(ctx, ledgerCheckpointSQL, account, at).Scan(&cp.UptoID, &cp.At, &cp.Debits, &cp.Credits, &cp.FirstAt)
+	err = q.QueryRow(ctx, ledgerCheckpointSQL, account, at).Scan(&cp.UptoID, &cp.At, &cp.Debits, &cp.Credits, &cp.AllDebits, &cp.AllCredits, &cp.MaxAt, &cp.FirstAt)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, 0, err
 	}
@@ -212,9 +212,9 @@ func LedgerTrialBalance(ctx context.Context, db interface {
 	out := ledger.TrialBalance{} // not nil when empty, as before checkpoints
 	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra, c.upto_id, c.at,
-				coalesce(c.debits, 0), coalesce(c.credits, 0)
+				coalesce(c.debits, 0), coalesce(c.credits, 0), coalesce(c.all_debits, 0), coalesce(c.all_credits, 0), c.max_at
 			FROM billing_ledger_accounts a LEFT JOIN LATERAL (
-				SELECT upto_id, at, debits, credits FROM billing_ledger_checkpoints c
+				SELECT upto_id, at, debits, credits, all_debits, all_credits, max_at FROM billing_ledger_checkpoints c
 				WHERE c.account = a.code ORDER BY c.upto_id DESC LIMIT 1) c ON true
 			ORDER BY a.code`)
 		if err != nil {
@@ -228,16 +228,22 @@ func LedgerTrialBalance(ctx context.Context, db interface {
 			var s start
 			var typ string
 			err := row.Scan(&s.account.Code, &typ, &s.account.Currency, &s.account.Contra,
-				&s.cp.UptoID, &s.cp.At, &s.cp.Debits, &s.cp.Credits)
+				&s.cp.UptoID, &s.cp.At, &s.cp.Debits, &s.cp.Credits, &s.cp.AllDebits, &s.cp.AllCredits, &s.cp.MaxAt)
 			s.account.Type = ledger.AccountType(typ)
 			return s, err
 		})
 		if err != nil {
 			return err
 		}
+		// An account with a checkpoint: its all_* sums plus the entries numbered after it
+		// (every at is at or before +infinity); one without: every entry.
 		var batch pgx.Batch
 		for _, s := range starts {
-			batch.Queue(ledgerSumsSQL, s.account.Code, s.cp.UptoID, s.cp.At, infinityIfNil(nil))
+			if s.cp.UptoID != nil {
+				batch.Queue(ledgerSumsAfterSQL, s.account.Code, s.cp.UptoID, infinityIfNil(nil))
+			} else {
+				batch.Queue(ledgerSumsSQL, s.account.Code, nil, nil, infinityIfNil(nil))
+			}
 		}
 		results := tx.SendBatch(ctx, &batch)
 		for _, s := range starts {
@@ -246,8 +252,8 @@ func LedgerTrialBalance(ctx context.Context, db interface {
 				_ = results.Close()
 				return err
 			}
-			b.Debits += s.cp.Debits
-			b.Credits += s.cp.Credits
+			b.Debits += s.cp.AllDebits
+			b.Credits += s.cp.AllCredits
 			if b.Debits > 0 || b.Credits > 0 {
 				out = append(out, b)
 			}

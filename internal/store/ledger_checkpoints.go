@@ -18,6 +18,11 @@ import (
 //	           = cp(S, T) + E{id > S, at <= T} + E{T < at <= t} - E{t < at <= T}
 //	cp(S2, T2) = cp(S1, T1) + E{T1 < at <= T2} - E{id > S2, T1 < at <= T2} + E{S1 < id <= S2, at <= T1}
 //
+// and, with all(S) = E{id <= S} and max_at >= the at of every entry up to S,
+//
+//	balance(t) = all(S) + E{id > S, at <= t}          for t >= max_at
+//	all(S2)    = all(S1) + E{S1 < id <= S2}
+//
 // for T1 <= T2 and S1 <= S2 (a NULL id is below every S, and "id > S" never holds for it).
 // Every term is a range scan of one of the two covering indexes (account, at) and
 // (account, id) INCLUDE (at, …): a term that bounds both id and at ranges over id and tests
@@ -29,8 +34,12 @@ type ledgerCheckpoint struct {
 	// starts from nothing).
 	UptoID *int64
 	// At is the instant T; nil with UptoID.
-	At              *time.Time
-	Debits, Credits int64
+	At *time.Time
+	// Debits and Credits are the sums of the entries up to S at or before T; AllDebits and
+	// AllCredits of every entry up to S, whose at are all at or before MaxAt.
+	Debits, Credits       int64
+	AllDebits, AllCredits int64
+	MaxAt                 *time.Time
 	// FirstAt is the instant of the account's first entry, read only when the balance asked
 	// for is before At (nil otherwise).
 	FirstAt *time.Time
@@ -38,7 +47,7 @@ type ledgerCheckpoint struct {
 
 // ledgerCheckpointSQL reads the latest checkpoint of account $1, and the instant of its
 // first entry when $2 (the instant of the balance asked for) is before the checkpoint's.
-const ledgerCheckpointSQL = `SELECT c.upto_id, c.at, c.debits, c.credits,
+const ledgerCheckpointSQL = `SELECT c.upto_id, c.at, c.debits, c.credits, c.all_debits, c.all_credits, c.max_at,
 	CASE WHEN $2::timestamptz < c.at THEN (SELECT min(e.at) FROM billing_ledger_entries e WHERE e.account = $1) END
 	FROM billing_ledger_checkpoints c WHERE c.account = $1 ORDER BY c.upto_id DESC LIMIT 1`
 
@@ -56,6 +65,13 @@ func (cp ledgerCheckpoint) startFrom(at time.Time) ledgerCheckpoint {
 	}
 	return ledgerCheckpoint{}
 }
+
+// ledgerSumsAfterSQL sums the entries of account $1 numbered after $2 with at <= $3: what a
+// balance at an instant at or after the checkpoint's max_at adds to its all_* sums.
+const ledgerSumsAfterSQL = `SELECT
+	coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit' AND e.at <= $3::timestamptz), 0)::bigint,
+	coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit' AND e.at <= $3::timestamptz), 0)::bigint
+	FROM billing_ledger_entries e WHERE e.account = $1 AND e.id > $2::bigint`
 
 // ledgerSumsSQL sums, for account $1 from the checkpoint (upto_id $2, at $3; both NULL for
 // none) to the instant $4, what the first equation at the top of this file adds to the
@@ -83,8 +99,13 @@ const ledgerSumsSQL = `SELECT coalesce(sum(l.amount) FILTER (WHERE l.side = 'deb
 	) l`
 
 // ledgerBalanceFrom reads account's balance at at (nil: every entry) from cp (its
-// startFrom), through q.
+// startFrom), through q: from the all_* sums when at is at or after every entry up to the
+// horizon, else from the sums at the checkpoint's instant.
 func ledgerBalanceFrom(ctx context.Context, q Querier, account string, cp ledgerCheckpoint, at *time.Time) (debits, credits int64, err error) {
+	if cp.UptoID != nil && (at == nil || !at.Before(*cp.MaxAt)) {
+		err = q.QueryRow(ctx, ledgerSumsAfterSQL, account, cp.UptoID, infinityIfNil(at)).Scan(&debits, &credits)
+		return cp.AllDebits + debits, cp.AllCredits + credits, err
+	}
 	err = q.QueryRow(ctx, ledgerSumsSQL, account, cp.UptoID, cp.At, infinityIfNil(at)).Scan(&debits, &credits)
 	return cp.Debits + debits, cp.Credits + credits, err
 }
@@ -130,9 +151,10 @@ const insertLedgerCheckpointsSQL = `
 WITH prev AS (
 	SELECT a.code, c.upto_id, coalesce(c.at, '-infinity') AS at,
 		coalesce(c.debits, 0) AS debits, coalesce(c.credits, 0) AS credits,
+		coalesce(c.all_debits, 0) AS all_debits, coalesce(c.all_credits, 0) AS all_credits, c.max_at,
 		greatest(c.at, $2::timestamptz) AS new_at
 	FROM billing_ledger_accounts a LEFT JOIN LATERAL (
-		SELECT upto_id, at, debits, credits FROM billing_ledger_checkpoints c
+		SELECT upto_id, at, debits, credits, all_debits, all_credits, max_at FROM billing_ledger_checkpoints c
 		WHERE c.account = a.code ORDER BY c.upto_id DESC LIMIT 1
 	) c ON true
 	WHERE CASE WHEN c.upto_id IS NULL
@@ -142,23 +164,40 @@ WITH prev AS (
 		ELSE c.upto_id < $1::bigint AND EXISTS (SELECT FROM billing_ledger_entries e
 			WHERE e.account = a.code AND e.id > c.upto_id AND e.id <= $1::bigint) END
 ), ins AS (
-	INSERT INTO billing_ledger_checkpoints (account, upto_id, at, debits, credits, made_at)
+	INSERT INTO billing_ledger_checkpoints (account, upto_id, at, debits, credits, all_debits, all_credits, max_at, made_at)
 	SELECT p.code, $1::bigint, p.new_at,
-		p.debits + coalesce(sum(d.amount) FILTER (WHERE d.side = 'debit'), 0),
-		p.credits + coalesce(sum(d.amount) FILTER (WHERE d.side = 'credit'), 0),
+		p.debits + coalesce(sum(d.at_t) FILTER (WHERE d.side = 'debit'), 0),
+		p.credits + coalesce(sum(d.at_t) FILTER (WHERE d.side = 'credit'), 0),
+		p.all_debits + coalesce(sum(d.every) FILTER (WHERE d.side = 'debit'), 0),
+		p.all_credits + coalesce(sum(d.every) FILTER (WHERE d.side = 'credit'), 0),
+		coalesce(greatest(p.max_at, max(d.at)), '-infinity'),
 		$3::timestamptz
 	FROM prev p LEFT JOIN LATERAL (
-		SELECT e.side, e.amount FROM billing_ledger_entries e
+		-- at in (T1, T2], every id: into the sums at T (at_t)
+		SELECT e.side, e.amount AS at_t, 0 AS every, NULL::timestamptz AS at
+		FROM billing_ledger_entries e
 		WHERE e.account = p.code AND e.at > p.at AND e.at <= p.new_at
-		UNION ALL -- (the instants tested in the select list: see ledgerBalanceSQL)
-		SELECT e.side, CASE WHEN e.at > p.at AND e.at <= p.new_at THEN -e.amount ELSE 0 END AS amount
+		UNION ALL
+		-- numbered after the new horizon: back out of the sums at T (those in (T1, T2]), and,
+		-- at the account's first checkpoint, out of the sums of every instant (every), as the
+		-- next branch takes them all in. (Instants are tested in the select list, so that the
+		-- (account, id) range is the only way in.)
+		SELECT e.side, CASE WHEN e.at > p.at AND e.at <= p.new_at THEN -e.amount ELSE 0 END,
+			CASE WHEN p.upto_id IS NULL THEN -e.amount ELSE 0 END, NULL
 		FROM billing_ledger_entries e
 		WHERE e.account = p.code AND e.id > $1::bigint
 		UNION ALL
-		SELECT e.side, CASE WHEN e.at <= p.at THEN e.amount ELSE 0 END AS amount FROM billing_ledger_entries e
+		-- the account's first checkpoint: every entry, into the sums of every instant; max_at
+		-- is then the latest at of all, an upper bound
+		SELECT e.side, 0, e.amount, e.at FROM billing_ledger_entries e
+		WHERE e.account = p.code AND p.upto_id IS NULL
+		UNION ALL
+		-- numbered in (S1, S2]: into the sums at T1 when at or before T1, and of every instant
+		SELECT e.side, CASE WHEN e.at <= p.at THEN e.amount ELSE 0 END, e.amount, e.at
+		FROM billing_ledger_entries e
 		WHERE e.account = p.code AND e.id > p.upto_id AND e.id <= $1::bigint
 	) d ON true
-	GROUP BY p.code, p.new_at, p.debits, p.credits
+	GROUP BY p.code, p.new_at, p.debits, p.credits, p.all_debits, p.all_credits, p.max_at
 	ON CONFLICT (account, upto_id) DO NOTHING
 	RETURNING account
 ), superseded AS (

@@ -14,7 +14,12 @@
 --
 --     balance(t) = checkpoint + sum{id > S, at <= T} + sum{T < at <= t} - sum{t < at <= T}
 --
--- (the last two terms: one of them is empty), every term a range scan of an index: the
+-- (the last two terms: one of them is empty), and, when t is at or after every entry up to
+-- the horizon (max_at), as for a balance now or the trial balance,
+--
+--     balance(t) = checkpoint's all_* + sum{id > S, at <= t},
+--
+-- every term a range scan of an index: the
 -- entries written after the horizon (billing_ledger_entries_account_id_idx) and the
 -- entries between T and t (billing_ledger_entries_account_idx). A balance at now costs the
 -- entries written since the last checkpoint, whatever the size of the ledger.
@@ -62,8 +67,14 @@ CREATE TABLE billing_ledger_checkpoints (
     account   text        NOT NULL REFERENCES billing_ledger_accounts (code),
     upto_id   bigint      NOT NULL CHECK (upto_id >= 0),   -- the horizon S: entries with id <= S (or NULL)
     at        timestamptz NOT NULL,                        -- the instant T: entries with at <= T
-    debits    bigint      NOT NULL CHECK (debits >= 0),
+    debits    bigint      NOT NULL CHECK (debits >= 0),    -- of the entries with id <= S and at <= T
     credits   bigint      NOT NULL CHECK (credits >= 0),
+    -- Of the entries with id <= S, whatever their at, and an upper bound of their at: a
+    -- balance at t >= max_at (now, or +infinity for the trial balance) is these plus the
+    -- entries with id > S and at <= t, one index range.
+    all_debits  bigint    NOT NULL CHECK (all_debits >= debits),
+    all_credits bigint    NOT NULL CHECK (all_credits >= credits),
+    max_at    timestamptz NOT NULL,
     made_at   timestamptz NOT NULL,                        -- when the job wrote it (engine clock)
     PRIMARY KEY (account, upto_id)
 );
