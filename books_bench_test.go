@@ -3,6 +3,8 @@ package billing_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/ledger"
 )
 
@@ -206,4 +209,119 @@ func BenchmarkLedgerBalanceRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkLedgerBalanceCheckpoints measures Books.Balance of the hot account (provider:RUB)
+// and Books.TrialBalance with the hot account at 10 M entries (20 M in the ledger; set
+// BILLING_BENCH_LEDGER_ENTRIES for another size), without checkpoints (every entry summed,
+// as before migration 0016), then after one checkpoint run, then with 5 000 charges posted
+// since that run (what a balance reads between two runs of the job at ~500 postings/s), and
+// at instants in the past (from the checkpoint backwards, or from the start). The fill is one
+// INSERT … SELECT generate_series per million entries, balanced transactions through the
+// append-only tables and their triggers, outside the timed region; it takes minutes.
+//
+//	./scripts/pg-tmp.sh go test -run '^$' -bench 'LedgerBalanceCheckpoints' -benchtime 1s -count 1 -timeout 2h .
+func BenchmarkLedgerBalanceCheckpoints(b *testing.B) {
+	ctx := context.Background()
+	n := 10_000_000
+	if s := os.Getenv("BILLING_BENCH_LEDGER_ENTRIES"); s != "" {
+		var err error
+		n, err = strconv.Atoi(s)
+		require.NoError(b, err)
+	}
+	pool := billingtest.NewPool(b)
+	clock := billingtest.NewClock(ledgerAt)
+	cfg := billing.DefaultConfig()
+	cfg.Clock = clock
+	engine, err := billing.New(pool, cfg)
+	require.NoError(b, err)
+	books := engine.Ledger()
+	charge := func(key string, at time.Time) {
+		tx, err := ledger.Charge(key, "pay-"+key, "RUB", 1000, at)
+		require.NoError(b, err)
+		_, _, err = books.Post(ctx, tx)
+		require.NoError(b, err)
+	}
+	charge("first", ledgerAt) // creates the RUB accounts
+
+	start := time.Now()
+	const batch = 1_000_000
+	for from := 1; from < n; from += batch {
+		_, err := pool.Exec(ctx, `
+			WITH t AS (
+				INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, memo, at, posted_at)
+				SELECT gen_random_uuid(), 'bulk:' || i, 'x', 'payment', 'p' || i, '', $3::timestamptz + i * interval '1 second', now()
+				FROM generate_series($1::int, $2::int) i
+				RETURNING id, at
+			)
+			INSERT INTO billing_ledger_entries (tx_id, seq, account, side, amount, currency, at)
+			SELECT t.id, l.seq, l.account, l.side, 1000, 'RUB', t.at
+			FROM t, (VALUES (1, 'provider:RUB', 'debit'), (2, 'deferred:RUB', 'credit')) AS l(seq, account, side)`,
+			from, min(from+batch, n)-1, ledgerAt)
+		require.NoError(b, err)
+	}
+	_, err = pool.Exec(ctx, `VACUUM (ANALYZE) billing_ledger_transactions, billing_ledger_entries`)
+	require.NoError(b, err)
+	b.Logf("filled %d entries of provider:RUB (%d in the ledger) in %s", n, 2*n, time.Since(start).Round(time.Second))
+
+	end := ledgerAt.Add(time.Duration(n) * time.Second) // the last bulk entry's instant
+	now := end.Add(time.Minute)
+	clock.Set(now)
+	balance := func(name string, at time.Time) {
+		b.Run(name+"/Balance", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := books.Balance(ctx, "provider:RUB", at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	trialBalance := func(name string) {
+		b.Run(name+"/TrialBalance", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := books.TrialBalance(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	// same checks, outside the timed region, that Balance equals the sum of the entries.
+	same := func(at time.Time) {
+		got, err := books.Balance(ctx, "provider:RUB", at)
+		require.NoError(b, err)
+		d, c, err := store.LedgerBalanceFromEntries(ctx, pool, "provider:RUB", at)
+		require.NoError(b, err)
+		require.Equal(b, [2]int64{d, c}, [2]int64{got.Debits, got.Credits}, "at %s", at)
+	}
+
+	balance("no-checkpoint", now)
+	trialBalance("no-checkpoint")
+
+	start = time.Now()
+	written, err := books.CheckpointForTest(ctx, time.Minute)
+	require.NoError(b, err)
+	require.Positive(b, written)
+	b.Logf("first checkpoint run (sums the whole ledger once): %s", time.Since(start).Round(time.Millisecond))
+	balance("checkpoint", now)
+	trialBalance("checkpoint")
+
+	for i := range 5_000 {
+		clock.Set(now.Add(time.Duration(i) * time.Millisecond))
+		charge(fmt.Sprintf("after:%d", i), clock.Now())
+	}
+	now = clock.Now().Add(time.Second)
+	balance("checkpoint+5000", now)
+	trialBalance("checkpoint+5000")
+	balance("checkpoint+5000/a-day-before", end.Add(-24*time.Hour))
+	balance("checkpoint+5000/a-day-after-the-start", ledgerAt.Add(24*time.Hour))
+
+	start = time.Now()
+	clock.Set(now)
+	written, err = books.CheckpointForTest(ctx, time.Minute)
+	require.NoError(b, err)
+	require.Positive(b, written)
+	b.Logf("next checkpoint run (5 000 new charges): %s", time.Since(start).Round(time.Millisecond))
+	for _, at := range []time.Time{now, end.Add(-24 * time.Hour), ledgerAt.Add(24 * time.Hour)} {
+		same(at)
+	}
 }

@@ -135,6 +135,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.PruneExpiredWorker{Engine: pruneWorker{e}}),
+		river.AddWorkerSafely(workers, &jobs.LedgerCheckpointWorker{Engine: ledgerWorker{e}}),
 		river.AddWorkerSafely(workers, &jobs.DeliverEventWorker{Engine: eventWorker{e}}),
 		river.AddWorkerSafely(workers, &jobs.RenewalNoticeWorker{Engine: eventWorker{e}}),
 	)

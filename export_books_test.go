@@ -32,3 +32,9 @@ func (b *Books) PeriodLedgerForTest(ctx context.Context, subscriptionID string, 
 	})
 	return charged, refunded, recognized, err
 }
+
+// CheckpointForTest is the ledger checkpoint job's work (checkpointLedger), waiting at most
+// wait for the horizon; it returns how many checkpoints it wrote.
+func (b *Books) CheckpointForTest(ctx context.Context, wait time.Duration) (int64, error) {
+	return b.e.checkpointLedger(ctx, wait)
+}

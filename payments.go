@@ -1380,8 +1380,9 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 
 // PeriodicJobs returns the engine's periodic River jobs for the host's river.Config:
 // the renewal sweeper and the reconciliation of unknown charge outcomes, every interval
-// (0 means 10 minutes), and the retention prune (PruneExpired) hourly and once when the
-// client's scheduler starts, in Config.Queue at Config.Priority.
+// (0 means 10 minutes), the retention prune (PruneExpired) hourly, and the ledger's
+// balance checkpoints (see Books.Balance) every 10 seconds; the last two also once when the
+// client's scheduler starts. All in Config.Queue at Config.Priority.
 func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	if interval <= 0 {
 		interval = 10 * time.Minute
@@ -1395,6 +1396,9 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 		}, nil),
 		river.NewPeriodicJob(river.PeriodicInterval(retentionPruneInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return jobs.PruneExpiredArgs{}, e.queueOpts()
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(ledgerCheckpointInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return jobs.LedgerCheckpointArgs{}, e.queueOpts()
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/smm-gpt/billing/ledger"
 )
 
-// The ledger's statements (tables of migration 0005). Balances are never stored: they are
-// sums over billing_ledger_entries through its (account, at) covering index, so posting
-// takes no row lock on a hot account and concurrent postings never queue behind each other.
+// The ledger's statements (tables of migrations 0005 and 0016). Balances are never stored
+// per posting: they are an account's latest checkpoint (ledger_checkpoints.go, written off
+// the posting path by a periodic job) plus sums over billing_ledger_entries through its
+// covering indexes, so posting takes no row lock on a hot account and concurrent postings
+// never queue behind each other.
 
 // ErrLedgerAlreadyReversed is returned by InsertLedgerTransaction when another transaction
 // reverses the same original (the unique reverses column refused the second one).
@@ -148,8 +150,25 @@ func LedgerTransactionByKey(ctx context.Context, q Querier, key string) (LedgerT
 }
 
 // LedgerBalance returns the debit and credit turnover of account over the transactions at or
-// before at: an index-only scan of the account's range of billing_ledger_entries_account_idx.
+// before at, from the account's latest checkpoint plus the entries around it
+// (ledger_checkpoints.go), in two statements: the same numbers as LedgerBalanceFromEntries,
+// at a cost that does not grow with the ledger when at is after the checkpoint. A
+// checkpoint sums a set of entries that never changes, so reading it in one snapshot and
+// the entries in a later one gives the balance of the later one.
 func LedgerBalance(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
+	var cp ledgerCheckpoint
+	err = q.QueryRow(ctx, ledgerCheckpointSQL, account, at).Scan(&cp.UptoID, &cp.At, &cp.Debits, &cp.Credits, &cp.AllDebits, &cp.AllCredits, &cp.MaxAt, &cp.FirstAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, err
+	}
+	return ledgerBalanceFrom(ctx, q, account, cp.startFrom(at), &at)
+}
+
+// LedgerBalanceFromEntries is LedgerBalance summing every entry of account up to at, without
+// the checkpoints: an index-only scan of the account's range of
+// billing_ledger_entries_account_idx, whose cost grows with the entries. Tests compare the
+// two.
+func LedgerBalanceFromEntries(ctx context.Context, q Querier, account string, at time.Time) (debits, credits int64, err error) {
 	err = q.QueryRow(ctx, `SELECT
 		coalesce(sum(amount) FILTER (WHERE side = 'debit'), 0)::bigint,
 		coalesce(sum(amount) FILTER (WHERE side = 'credit'), 0)::bigint
@@ -182,14 +201,82 @@ func LedgerEntries(ctx context.Context, q Querier, account string) ([]LedgerEntr
 }
 
 // LedgerTrialBalance returns the turnover of every account posted to, ordered by code, with
-// the account as the accounts table holds it; all from one snapshot, so it sums to zero per
-// currency whatever is being posted meanwhile.
-func LedgerTrialBalance(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
-	rows, err := q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra,
+// the account as the accounts table holds it; all from one snapshot (a read-only repeatable
+// read transaction), so it sums to zero per currency whatever is being posted meanwhile.
+// Each account's turnover is its latest checkpoint plus the entries after it, the accounts'
+// sums sent in one batch (one round trip). An account posted to has debits or credits
+// (amounts are > 0); one never posted to is left out.
+func LedgerTrialBalance(ctx context.Context, db interface {
+	BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+}) (ledger.TrialBalance, error) {
+	out := ledger.TrialBalance{} // not nil when empty, as before checkpoints
+	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra, c.upto_id, c.at,
+				coalesce(c.debits, 0), coalesce(c.credits, 0), coalesce(c.all_debits, 0), coalesce(c.all_credits, 0), c.max_at
+			FROM billing_ledger_accounts a LEFT JOIN LATERAL (
+				SELECT upto_id, at, debits, credits, all_debits, all_credits, max_at FROM billing_ledger_checkpoints c
+				WHERE c.account = a.code ORDER BY c.upto_id DESC LIMIT 1) c ON true
+			ORDER BY a.code`)
+		if err != nil {
+			return err
+		}
+		type start struct {
+			account ledger.Account
+			cp      ledgerCheckpoint
+		}
+		starts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (start, error) {
+			var s start
+			var typ string
+			err := row.Scan(&s.account.Code, &typ, &s.account.Currency, &s.account.Contra,
+				&s.cp.UptoID, &s.cp.At, &s.cp.Debits, &s.cp.Credits, &s.cp.AllDebits, &s.cp.AllCredits, &s.cp.MaxAt)
+			s.account.Type = ledger.AccountType(typ)
+			return s, err
+		})
+		if err != nil {
+			return err
+		}
+		// An account with a checkpoint: its all_* sums plus the entries numbered after it
+		// (every at is at or before +infinity); one without: every entry.
+		var batch pgx.Batch
+		for _, s := range starts {
+			if s.cp.UptoID != nil {
+				batch.Queue(ledgerSumsAfterSQL, s.account.Code, s.cp.UptoID, infinityIfNil(nil))
+			} else {
+				batch.Queue(ledgerSumsSQL, s.account.Code, nil, nil, infinityIfNil(nil))
+			}
+		}
+		results := tx.SendBatch(ctx, &batch)
+		for _, s := range starts {
+			b := ledger.Balance{Account: s.account}
+			if err := results.QueryRow().Scan(&b.Debits, &b.Credits); err != nil {
+				_ = results.Close()
+				return err
+			}
+			b.Debits += s.cp.AllDebits
+			b.Credits += s.cp.AllCredits
+			if b.Debits > 0 || b.Credits > 0 {
+				out = append(out, b)
+			}
+		}
+		return results.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// LedgerTrialBalanceFromEntries is LedgerTrialBalance summing every entry, without the
+// checkpoints. Tests compare the two.
+func LedgerTrialBalanceFromEntries(ctx context.Context, q Querier) (ledger.TrialBalance, error) {
+	return collectTrialBalance(q.Query(ctx, `SELECT a.code, a.type, a.currency, a.contra,
 		coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit'), 0)::bigint,
 		coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit'), 0)::bigint
 		FROM billing_ledger_entries e JOIN billing_ledger_accounts a ON a.code = e.account
-		GROUP BY a.code ORDER BY a.code`)
+		GROUP BY a.code ORDER BY a.code`))
+}
+
+func collectTrialBalance(rows pgx.Rows, err error) (ledger.TrialBalance, error) {
 	if err != nil {
 		return nil, err
 	}
