@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -112,12 +111,7 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 	if strings.TrimSpace(in.CustomerID) == "" {
 		check.add("CustomerID", "required: whose account it is")
 	}
-	if in.ReceivedAt.IsZero() {
-		check.add("ReceivedAt", "required: when the request reached the operator")
-	}
-	if !in.Channel.Valid() {
-		check.add("Channel", fmt.Sprintf("%q: one of email, support, profile", in.Channel))
-	}
+	check.received(in.ReceivedAt, in.Channel)
 	check.key("IdempotencyKey", in.IdempotencyKey)
 	if err := check.err(); err != nil {
 		return AccountDeletion{}, err

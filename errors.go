@@ -296,6 +296,17 @@ func (c *inputCheck) key(field, key string) {
 	}
 }
 
+// received checks when and how a customer's request reached the operator (a refund request,
+// an account deletion request).
+func (c *inputCheck) received(at time.Time, channel refund.Channel) {
+	if at.IsZero() {
+		c.add("ReceivedAt", "required: when the request reached the operator")
+	}
+	if !channel.Valid() {
+		c.add("Channel", fmt.Sprintf("%q: one of email, support, profile", channel))
+	}
+}
+
 func (c *inputCheck) err() error {
 	if len(c.problems) == 0 {
 		return nil

@@ -214,12 +214,7 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestPar
 	if in.Period < 0 {
 		check.add("Period", "must be 0 (the current period) or a period number")
 	}
-	if in.ReceivedAt.IsZero() {
-		check.add("ReceivedAt", "required: when the request reached the operator")
-	}
-	if !in.Channel.Valid() {
-		check.add("Channel", fmt.Sprintf("%q: one of email, support, profile", in.Channel))
-	}
+	check.received(in.ReceivedAt, in.Channel)
 	check.key("IdempotencyKey", in.IdempotencyKey)
 	if err := check.err(); err != nil {
 		return RefundRequest{}, err
