@@ -44,7 +44,7 @@ func (e *Engine) AuditLogList(ctx context.Context, subject string) (_ []AuditEnt
 	}
 	rows, err := store.ListAudit(ctx, e.pool, subject)
 	if err != nil {
-		return nil, e.opError("AuditLogList", err)
+		return nil, opError("AuditLogList", err)
 	}
 	out := make([]AuditEntry, len(rows))
 	for i, r := range rows {

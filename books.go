@@ -104,7 +104,7 @@ func (b *Books) TransactionGet(ctx context.Context, key string) (_ ledger.Transa
 	defer span.end(&err)
 	stored, err := store.LedgerTransactionByKey(ctx, b.e.pool, key)
 	if err != nil {
-		return ledger.Transaction{}, b.e.opError("Ledger.TransactionGet "+strconv.Quote(key), err)
+		return ledger.Transaction{}, opError("Ledger.TransactionGet "+strconv.Quote(key), err)
 	}
 	return stored.Tx, nil
 }
@@ -129,7 +129,7 @@ func (b *Books) Balance(ctx context.Context, account string, at time.Time) (_ le
 	}
 	debits, credits, err := store.LedgerBalance(ctx, b.e.pool, account, at)
 	if err != nil {
-		return ledger.Balance{}, b.e.opError("Ledger.Balance "+account, err)
+		return ledger.Balance{}, opError("Ledger.Balance "+account, err)
 	}
 	return ledger.Balance{Account: a, Debits: debits, Credits: credits}, nil
 }
@@ -156,7 +156,7 @@ func (b *Books) EntryList(ctx context.Context, account string) (_ []LedgerEntry,
 	}
 	rows, err := store.LedgerEntries(ctx, b.e.pool, account)
 	if err != nil {
-		return nil, b.e.opError("Ledger.EntryList "+account, err)
+		return nil, opError("Ledger.EntryList "+account, err)
 	}
 	out := make([]LedgerEntry, len(rows))
 	for i, r := range rows {
@@ -179,7 +179,7 @@ func (b *Books) TrialBalance(ctx context.Context) (_ ledger.TrialBalance, err er
 	defer span.end(&err)
 	tb, err := store.LedgerTrialBalance(ctx, b.e.pool)
 	if err != nil {
-		return nil, b.e.opError("Ledger.TrialBalance", err)
+		return nil, opError("Ledger.TrialBalance", err)
 	}
 	for currency, net := range tb.NetByCurrency() {
 		if net != 0 {
@@ -228,14 +228,14 @@ func (e *Engine) postTo(ctx context.Context, op string, q store.Querier, periodI
 		if prev, err := store.LedgerTransactionByKey(ctx, q, t.Key); err == nil {
 			return replayOf(op, prev, t.Key, fingerprint, periodID)
 		} else if !errors.Is(err, store.ErrNotFound) {
-			return ledger.Transaction{}, false, e.opError(op, err)
+			return ledger.Transaction{}, false, opError(op, err)
 		}
 		original, err := store.LedgerTransactionByKey(ctx, q, t.Reverses)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || (err == nil && !ledger.Mirrors(t, original.Tx)):
 			return ledger.Transaction{}, false, fmt.Errorf("%s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrInvalidReversal)
 		case err != nil:
-			return ledger.Transaction{}, false, e.opError(op, err)
+			return ledger.Transaction{}, false, opError(op, err)
 		case original.ReversedBy != "":
 			return ledger.Transaction{}, false, fmt.Errorf("%s: %q already reversed by %q: %w", op, t.Reverses, original.ReversedBy, ledger.ErrAlreadyReversed)
 		}
@@ -245,13 +245,13 @@ func (e *Engine) postTo(ctx context.Context, op string, q store.Querier, periodI
 	case errors.Is(err, store.ErrLedgerAlreadyReversed):
 		return ledger.Transaction{}, false, fmt.Errorf("%s: %q reversing %q: %w", op, t.Key, t.Reverses, ledger.ErrAlreadyReversed)
 	case err != nil:
-		return ledger.Transaction{}, false, e.opError(op, err)
+		return ledger.Transaction{}, false, opError(op, err)
 	case inserted:
 		return t, false, nil
 	}
 	prev, err := store.LedgerTransactionByKey(ctx, q, t.Key)
 	if err != nil {
-		return ledger.Transaction{}, false, e.opError(op, err)
+		return ledger.Transaction{}, false, opError(op, err)
 	}
 	return replayOf(op, prev, t.Key, fingerprint, periodID)
 }
@@ -417,7 +417,7 @@ func (e *Engine) RecognizeRevenue(ctx context.Context, subscriptionID string, pe
 		}
 		return nil
 	})
-	return e.opError(op, err)
+	return opError(op, err)
 }
 
 // endedEarlyAt returns when paid period number period stopped giving access before its end,

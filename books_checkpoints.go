@@ -44,13 +44,13 @@ func (e *Engine) checkpointLedger(ctx context.Context, wait time.Duration) (_ in
 	const op = "Ledger.Checkpoint"
 	upto, xmax, err := store.LedgerHorizon(ctx, e.pool)
 	if err != nil {
-		return 0, e.opError(op, err)
+		return 0, opError(op, err)
 	}
 	deadline := time.Now().Add(wait)
 	for pause := time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
 		reached, err := store.LedgerHorizonReached(ctx, e.pool, xmax)
 		if err != nil {
-			return 0, e.opError(op, err)
+			return 0, opError(op, err)
 		}
 		if reached {
 			break
@@ -62,14 +62,14 @@ func (e *Engine) checkpointLedger(ctx context.Context, wait time.Duration) (_ in
 		}
 		select {
 		case <-ctx.Done():
-			return 0, e.opError(op, ctx.Err())
+			return 0, opError(op, ctx.Err())
 		case <-time.After(pause):
 		}
 	}
 	now := e.clock.Now()
 	n, err := store.InsertLedgerCheckpoints(ctx, e.pool, upto, now, now)
 	if err != nil {
-		return 0, e.opError(op, err)
+		return 0, opError(op, err)
 	}
 	return n, nil
 }

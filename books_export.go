@@ -98,7 +98,7 @@ func (b *Books) TransactionList(ctx context.Context, p LedgerTransactionListPara
 		return err
 	})
 	if err != nil {
-		return LedgerTransactionPage{}, b.e.opError(op, err)
+		return LedgerTransactionPage{}, opError(op, err)
 	}
 	var out LedgerTransactionPage
 	if len(rows) > limit {
@@ -198,7 +198,7 @@ func (b *Books) ExportCSV(ctx context.Context, w io.Writer, from, to time.Time) 
 		}
 	})
 	if err != nil {
-		return b.e.opError(op, err)
+		return opError(op, err)
 	}
 	return nil
 }

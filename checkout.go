@@ -66,17 +66,17 @@ func (e *Engine) StartCheckout(ctx context.Context, subscriptionID, returnURL st
 	}
 	p, err := e.prepareAttempt(ctx, subscriptionID, payment.PurposeCheckout, 1, returnURL)
 	if err != nil {
-		return CheckoutResult{}, e.opError("StartCheckout", err)
+		return CheckoutResult{}, opError("StartCheckout", err)
 	}
 	var a store.AttemptRow
 	if p.attempt.ID != "" {
 		if a, err = e.runAttempt(ctx, gw, p); err != nil && !errors.Is(err, errRetryLater) {
-			return CheckoutResult{}, e.opError("StartCheckout", err)
+			return CheckoutResult{}, opError("StartCheckout", err)
 		}
 	}
 	sub, err := store.GetSubscription(ctx, e.pool, subscriptionID)
 	if err != nil {
-		return CheckoutResult{}, e.opError("StartCheckout", err)
+		return CheckoutResult{}, opError("StartCheckout", err)
 	}
 	out := CheckoutResult{Subscription: sub, Attempt: a.Attempt}
 	if a.State == payment.StatePending && sub.Status == subscription.StatusPending {

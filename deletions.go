@@ -125,7 +125,7 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return AccountDeletion{}, e.opError("RequestAccountDeletion", err)
+		return AccountDeletion{}, opError("RequestAccountDeletion", err)
 	}
 	hash := requestHash(in.CustomerID, in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.DeletionRow
@@ -158,7 +158,7 @@ func (e *Engine) requestAccountDeletion(ctx context.Context, db dbtx, in Account
 		return store.SaveResult(ctx, tx, "account_deletion", in.IdempotencyKey, row.ID)
 	})
 	if err != nil {
-		return AccountDeletion{}, e.opError("RequestAccountDeletion", err)
+		return AccountDeletion{}, opError("RequestAccountDeletion", err)
 	}
 	return deletionOf(out), nil
 }
@@ -272,7 +272,7 @@ func (e *Engine) executeAccountDeletion(ctx context.Context, db dbtx, requestID,
 		return err
 	})
 	if err != nil {
-		return AccountDeletion{}, e.opError("ExecuteAccountDeletion", err)
+		return AccountDeletion{}, opError("ExecuteAccountDeletion", err)
 	}
 	return deletionOf(out), nil
 }
@@ -288,7 +288,7 @@ func (e *Engine) AccountDeletionGet(ctx context.Context, requestID string) (_ Ac
 	}
 	row, err := store.GetDeletion(ctx, e.pool, requestID)
 	if err != nil {
-		return AccountDeletion{}, e.opError("AccountDeletionGet", err)
+		return AccountDeletion{}, opError("AccountDeletionGet", err)
 	}
 	return deletionOf(row), nil
 }
@@ -299,7 +299,7 @@ func (e *Engine) AccountDeletionListOpen(ctx context.Context) (_ []AccountDeleti
 	defer span.end(&err)
 	rows, err := store.OpenDeletions(ctx, e.pool)
 	if err != nil {
-		return nil, e.opError("AccountDeletionListOpen", err)
+		return nil, opError("AccountDeletionListOpen", err)
 	}
 	out := make([]AccountDeletion, len(rows))
 	for i, r := range rows {
@@ -317,7 +317,7 @@ func (e *Engine) escalateAccountDeletion(ctx context.Context, requestID string) 
 	defer span.end(&err)
 	row, err := store.GetDeletion(ctx, e.pool, requestID)
 	if err != nil {
-		return e.opError("EscalateAccountDeletion", err)
+		return opError("EscalateAccountDeletion", err)
 	}
 	if row.State == string(AccountDeletionDone) || !row.EscalatedAt.IsZero() {
 		return nil
@@ -330,7 +330,7 @@ func (e *Engine) escalateAccountDeletion(ctx context.Context, requestID string) 
 		h(esc)
 	}
 	if err := e.markDeletionEscalated(ctx, row.ID, esc.At); err != nil {
-		return e.opError("EscalateAccountDeletion", err)
+		return opError("EscalateAccountDeletion", err)
 	}
 	return nil
 }

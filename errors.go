@@ -317,10 +317,6 @@ func (c *inputCheck) err() error {
 // opError is the seam every command's error passes: the store's errors mapped to the
 // engine's, the command named once, the kind fixed (*Error). An *InputError, which names
 // the command itself, passes unchanged, as does an *Error already made.
-func (e *Engine) opError(op string, err error) error {
-	return opError(op, err)
-}
-
 func opError(op string, err error) error {
 	if err == nil {
 		return nil

@@ -697,18 +697,18 @@ func (e *Engine) EventList(ctx context.Context, q EventListParams) (_ []Event, e
 	if q.After != "" {
 		seq, err := store.EventSeq(ctx, e.pool, q.After)
 		if err != nil {
-			return nil, e.opError("EventList", err)
+			return nil, opError("EventList", err)
 		}
 		f.AfterSeq = seq
 	}
 	rows, err := store.ListEvents(ctx, e.pool, f)
 	if err != nil {
-		return nil, e.opError("EventList", err)
+		return nil, opError("EventList", err)
 	}
 	out := make([]Event, len(rows))
 	for i, r := range rows {
 		if out[i], err = eventOf(r); err != nil {
-			return nil, e.opError("EventList", err)
+			return nil, opError("EventList", err)
 		}
 	}
 	return out, nil

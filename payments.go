@@ -64,11 +64,11 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 	}
 	a, err := e.chargePeriod(ctx, subscriptionID, payment.PurposeCheckout, 1)
 	if err != nil && !errors.Is(err, errRetryLater) {
-		return ChargeResult{}, e.opError("ChargeFirstPayment", err)
+		return ChargeResult{}, opError("ChargeFirstPayment", err)
 	}
 	sub, gerr := store.GetSubscription(ctx, e.pool, subscriptionID)
 	if gerr != nil {
-		return ChargeResult{}, e.opError("ChargeFirstPayment", gerr)
+		return ChargeResult{}, opError("ChargeFirstPayment", gerr)
 	}
 	return ChargeResult{Subscription: sub, Attempt: a}, nil
 }
@@ -95,7 +95,7 @@ func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period 
 		return err
 	}
 	_, err = e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
-	return e.opError("RenewPeriod", err)
+	return opError("RenewPeriod", err)
 }
 
 // chargePeriod runs the charge protocol for period number of a subscription:
@@ -1021,7 +1021,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return payment.Attempt{}, e.opError("HandlePaymentWebhook", ErrNoGateway)
+		return payment.Attempt{}, opError("HandlePaymentWebhook", ErrNoGateway)
 	}
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = e.clock.Now()
@@ -1032,7 +1032,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 			ErrUnknownPayment, ev.ProviderPaymentID, ev.IdempotencyKey))
 	}
 	if err != nil {
-		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
+		return payment.Attempt{}, opError("HandlePaymentWebhook", err)
 	}
 	res, lerr := gw.Lookup(ctx, lookupOf(found)) // the stored id, never the body's
 	if err := confirmWebhook(ev, res, lerr, found.ProviderPaymentID); err != nil {
@@ -1073,7 +1073,7 @@ func (e *Engine) HandlePaymentWebhook(ctx context.Context, ev payment.WebhookEve
 		return err
 	})
 	if err != nil {
-		return payment.Attempt{}, e.opError("HandlePaymentWebhook", err)
+		return payment.Attempt{}, opError("HandlePaymentWebhook", err)
 	}
 	return out, nil
 }
@@ -1204,7 +1204,7 @@ func (e *Engine) withdrawConsent(ctx context.Context, db dbtx, customerID, token
 		}
 		return nil
 	})
-	return e.opError("WithdrawConsent", err)
+	return opError("WithdrawConsent", err)
 }
 
 // enqueueEach inserts job(id) for every id, one insert each: a failing insert is named with
@@ -1241,7 +1241,7 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	defer span.end(&err)
 	due, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), e.clock.Now(), 1000)
 	if err != nil {
-		return 0, e.opError("SweepDueRenewals", err)
+		return 0, opError("SweepDueRenewals", err)
 	}
 	var errs []error
 	n := 0
@@ -1266,7 +1266,7 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return n, e.opError("SweepDueRenewals", errors.Join(errs...))
+		return n, opError("SweepDueRenewals", errors.Join(errs...))
 	}
 	return n, nil
 }
@@ -1300,7 +1300,7 @@ func (e *Engine) ReconcilePayments(ctx context.Context) (_ int, err error) {
 	now := e.clock.Now()
 	open, err := store.OpenAttempts(ctx, e.pool, now.Add(-chargeInFlightFor), now, now.Add(-canceledWatchFor), 500)
 	if err != nil {
-		return 0, e.opError("ReconcilePayments", err)
+		return 0, opError("ReconcilePayments", err)
 	}
 	for _, a := range open {
 		err := e.reconcileAttempt(ctx, a)
@@ -1414,7 +1414,7 @@ func (e *Engine) AttemptList(ctx context.Context, subscriptionID string) (_ []pa
 	}
 	rows, err := store.Attempts(ctx, e.pool, subscriptionID)
 	if err != nil {
-		return nil, e.opError("AttemptList", err)
+		return nil, opError("AttemptList", err)
 	}
 	out := make([]payment.Attempt, len(rows))
 	for i, r := range rows {
@@ -1443,7 +1443,7 @@ func (e *Engine) AttemptListParked(ctx context.Context) (_ []ParkedAttempt, err 
 	defer span.end(&err)
 	rows, err := store.AttemptListParked(ctx, e.pool)
 	if err != nil {
-		return nil, e.opError("AttemptListParked", err)
+		return nil, opError("AttemptListParked", err)
 	}
 	out := make([]ParkedAttempt, len(rows))
 	for i, r := range rows {

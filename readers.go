@@ -105,7 +105,7 @@ func (e *Engine) PeriodList(ctx context.Context, subscriptionID string) (_ []Per
 		return nil
 	})
 	if err != nil {
-		return nil, e.opError(op, err)
+		return nil, opError(op, err)
 	}
 	return out, nil
 }
@@ -171,7 +171,7 @@ func (e *Engine) SubscriptionList(ctx context.Context, p SubscriptionListParams)
 		return err
 	})
 	if err != nil {
-		return SubscriptionPage{}, e.opError(op, err)
+		return SubscriptionPage{}, opError(op, err)
 	}
 	out := SubscriptionPage{Subscriptions: page}
 	if len(page) > limit {
@@ -307,7 +307,7 @@ func (e *Engine) AttemptHistoryGet(ctx context.Context, attemptID string) (_ Att
 		return nil
 	})
 	if err != nil {
-		return AttemptHistory{}, e.opError(op, err)
+		return AttemptHistory{}, opError(op, err)
 	}
 	return out, nil
 }
@@ -393,7 +393,7 @@ func (e *Engine) RefundHistoryGet(ctx context.Context, requestID string) (_ Refu
 		return nil
 	})
 	if err != nil {
-		return RefundHistory{}, e.opError(op, err)
+		return RefundHistory{}, opError(op, err)
 	}
 	return out, nil
 }

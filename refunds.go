@@ -220,11 +220,11 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestPar
 		return RefundRequest{}, err
 	}
 	if err := refund.CheckReceivedAt(in.ReceivedAt, e.clock.Now()); err != nil {
-		return RefundRequest{}, e.opError("RequestRefund", err)
+		return RefundRequest{}, opError("RequestRefund", err)
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return RefundRequest{}, e.opError("RequestRefund", err)
+		return RefundRequest{}, opError("RequestRefund", err)
 	}
 	hash := requestHash(in.SubscriptionID, fmt.Sprint(in.Period), in.ReceivedAt.UTC().Format(time.RFC3339Nano), string(in.Channel), in.Text)
 	var out store.RefundRow
@@ -266,7 +266,7 @@ func (e *Engine) requestRefund(ctx context.Context, db dbtx, in RefundRequestPar
 		return store.SaveResult(ctx, tx, "refund_request", in.IdempotencyKey, row.ID)
 	})
 	if err != nil {
-		return RefundRequest{}, e.opError("RequestRefund", err)
+		return RefundRequest{}, opError("RequestRefund", err)
 	}
 	return refundOf(out), nil
 }
@@ -350,19 +350,19 @@ func (e *Engine) SuggestProRata(ctx context.Context, requestID string, costs dec
 	}
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
-		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+		return refund.ProRataRefund{}, opError("SuggestProRata", err)
 	}
 	sub, err := store.GetSubscription(ctx, e.pool, row.SubscriptionID)
 	if err != nil {
-		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+		return refund.ProRataRefund{}, opError("SuggestProRata", err)
 	}
 	period, err := store.ReadPeriod(ctx, e.pool, sub.ID, row.Period)
 	if err != nil {
-		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+		return refund.ProRataRefund{}, opError("SuggestProRata", err)
 	}
 	rp, _, err := e.refundPeriod(ctx, e.pool, sub, period)
 	if err != nil {
-		return refund.ProRataRefund{}, e.opError("SuggestProRata", err)
+		return refund.ProRataRefund{}, opError("SuggestProRata", err)
 	}
 	suggestion, err := refund.ProRata(rp, row.ReceivedAt, costs)
 	if err != nil {
@@ -518,7 +518,7 @@ func (e *Engine) moveRefund(ctx context.Context, db dbtx, op, requestID string, 
 		return e.refundAudit(ctx, tx, row, now, actor, action, reason, nil)
 	})
 	if err != nil {
-		return RefundRequest{}, e.opError(op, err)
+		return RefundRequest{}, opError(op, err)
 	}
 	return refundOf(out), nil
 }
@@ -556,11 +556,11 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return RefundRequest{}, e.opError("ExecuteRefund", ErrNoGateway)
+		return RefundRequest{}, opError("ExecuteRefund", ErrNoGateway)
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return RefundRequest{}, e.opError("ExecuteRefund", err)
+		return RefundRequest{}, opError("ExecuteRefund", err)
 	}
 	var row store.RefundRow
 	send := false
@@ -626,19 +626,19 @@ func (e *Engine) ExecuteRefund(ctx context.Context, requestID string, opts Execu
 		err = fmt.Errorf("%w: another request of subscription %s period %d is being refunded", ErrAlreadyRefunded, row.SubscriptionID, row.Period)
 	}
 	if err != nil {
-		return RefundRequest{}, e.opError("ExecuteRefund", err)
+		return RefundRequest{}, opError("ExecuteRefund", err)
 	}
 	if !send {
 		return refundOf(row), nil
 	}
 	req, err := e.gatewayRefund(ctx, row)
 	if err != nil {
-		return RefundRequest{}, e.opError("ExecuteRefund", err)
+		return RefundRequest{}, opError("ExecuteRefund", err)
 	}
 	res, callErr := gw.Refund(ctx, req)
 	out, err := e.settleRefund(ctx, row.ID, req.IdempotencyKey, res, callErr)
 	if err != nil {
-		return RefundRequest{}, e.opError("ExecuteRefund", err)
+		return RefundRequest{}, opError("ExecuteRefund", err)
 	}
 	return refundOf(out), nil
 }
@@ -658,7 +658,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return RefundRequest{}, e.opError("HandleRefundWebhook", ErrNoGateway)
+		return RefundRequest{}, opError("HandleRefundWebhook", ErrNoGateway)
 	}
 	var row store.RefundRow
 	err = store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
@@ -677,7 +677,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 		}
 	}
 	if err != nil {
-		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
+		return RefundRequest{}, opError("HandleRefundWebhook", err)
 	}
 	res, lerr := gw.LookupRefund(ctx, refundLookupOf(row))
 	err = confirmRefundWebhook(ev, res, lerr)
@@ -687,7 +687,7 @@ func (e *Engine) HandleRefundWebhook(ctx context.Context, ev payment.WebhookEven
 	}
 	out, err := e.settleRefund(ctx, row.ID, row.GatewayKey, res, nil)
 	if err != nil {
-		return RefundRequest{}, e.opError("HandleRefundWebhook", err)
+		return RefundRequest{}, opError("HandleRefundWebhook", err)
 	}
 	return refundOf(out), nil
 }
@@ -707,7 +707,7 @@ func (e *Engine) retryRefund(ctx context.Context, requestID string) (err error) 
 	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
-		return e.opError("RetryRefund", err)
+		return opError("RetryRefund", err)
 	}
 	if refund.State(row.State) != refund.StateExecuting {
 		return nil
@@ -720,7 +720,7 @@ func (e *Engine) retryRefund(ctx context.Context, requestID string) (err error) 
 	if errors.Is(err, payment.ErrNotFound) {
 		req, rerr := e.gatewayRefund(ctx, row)
 		if rerr != nil {
-			return e.opError("RetryRefund", rerr)
+			return opError("RetryRefund", rerr)
 		}
 		res, err = gw.Refund(ctx, req)
 	}
@@ -729,7 +729,7 @@ func (e *Engine) retryRefund(ctx context.Context, requestID string) (err error) 
 	}
 	out, err := e.settleRefund(ctx, requestID, row.GatewayKey, res, nil)
 	if err != nil {
-		return e.opError("RetryRefund", err)
+		return opError("RetryRefund", err)
 	}
 	if refund.State(out.State) == refund.StateExecuting {
 		// Unknown, or pending at the gateway: look again later, as RefundUnapplied does. A
@@ -749,7 +749,7 @@ func (e *Engine) escalateRefund(ctx context.Context, requestID string) (err erro
 	defer span.end(&err)
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
-		return e.opError("EscalateRefund", err)
+		return opError("EscalateRefund", err)
 	}
 	if refund.State(row.State).Final() || !row.EscalatedAt.IsZero() {
 		return nil
@@ -762,7 +762,7 @@ func (e *Engine) escalateRefund(ctx context.Context, requestID string) (err erro
 		h(esc)
 	}
 	if err := e.markRefundEscalated(ctx, row.ID, esc.At); err != nil {
-		return e.opError("EscalateRefund", err)
+		return opError("EscalateRefund", err)
 	}
 	return nil
 }
@@ -777,7 +777,7 @@ func (e *Engine) RefundRequestList(ctx context.Context, f RefundRequestListParam
 	}
 	rows, err := store.ListRefunds(ctx, e.pool, string(f.State), f.Open, f.DueBefore)
 	if err != nil {
-		return nil, e.opError("RefundRequestList", err)
+		return nil, opError("RefundRequestList", err)
 	}
 	out := make([]RefundRequest, len(rows))
 	for i, r := range rows {
@@ -797,7 +797,7 @@ func (e *Engine) RefundRequestGet(ctx context.Context, requestID string) (_ Refu
 	}
 	row, err := store.GetRefund(ctx, e.pool, requestID)
 	if err != nil {
-		return RefundRequest{}, e.opError("RefundRequestGet", err)
+		return RefundRequest{}, opError("RefundRequestGet", err)
 	}
 	return refundOf(row), nil
 }

@@ -54,7 +54,7 @@ func (e *Engine) PruneExpired(ctx context.Context) (_ PruneResult, err error) {
 			"idempotency_keys", res.IdempotencyKeys, "usage_events", res.UsageEvents, "cutoff", cutoff)
 	}
 	if err != nil {
-		return res, e.opError("PruneExpired", err)
+		return res, opError("PruneExpired", err)
 	}
 	return res, nil
 }

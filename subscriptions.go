@@ -169,7 +169,7 @@ func (e *Engine) subscribe(ctx context.Context, db dbtx, req SubscribeParams) (s
 		return store.SaveResult(ctx, tx, "subscribe:"+req.CustomerID, req.IdempotencyKey, sub.ID)
 	})
 	if err != nil {
-		return subscription.Subscription{}, e.opError("Subscribe", err)
+		return subscription.Subscription{}, opError("Subscribe", err)
 	}
 	return out, nil
 }
@@ -489,7 +489,7 @@ func (e *Engine) get(ctx context.Context, q store.Querier, subscriptionID string
 		return subscription.Subscription{}, err
 	}
 	sub, err := store.GetSubscription(ctx, q, subscriptionID)
-	return sub, e.opError("SubscriptionGet "+subscriptionID, err)
+	return sub, opError("SubscriptionGet "+subscriptionID, err)
 }
 
 // SubscriptionListByCustomer returns a customer's subscriptions, oldest first.
@@ -497,7 +497,7 @@ func (e *Engine) SubscriptionListByCustomer(ctx context.Context, customerID stri
 	ctx, span := e.tel.start(ctx, "SubscriptionListByCustomer")
 	defer span.end(&err)
 	subs, err := store.ListSubscriptions(ctx, e.pool, customerID)
-	return subs, e.opError("SubscriptionListByCustomer", err)
+	return subs, opError("SubscriptionListByCustomer", err)
 }
 
 // Access says whether the subscription gives access now, and why not when it does not:
@@ -546,7 +546,7 @@ func (e *Engine) change(ctx context.Context, db dbtx, op, id string, fn transiti
 		return nil
 	})
 	if err != nil {
-		return subscription.Subscription{}, e.opError(op, err)
+		return subscription.Subscription{}, opError(op, err)
 	}
 	return out, nil
 }

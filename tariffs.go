@@ -50,7 +50,7 @@ func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec t
 
 func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tariff.Spec) (tariff.Version, error) {
 	if err := spec.Validate(); err != nil {
-		return tariff.Version{}, c.e.opError("Publish", err)
+		return tariff.Version{}, opError("Publish", err)
 	}
 	if strings.TrimSpace(actor) == "" {
 		return tariff.Version{}, &InputError{Op: "Publish", Problems: []FieldProblem{{"actor", "required: who publishes the version, for the audit log"}}}
@@ -87,7 +87,7 @@ func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tarif
 		})
 	})
 	if err != nil {
-		return tariff.Version{}, c.e.opError("Publish", err)
+		return tariff.Version{}, opError("Publish", err)
 	}
 	return out, nil
 }
@@ -98,7 +98,7 @@ func (c *Catalog) Get(ctx context.Context, code string) (_ tariff.Tariff, err er
 	defer span.end(&err)
 	t, err := store.GetTariff(ctx, c.e.pool, code)
 	if err != nil {
-		return tariff.Tariff{}, c.e.opError("Get tariff "+code, err)
+		return tariff.Tariff{}, opError("Get tariff "+code, err)
 	}
 	return t, nil
 }
@@ -108,7 +108,7 @@ func (c *Catalog) List(ctx context.Context) (_ []tariff.Tariff, err error) {
 	ctx, span := c.e.tel.start(ctx, "Tariffs.List")
 	defer span.end(&err)
 	ts, err := store.ListTariffs(ctx, c.e.pool)
-	return ts, c.e.opError("List tariffs", err)
+	return ts, opError("List tariffs", err)
 }
 
 // VersionList returns the version history of code, oldest first (ErrNotFound for an unknown
@@ -118,10 +118,10 @@ func (c *Catalog) VersionList(ctx context.Context, code string) (_ []tariff.Vers
 	defer span.end(&err)
 	vs, err := store.Versions(ctx, c.e.pool, code)
 	if err != nil {
-		return nil, c.e.opError("Versions", err)
+		return nil, opError("Versions", err)
 	}
 	if len(vs) == 0 {
-		return nil, c.e.opError("Versions", fmt.Errorf("tariff %q: %w", code, ErrNotFound))
+		return nil, opError("Versions", fmt.Errorf("tariff %q: %w", code, ErrNotFound))
 	}
 	return vs, nil
 }
@@ -136,11 +136,11 @@ func (c *Catalog) InForce(ctx context.Context, code string, at time.Time) (_ tar
 		err = fmt.Errorf("tariff %q: %w", code, ErrNotFound)
 	}
 	if err != nil {
-		return tariff.Version{}, c.e.opError("InForce", err)
+		return tariff.Version{}, opError("InForce", err)
 	}
 	v, ok := tariff.InForce(vs, at)
 	if !ok {
-		return tariff.Version{}, c.e.opError("InForce", fmt.Errorf("tariff %q at %s: %w", code, at.Format(time.RFC3339), tariff.ErrNoVersion))
+		return tariff.Version{}, opError("InForce", fmt.Errorf("tariff %q at %s: %w", code, at.Format(time.RFC3339), tariff.ErrNoVersion))
 	}
 	return v, nil
 }
@@ -188,7 +188,7 @@ func (c *Catalog) retire(ctx context.Context, db dbtx, code, actor, reason strin
 		return store.InsertAudit(ctx, tx, store.AuditEntry{At: now, Actor: actor, Action: "tariff.retire", Subject: "tariff:" + code, Reason: reason})
 	})
 	if err != nil {
-		return tariff.Tariff{}, c.e.opError("Retire "+code, err)
+		return tariff.Tariff{}, opError("Retire "+code, err)
 	}
 	return out, nil
 }

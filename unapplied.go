@@ -79,7 +79,7 @@ func (e *Engine) UnappliedPaymentList(ctx context.Context, open bool) (_ []Unapp
 	defer span.end(&err)
 	rows, err := store.ListUnapplied(ctx, e.pool, open)
 	if err != nil {
-		return nil, e.opError("UnappliedPaymentList", err)
+		return nil, opError("UnappliedPaymentList", err)
 	}
 	out := make([]UnappliedPayment, len(rows))
 	for i, r := range rows {
@@ -110,21 +110,21 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err e
 	}
 	u, err := store.GetUnapplied(ctx, e.pool, unappliedID)
 	if err != nil {
-		return e.opError("RefundUnapplied", err)
+		return opError("RefundUnapplied", err)
 	}
 	if u.State != store.UnappliedRefunding {
 		return nil
 	}
 	gw := e.cfg.Gateway
 	if gw == nil {
-		return e.opError("RefundUnapplied", ErrNoGateway)
+		return opError("RefundUnapplied", ErrNoGateway)
 	}
 	res, err := gw.LookupRefund(ctx, unappliedLookupOf(u))
 	if errors.Is(err, payment.ErrNotFound) {
 		desc := "return of a payment no subscription period took"
 		charge, rerr := store.GetAttempt(ctx, e.pool, u.AttemptID)
 		if rerr != nil {
-			return e.opError("RefundUnapplied", rerr)
+			return opError("RefundUnapplied", rerr)
 		}
 		receipt, rerr := e.refundReceipt(ctx, u.SubscriptionID, desc, u.AmountMinor, u.Currency, charge)
 		if rerr != nil {
@@ -137,18 +137,18 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err e
 				Amount: u.AmountMinor, Currency: u.Currency, Description: desc, Receipt: receipt,
 				Metadata: map[string]string{"billing_unapplied_id": u.ID, payment.MetadataIdempotencyKey: u.RefundKey}}
 			if rerr := req.Validate(); rerr != nil {
-				return e.opError("RefundUnapplied", rerr)
+				return opError("RefundUnapplied", rerr)
 			}
 			res, err = gw.Refund(ctx, req)
 		}
 	}
 	switch {
 	case err == nil && res.Outcome == payment.OutcomeSucceeded:
-		return e.opError("RefundUnapplied", e.unappliedRefunded(ctx, u.ID, res))
+		return opError("RefundUnapplied", e.unappliedRefunded(ctx, u.ID, res))
 	case err == nil && (res.Outcome == payment.OutcomePending || res.Outcome == payment.OutcomeUnknown):
 		if res.ProviderRefundID != "" {
 			if nerr := store.NoteUnappliedRefund(ctx, e.pool, u.ID, res.ProviderRefundID); nerr != nil {
-				return e.opError("RefundUnapplied", nerr)
+				return opError("RefundUnapplied", nerr)
 			}
 		}
 		return opError("RefundUnapplied", fmt.Errorf("%s: refund %s, looking again later (or its webhook settles it): %w", u.ID, res.Outcome, ErrUnavailable))
@@ -159,7 +159,7 @@ func (e *Engine) RefundUnapplied(ctx context.Context, unappliedID string) (err e
 	}
 	parked, ferr := e.unappliedFailed(ctx, u.ID, u.RefundKey, err, declined, res.Outcome == payment.OutcomeHardDeclined)
 	if ferr != nil {
-		return e.opError("RefundUnapplied", ferr)
+		return opError("RefundUnapplied", ferr)
 	}
 	if parked {
 		return nil

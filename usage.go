@@ -84,7 +84,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
 	}
 	if err != nil && !store.IsUniqueViolation(err, "billing_usage_events_pkey") && !store.IsRetryable(err) {
-		return ConsumeResult{}, e.opError("Consume", err)
+		return ConsumeResult{}, opError("Consume", err)
 	}
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
@@ -96,12 +96,12 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 			continue // a deadlock with a command holding the subscription row; nothing was counted (the host retries its own)
 		}
 		if err != nil {
-			return ConsumeResult{}, e.opError("Consume", err)
+			return ConsumeResult{}, opError("Consume", err)
 		}
 		switch {
 		case o.Replayed:
 			if o.PrevMeter != meter || o.PrevQuantity != quantity {
-				return ConsumeResult{}, e.opError("Consume", fmt.Errorf("key %q was used for %d %s: %w",
+				return ConsumeResult{}, opError("Consume", fmt.Errorf("key %q was used for %d %s: %w",
 					idempotencyKey, o.PrevQuantity, o.PrevMeter, ErrIdempotencyConflict))
 			}
 			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity, Exhausted: o.Exhausted, Replayed: true}, nil
@@ -117,7 +117,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 			if err == nil {
 				err = fmt.Errorf("refused under contention: %w", ErrUnavailable)
 			}
-			return ConsumeResult{}, e.opError("Consume", err)
+			return ConsumeResult{}, opError("Consume", err)
 		}
 	}
 }
@@ -191,7 +191,7 @@ func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveParams) (_ sub
 	}
 	client, err := e.riverClient()
 	if err != nil {
-		return subscription.Reservation{}, e.opError("Reserve", err)
+		return subscription.Reservation{}, opError("Reserve", err)
 	}
 	var out subscription.Reservation
 	err = store.InTx(ctx, db, func(tx pgx.Tx) error {
@@ -245,7 +245,7 @@ func (e *Engine) reserve(ctx context.Context, db dbtx, req ReserveParams) (_ sub
 		}
 	}
 	if err != nil {
-		return subscription.Reservation{}, e.opError("Reserve", err)
+		return subscription.Reservation{}, opError("Reserve", err)
 	}
 	return out, nil
 }
@@ -391,7 +391,7 @@ func (e *Engine) resolve(ctx context.Context, db dbtx, op, reservationID string,
 		return nil
 	})
 	if err != nil {
-		return subscription.Reservation{}, e.opError(op, err)
+		return subscription.Reservation{}, opError(op, err)
 	}
 	return out, nil
 }
