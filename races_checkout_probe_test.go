@@ -3,7 +3,6 @@ package billing_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,12 +31,8 @@ func TestRaceStartCheckoutVsFirstPayment(t *testing.T) {
 		fail := r%2 == 1
 		race := func(extra func()) {
 			b.gateway.SetLatency(time.Millisecond)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			run := func(f func()) {
-				wg.Add(1)
-				go func() { defer wg.Done(); <-start; f() }()
-			}
+			gate := newGate()
+			run := gate.run
 			run(func() { _, _ = b.engine.StartCheckout(ctx, sub.ID, returnURL) })
 			run(func() { _, _ = b.engine.StartCheckout(ctx, sub.ID, returnURL) })
 			run(func() { _, _ = b.engine.ChargeFirstPayment(ctx, sub.ID) })
@@ -49,8 +44,7 @@ func TestRaceStartCheckoutVsFirstPayment(t *testing.T) {
 				run(extra)
 				run(extra)
 			}
-			close(start)
-			wg.Wait()
+			gate.open()
 			b.gateway.SetLatency(0)
 		}
 		race(nil)

@@ -3,7 +3,6 @@ package billing_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,20 +31,15 @@ func TestRaceAccountDeletionVsCheckoutPaid(t *testing.T) {
 		ev, err := b.gateway.Confirm(co.Attempt.ProviderPaymentID, payment.OutcomeSucceeded) // the customer pays
 		require.NoError(t, err)
 		b.gateway.SetLatency(time.Millisecond)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		run := func(f func()) {
-			wg.Add(1)
-			go func() { defer wg.Done(); <-start; f() }()
-		}
+		gate := newGate()
+		run := gate.run
 		for g := 0; g < 2; g++ {
 			run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
 			run(func() { _, _ = b.engine.HandlePaymentWebhook(ctx, ev) })
 		}
 		run(func() { _, _ = b.engine.StartCheckout(ctx, sub.ID, returnURL) })
 		run(func() { _, _ = b.engine.ReconcilePayments(ctx) })
-		close(start)
-		wg.Wait()
+		gate.open()
 		b.gateway.SetLatency(0)
 		_, err = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") // done, or done now
 		require.NoError(t, err)
@@ -80,20 +74,15 @@ func TestRaceAccountDeletionVsRenewal(t *testing.T) {
 		del := b.requestDeletion(t, "c1", b.clock.Now(), "del-c1")
 		b.clock.Set(sub.Current.End)
 		b.gateway.SetLatency(2 * time.Millisecond)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		run := func(f func()) {
-			wg.Add(1)
-			go func() { defer wg.Done(); <-start; f() }()
-		}
+		gate := newGate()
+		run := gate.run
 		for g := 0; g < 3; g++ {
 			run(func() { _ = billing.RenewPeriod(b.engine, ctx, sub.ID, 1) })
 		}
 		run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
 		run(func() { _ = b.engine.WithdrawConsent(ctx, "c1", "tok-c1", "customer:c1") })
 		run(func() { _, _ = b.engine.ReconcilePayments(ctx) })
-		close(start)
-		wg.Wait()
+		gate.open()
 		b.gateway.SetLatency(0)
 		_, err := b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1")
 		require.NoError(t, err)
@@ -138,12 +127,8 @@ func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
 		require.NoError(t, err)
 		del := b.requestDeletion(t, "c1", b.clock.Now(), "del-c1")
 		b.gateway.SetLatency(2 * time.Millisecond)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		run := func(f func()) {
-			wg.Add(1)
-			go func() { defer wg.Done(); <-start; f() }()
-		}
+		gate := newGate()
+		run := gate.run
 		for g := 0; g < 2; g++ {
 			run(func() { _, _ = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1") })
 			run(func() { _, _ = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"}) })
@@ -151,8 +136,7 @@ func TestRaceAccountDeletionVsRefundAndResume(t *testing.T) {
 				_, _ = b.engine.Resume(ctx, sub.ID, subscription.AdminAction{Actor: "admin:2", Reason: "ticket closed"})
 			})
 		}
-		close(start)
-		wg.Wait()
+		gate.open()
 		b.gateway.SetLatency(0)
 		_, err = b.engine.ExecuteAccountDeletion(ctx, del.ID, "admin:1")
 		require.NoError(t, err)

@@ -357,3 +357,22 @@ func TestRacePeriodRefundRaces(t *testing.T) {
 func raceRounds(t *testing.T, def int) int {
 	return envInt(t, "BILLING_RACE_ROUNDS", def)
 }
+
+// gate holds goroutines at one gate so that the calls they make run at once (the race
+// tests' way of making commands meet).
+type gate struct {
+	start chan struct{}
+	wg    sync.WaitGroup
+}
+
+// newGate returns a closed gate.
+func newGate() *gate { return &gate{start: make(chan struct{})} }
+
+// run starts a goroutine that calls f once the gate opens.
+func (g *gate) run(f func()) { g.wg.Go(func() { <-g.start; f() }) }
+
+// open releases every goroutine run started and waits for them all.
+func (g *gate) open() {
+	close(g.start)
+	g.wg.Wait()
+}
