@@ -31,6 +31,12 @@ type dbtx interface {
 	store.Querier
 }
 
+// inHostTx reports whether db is a host's transaction (a …Tx form), not the engine's pool.
+func inHostTx(db any) bool {
+	_, host := db.(pgx.Tx)
+	return host
+}
+
 // hostTx refuses a nil transaction given to a …Tx form of op.
 func hostTx(op string, tx pgx.Tx) error {
 	if tx == nil {

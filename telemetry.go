@@ -27,7 +27,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -80,8 +79,7 @@ func tariffAttr(code string) attribute.KeyValue    { return attrTariff.String(co
 
 // hostTxAttr says whether a command runs in the host's transaction (a …Tx form).
 func hostTxAttr(db any) attribute.KeyValue {
-	_, host := db.(pgx.Tx)
-	return attrHostTx.Bool(host)
+	return attrHostTx.Bool(inHostTx(db))
 }
 
 // telemetry holds the engine's tracer and instruments. Its zero value (and a nil one)

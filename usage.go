@@ -92,7 +92,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		if store.IsUniqueViolation(err, "billing_usage_events_pkey") && attempt < consumeRetries {
 			continue // a concurrent call with the same key won; read its result
 		}
-		if _, host := db.(pgx.Tx); store.IsRetryable(err) && attempt < consumeRetries && !host {
+		if store.IsRetryable(err) && attempt < consumeRetries && !inHostTx(db) {
 			continue // a deadlock with a command holding the subscription row; nothing was counted (the host retries its own)
 		}
 		if err != nil {
@@ -430,7 +430,7 @@ func rowOf(r subscription.Reservation) store.ReservationRow {
 // or in a savepoint of the host's transaction, so that a statement that fails (a key taken
 // by a concurrent call) leaves the host's transaction usable.
 func statement(ctx context.Context, db dbtx, fn func(store.Querier) error) error {
-	if _, host := db.(pgx.Tx); !host {
+	if !inHostTx(db) {
 		return fn(db)
 	}
 	return pgx.BeginFunc(ctx, db, func(sp pgx.Tx) error { return fn(sp) })
