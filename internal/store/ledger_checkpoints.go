@@ -120,16 +120,23 @@ func infinityIfNil(at *time.Time) pgtype.Timestamptz {
 }
 
 // LedgerHorizon is the first half of finding a stable horizon: the last entry number handed
-// out (0 when none was), then the xmax of a snapshot taken after it was read, in two
+// out (0 when none was), then a transaction id assigned after it was read (xmax), in two
 // statements of their own (q must be the pool, not a transaction). Every transaction holding
 // an entry number <= upto drew it after taking its xid (billing_ledger_next_entry_id), and
 // drew it before upto was read, so its xid is below xmax. upto is stable once
 // LedgerHorizonReached(xmax) is true.
+//
+// Trap: xmax must be a freshly assigned xid (pg_current_xact_id, committed at once), not a
+// snapshot's xmax. A snapshot's xmax is the newest completed xid plus one, and its xmin
+// leaves out running xids at or above it: a posting holding the newest xid would then be
+// neither below xmax nor holding xmin back, and a checkpoint taken while it runs would
+// cover its entry number without its amount, for good
+// (TestLedgerCheckpointWaitsForThePostingWithTheNewestXid).
 func LedgerHorizon(ctx context.Context, q Querier) (upto int64, xmax string, err error) {
 	if err := q.QueryRow(ctx, `SELECT coalesce(pg_sequence_last_value('billing_ledger_entries_id_seq'), 0)`).Scan(&upto); err != nil {
 		return 0, "", err
 	}
-	err = q.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text`).Scan(&xmax)
+	err = q.QueryRow(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xmax)
 	return upto, xmax, err
 }
 
