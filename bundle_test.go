@@ -3,6 +3,8 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,3 +94,25 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 // riverJob is River's job table, quoted, in the schema the test databases keep River in
 // (billingtest.RiverSchema: make test-river-schema runs the suite with River elsewhere).
 var riverJob = store.RiverTable(billingtest.RiverSchema(), "river_job")
+
+// riverJobs lists the bundle's River jobs, one per line, for a failure message.
+func (b *testBundle) riverJobs(t *testing.T) string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT id, kind, state, attempt, max_attempts, scheduled_at,
+		coalesce(finalized_at::text, ''), coalesce((errors[array_length(errors, 1)])->>'error', '')
+		FROM `+riverJob+` ORDER BY id`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out strings.Builder
+	for rows.Next() {
+		var id int64
+		var kind, state, finalized, lastErr string
+		var attempt, maxAttempts int
+		var scheduled time.Time
+		require.NoError(t, rows.Scan(&id, &kind, &state, &attempt, &maxAttempts, &scheduled, &finalized, &lastErr))
+		fmt.Fprintf(&out, "  %d %s %s attempt %d/%d scheduled %s finalized %q last error %q\n",
+			id, kind, state, attempt, maxAttempts, scheduled.Format(time.RFC3339), finalized, lastErr)
+	}
+	require.NoError(t, rows.Err())
+	return out.String()
+}

@@ -1353,7 +1353,7 @@ func TestEngineModelYooKassaFindings(t *testing.T) {
 		}
 		var discarded int
 		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_retry_refund' AND state = 'discarded'`).Scan(&discarded))
-		require.Equal(t, 1, discarded, "River gave up on the retry job")
+		require.Equal(t, 1, discarded, "River gave up on the retry job; the clock reads %s; jobs:\n%s", b.clock.Now(), b.riverJobs(t))
 		for { // YooKassa answers again
 			r, err := http.NewRequestWithContext(ctx, http.MethodGet, b.sim.URL()+"/payments/none", nil)
 			require.NoError(t, err)

@@ -40,7 +40,8 @@ func NewRunner(pool *pgxpool.Pool, clock *Clock) *Runner {
 }
 
 // NewRiverClient returns a River client for tests and demos on clock: River reads time
-// from the clock, polls every 5ms, and works one job at a time on the default queue.
+// from the clock, polls every 5ms, works one job at a time on the default queue, and keeps
+// finished jobs (its cleaner deletes none) so that a test can read what became of them.
 // Start it before calling the Runner, and stop it at the end.
 func NewRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers) (*river.Client[pgx.Tx], error) {
 	return newRiverClient(pool, clock, workers, river.QueueDefault)
@@ -60,8 +61,15 @@ func newRiverClient(pool *pgxpool.Pool, clock *Clock, workers *river.Workers, qu
 		// turns it retryable while it runs. Out of reach here; the Runner's Timeout is the
 		// watchdog instead.
 		RescueStuckJobsAfter: RescueStuckJobsAfter,
-		Test:                 river.TestConfig{Time: clock},
-		Logger:               nil,
+		// River's job cleaner deletes finalized jobs a day (a week when discarded) after they
+		// ended, on the clock: a test that jumps weeks loses them whenever the leader's
+		// cleaner happens to pass, and what it checks in River's table (a job River
+		// discarded) is there or not by timing. Kept for good (-1).
+		CancelledJobRetentionPeriod: -1,
+		CompletedJobRetentionPeriod: -1,
+		DiscardedJobRetentionPeriod: -1,
+		Test:                        river.TestConfig{Time: clock},
+		Logger:                      nil,
 	})
 }
 
