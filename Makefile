@@ -8,7 +8,7 @@ STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
 APISNAP     := $(GO) -C tools tool apisnap -root ..
 PGTMP       := ./scripts/pg-tmp.sh
 
-.PHONY: demo test test-river-schema test-short lint api bench soak fmt
+.PHONY: demo test test-river-schema test-short lint api bench bench-all soak fmt
 
 # soak: sizes (override on the command line: make soak SOAK_CHECKS=5000)
 SOAK_CHECKS  ?= 1000
@@ -59,8 +59,13 @@ soak:
 	BILLING_RACE_ROUNDS=40 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestRace' -v .
 	BILLING_CRASH_SUBS=$(SOAK_SUBS) BILLING_CRASH_SECONDS=$(SOAK_SECONDS) BILLING_CRASH_PG_RESTARTS=3 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestCrash$$' -v ./internal/crashtest/
 
-## bench: the benchmarks of BENCHMARKS.md
+## bench: the speed benchmarks of issue 18, one table of ratios (project ÷ anchor measured in
+## the same run) on stdout; about 15 minutes (scripts/bench-table.sh, BENCHMARKS.md)
 bench:
+	$(PGTMP) ./scripts/bench-table.sh
+
+## bench-all: every benchmark of every package, as go test prints them
+bench-all:
 	$(PGTMP) $(GO) test -run '^$$' -bench . -benchmem ./...
 
 fmt:
