@@ -60,9 +60,9 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		// A provider answering in 300 ms, as a real one does: with 20 workers the pace is
 		// 20 ÷ 0.3 s whatever the engine does; with 400 the calls overlap and the
 		// engine's own work sets it again (step 2 holds no connection and no transaction).
-		{name: "fast-fetch/latency-300ms/workers-20", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
+		{name: "latency-300ms-workers-20", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
 			latency: 300 * time.Millisecond},
-		{name: "fast-fetch/latency-300ms/workers-400", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
+		{name: "latency-300ms-workers-400", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
 			latency: 300 * time.Millisecond, workers: 400},
 	} {
 		b.Run(cfg.name, func(b *testing.B) {
