@@ -189,18 +189,7 @@ func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
 	}
 	b.Cleanup(pool.Close)
 
-	gw := billingtest.NewGateway()
-	cfg := billing.DefaultConfig() // system clock
-	cfg.Gateway = gw
-	engine, err := billing.New(pool, cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	workers := river.NewWorkers()
-	if err := engine.RegisterWorkers(workers); err != nil {
-		b.Fatal(err)
-	}
-	river.AddWorker(workers, noopBenchWorker{})
+	engine, gw, workers := renewBenchEngine(b, pool)
 	river.AddWorker(workers, chainBenchWorker{pool: pool})
 	// A client that never starts: the engine inserts the template's jobs through it.
 	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
@@ -231,6 +220,25 @@ func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
 		b.Fatal(err)
 	}
 	return &renewBench{pool: pool, engine: engine, gateway: gw, workers: workers, template: sub.ID}
+}
+
+// renewBenchEngine is the engine of the renewal benchmarks on pool: the system clock, a
+// zero-latency fake gateway, and its workers registered together with the no-op job's.
+func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool) (*billing.Engine, *billingtest.Gateway, *river.Workers) {
+	tb.Helper()
+	gw := billingtest.NewGateway()
+	cfg := billing.DefaultConfig() // system clock
+	cfg.Gateway = gw
+	engine, err := billing.New(pool, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	workers := river.NewWorkers()
+	if err := engine.RegisterWorkers(workers); err != nil {
+		tb.Fatal(err)
+	}
+	river.AddWorker(workers, noopBenchWorker{})
+	return engine, gw, workers
 }
 
 // dueSubscriptions copies the template renewBenchSubscriptions times, as active

@@ -18,8 +18,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/smm-gpt/billing"
-	"github.com/smm-gpt/billing/billingtest"
 	"github.com/smm-gpt/billing/internal/jobs"
 )
 
@@ -104,17 +102,7 @@ func TestRenewBenchProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	cfg := billing.DefaultConfig()
-	cfg.Gateway = billingtest.NewGateway()
-	engine, err := billing.New(pool, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	workers := river.NewWorkers()
-	if err := engine.RegisterWorkers(workers); err != nil {
-		t.Fatal(err)
-	}
-	river.AddWorker(workers, noopBenchWorker{})
+	engine, _, workers := renewBenchEngine(t, pool)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: renewBenchWorkers}},
 		Workers:           workers,
