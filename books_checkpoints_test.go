@@ -176,23 +176,9 @@ func checkAgainstModel(rt *rapid.T, b *testBundle, m *checkpointModel, probe tim
 func TestLedgerCheckpointWaitsForInFlightPostings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t)
-	books := b.engine.Ledger()
-	charge := func(key string, amount int64) ledger.Transaction {
-		tx, err := ledger.Charge(key, "pay-"+key, "RUB", amount, b.clock.Now().Add(-time.Hour))
-		require.NoError(t, err)
-		return tx
-	}
-	_, _, err := books.Post(ctx, charge("first", 100))
-	require.NoError(t, err)
-
 	// "slow" draws its entry numbers first and stays open; "fast" draws later ones and commits.
-	slow, err := b.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = slow.Rollback(ctx) }()
-	_, _, err = books.PostTx(ctx, slow, charge("slow", 20))
-	require.NoError(t, err)
-	_, _, err = books.Post(ctx, charge("fast", 3))
+	b, books, charge, slow := openSlowPosting(t)
+	_, _, err := books.Post(ctx, charge("fast", 3))
 	require.NoError(t, err)
 
 	n, err := books.CheckpointForTest(ctx, 50*time.Millisecond)
@@ -309,6 +295,23 @@ func TestLedgerCheckpointPeriodicJob(t *testing.T) {
 func TestLedgerCheckpointWaitsForThePostingWithTheNewestXid(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	b, books, _, slow := openSlowPosting(t)
+	_, err := books.CheckpointForTest(ctx, 50*time.Millisecond)
+	require.NoError(t, err)
+	require.NoError(t, slow.Commit(ctx))
+
+	bal, err := books.Balance(ctx, "provider:RUB", b.clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, int64(120), bal.Debits, "first + slow: a committed posting is missing from the balance")
+}
+
+// openSlowPosting is the start of the in-flight checkpoint tests: a bundle whose ledger holds
+// a charge "first" of 100 RUB, and a charge "slow" of 20 posted in a transaction left open
+// (rolled back when the test ends unless it commits). charge makes a charge of amount an
+// hour before the clock.
+func openSlowPosting(t *testing.T) (*testBundle, *billing.Books, func(key string, amount int64) ledger.Transaction, pgx.Tx) {
+	t.Helper()
+	ctx := context.Background()
 	b := setup(t)
 	books := b.engine.Ledger()
 	charge := func(key string, amount int64) ledger.Transaction {
@@ -318,17 +321,10 @@ func TestLedgerCheckpointWaitsForThePostingWithTheNewestXid(t *testing.T) {
 	}
 	_, _, err := books.Post(ctx, charge("first", 100))
 	require.NoError(t, err)
-
 	slow, err := b.pool.Begin(ctx)
 	require.NoError(t, err)
-	defer func() { _ = slow.Rollback(ctx) }()
+	t.Cleanup(func() { _ = slow.Rollback(ctx) })
 	_, _, err = books.PostTx(ctx, slow, charge("slow", 20))
 	require.NoError(t, err)
-	_, err = books.CheckpointForTest(ctx, 50*time.Millisecond)
-	require.NoError(t, err)
-	require.NoError(t, slow.Commit(ctx))
-
-	bal, err := books.Balance(ctx, "provider:RUB", b.clock.Now())
-	require.NoError(t, err)
-	require.Equal(t, int64(120), bal.Debits, "first + slow: a committed posting is missing from the balance")
+	return b, books, charge, slow
 }
