@@ -436,8 +436,10 @@ func endedEarlyAt(rp store.RecognitionPeriod, period int) *time.Time {
 // scheduleRecognition inserts, in the command's transaction tx, the River job that books the
 // revenue of paid period number period of the subscription at the instant at. The payment
 // that starts a period calls it with the period's end; a command that ends a period early
-// (refund, termination) may call it with now. One job per (period, instant): scheduling the
-// same instant again inserts nothing. It needs UseRiver (else ErrNoRiverClient).
+// (refund, termination) may call it with now. One job per (period, instant) while River keeps
+// the earlier one (River's cleaner deletes completed jobs after a day; a job that ran again
+// would book nothing more: recognition books only what is earned and not yet booked). It
+// needs UseRiver (else ErrNoRiverClient).
 func (e *Engine) scheduleRecognition(ctx context.Context, tx pgx.Tx, subscriptionID string, period int, at time.Time) error {
 	client, err := e.riverClient()
 	if err != nil {

@@ -38,7 +38,8 @@ type RenewalNoticeArgs struct {
 // Kind is the River job kind.
 func (RenewalNoticeArgs) Kind() string { return "billing_renewal_notice" }
 
-// InsertOpts makes one notice job per subscription period.
+// InsertOpts makes one notice job per subscription period while River keeps it (a later
+// one would find the notice's event recorded and deliver nothing again).
 func (RenewalNoticeArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }

@@ -16,8 +16,9 @@ type RecognizeRevenueArgs struct {
 	SubscriptionID string `json:"subscription_id"`
 	Period         int    `json:"period"`
 	// DueAt is the instant the job was scheduled for. It is part of the args only to make
-	// uniqueness per (period, instant): scheduling the same instant twice inserts one job,
-	// a new instant (the period was extended, or ended early) another.
+	// uniqueness per (period, instant): scheduling the same instant twice inserts one job
+	// while River keeps the first (its cleaner deletes completed jobs), a new instant (the
+	// period was extended, or ended early) another.
 	DueAt time.Time `json:"due_at"`
 }
 
