@@ -153,6 +153,15 @@ type Config struct {
 	// Defaults to [river.PriorityDefault] (1).
 	Priority int
 
+	// RenewalBatchSize is how many renewals at most share one transaction of each step of
+	// the charge protocol (renewals_batch.go): the renewal jobs River runs at the same moment
+	// lock their subscriptions and insert their attempts together, call the provider each on
+	// its own, and start their paid periods together. A batch forms from the jobs that arrive
+	// while the one before runs, with no timer, so a renewal alone is never held back. 1
+	// turns batching off: every renewal runs its own transactions. Defaults to
+	// [DefaultRenewalBatchSize] (100).
+	RenewalBatchSize int
+
 	// RetentionHorizon is how long the engine keeps the records that only serve replays of
 	// retried commands: the idempotency keys of Subscribe, RequestRefund and
 	// RequestAccountDeletion (pruned once older than the horizon), and the usage events that
@@ -221,8 +230,12 @@ func (c Config) withDefaults() Config {
 	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
 	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
 	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
+	c.RenewalBatchSize = cmp.Or(c.RenewalBatchSize, DefaultRenewalBatchSize)
 	return c
 }
+
+// DefaultRenewalBatchSize is [Config].RenewalBatchSize's default.
+const DefaultRenewalBatchSize = 100
 
 // DefaultRenewalNotice is [Config].RenewalNotice's default: three days before the charge.
 const DefaultRenewalNotice = 72 * time.Hour
@@ -306,6 +319,9 @@ func (c Config) validate() error {
 	}
 	if !riverQueueName.MatchString(c.Queue) || len(c.Queue) > 64 {
 		problems = append(problems, FieldProblem{"Queue", fmt.Sprintf("%q is not a River queue name: lower-case letters and digits separated by single underscores or hyphens, at most 64 characters", c.Queue)})
+	}
+	if c.RenewalBatchSize < 1 {
+		problems = append(problems, FieldProblem{"RenewalBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.RenewalBatchSize)})
 	}
 	if c.Priority < 1 || c.Priority > 4 {
 		problems = append(problems, FieldProblem{"Priority", fmt.Sprintf("%d is not a River priority: 1 (first) to 4", c.Priority)})

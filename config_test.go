@@ -98,6 +98,10 @@ func TestConfigDefaults(t *testing.T) {
 			require.Equal(t, river.PriorityDefault, got.Priority)
 			require.Equal(t, 1, got.Priority)
 		}},
+		"RenewalBatchSize": {"Defaults to [DefaultRenewalBatchSize] (100).", "`DefaultRenewalBatchSize` (100)", func(t *testing.T, got *Config) {
+			require.Equal(t, DefaultRenewalBatchSize, got.RenewalBatchSize)
+			require.Equal(t, 100, got.RenewalBatchSize)
+		}},
 		"RetentionHorizon": {"Defaults to [DefaultRetentionHorizon] (400 days):", "`DefaultRetentionHorizon` (400 days)", func(t *testing.T, got *Config) {
 			require.Equal(t, DefaultRetentionHorizon, got.RetentionHorizon)
 			require.Equal(t, 400*24*time.Hour, got.RetentionHorizon)

@@ -90,6 +90,9 @@ type Engine struct {
 
 	keyMu     sync.Mutex
 	keySecret []byte // the installation's gateway key secret, read once (gatewayKey)
+
+	batchOnce sync.Once
+	renewals  *renewalBatches // the renewal batchers (renewals_batch.go), made on first use
 }
 
 // New returns an Engine on pool. It fills every default of cfg (each [Config] field says

@@ -35,6 +35,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"queue River would refuse", pool, func() billing.Config { c := billing.DefaultConfig(); c.Queue = "Billing Jobs"; return c }, []string{"Queue"}},
 		{"priority out of River's 1..4", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = 5; return c }, []string{"Priority"}},
 		{"negative priority", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = -1; return c }, []string{"Priority"}},
+		{"negative renewal batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.RenewalBatchSize = -1; return c }, []string{"RenewalBatchSize"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -232,12 +232,10 @@ func (e *Engine) emit(ctx context.Context, tx pgx.Tx, now time.Time, ev Event, f
 	if err != nil || !isNew || e.cfg.OnEvent == nil {
 		return err
 	}
-	client, err := e.riverClient()
-	if err != nil {
+	if _, err := e.riverClient(); err != nil {
 		return fmt.Errorf("event %s (Config.OnEvent needs UseRiver): %w", ev.Kind, err)
 	}
-	_, err = client.InsertTx(ctx, tx, jobs.DeliverEventArgs{EventID: ev.ID}, nil)
-	return err
+	return e.insertJobs(ctx, tx, river.InsertManyParams{Args: jobs.DeliverEventArgs{EventID: ev.ID}})
 }
 
 func dataOf(ev Event) eventData {
@@ -346,17 +344,15 @@ func (e *Engine) emitTransition(ctx context.Context, tx pgx.Tx, before, after su
 // for a period shorter than the notice). Without River (a host that only meters usage), or
 // with the notice off, nothing.
 func (e *Engine) scheduleRenewalNotice(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, now time.Time) error {
-	client, err := e.riverClient()
-	if err != nil || e.cfg.RenewalNotice < 0 {
+	if _, err := e.riverClient(); err != nil || e.cfg.RenewalNotice < 0 {
 		return nil
 	}
 	at := sub.Current.End.Add(-e.cfg.RenewalNotice)
 	if at.Before(now) {
 		at = now
 	}
-	_, err = client.InsertTx(ctx, tx, jobs.RenewalNoticeArgs{SubscriptionID: sub.ID, Period: sub.Current.Number},
-		&river.InsertOpts{ScheduledAt: at})
-	return err
+	return e.insertJobs(ctx, tx, river.InsertManyParams{Args: jobs.RenewalNoticeArgs{SubscriptionID: sub.ID, Period: sub.Current.Number},
+		InsertOpts: &river.InsertOpts{ScheduledAt: at}})
 }
 
 // noticeRenewal is the renewal notice job's work: in one transaction, with the subscription

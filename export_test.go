@@ -21,3 +21,16 @@ var ExpireReservation = (*Engine).expireReservation
 
 // ErrNotDue is matched by the error of RenewPeriod run before its period ends.
 var ErrNotDue = errNotDue
+
+// LargestRenewalBatches returns the most renewals one batch of step 1 and one batch of step 3
+// took so far (renewals_batch.go).
+func LargestRenewalBatches(e *Engine) (prepare, settle int) {
+	b := e.batches()
+	b.prepare.mu.Lock()
+	prepare = b.prepare.largest
+	b.prepare.mu.Unlock()
+	b.settle.mu.Lock()
+	settle = b.settle.largest
+	b.settle.mu.Unlock()
+	return prepare, settle
+}

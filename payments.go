@@ -94,6 +94,9 @@ func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period 
 	if err := check.err(); err != nil {
 		return err
 	}
+	if e.cfg.RenewalBatchSize > 1 {
+		return opError("RenewPeriod", e.renewBatched(ctx, subscriptionID, period+1))
+	}
 	_, err = e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
 	return opError("RenewPeriod", err)
 }
@@ -325,10 +328,8 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 			if err != nil {
 				return err
 			}
-			// The renewal is decided at the instant it fell due, not when the job runs: a
-			// price that took effect after that instant is not this period's (TERMS 2.1.6).
 			dueAt = d.At
-			if terms, err = tariff.TermsForRenewal(sub.Current.Terms, versions, dueAt); err != nil {
+			if terms, err = renewalTerms(sub, versions, d); err != nil {
 				return err
 			}
 			if terms.IsFree() {
@@ -342,26 +343,43 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 		if nr != nil {
 			return e.stopCharging(ctx, tx, sub, purpose, number, nr, now)
 		}
-		amount, _, err := minorOf(terms)
+		a, err := e.firstAttempt(ctx, tx, sub.ID, purpose, number, terms, dueAt, returnURL, now)
 		if err != nil {
 			return err
 		}
-		key, err := e.attemptKey(ctx, tx, purpose, sub.ID, number, 1)
-		if err != nil {
-			return err
-		}
-		a, err := payment.NewAttempt(payment.AttemptSpec{
-			ID: newID(), SubscriptionID: sub.ID, Purpose: purpose, PeriodNumber: number, Number: 1,
-			Amount: amount, Currency: terms.Currency, DueAt: dueAt, IdempotencyKey: key,
-		}, now)
-		if err != nil {
-			return err
-		}
-		out = preparedCharge{attempt: store.AttemptRow{Attempt: a, Terms: terms, SentAt: now, VAT: e.cfg.VAT, ReturnURL: returnURL},
-			send: true, target: target}
+		out = preparedCharge{attempt: a, send: true, target: target}
 		return store.InsertAttempt(ctx, tx, out.attempt)
 	})
 	return out, err
+}
+
+// firstAttempt makes attempt 1 of period number of subscription subID under terms, due at
+// dueAt, marked sent at now (step 1 checked the reason to charge in the same transaction).
+func (e *Engine) firstAttempt(ctx context.Context, q store.Querier, subID string, purpose payment.Purpose, number int,
+	terms tariff.Terms, dueAt time.Time, returnURL string, now time.Time) (store.AttemptRow, error) {
+	amount, _, err := minorOf(terms)
+	if err != nil {
+		return store.AttemptRow{}, err
+	}
+	key, err := e.attemptKey(ctx, q, purpose, subID, number, 1)
+	if err != nil {
+		return store.AttemptRow{}, err
+	}
+	a, err := payment.NewAttempt(payment.AttemptSpec{
+		ID: newID(), SubscriptionID: subID, Purpose: purpose, PeriodNumber: number, Number: 1,
+		Amount: amount, Currency: terms.Currency, DueAt: dueAt, IdempotencyKey: key,
+	}, now)
+	if err != nil {
+		return store.AttemptRow{}, err
+	}
+	return store.AttemptRow{Attempt: a, Terms: terms, SentAt: now, VAT: e.cfg.VAT, ReturnURL: returnURL}, nil
+}
+
+// renewalTerms are the terms sub renews under: the renewal is decided at the instant it
+// fell due (d.At), not when the job runs, so a price that took effect after that instant is
+// not this period's (TERMS 2.1.6).
+func renewalTerms(sub subscription.Subscription, versions []tariff.Version, d subscription.RenewalDecision) (tariff.Terms, error) {
+	return tariff.TermsForRenewal(sub.Current.Terms, versions, d.At)
 }
 
 // noReason says why a period may not be charged now, and what that means for the
@@ -411,22 +429,31 @@ func (e *Engine) reasonToCharge(ctx context.Context, tx pgx.Tx, sub subscription
 	if err != nil {
 		return chargeTarget{}, nil, err
 	}
+	target, nr := methodReason(sub, purpose, method, owner, now)
+	return target, nr, nil
+}
+
+// methodReason is the part of reasonToCharge that looks at the saved payment method: sub's
+// method, with its consent status and owner as store.PaymentMethod read them in the
+// transaction that locked sub.
+func methodReason(sub subscription.Subscription, purpose payment.Purpose, method payment.PaymentMethodStatus,
+	owner string, now time.Time) (chargeTarget, *noReason) {
 	switch {
 	case owner != "" && owner != sub.CustomerID:
-		return chargeTarget{}, &noReason{why: "the payment method belongs to another customer", endReason: subscription.EndPaymentMethodRefused}, nil
+		return chargeTarget{}, &noReason{why: "the payment method belongs to another customer", endReason: subscription.EndPaymentMethodRefused}
 	case purpose == payment.PurposeCheckout:
 		if !method.ConsentWithdrawnAt.IsZero() {
-			return chargeTarget{}, &noReason{why: "consent to charges on the payment method was withdrawn"}, nil
+			return chargeTarget{}, &noReason{why: "consent to charges on the payment method was withdrawn"}
 		}
 		if method.ConsentGivenAt.IsZero() || method.ConsentGivenAt.After(now) {
 			method.ConsentGivenAt = now // paying at checkout is the consent (TERMS 3.4)
 		}
 	default:
 		if cerr := payment.CanCharge(method, now); cerr != nil {
-			return chargeTarget{}, &noReason{why: cerr.Error(), endReason: subscription.EndConsentWithdrawn}, nil
+			return chargeTarget{}, &noReason{why: cerr.Error(), endReason: subscription.EndConsentWithdrawn}
 		}
 	}
-	return chargeTarget{customerID: sub.CustomerID, method: method}, nil, nil
+	return chargeTarget{customerID: sub.CustomerID, method: method}, nil
 }
 
 // stopCharging writes what having no reason to charge means for the subscription, in tx: a
@@ -914,7 +941,7 @@ func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscrip
 	case terms.Period == sub.Checkout.Period:
 		anchor := sub.Current.Start
 		if sub.Current.Number != 1 {
-			if anchor, err = store.FirstPeriodStart(ctx, tx, sub.ID); err != nil {
+			if anchor, err = firstPeriodStart(ctx, tx, sub.ID); err != nil {
 				return sub, err
 			}
 		}
@@ -957,26 +984,31 @@ func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscripti
 		}
 		batch = append(batch, recognitionJob(sub.ID, sub.Current.Number, sub.Current.End))
 	}
-	if len(batch) == 0 {
+	return e.insertJobs(ctx, tx, batch...)
+}
+
+// insertJobs inserts River jobs in tx with one InsertManyTx; in a batch's transaction
+// (batchWrites) it collects them, and the batch inserts all of its jobs with one statement
+// before it commits.
+func (e *Engine) insertJobs(ctx context.Context, tx pgx.Tx, params ...river.InsertManyParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	if bw, ok := tx.(*batchWrites); ok {
+		bw.jobs = append(bw.jobs, params...)
 		return nil
 	}
 	client, err := e.riverClient()
 	if err != nil {
 		return err
 	}
-	_, err = client.InsertManyTx(ctx, tx, batch)
+	_, err = client.InsertManyTx(ctx, tx, params)
 	return err
 }
 
 // scheduleRenewal inserts the renewal job of period of subscription id at at, in tx.
 func (e *Engine) scheduleRenewal(ctx context.Context, tx pgx.Tx, id string, period, try int, at time.Time) error {
-	client, err := e.riverClient()
-	if err != nil {
-		return err
-	}
-	j := renewalJob(id, period, try, at)
-	_, err = client.InsertTx(ctx, tx, j.Args, j.InsertOpts)
-	return err
+	return e.insertJobs(ctx, tx, renewalJob(id, period, try, at))
 }
 
 // renewalJob is the renewal job of period of subscription id (attempt try), due at at.

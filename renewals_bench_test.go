@@ -54,9 +54,12 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		fetchInterval time.Duration
 		workers       int           // River's MaxWorkers; renewBenchWorkers when 0
 		latency       time.Duration // the fake gateway's answer time
+		batch         int           // Config.RenewalBatchSize; the default when 0
 	}{
 		{name: "river-defaults"}, // FetchCooldown 100ms, FetchPollInterval 1s
 		{name: "fast-fetch", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond},
+		// The same without batches: every renewal runs its own transactions.
+		{name: "fast-fetch-unbatched", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, batch: 1},
 		// A provider answering in 300 ms, as a real one does: with 20 workers the pace is
 		// 20 ÷ 0.3 s whatever the engine does; with 400 the calls overlap and the
 		// engine's own work sets it again (step 2 holds no connection and no transaction).
@@ -66,7 +69,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 			latency: 300 * time.Millisecond, workers: 400},
 	} {
 		b.Run(cfg.name, func(b *testing.B) {
-			f := newRenewBench(b, nil)
+			f := newRenewBench(b, cfg.batch)
 			f.gateway.SetLatency(cfg.latency)
 			workers := cmp.Or(cfg.workers, renewBenchWorkers)
 			riverConfig := func() *river.Config {
@@ -173,23 +176,21 @@ type renewBench struct {
 	template string
 }
 
-// newRenewBench makes the fixture; tune, when not nil, changes the pool's configuration.
-func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
+// newRenewBench makes the fixture; batch is the engine's Config.RenewalBatchSize (0: the
+// default).
+func newRenewBench(b *testing.B, batch int) *renewBench {
 	b.Helper()
 	ctx := context.Background()
 	setupPool := billingtest.NewPool(b)
 	poolCfg := setupPool.Config().Copy()
 	poolCfg.MaxConns = 2 * renewBenchWorkers
-	if tune != nil {
-		tune(poolCfg)
-	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(pool.Close)
 
-	engine, gw, workers := renewBenchEngine(b, pool)
+	engine, gw, workers := renewBenchEngine(b, pool, batch)
 	river.AddWorker(workers, chainBenchWorker{pool: pool})
 	// A client that never starts: the engine inserts the template's jobs through it.
 	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
@@ -223,12 +224,14 @@ func newRenewBench(b *testing.B, tune func(*pgxpool.Config)) *renewBench {
 }
 
 // renewBenchEngine is the engine of the renewal benchmarks on pool: the system clock, a
-// zero-latency fake gateway, and its workers registered together with the no-op job's.
-func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool) (*billing.Engine, *billingtest.Gateway, *river.Workers) {
+// zero-latency fake gateway, renewals in batches of at most batch (Config.RenewalBatchSize;
+// 0: the default), and its workers registered together with the no-op job's.
+func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool, batch int) (*billing.Engine, *billingtest.Gateway, *river.Workers) {
 	tb.Helper()
 	gw := billingtest.NewGateway()
 	cfg := billing.DefaultConfig() // system clock
 	cfg.Gateway = gw
+	cfg.RenewalBatchSize = batch
 	engine, err := billing.New(pool, cfg)
 	if err != nil {
 		tb.Fatal(err)

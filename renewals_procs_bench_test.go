@@ -42,7 +42,7 @@ const renewBenchProcessEnv = "BILLING_RENEW_BENCH_PROCESS_DB"
 func BenchmarkRenewalsProcesses(b *testing.B) {
 	for _, procs := range []int{1, 2, 3} {
 		b.Run(fmt.Sprintf("processes-%d", procs), func(b *testing.B) {
-			f := newRenewBench(b, nil)
+			f := newRenewBench(b, 0)
 			startRenewBenchProcesses(b, f.pool.Config().ConnString(), procs)
 			inserter, err := river.NewClient(riverpgxv5.New(f.pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
@@ -102,7 +102,7 @@ func TestRenewBenchProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	engine, _, workers := renewBenchEngine(t, pool)
+	engine, _, workers := renewBenchEngine(t, pool, 0)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: renewBenchWorkers}},
 		Workers:           workers,

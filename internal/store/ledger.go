@@ -93,11 +93,27 @@ func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger
 	for i, p := range t.Postings {
 		accounts[i], sides[i], amounts[i], legCurrencies[i] = p.Account, string(p.Side), p.Amount, p.Currency
 	}
-	var inserted bool
-	err := q.QueryRow(ctx, insertLedgerSQL,
-		id, t.Key, fingerprint, string(t.Ref.Kind), t.Ref.ID, t.Reverses, periodID, t.Memo, t.At, postedAt,
+	args := []any{id, t.Key, fingerprint, string(t.Ref.Kind), t.Ref.ID, t.Reverses, periodID, t.Memo, t.At, postedAt,
 		codes, types, currencies, contras,
-		accounts, sides, amounts, legCurrencies).Scan(&inserted)
+		accounts, sides, amounts, legCurrencies}
+	if rq, ok := q.(RowQueuer); ok {
+		// Queued (Pipeline): the caller is told the transaction is new, and the flush fails
+		// if it was not, or if the database refused it; the single-statement path below then
+		// gives the precise answer when the caller runs it again alone.
+		rq.QueueRow(insertLedgerSQL, args, func(row pgx.Row) error {
+			var inserted bool
+			if err := row.Scan(&inserted); err != nil {
+				return err
+			}
+			if !inserted {
+				return fmt.Errorf("%w: ledger transaction %q exists", ErrPipelineDiverged, t.Key)
+			}
+			return nil
+		})
+		return true, nil
+	}
+	var inserted bool
+	err := q.QueryRow(ctx, insertLedgerSQL, args...).Scan(&inserted)
 	var pgErr *pgconn.PgError
 	switch {
 	case IsUniqueViolation(err, "billing_ledger_transactions_reverses_key"):
