@@ -347,20 +347,25 @@ func compactSorted(s []string) []string {
 }
 
 // batcher runs calls that arrive at the same time together (group commit): a caller that
-// finds no batch running leads, runs the calls waiting (at most max, its own first) as one
-// batch, hands each its result and, when more calls arrived meanwhile, makes the first of
-// them lead the next batch. So batches form from the renewal jobs River runs at once, with
-// no timer: one job alone runs at once, alone; under load a batch takes what arrived while
-// the one before ran.
+// finds fewer than batchesAtOnce batches running leads one: it runs its own call and the calls
+// waiting (at most max in all) as one batch, hands each its result and, when more calls
+// arrived meanwhile, makes the first of them lead the next batch. So batches form from the
+// renewal jobs River runs at once, with no timer: one job alone runs at once, alone; under
+// load a batch takes what arrived while the ones before ran. Batches of one batcher lock
+// their subscriptions in id order, so the ones running at once never deadlock each other.
 type batcher[T, R any] struct {
 	max int
 	run func(ctx context.Context, items []T) []R
 
 	mu      sync.Mutex
 	queue   []*batchCall[T, R]
-	busy    bool
+	running int // batches running
 	largest int // the most calls one batch ran (tests read it: export_test.go)
 }
+
+// batchesAtOnce is how many batches of one step run at the same time: while one waits on a
+// round trip, another keeps PostgreSQL busy.
+const batchesAtOnce = 4
 
 type batchCall[T, R any] struct {
 	item T
@@ -375,10 +380,12 @@ type batchCall[T, R any] struct {
 func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	c := &batchCall[T, R]{item: item, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
-	b.queue = append(b.queue, c)
-	lead := !b.busy
+	lead := b.running < batchesAtOnce
 	if lead {
-		b.busy, c.lead = true, true
+		b.running++
+		c.lead = true
+	} else {
+		b.queue = append(b.queue, c)
 	}
 	b.mu.Unlock()
 	if !lead {
@@ -387,14 +394,14 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 			return c.res
 		}
 	}
-	// Lead one batch; the caller's own call is the first in the queue.
+	// Lead one batch: the caller's own call (out of the queue by now) and the first waiting.
 	b.mu.Lock()
-	n := min(len(b.queue), max(b.max, 1))
-	calls := slices.Clone(b.queue[:n])
+	n := min(len(b.queue), max(b.max, 1)-1)
+	calls := append([]*batchCall[T, R]{c}, b.queue[:n]...)
 	b.queue = b.queue[n:]
-	b.largest = max(b.largest, n)
+	b.largest = max(b.largest, len(calls))
 	b.mu.Unlock()
-	items := make([]T, n)
+	items := make([]T, len(calls))
 	for i, k := range calls {
 		items[i] = k.item
 	}
@@ -409,9 +416,10 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	}
 	b.mu.Lock()
 	if len(b.queue) == 0 {
-		b.busy = false
-	} else {
+		b.running--
+	} else { // the first waiting call leads the next batch in this one's place
 		next := b.queue[0]
+		b.queue = b.queue[1:]
 		next.lead = true
 		next.wake <- struct{}{}
 	}

@@ -49,8 +49,9 @@ func LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string
 		return out, nil
 	}
 	prows, err := tx.Query(ctx, `SELECT p.subscription_id::text, p.number, p.terms, p.start_at, p.end_at, p.granted_at, p.exhausted_at
-		FROM billing_periods p JOIN unnest($1::uuid[], $2::int[]) AS k(subscription_id, number)
-		  ON p.subscription_id = k.subscription_id AND p.number = k.number`, subIDs, numbers)
+		FROM unnest($1::uuid[], $2::int[]) AS k(subscription_id, number)
+		CROSS JOIN LATERAL (SELECT * FROM billing_periods p
+		  WHERE p.subscription_id = k.subscription_id AND p.number = k.number) p`, subIDs, numbers)
 	if err != nil {
 		return nil, err
 	}
@@ -79,9 +80,10 @@ func LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string
 		return nil, err
 	}
 	urows, err := tx.Query(ctx, `SELECT u.subscription_id::text, u.meter, u.used, u.reserved
-		FROM billing_usage u JOIN unnest($1::uuid[], $2::int[]) AS k(subscription_id, period)
-		  ON u.subscription_id = k.subscription_id AND u.period = k.period
-		ORDER BY u.subscription_id, u.meter FOR UPDATE OF u`, subIDs, numbers)
+		FROM billing_usage u
+		WHERE u.subscription_id = ANY($1::uuid[]) AND (u.subscription_id, u.period) IN
+		  (SELECT * FROM unnest($1::uuid[], $2::int[]))
+		ORDER BY u.subscription_id, u.meter FOR UPDATE`, subIDs, numbers)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +112,10 @@ func LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string
 // SubscriptionsWithAttempts returns which of the subscriptions subIDs already have an attempt
 // for the period of the same index in periods.
 func SubscriptionsWithAttempts(ctx context.Context, q Querier, subIDs []string, periods []int32) (map[string]bool, error) {
-	rows, err := q.Query(ctx, `SELECT DISTINCT a.subscription_id::text
-		FROM billing_payment_attempts a JOIN unnest($1::uuid[], $2::int[]) AS k(subscription_id, period)
-		  ON a.subscription_id = k.subscription_id AND a.period = k.period`, subIDs, periods)
+	rows, err := q.Query(ctx, `SELECT k.subscription_id::text
+		FROM unnest($1::uuid[], $2::int[]) AS k(subscription_id, period)
+		WHERE EXISTS (SELECT FROM billing_payment_attempts a
+		  WHERE a.subscription_id = k.subscription_id AND a.period = k.period)`, subIDs, periods)
 	if err != nil {
 		return nil, err
 	}
