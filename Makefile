@@ -22,7 +22,7 @@ demo:
 ## test: every test, with the race detector, against PostgreSQL. The kill -9 test runs on a
 ## throwaway server of its own, since it crash-restarts PostgreSQL (RELIABILITY.md).
 test:
-	$(PGTMP) $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /internal/crashtest)
+	$(PGTMP) $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /internal/crashtest)
 	$(PGTMP) $(GO) test -race -count=1 -v -run '^TestCrash$$' ./internal/crashtest/
 
 ## test-river-schema: the engine's tests with River's tables in a schema of their own

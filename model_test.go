@@ -437,6 +437,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"clockMinutes":     m.clockMinutes,
 		"clockPeriodEnd":   m.clockPeriodEnd,
 		"duplicateRenew":   m.duplicateRenew,
+		"renewAllAtOnce":   m.renewAllAtOnce,
 	}
 	for _, name := range disabledActions() {
 		delete(a, name)
@@ -870,6 +871,45 @@ func (m *model) duplicateRenew(t *rapid.T) {
 	}
 	err := billing.RenewPeriod(m.eng, m.ctx, s.id, p)
 	m.result(t, fmt.Sprintf("RenewPeriod(%s, %d) directly", m.subName(s.id), p), err)
+}
+
+// renewAllAtOnce runs the renewal of every subscription's current period (and, for some, a
+// duplicate, or the previous period's) at the same moment, as River's workers do when many
+// periods end at once, so that the renewals share batches (renewals_batch.go): the model's
+// invariants must hold whatever a batch held.
+func (m *model) renewAllAtOnce(t *rapid.T) {
+	type call struct {
+		id     string
+		period int
+	}
+	var calls []call
+	for _, s := range m.subs {
+		sub := m.get(t, s.id)
+		if sub.Current == nil {
+			continue
+		}
+		calls = append(calls, call{s.id, sub.Current.Number})
+		switch rapid.IntRange(0, 3).Draw(t, "extra renewal of "+m.subName(s.id)) {
+		case 1:
+			calls = append(calls, call{s.id, sub.Current.Number})
+		case 2:
+			if sub.Current.Number > 1 {
+				calls = append(calls, call{s.id, sub.Current.Number - 1})
+			}
+		}
+	}
+	if len(calls) < 2 {
+		t.Skip("fewer than two periods to renew")
+	}
+	errs := make([]error, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() { errs[i] = billing.RenewPeriod(m.eng, m.ctx, c.id, c.period) })
+	}
+	wg.Wait()
+	for i, c := range calls {
+		m.result(t, fmt.Sprintf("RenewPeriod(%s, %d) at once with %d others", m.subName(c.id), c.period, len(calls)-1), errs[i])
+	}
 }
 
 // --- Invariants ------------------------------------------------------------------------
