@@ -128,7 +128,9 @@ func TestRaceRenewalBatches(t *testing.T) {
 // in two databases on the same clock, one by one with batching off (Config.RenewalBatchSize
 // 1) and all at once in batches, leave the same rows in every table the renewal writes:
 // subscriptions, periods, usage, attempts, audit log, events, ledger transactions and entries,
-// River jobs (ids, keys and provider ids aside, which differ by construction). Batches must
+// River jobs (ids, keys and provider ids aside, which differ by construction; revenue
+// recognitions aside, which River's test worker posts when it gets to period 1's job, at a
+// moment neither path decides). Batches must
 // have formed, or the test compared nothing.
 func TestRenewalBatchWritesWhatTheOneRenewalPathWrites(t *testing.T) {
 	ctx := context.Background()
@@ -187,7 +189,7 @@ func renewalRows(t *testing.T, b *testBundle, ids []string) map[string][]string 
 		`SELECT jsonb_build_object('ref_kind', x.ref_kind, 'memo', x.memo, 'at', x.at, 'posted_at', x.posted_at,
 		        'entries', (SELECT jsonb_agg(jsonb_build_array(n.seq, n.account, n.side, n.amount, n.currency) ORDER BY n.seq)
 		                    FROM billing_ledger_entries n WHERE n.tx_id = x.id))
-		   FROM billing_ledger_transactions x WHERE x.period_id LIKE $1 || '/%'`,
+		   FROM billing_ledger_transactions x WHERE x.period_id LIKE $1 || '/%' AND x.ref_kind <> 'recognition'`,
 		`SELECT jsonb_build_object('kind', j.kind, 'scheduled_at', j.scheduled_at, 'queue', j.queue, 'priority', j.priority,
 		        'args', j.args - 'subscription_id' - 'event_id')
 		   FROM ` + riverJob + ` j WHERE j.args->>'subscription_id' = $1
