@@ -19,13 +19,15 @@ import (
 )
 
 // The ledger's readers for an accountant (issue 15): transactions by the date they were
-// posted, page by page, and the same as a CSV file to import into accounting software.
+// posted, page by page, and the same as a CSV file to import into accounting software; and
+// for an operator (issue 16), the transactions of one subscription.
 // Both select by posted time (when the engine wrote the transaction, on its clock), not by
 // the transaction's At (when the money moved): posted time only grows as transactions are
 // written, so a range that is over gets no new transaction and an export of it can be
 // repeated and gives the same rows. At is in every row, for the accountant's own dating.
 
-// LedgerTransaction is a posted ledger transaction as Books.TransactionList lists it.
+// LedgerTransaction is a posted ledger transaction as Books.TransactionList and
+// Books.SubscriptionTransactionList list it.
 type LedgerTransaction struct {
 	// ID is the transaction's row ID (a UUIDv7), the "transaction_id" of the CSV export.
 	ID string
@@ -109,6 +111,51 @@ func (b *Books) TransactionList(ctx context.Context, p LedgerTransactionListPara
 	out.Transactions = make([]LedgerTransaction, len(rows))
 	for i, r := range rows {
 		out.Transactions[i] = ledgerTransactionOf(r)
+	}
+	return out, nil
+}
+
+// SubscriptionTransactionList returns the ledger transactions of one subscription, by posted
+// time then ID (the order of TransactionList), each with its postings:
+//   - those of its paid periods: each period's charge (Dr provider, Cr deferred), the refund
+//     of it, its revenue recognitions, and any reversal the engine posted for the period;
+//     SubscriptionID and Period name the period;
+//   - its unapplied payments (a charge no period could take: Dr provider, Cr
+//     refunds_payable) and their refunds through the gateway; these belong to no period, so
+//     SubscriptionID is empty and Period 0, as TransactionList shows them.
+//
+// Transactions a host posted itself with Post or PostTx belong to no subscription and are
+// not here. A subscription that moved no money (pending, or on a free tariff) has none: an
+// empty slice, no error. A subscriptionID that is not a UUID is an *InputError; one that
+// names no subscription is ErrNotFound.
+//
+// It is read in one snapshot, and costs one index probe per paid period and per unapplied
+// payment of the subscription, whatever the size of the ledger (no paging: a subscription
+// posts a few transactions per period).
+func (b *Books) SubscriptionTransactionList(ctx context.Context, subscriptionID string) (_ []LedgerTransaction, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.SubscriptionTransactionList", subAttr(subscriptionID))
+	defer span.end(&err)
+	const op = "Ledger.SubscriptionTransactionList"
+	check := inputCheck{op: op}
+	check.id("subscriptionID", subscriptionID)
+	if err := check.err(); err != nil {
+		return nil, err
+	}
+	var rows []store.LedgerTxRow
+	err = store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
+		if _, err := store.SubscriptionCurrentPeriod(ctx, tx, subscriptionID); err != nil {
+			return err
+		}
+		var err error
+		rows, err = store.SubscriptionLedgerTransactions(ctx, tx, subscriptionID)
+		return err
+	})
+	if err != nil {
+		return nil, opError(op+" "+subscriptionID, err)
+	}
+	out := make([]LedgerTransaction, len(rows))
+	for i, r := range rows {
+		out[i] = ledgerTransactionOf(r)
 	}
 	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/ledger"
+	"github.com/smm-gpt/billing/refund"
 )
 
 // Tests of the ledger's readers of issue 15: Books.TransactionList and Books.ExportCSV.
@@ -256,4 +258,103 @@ func TestLedgerExportCSV(t *testing.T) {
 		require.True(t, s.debits.Equal(decimal.New(bal.Debits, -2)), "%s debits: csv %s, trial balance %d", bal.Account.Code, s.debits, bal.Debits)
 		require.True(t, s.credits.Equal(decimal.New(bal.Credits, -2)), "%s credits", bal.Account.Code)
 	}
+}
+
+// TestSubscriptionTransactionList: the ledger transactions of one subscription, as the
+// console's subscription page shows them. Two periods paid (3.5), the first one's revenue
+// recognized at its end, the second refunded (3.7); another customer's money, a host's own
+// posting and an abandoned checkout's unapplied payment (money the provider took that no
+// period can take, 3.3) around it.
+func TestSubscriptionTransactionList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewals(t)
+	books := b.engine.Ledger()
+	sub := b.checkout(t, "c1", "tok-1")
+	other := b.checkout(t, "c2", "tok-2")
+	postCharges(t, books, "host", 1, 5000, b.clock.Now())
+	abandoned := abandonedPaidCheckout(t, b, "c3", "tok-3")
+	regRunFor(t, b, 31*24*time.Hour) // period 1 ends on 2 April: recognized, period 2 charged
+	require.Equal(t, 2, b.get(t, sub.ID).Current.Number)
+	req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: sub.ID, ReceivedAt: b.clock.Now(),
+		Channel: refund.ChannelEmail, Text: "верните деньги", IdempotencyKey: "r1"})
+	require.NoError(t, err)
+	_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
+	require.NoError(t, err)
+	got, err := b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1"})
+	require.NoError(t, err)
+	require.Equal(t, refund.StateRefunded, got.State)
+
+	attempts := regAttempts(t, b, sub.ID)
+	require.Len(t, attempts, 2)
+	list, err := books.SubscriptionTransactionList(ctx, sub.ID)
+	require.NoError(t, err)
+	period := map[string]int{}
+	var keys []string
+	for i, tx := range list {
+		keys = append(keys, tx.Transaction.Key)
+		period[tx.Transaction.Key] = tx.Period
+		require.Equal(t, sub.ID, tx.SubscriptionID, tx.Transaction.Key)
+		if i > 0 {
+			prev := list[i-1]
+			require.True(t, prev.PostedAt.Before(tx.PostedAt) || (prev.PostedAt.Equal(tx.PostedAt) && prev.ID < tx.ID), "(posted at, id) order")
+		}
+	}
+	recognition := "recognition:" + sub.ID + "/1:1"
+	require.ElementsMatch(t, []string{"payment:" + attempts[0].ID, recognition, "payment:" + attempts[1].ID, "refund:" + req.ID}, keys,
+		"its two charges, period 1's revenue and period 2's refund; nobody else's money")
+	require.Equal(t, "payment:"+attempts[0].ID, keys[0])
+	require.Equal(t, "refund:"+req.ID, keys[3])
+	require.Equal(t, map[string]int{"payment:" + attempts[0].ID: 1, recognition: 1, "payment:" + attempts[1].ID: 2, "refund:" + req.ID: 2}, period)
+	require.Equal(t, []ledger.Posting{
+		{Account: "deferred:RUB", Side: ledger.Debit, Amount: 99000, Currency: "RUB"},
+		{Account: "provider:RUB", Side: ledger.Credit, Amount: 99000, Currency: "RUB"},
+	}, list[3].Transaction.Postings, "3.7 the refund of a period not yet earned takes it back from deferred revenue")
+
+	t.Run("an uppercase ID names the same subscription", func(t *testing.T) {
+		upper, err := books.SubscriptionTransactionList(ctx, strings.ToUpper(sub.ID))
+		require.NoError(t, err)
+		require.Equal(t, list, upper)
+	})
+
+	t.Run("3.3 an unapplied payment and its refund belong to no period", func(t *testing.T) {
+		unapplied, err := b.engine.UnappliedPaymentList(ctx, false)
+		require.NoError(t, err)
+		require.Len(t, unapplied, 1)
+		require.Equal(t, billing.UnappliedRefunded, unapplied[0].State)
+		list, err := books.SubscriptionTransactionList(ctx, abandoned.ID)
+		require.NoError(t, err)
+		require.Len(t, list, 2)
+		require.Equal(t, "unapplied:"+unapplied[0].AttemptID, list[0].Transaction.Key)
+		require.Equal(t, "unapplied-refund:"+unapplied[0].ID, list[1].Transaction.Key)
+		for _, tx := range list {
+			require.Empty(t, tx.SubscriptionID)
+			require.Zero(t, tx.Period)
+		}
+	})
+
+	t.Run("another subscription lists its own", func(t *testing.T) {
+		list, err := books.SubscriptionTransactionList(ctx, other.ID)
+		require.NoError(t, err)
+		for _, tx := range list {
+			require.Equal(t, other.ID, tx.SubscriptionID)
+		}
+		require.Len(t, list, 3, "two charges and period 1's revenue")
+	})
+
+	t.Run("a pending subscription moved no money", func(t *testing.T) {
+		pending := regSubscribe(t, b, "c4", "tok-4")
+		list, err := books.SubscriptionTransactionList(ctx, pending.ID)
+		require.NoError(t, err)
+		require.Empty(t, list)
+	})
+
+	t.Run("bad input and unknown subscriptions", func(t *testing.T) {
+		_, err := books.SubscriptionTransactionList(ctx, "not-a-uuid")
+		var ie *billing.InputError
+		require.ErrorAs(t, err, &ie)
+		require.True(t, ie.Has("subscriptionID"))
+		_, err = books.SubscriptionTransactionList(ctx, "0190c3b6-0000-7000-8000-000000000000")
+		require.ErrorIs(t, err, billing.ErrNotFound)
+	})
 }

@@ -76,3 +76,31 @@ func TestReaderPagesAreIndexRangeScans(t *testing.T) {
 	require.NotContains(t, got, "Seq Scan on billing_ledger_transactions", got)
 	t.Logf("ledger page:\n%s", got)
 }
+
+// TestSubscriptionLedgerIsIndexProbes checks the plan of SubscriptionLedgerTransactions on
+// a ledger of 20 000 period transactions and 2 000 unapplied ones, analyzed: the
+// subscription's transactions are found through the period_id and key indexes, never by a
+// sequential scan of the ledger.
+func TestSubscriptionLedgerIsIndexProbes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := billingtest.NewPool(t)
+	_, err := pool.Exec(ctx, `
+		INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, period_id, memo, at, posted_at)
+		SELECT gen_random_uuid(), 'payment:' || i, '', 'payment', 'p' || i, gen_random_uuid()::text || '/' || (i % 12 + 1), '', now(), now()
+		FROM generate_series(1, 20000) i;
+		INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, memo, at, posted_at)
+		SELECT gen_random_uuid(), 'unapplied:' || gen_random_uuid(), '', 'payment', 'u' || i, '', now(), now()
+		FROM generate_series(1, 2000) i;
+		ANALYZE billing_ledger_transactions;`)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, "EXPLAIN "+store.SubscriptionLedgerSQL, "0190c3b6-0000-7000-8000-000000000000")
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	got := strings.Join(lines, "\n")
+	require.Contains(t, got, "billing_ledger_transactions_period_idx", got)
+	require.Contains(t, got, "billing_ledger_transactions_key_key", got)
+	require.NotContains(t, got, "Seq Scan on billing_ledger_transactions", got)
+	t.Logf("a subscription's ledger:\n%s", got)
+}
