@@ -186,7 +186,8 @@ func TestPagesRender(t *testing.T) {
 		{"/subscriptions", []string{"ID подписки или клиента"}},
 		{"/subscriptions?q=user-42", []string{b.subID, "активна", "Pro"}},
 		{"/subscriptions?status=active&all=1", []string{b.subID}},
-		{"/subscriptions/" + b.subID, []string{"user-42", "активна", "generations", "Pro v1: " + nb("990,00 ₽"), "Приостановить", "subscription.activate", "Журнал аудита"}},
+		{"/subscriptions/" + b.subID, []string{"user-42", "активна", "generations", "Pro v1: " + nb("990,00 ₽"), "Приостановить", "subscription.activate", "Журнал аудита",
+			"Проводки", "оплата периода", "deferred:RUB"}},
 		{"/money", []string{"Оборотно-сальдовая ведомость", "provider:RUB", nb("990,00 ₽"), "Скачать CSV"}},
 		{"/tariffs", []string{"Pro", nb("990,00 ₽")}},
 		{"/deletions", []string{"user-7", "удалите меня", "Аккаунт удалён"}},
@@ -348,7 +349,12 @@ func TestRecordVerifyExecuteRefund(t *testing.T) {
 	require.Contains(t, b.get(t, "/money", olga).body,
 		"provider:RUB</td><td>asset</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">0,00\u00a0₽",
 		"the trial balance shows the money gone back out of the provider's account")
-	require.Contains(t, b.get(t, "/subscriptions/"+b.subID, olga).body, "возвращена")
+	subPage := b.get(t, "/subscriptions/"+b.subID, olga).body
+	require.Contains(t, subPage, "возвращена")
+	require.Regexp(t, `(?s)<table id="ledger">.*>возврат<br><span class="mono muted">refund:`+req.ID+`</span></td>`+
+		`<td><span class="mono">deferred:RUB</span> <span class="muted">доходы будущих периодов</span></td><td class="num">990,00\x{a0}₽</td><td class="num"></td></tr>\s*`+
+		`<tr><td><span class="mono">provider:RUB</span> <span class="muted">деньги у провайдера</span></td><td class="num"></td><td class="num">990,00\x{a0}₽</td>`,
+		subPage, "3.7 the refund's ledger lines on the subscription's page: Dr deferred, Cr provider, 990 RUB")
 	require.Contains(t, b.get(t, "/refunds", olga).body, "Открытых запросов нет.")
 }
 
