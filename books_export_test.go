@@ -358,3 +358,89 @@ func TestSubscriptionTransactionList(t *testing.T) {
 		require.ErrorIs(t, err, billing.ErrNotFound)
 	})
 }
+
+// TestRevenueByMonth: revenue recognized per calendar month of a location, from the ledger's
+// recognition entries, net of the earned part of refunds. Customer c1 (2 March) has 29 of
+// its 31 days recognized on 31 March by RecognizeRevenue, then gets everything back
+// (art. 32, overriding 3.7): the part already earned goes to refunded revenue in March. c2's
+// first period is recognized whole at its end, 2 April. A host books 100 kopecks at 00:30
+// on 1 April Moscow time (still March in UTC) and 7 more on 15 April, reversed the next day.
+func TestRevenueByMonth(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewals(t)
+	msk := func(month time.Month, day, hour int) time.Time {
+		return time.Date(2026, month, day, hour, 0, 0, 0, b.moscow)
+	}
+	books := b.engine.Ledger()
+	c1 := b.checkout(t, "c1", "tok-1")
+	b.checkout(t, "c2", "tok-2")
+	regRunFor(t, b, 29*24*time.Hour) // 31 March 10:00
+	require.NoError(t, b.engine.RecognizeRevenue(ctx, c1.ID, 1))
+	earned, err := books.TransactionGet(ctx, "recognition:"+c1.ID+"/1:1")
+	require.NoError(t, err)
+	partial := earned.Postings[0].Amount
+	require.InDelta(t, 99000*29/31, partial, 31, "29 of 31 days (kopecks split over the days)")
+	req, err := b.engine.RequestRefund(ctx, billing.RefundRequestParams{SubscriptionID: c1.ID, ReceivedAt: b.clock.Now(),
+		Channel: refund.ChannelEmail, Text: "отказываюсь от услуги", IdempotencyKey: "r1"})
+	require.NoError(t, err)
+	_, err = b.engine.VerifyRefund(ctx, req.ID, "admin:1")
+	require.NoError(t, err)
+	_, err = b.engine.ExecuteRefund(ctx, req.ID, billing.ExecuteRefundOpts{Actor: "admin:1", Override: true, OverrideReason: "ст. 32"})
+	require.NoError(t, err)
+
+	host := func(key string, amount int64, at time.Time) ledger.Transaction {
+		tx, err := ledger.Recognize(key, "host-period", "RUB", amount, at)
+		require.NoError(t, err)
+		posted, _, err := books.Post(ctx, tx)
+		require.NoError(t, err)
+		return posted
+	}
+	host("host-1", 100, msk(4, 1, 0).Add(30*time.Minute))
+	small := host("host-2", 7, msk(4, 15, 12))
+	reversal, err := ledger.Reverse(small, "host-2-reversal", msk(4, 16, 12))
+	require.NoError(t, err)
+	_, _, err = books.Post(ctx, reversal)
+	require.NoError(t, err)
+	regRunFor(t, b, 20*24*time.Hour) // past 2 April: c2's period 1 recognized, period 2 paid
+
+	got, err := books.RevenueByMonth(ctx, billing.RevenueByMonthParams{From: msk(3, 1, 0), To: msk(5, 1, 0)})
+	require.NoError(t, err)
+	require.Equal(t, []billing.MonthRevenue{
+		{Month: msk(3, 1, 0), Currency: "RUB", Recognized: partial, Refunded: partial},
+		{Month: msk(4, 1, 0), Currency: "RUB", Recognized: 99000 + 100},
+	}, got, "months of the engine's location (Moscow)")
+	require.Zero(t, got[0].Net(), "c1's March revenue was all given back")
+	require.Equal(t, int64(99100), got[1].Net())
+	require.Equal(t, b.moscow, got[0].Month.Location())
+
+	utc, err := books.RevenueByMonth(ctx, billing.RevenueByMonthParams{From: msk(3, 1, 0), To: msk(5, 1, 0), Location: time.UTC})
+	require.NoError(t, err)
+	require.Len(t, utc, 2)
+	require.Equal(t, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), utc[0].Month)
+	require.Equal(t, partial+100, utc[0].Recognized, "00:30 on 1 April in Moscow is 21:30 on 31 March in UTC")
+	require.Equal(t, int64(99000), utc[1].Recognized)
+
+	part, err := books.RevenueByMonth(ctx, billing.RevenueByMonthParams{From: msk(3, 31, 9), To: msk(4, 2, 10)})
+	require.NoError(t, err)
+	require.Equal(t, []billing.MonthRevenue{
+		{Month: msk(3, 1, 0), Currency: "RUB", Recognized: partial, Refunded: partial},
+		{Month: msk(4, 1, 0), Currency: "RUB", Recognized: 100},
+	}, part, "partial months: the range is of instants, half-open (c2's 99000 at 2 April 10:00 is out)")
+
+	none, err := books.RevenueByMonth(ctx, billing.RevenueByMonthParams{From: msk(1, 1, 0), To: msk(3, 1, 0)})
+	require.NoError(t, err)
+	require.Empty(t, none)
+
+	for name, p := range map[string]billing.RevenueByMonthParams{
+		"no From":           {To: msk(5, 1, 0)},
+		"no To":             {From: msk(3, 1, 0)},
+		"To not after From": {From: msk(3, 1, 0), To: msk(3, 1, 0)},
+		"To before From":    {From: msk(5, 1, 0), To: msk(3, 1, 0)},
+	} {
+		_, err := books.RevenueByMonth(ctx, p)
+		var ie *billing.InputError
+		require.ErrorAs(t, err, &ie, name)
+		require.ErrorIs(t, err, billing.ErrInvalidInput, name)
+	}
+}

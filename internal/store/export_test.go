@@ -8,3 +8,6 @@ var LedgerPageSQL = ledgerPageSQL
 
 // SubscriptionLedgerSQL is the statement of SubscriptionLedgerTransactions, for the same tests.
 var SubscriptionLedgerSQL = subscriptionLedgerSQL
+
+// LedgerBucketSumsSQL is the statement of LedgerBucketSums, for the same tests.
+var LedgerBucketSumsSQL = ledgerBucketSumsSQL
