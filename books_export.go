@@ -1,11 +1,13 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,13 +21,15 @@ import (
 )
 
 // The ledger's readers for an accountant (issue 15): transactions by the date they were
-// posted, page by page, and the same as a CSV file to import into accounting software.
+// posted, page by page, and the same as a CSV file to import into accounting software; and
+// for an operator (issue 16), the transactions of one subscription.
 // Both select by posted time (when the engine wrote the transaction, on its clock), not by
 // the transaction's At (when the money moved): posted time only grows as transactions are
 // written, so a range that is over gets no new transaction and an export of it can be
 // repeated and gives the same rows. At is in every row, for the accountant's own dating.
 
-// LedgerTransaction is a posted ledger transaction as Books.TransactionList lists it.
+// LedgerTransaction is a posted ledger transaction as Books.TransactionList and
+// Books.SubscriptionTransactionList list it.
 type LedgerTransaction struct {
 	// ID is the transaction's row ID (a UUIDv7), the "transaction_id" of the CSV export.
 	ID string
@@ -111,6 +115,153 @@ func (b *Books) TransactionList(ctx context.Context, p LedgerTransactionListPara
 		out.Transactions[i] = ledgerTransactionOf(r)
 	}
 	return out, nil
+}
+
+// SubscriptionTransactionList returns the ledger transactions of one subscription, by posted
+// time then ID (the order of TransactionList), each with its postings:
+//   - those of its paid periods: each period's charge (Dr provider, Cr deferred), the refund
+//     of it, its revenue recognitions, and any reversal the engine posted for the period;
+//     SubscriptionID and Period name the period;
+//   - its unapplied payments (a charge no period could take: Dr provider, Cr
+//     refunds_payable) and their refunds through the gateway; these belong to no period, so
+//     SubscriptionID is empty and Period 0, as TransactionList shows them.
+//
+// Transactions a host posted itself with Post or PostTx belong to no subscription and are
+// not here. A subscription that moved no money (pending, or on a free tariff) has none: an
+// empty slice, no error. A subscriptionID that is not a UUID is an *InputError; one that
+// names no subscription is ErrNotFound.
+//
+// It is read in one snapshot, and costs one index probe per paid period and per unapplied
+// payment of the subscription, whatever the size of the ledger (no paging: a subscription
+// posts a few transactions per period).
+func (b *Books) SubscriptionTransactionList(ctx context.Context, subscriptionID string) (_ []LedgerTransaction, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.SubscriptionTransactionList", subAttr(subscriptionID))
+	defer span.end(&err)
+	const op = "Ledger.SubscriptionTransactionList"
+	check := inputCheck{op: op}
+	check.id("subscriptionID", subscriptionID)
+	if err := check.err(); err != nil {
+		return nil, err
+	}
+	var rows []store.LedgerTxRow
+	err = store.ReadSnapshot(ctx, b.e.pool, func(tx pgx.Tx) error {
+		if _, err := store.SubscriptionCurrentPeriod(ctx, tx, subscriptionID); err != nil {
+			return err
+		}
+		var err error
+		rows, err = store.SubscriptionLedgerTransactions(ctx, tx, subscriptionID)
+		return err
+	})
+	if err != nil {
+		return nil, opError(op+" "+subscriptionID, err)
+	}
+	out := make([]LedgerTransaction, len(rows))
+	for i, r := range rows {
+		out[i] = ledgerTransactionOf(r)
+	}
+	return out, nil
+}
+
+// RevenueByMonthParams selects the months of Books.RevenueByMonth.
+type RevenueByMonthParams struct {
+	// From and To bound the instants the revenue was booked at (the transactions' At),
+	// half-open: From ≤ At < To. Both are required and From must be before To. For whole
+	// months pass the first instant of a month in Location (00:00 of its first day); any
+	// other instant makes the first or last month partial.
+	From, To time.Time
+	// Location is where a month begins and ends. Defaults to the engine's Location
+	// (Config.Location, Europe/Moscow unless configured). Trap: a recognition booked at
+	// 00:30 on 1 April in Moscow is March's revenue in UTC.
+	Location *time.Location
+}
+
+// MonthRevenue is the revenue of one calendar month in one currency, in minor units.
+type MonthRevenue struct {
+	// Month is the first instant of the month in the Location asked (00:00 of day 1).
+	Month time.Time
+	// Currency is the ISO 4217 code of the amounts.
+	Currency string
+	// Recognized is the revenue recognized in the month: what revenue:<currency> was
+	// credited (by the recognitions of paid periods, ledger.Recognize), less what was
+	// debited (by reversals of them). Gross of refunds.
+	Recognized int64
+	// Refunded is the earned revenue given back in the month: what refunds debited to
+	// refunded_revenue:<currency> (the part of a refund beyond what was still deferred,
+	// ledger.RecognizedPartOfRefund), less reversals of them.
+	Refunded int64
+}
+
+// Net is the month's revenue net of refunds: Recognized − Refunded.
+func (m MonthRevenue) Net() int64 { return m.Recognized - m.Refunded }
+
+// RevenueByMonth returns the revenue recognized per calendar month of p.Location in
+// [p.From, p.To), per currency: by month, then currency. A month in which nothing was
+// posted to the revenue or refunded revenue account of a currency has no row for it, so a
+// range with no revenue is an empty slice. Bad input (a zero From or To, From not before
+// To) is an *InputError.
+//
+// Revenue is booked when the engine's recognition job runs at a period's end (or when a
+// refund or Engine.RecognizeRevenue cuts it short), straight-line over the period's days:
+// a month holds the periods that ended in it, not their days. Call Engine.RecognizeRevenue
+// for the periods still running to book their days up to a month's close.
+//
+// It reads, in one statement, the entries of the revenue and refunded_revenue accounts of
+// each currency in the range: one range of the (account, at) index per account. Its cost
+// grows with the recognitions of the range (one per paid period that ended in it; a
+// million monthly subscriptions post a million a month): ask for the months you show.
+func (b *Books) RevenueByMonth(ctx context.Context, p RevenueByMonthParams) (_ []MonthRevenue, err error) {
+	ctx, span := b.e.tel.start(ctx, "Ledger.RevenueByMonth")
+	defer span.end(&err)
+	const op = "Ledger.RevenueByMonth"
+	check := inputCheck{op: op}
+	check.timeRange("From", "To", p.From, p.To)
+	if err := check.err(); err != nil {
+		return nil, err
+	}
+	loc := p.Location
+	if loc == nil {
+		loc = b.e.loc
+	}
+	// The buckets: From, the start of every month after it and before To, To.
+	bounds := []time.Time{p.From}
+	for m := monthStart(p.From, loc).AddDate(0, 1, 0); m.Before(p.To); m = m.AddDate(0, 1, 0) {
+		bounds = append(bounds, m)
+	}
+	bounds = append(bounds, p.To)
+	sums, err := store.LedgerBucketSums(ctx, b.e.pool, []string{string(ledger.Revenue), string(ledger.RefundedRevenue)}, bounds)
+	if err != nil {
+		return nil, opError(op, err)
+	}
+	var out []MonthRevenue
+	index := map[string]int{} // "<bucket>/<currency>" → its row in out
+	for _, s := range sums {
+		if s.Bucket < 1 || s.Bucket >= len(bounds) {
+			return nil, opError(op, fmt.Errorf("entries of %s outside the range asked (bucket %d)", s.Currency, s.Bucket))
+		}
+		k := strconv.Itoa(s.Bucket) + "/" + s.Currency
+		i, ok := index[k]
+		if !ok {
+			i = len(out)
+			index[k] = i
+			out = append(out, MonthRevenue{Month: monthStart(bounds[s.Bucket-1], loc), Currency: s.Currency})
+		}
+		switch ledger.Role(s.Role) {
+		case ledger.Revenue:
+			out[i].Recognized += s.Credits - s.Debits
+		case ledger.RefundedRevenue:
+			out[i].Refunded += s.Debits - s.Credits
+		}
+	}
+	slices.SortFunc(out, func(x, y MonthRevenue) int {
+		return cmp.Or(x.Month.Compare(y.Month), strings.Compare(x.Currency, y.Currency))
+	})
+	return out, nil
+}
+
+// monthStart is 00:00 of the first day of t's month in loc.
+func monthStart(t time.Time, loc *time.Location) time.Time {
+	y, m, _ := t.In(loc).Date()
+	return time.Date(y, m, 1, 0, 0, 0, 0, loc)
 }
 
 // LedgerCSVHeader is the header row of Books.ExportCSV, one column each:

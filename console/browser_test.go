@@ -186,6 +186,10 @@ func TestBrowserRefundAndSuspendStory(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#results a[href="/console/subscriptions/`+b.subID+`"]`)),
 		chromedp.WaitVisible(chromedp.CSS("#summary")))
 	br.requireText("the subscription's page", "#status", "активна")
+	br.requireText("the subscription's page", "#ledger", "оплата периода")
+	if l := br.text("the subscription's page", "#ledger"); strings.Contains(l, "refund:") {
+		t.Fatalf("a refund in the ledger before any was executed: %s", l)
+	}
 
 	br.step("record the e-mail",
 		chromedp.Click(chromedp.CSS(`a[href="/console/refunds"]`)), chromedp.WaitVisible(chromedp.CSS("#record")),
@@ -202,6 +206,13 @@ func TestBrowserRefundAndSuspendStory(t *testing.T) {
 	br.step("execute in full", chromedp.WaitVisible(chromedp.CSS("#execute-full")), chromedp.Click(chromedp.CSS(`#execute-full button`)))
 	br.requireText("executed", "#state", "возвращён")
 	br.requireText("executed", "#history", "olga")
+	reqs, err := b.engine.RefundRequestList(context.Background(), billing.RefundRequestListParams{})
+	require.NoError(t, err)
+	require.Len(t, reqs, 1)
+	br.step("the subscription's ledger after the refund", chromedp.Click(chromedp.CSS(`#request a[href="/console/subscriptions/`+b.subID+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#ledger")))
+	br.requireText("the refund's ledger lines", "#ledger", "refund:"+reqs[0].ID)
+	br.requireText("the refund's ledger lines", "#ledger", "возврат\nrefund:"+reqs[0].ID+"\tdeferred:RUB доходы будущих периодов\t"+nb("990,00 ₽"))
 
 	br.step("money after", chromedp.Click(chromedp.CSS(`a[href="/console/money"]`)), chromedp.WaitVisible(chromedp.CSS("#trial-balance")))
 	balanceAfter := br.text("money after", "#trial-balance")
@@ -227,7 +238,7 @@ func TestBrowserRefundAndSuspendStory(t *testing.T) {
 	got, err := b.engine.SubscriptionGet(context.Background(), other)
 	require.NoError(t, err)
 	require.Equal(t, subscription.StatusSuspended, got.Status)
-	reqs, err := b.engine.RefundRequestList(context.Background(), billing.RefundRequestListParams{})
+	reqs, err = b.engine.RefundRequestList(context.Background(), billing.RefundRequestListParams{})
 	require.NoError(t, err)
 	require.Len(t, reqs, 1)
 	require.Equal(t, "olga", reqs[0].ExecutedBy)

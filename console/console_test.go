@@ -186,7 +186,8 @@ func TestPagesRender(t *testing.T) {
 		{"/subscriptions", []string{"ID подписки или клиента"}},
 		{"/subscriptions?q=user-42", []string{b.subID, "активна", "Pro"}},
 		{"/subscriptions?status=active&all=1", []string{b.subID}},
-		{"/subscriptions/" + b.subID, []string{"user-42", "активна", "generations", "Pro v1: " + nb("990,00 ₽"), "Приостановить", "subscription.activate", "Журнал аудита"}},
+		{"/subscriptions/" + b.subID, []string{"user-42", "активна", "generations", "Pro v1: " + nb("990,00 ₽"), "Приостановить", "subscription.activate", "Журнал аудита",
+			"Проводки", "оплата периода", "deferred:RUB"}},
 		{"/money", []string{"Оборотно-сальдовая ведомость", "provider:RUB", nb("990,00 ₽"), "Скачать CSV"}},
 		{"/tariffs", []string{"Pro", nb("990,00 ₽")}},
 		{"/deletions", []string{"user-7", "удалите меня", "Аккаунт удалён"}},
@@ -348,7 +349,12 @@ func TestRecordVerifyExecuteRefund(t *testing.T) {
 	require.Contains(t, b.get(t, "/money", olga).body,
 		"provider:RUB</td><td>asset</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">0,00\u00a0₽",
 		"the trial balance shows the money gone back out of the provider's account")
-	require.Contains(t, b.get(t, "/subscriptions/"+b.subID, olga).body, "возвращена")
+	subPage := b.get(t, "/subscriptions/"+b.subID, olga).body
+	require.Contains(t, subPage, "возвращена")
+	require.Regexp(t, `(?s)<table id="ledger">.*>возврат<br><span class="mono muted">refund:`+req.ID+`</span></td>`+
+		`<td><span class="mono">deferred:RUB</span> <span class="muted">доходы будущих периодов</span></td><td class="num">990,00\x{a0}₽</td><td class="num"></td></tr>\s*`+
+		`<tr><td><span class="mono">provider:RUB</span> <span class="muted">деньги у провайдера</span></td><td class="num"></td><td class="num">990,00\x{a0}₽</td>`,
+		subPage, "3.7 the refund's ledger lines on the subscription's page: Dr deferred, Cr provider, 990 RUB")
 	require.Contains(t, b.get(t, "/refunds", olga).body, "Открытых запросов нет.")
 }
 
@@ -532,4 +538,37 @@ func TestSubscriptionSearchPagesByKeyset(t *testing.T) {
 
 	r = b.get(t, "/subscriptions?status=bogus&all=1", olga)
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, "the engine's InputError is shown")
+}
+
+func TestMoneyPageShowsRevenueByMonth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := b.get(t, "/money", olga)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Contains(t, r.body, "За эти месяцы выручка не признавалась.", "nothing recognized while the first period runs")
+	require.Contains(t, r.body, `name="rfrom" value="2025-10"`, "the current month and the five before it")
+	require.Contains(t, r.body, `name="rto" value="2026-03"`)
+
+	// The period paid on 2 March ends on 2 April: its 990 RUB are recognized then, in April
+	// (Moscow time); the renewal pays period 2, not yet earned.
+	_, err := b.h.Runner.RunUntil(ctx, time.Date(2026, 4, 3, 12, 0, 0, 0, b.engine.Location()))
+	require.NoError(t, err)
+	r = b.get(t, "/money", guest)
+	require.Equal(t, http.StatusOK, r.status, "a read-only operator reads the money page")
+	require.Contains(t, r.body, "<tr><td>апрель 2026</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">0,00\u00a0₽</td><td class=\"num\">990,00\u00a0₽</td></tr>")
+	require.Contains(t, r.body, "<tr><td>март 2026</td><td class=\"num\">0,00\u00a0₽</td>", "a month without revenue shows zeros")
+	require.Less(t, strings.Index(r.body, "апрель 2026"), strings.Index(r.body, "март 2026"), "newest month first")
+
+	r = b.get(t, "/money?rfrom=2026-03&rto=2026-03", olga)
+	require.Equal(t, http.StatusOK, r.status)
+	require.Contains(t, r.body, "За эти месяцы выручка не признавалась.", "only March asked")
+
+	for _, q := range []string{"rfrom=2026-05&rto=2026-03", "rfrom=март&rto=2026-03", "rfrom=2024-01&rto=2026-03"} {
+		r = b.get(t, "/money?"+q, olga)
+		require.Equal(t, http.StatusBadRequest, r.status, q)
+		require.Contains(t, r.body, `id="revenue-error"`, q)
+		require.Contains(t, r.body, "Оборотно-сальдовая ведомость", "%s: the rest of the page is shown", q)
+	}
+	require.Contains(t, b.get(t, "/money?rfrom=2024-01&rto=2026-03", olga).body, "Не больше 24 месяцев")
 }

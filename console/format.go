@@ -84,7 +84,17 @@ const (
 	layoutDate     = "02.01.2006"
 	layoutInputDT  = "2006-01-02T15:04"
 	layoutInputD   = "2006-01-02"
+	layoutInputM   = "2006-01"
 )
+
+// monthNames are the months in the nominative, as a table's row names them: "март 2026".
+var monthNames = [...]string{"январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август",
+	"сентябрь", "октябрь", "ноябрь", "декабрь"}
+
+// formatMonth renders the month of t (already in the console's location): "март 2026".
+func formatMonth(t time.Time) string {
+	return monthNames[t.Month()-1] + " " + strconv.Itoa(t.Year())
+}
 
 // formatTime renders t in loc as "02.01.2006 15:04"; the zero time is an em dash.
 func formatTime(t time.Time, loc *time.Location) string {

@@ -51,6 +51,7 @@ var funcs = template.FuncMap{
 	"money": FormatMoney,
 	"dec":   formatDecimal,
 	"decIn": decimalInput,
+	"month": formatMonth,
 	"refundState": func(s refund.State) string {
 		if l, ok := refundStateLabels[s]; ok {
 			return l

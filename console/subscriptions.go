@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/ledger"
 	"github.com/smm-gpt/billing/subscription"
 )
 
@@ -57,7 +58,7 @@ type meterRow struct {
 }
 
 // subscriptionPage shows a subscription: its periods and their terms, usage per meter,
-// attempts, refunds, audit log, and the admin actions.
+// attempts, refunds, ledger lines, audit log, and the admin actions.
 func (h *handler) subscriptionPage(w http.ResponseWriter, r *http.Request) {
 	h.renderSubscription(w, r, http.StatusOK, "", "")
 }
@@ -108,6 +109,11 @@ func (h *handler) renderSubscription(w http.ResponseWriter, r *http.Request, sta
 			refunds = append(refunds, q)
 		}
 	}
+	txs, err := h.engine.Ledger().SubscriptionTransactionList(ctx, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var meters []meterRow
 	if sub.Current != nil {
 		for _, l := range sub.Current.Terms.Limits {
@@ -126,6 +132,7 @@ func (h *handler) renderSubscription(w http.ResponseWriter, r *http.Request, sta
 	}
 	h.render(w, r, status, operatorFrom(ctx), "subscription", map[string]any{
 		"Sub": sub, "Periods": periods, "Attempts": attempts, "Audit": audit, "Refunds": refunds, "Meters": meters,
+		"Ledger": ledgerLines(txs),
 		"Action": action, "FormErr": formErr, "ExtendTo": extendTo,
 		"Can": map[string]bool{
 			"suspend": sub.Status.Allows(subscription.ActionSuspend), "resume": sub.Status.Allows(subscription.ActionResume),
@@ -175,4 +182,74 @@ func (h *handler) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.redirect(w, r, "/subscriptions/"+id+"?done="+action)
+}
+
+// ledgerLine is one posting of the subscription's ledger, as the page shows it: the
+// transaction's cells on its first posting only (Span is then its number of postings).
+type ledgerLine struct {
+	At        time.Time
+	Period    int
+	Operation string
+	Key, Memo string
+	Span      int
+	Account   string
+	// AccountName says in Russian what the account holds.
+	AccountName string
+	// Debit and Credit: the amount on its side, "" on the other.
+	Debit, Credit string
+}
+
+// ledgerLines turns Books.SubscriptionTransactionList into the page's lines, one per posting.
+func ledgerLines(txs []billing.LedgerTransaction) []ledgerLine {
+	var out []ledgerLine
+	for _, t := range txs {
+		for i, p := range t.Transaction.Postings {
+			l := ledgerLine{Account: p.Account}
+			if role, _, ok := strings.Cut(p.Account, ":"); ok {
+				l.AccountName = accountNames[ledger.Role(role)]
+			}
+			if p.Side == ledger.Debit {
+				l.Debit = FormatMoney(p.Amount, p.Currency)
+			} else {
+				l.Credit = FormatMoney(p.Amount, p.Currency)
+			}
+			if i == 0 {
+				l.At, l.Period, l.Operation, l.Key, l.Memo, l.Span = t.Transaction.At, t.Period, operationOf(t), t.Transaction.Key,
+					t.Transaction.Memo, len(t.Transaction.Postings)
+			}
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// operationOf names what a transaction of a subscription's ledger records. A transaction of
+// no period is an unapplied payment or its refund (Books.SubscriptionTransactionList).
+func operationOf(t billing.LedgerTransaction) string {
+	var op string
+	switch kind := t.Transaction.Ref.Kind; {
+	case kind == ledger.RefPayment && t.Period == 0:
+		op = "неразнесённый платёж (к возврату)"
+	case kind == ledger.RefRefund && t.Period == 0:
+		op = "возврат неразнесённого платежа"
+	case kind == ledger.RefPayment:
+		op = "оплата периода"
+	case kind == ledger.RefRefund:
+		op = "возврат"
+	case kind == ledger.RefRecognition:
+		op = "признание выручки"
+	default:
+		op = "корректировка"
+	}
+	if t.Transaction.Reverses != "" {
+		op = "сторно: " + op
+	}
+	return op
+}
+
+// accountNames say what each account of the chart holds (package ledger's roles).
+var accountNames = map[ledger.Role]string{
+	ledger.ProviderCash: "деньги у провайдера", ledger.DeferredRevenue: "доходы будущих периодов",
+	ledger.Revenue: "выручка", ledger.RefundedRevenue: "возвращённая выручка",
+	ledger.RefundsPayable: "к возврату клиентам", ledger.ProviderFees: "комиссии провайдера",
 }

@@ -5,3 +5,9 @@ var SubscriptionPageSQL = subscriptionPageSQL
 
 // LedgerPageSQL is the page statement of PageLedgerTransactions, for the same tests.
 var LedgerPageSQL = ledgerPageSQL
+
+// SubscriptionLedgerSQL is the statement of SubscriptionLedgerTransactions, for the same tests.
+var SubscriptionLedgerSQL = subscriptionLedgerSQL
+
+// LedgerBucketSumsSQL is the statement of LedgerBucketSums, for the same tests.
+var LedgerBucketSumsSQL = ledgerBucketSumsSQL

@@ -375,3 +375,41 @@ func LedgerRowCounts(ctx context.Context, q Querier) (accounts, transactions, en
 		(SELECT count(*) FROM billing_ledger_entries)`).Scan(&accounts, &transactions, &entries)
 	return accounts, transactions, entries, err
 }
+
+// LedgerRoleBucketSum is the turnover of the accounts of one role in one currency over one
+// bucket of a range of instants (LedgerBucketSums).
+type LedgerRoleBucketSum struct {
+	// Bucket is the 1-based index of the bucket: bounds[Bucket-1] ≤ at < bounds[Bucket].
+	Bucket   int
+	Role     string
+	Currency string
+	Debits   int64
+	Credits  int64
+}
+
+// ledgerBucketSumsSQL is LedgerBucketSums' statement: $1 the roles, $2 the bounds (sorted,
+// at least two). Each account of a role (a few rows of billing_ledger_accounts) is one
+// range of billing_ledger_entries_account_idx, (account, at) INCLUDE (side, amount), from
+// the first bound to the last; width_bucket puts each entry in its bucket.
+const ledgerBucketSumsSQL = `SELECT width_bucket(e.at, $2::timestamptz[]), split_part(a.code, ':', 1), a.currency,
+	coalesce(sum(e.amount) FILTER (WHERE e.side = 'debit'), 0)::bigint,
+	coalesce(sum(e.amount) FILTER (WHERE e.side = 'credit'), 0)::bigint
+	FROM billing_ledger_accounts a
+	JOIN billing_ledger_entries e ON e.account = a.code
+		AND e.at >= ($2::timestamptz[])[1] AND e.at < ($2::timestamptz[])[array_length($2::timestamptz[], 1)]
+	WHERE split_part(a.code, ':', 1) = ANY ($1::text[])
+	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
+
+// LedgerBucketSums returns the debits and credits posted to the accounts of roles (chart
+// roles: "revenue", "refunded_revenue"), per currency and per bucket of instants: bucket i
+// holds the entries with bounds[i-1] ≤ at < bounds[i] (1-based), so the entries of
+// [bounds[0], bounds[len-1]) are summed; a (bucket, role, currency) nothing was posted to
+// is left out. bounds must be sorted, with at least two. Its cost is one index range per
+// account over the range: it grows with the entries of the range.
+func LedgerBucketSums(ctx context.Context, q Querier, roles []string, bounds []time.Time) ([]LedgerRoleBucketSum, error) {
+	rows, err := q.Query(ctx, ledgerBucketSumsSQL, roles, bounds)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[LedgerRoleBucketSum])
+}

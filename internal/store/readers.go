@@ -299,6 +299,41 @@ func PageLedgerTransactions(ctx context.Context, q Querier, from, to, afterPoste
 	return pgx.CollectRows(rows, scanLedgerTxRow)
 }
 
+// subscriptionLedgerSQL is SubscriptionLedgerTransactions' statement: $1 the subscription's
+// ID. Two sets of transactions, disjoint (an unapplied payment's transactions belong to no
+// period):
+//   - those of its paid periods, by period_id "<id>/<n>" for each n of billing_periods: one
+//     probe of billing_ledger_transactions_period_idx per period (the subscription's
+//     periods come from the primary key of billing_periods);
+//   - its unapplied payments (a charge no period took) and their refunds, by key
+//     ("unapplied:<attempt>", "unapplied-refund:<unapplied payment>", the keys
+//     bookUnapplied and unappliedRefunded post under): the subscription's attempts by their
+//     (subscription_id, period, number) key, the unapplied payment of each by its unique
+//     attempt_id, one probe of the transactions' key index per key.
+//
+// The ID is normalized through uuid, as the engine writes it into period_id.
+var subscriptionLedgerSQL = fmt.Sprintf(ledgerTxRowSQL, `(
+	SELECT * FROM billing_ledger_transactions WHERE period_id = ANY (ARRAY(
+		SELECT $1::uuid::text || '/' || p.number FROM billing_periods p WHERE p.subscription_id = $1::uuid))
+	UNION ALL
+	SELECT * FROM billing_ledger_transactions WHERE key = ANY (ARRAY(
+		SELECT k FROM billing_payment_attempts a JOIN billing_unapplied_payments u ON u.attempt_id = a.id,
+			LATERAL (VALUES ('unapplied:' || a.id::text), ('unapplied-refund:' || u.id::text)) AS keys(k)
+		WHERE a.subscription_id = $1::uuid))) t`) + ` ORDER BY t.posted_at, t.id`
+
+// SubscriptionLedgerTransactions returns the ledger transactions of subscription id, each
+// with its legs, by posted time then ID: those of its paid periods (charges, refunds,
+// recognitions, and reversals posted for a period) and those of its unapplied payments
+// (subscriptionLedgerSQL says how each is found). A subscription that does not exist has
+// none: the caller checks that.
+func SubscriptionLedgerTransactions(ctx context.Context, q Querier, id string) ([]LedgerTxRow, error) {
+	rows, err := q.Query(ctx, subscriptionLedgerSQL, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanLedgerTxRow)
+}
+
 // LedgerTransactionsByKeys returns the transactions posted under keys (those that exist),
 // by posted time.
 func LedgerTransactionsByKeys(ctx context.Context, q Querier, keys []string) ([]LedgerTxRow, error) {

@@ -76,3 +76,78 @@ func TestReaderPagesAreIndexRangeScans(t *testing.T) {
 	require.NotContains(t, got, "Seq Scan on billing_ledger_transactions", got)
 	t.Logf("ledger page:\n%s", got)
 }
+
+// TestSubscriptionLedgerIsIndexProbes checks the plan of SubscriptionLedgerTransactions on
+// a ledger of 20 000 period transactions and 2 000 unapplied ones, analyzed: the
+// subscription's transactions are found through the period_id and key indexes, never by a
+// sequential scan of the ledger.
+func TestSubscriptionLedgerIsIndexProbes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := billingtest.NewPool(t)
+	_, err := pool.Exec(ctx, `
+		INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, period_id, memo, at, posted_at)
+		SELECT gen_random_uuid(), 'payment:' || i, '', 'payment', 'p' || i, gen_random_uuid()::text || '/' || (i % 12 + 1), '', now(), now()
+		FROM generate_series(1, 20000) i;
+		INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, memo, at, posted_at)
+		SELECT gen_random_uuid(), 'unapplied:' || gen_random_uuid(), '', 'payment', 'u' || i, '', now(), now()
+		FROM generate_series(1, 2000) i;
+		ANALYZE billing_ledger_transactions;`)
+	require.NoError(t, err)
+	rows, err := pool.Query(ctx, "EXPLAIN "+store.SubscriptionLedgerSQL, "0190c3b6-0000-7000-8000-000000000000")
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	got := strings.Join(lines, "\n")
+	require.Contains(t, got, "billing_ledger_transactions_period_idx", got)
+	require.Contains(t, got, "billing_ledger_transactions_key_key", got)
+	require.NotContains(t, got, "Seq Scan on billing_ledger_transactions", got)
+	t.Logf("a subscription's ledger:\n%s", got)
+}
+
+// TestRevenueByMonthReadsTheAccountIndex checks the plan of LedgerBucketSums on 20 000
+// recognitions among 60 000 other entries, analyzed: the revenue accounts' entries of the
+// range are read through a range of billing_ledger_entries_account_idx per account (a
+// bitmap or an index-only scan, as the planner finds cheaper), never by a scan of the
+// entries.
+func TestRevenueByMonthReadsTheAccountIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := billingtest.NewPool(t)
+	_, err := pool.Exec(ctx, `
+		INSERT INTO billing_ledger_accounts (code, type, currency, contra) VALUES
+			('provider:RUB', 'asset', 'RUB', false), ('deferred:RUB', 'liability', 'RUB', false),
+			('revenue:RUB', 'income', 'RUB', false), ('refunded_revenue:RUB', 'income', 'RUB', true);
+		CREATE TEMP TABLE txs AS SELECT gen_random_uuid() AS id, i,
+			'2025-01-01'::timestamptz + i * interval '30 minutes' AS at FROM generate_series(1, 40000) i;
+		INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, memo, at, posted_at)
+			SELECT id, 'k' || i, '', CASE WHEN i % 2 = 0 THEN 'recognition' ELSE 'payment' END, 'r' || i, '', at, at FROM txs;
+		INSERT INTO billing_ledger_entries (tx_id, seq, account, side, amount, currency, at)
+			SELECT id, s.seq, CASE WHEN i % 2 = 0 THEN (ARRAY['deferred:RUB', 'revenue:RUB'])[s.seq]
+				ELSE (ARRAY['provider:RUB', 'deferred:RUB'])[s.seq] END,
+				(ARRAY['debit', 'credit'])[s.seq], 100, 'RUB', at
+			FROM txs, generate_series(1, 2) AS s(seq);
+		ANALYZE billing_ledger_accounts; ANALYZE billing_ledger_entries;`)
+	require.NoError(t, err)
+	bounds := []time.Time{time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)}
+	rows, err := pool.Query(ctx, "EXPLAIN "+store.LedgerBucketSumsSQL, []string{"revenue", "refunded_revenue"}, bounds)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	got := strings.Join(lines, "\n")
+	require.Regexp(t, `Index (Only )?Scan on billing_ledger_entries_account_idx|Index (Only )?Scan using billing_ledger_entries_account_idx`, got)
+	require.NotContains(t, got, "Seq Scan on billing_ledger_entries", got)
+	t.Logf("revenue by month:\n%s", got)
+
+	sums, err := store.LedgerBucketSums(ctx, pool, []string{"revenue", "refunded_revenue"}, bounds)
+	require.NoError(t, err)
+	require.Len(t, sums, 2)
+	for i, s := range sums {
+		require.Equal(t, i+1, s.Bucket)
+		require.Equal(t, "revenue", s.Role)
+		require.Zero(t, s.Debits)
+	}
+	require.Equal(t, int64(31*24*100), sums[0].Credits, "March: one recognition of 100 an hour")
+	require.Equal(t, int64(30*24*100), sums[1].Credits, "April")
+}
