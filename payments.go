@@ -250,11 +250,11 @@ func (e *Engine) prepareAttempt(ctx context.Context, subID string, purpose payme
 	var out preparedCharge
 	err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
 		out = preparedCharge{}
-		now := e.clock.Now()
 		sub, err := store.LockSubscription(ctx, tx, subID)
 		if err != nil {
 			return err
 		}
+		now := e.clock.Now() // after the lock: a new attempt's sent_at is when its call may start
 		latest, err := store.LatestAttempt(ctx, tx, subID, number)
 		switch {
 		case err == nil:

@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -124,8 +125,10 @@ type renewalBatches struct {
 func (e *Engine) batches() *renewalBatches {
 	e.batchOnce.Do(func() {
 		e.renewals = &renewalBatches{
-			prepare: &batcher[renewKey, prepareResult]{max: e.cfg.RenewalBatchSize, run: e.prepareRenewals},
-			settle:  &batcher[store.AttemptRow, settleResult]{max: e.cfg.RenewalBatchSize, run: e.settleRenewals},
+			prepare: &batcher[renewKey, prepareResult]{max: e.cfg.RenewalBatchSize, run: e.prepareRenewals,
+				fail: func(err error) prepareResult { return prepareResult{err: err} }},
+			settle: &batcher[store.AttemptRow, settleResult]{max: e.cfg.RenewalBatchSize, run: e.settleRenewals,
+				fail: func(err error) settleResult { return settleResult{err: err} }},
 		}
 	})
 	return e.renewals
@@ -143,7 +146,9 @@ func (e *Engine) prepareRenewals(ctx context.Context, keys []renewKey) []prepare
 		for i := range out {
 			out[i] = prepareResult{fallback: true}
 		}
-		now := e.clock.Now()
+		if err := batchLockTimeout(ctx, tx); err != nil {
+			return err
+		}
 		order, ids := batchOrder(len(keys), func(i int) string { return keys[i].subID })
 		subs, err := store.LockSubscriptions(ctx, tx, ids)
 		if err != nil {
@@ -174,6 +179,9 @@ func (e *Engine) prepareRenewals(ctx context.Context, keys []renewKey) []prepare
 		if _, err := e.gatewayKey(ctx, tx, "warm"); err != nil { // reads the key secret before writes are queued
 			return err
 		}
+		// The attempts' sent_at is read now, after every lock and read, right before the
+		// commit that lets the provider calls go (chargeInFlightFor counts from it).
+		now := e.clock.Now()
 		bw := &batchWrites{Pipeline: store.NewPipeline(tx)}
 		for _, i := range order {
 			k := keys[i]
@@ -222,7 +230,9 @@ func (e *Engine) settleRenewals(ctx context.Context, observed []store.AttemptRow
 		for i := range out {
 			out[i] = settleResult{fallback: true}
 		}
-		now := e.clock.Now()
+		if err := batchLockTimeout(ctx, tx); err != nil {
+			return err
+		}
 		order, ids := batchOrder(len(observed), func(i int) string { return observed[i].SubscriptionID })
 		subs, err := store.LockSubscriptions(ctx, tx, ids)
 		if err != nil {
@@ -247,6 +257,7 @@ func (e *Engine) settleRenewals(ctx context.Context, observed []store.AttemptRow
 		if err != nil {
 			return err
 		}
+		now := e.clock.Now() // after the locks, as settle reads it
 		bw := &batchWrites{Pipeline: store.NewPipeline(tx), firstStarts: starts}
 		for _, i := range order {
 			o := observed[i]
@@ -285,6 +296,18 @@ func (e *Engine) settleRenewals(ctx context.Context, observed []store.AttemptRow
 		}
 	}
 	return out
+}
+
+// batchLockWait bounds how long a batch waits on a row lock (a usage row a Consume holds, an
+// attempt a webhook settles): far less than the margin between gatewayCallTimeout and
+// chargeInFlightFor, and short enough not to hold a batch's other subscriptions long. A batch
+// that times out falls back (more than one renewal) or fails its one job, which River retries.
+const batchLockWait = "2s"
+
+// batchLockTimeout sets batchLockWait as the lock_timeout of the batch's transaction.
+func batchLockTimeout(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+batchLockWait+"'")
+	return err
 }
 
 // batchFailed decides what a batch of n renewals whose transaction failed with err does,
@@ -354,8 +377,9 @@ func compactSorted(s []string) []string {
 // load a batch takes what arrived while the ones before ran. Batches of one batcher lock
 // their subscriptions in id order, so the ones running at once never deadlock each other.
 type batcher[T, R any] struct {
-	max int
-	run func(ctx context.Context, items []T) []R
+	max  int
+	run  func(ctx context.Context, items []T) []R
+	fail func(err error) R // the result of every call of a batch whose run panicked
 
 	mu      sync.Mutex
 	queue   []*batchCall[T, R]
@@ -405,9 +429,7 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	for i, k := range calls {
 		items[i] = k.item
 	}
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-	res := b.run(bctx, items)
-	cancel()
+	res := b.runSafely(ctx, items)
 	for i, k := range calls {
 		k.res = res[i]
 		if k != c {
@@ -425,4 +447,22 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	}
 	b.mu.Unlock()
 	return c.res
+}
+
+// runSafely runs one batch under its own context; a panic in it becomes every call's
+// result (fail), so that the batcher's bookkeeping and the waiting calls go on: a bug in one
+// batch fails its renewals' jobs, which River retries, and never wedges the others.
+func (b *batcher[T, R]) runSafely(ctx context.Context, items []T) (res []R) {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("billing: a renewal batch panicked: %v", p)
+			res = make([]R, len(items))
+			for i := range res {
+				res[i] = b.fail(err)
+			}
+		}
+	}()
+	return b.run(bctx, items)
 }

@@ -20,11 +20,14 @@ import (
 
 // LockSubscriptions is LockSubscription for many subscriptions at once: it reads the
 // subscriptions of ids with their current periods and usage, locking the subscription rows
-// in id order (the order every batch takes them in, so two batches never deadlock) and then
-// their current periods' usage rows. IDs with no subscription are missing from the map.
+// in id order and then their current periods' usage rows. A subscription another
+// transaction holds is skipped (SKIP LOCKED), not waited for: a batch never waits on one
+// subscription while holding others, so it cannot complete a lock cycle with a host
+// transaction that changes several subscriptions, nor hold up other customers' commands
+// behind one busy row. IDs with no subscription, or skipped, are missing from the map.
 func LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string]subscription.Subscription, error) {
 	rows, err := tx.Query(ctx, `SELECT `+subscriptionColumns+`
-		FROM billing_subscriptions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids)
+		FROM billing_subscriptions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED`, ids)
 	if err != nil {
 		return nil, err
 	}
