@@ -73,6 +73,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/internal/store"
 )
 
 // Engine is the billing engine. It is safe for concurrent use; create one per process
@@ -93,6 +94,8 @@ type Engine struct {
 
 	batchOnce sync.Once
 	renewals  *renewalBatches // the renewal batchers (renewals_batch.go), made on first use
+
+	consumeCommon store.ConsumeCrossing // Consume's common-case statement for cfg.UsageThresholds
 }
 
 // New returns an Engine on pool. It fills every default of cfg (each [Config] field says
@@ -114,7 +117,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	tel := newTelemetry(pool, &cfg) // before cfg is copied: it wraps cfg.Gateway
-	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel}, nil
+	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel,
+		consumeCommon: store.NewConsumeCrossing(cfg.UsageThresholds)}, nil
 }
 
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it

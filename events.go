@@ -450,7 +450,7 @@ func (e *Engine) crosses(usedBefore, usedAfter, limit int64) bool {
 }
 
 // consumeReporting is store.Consume, the statement that decides every call the common
-// case left (store.ConsumeUnlessCrossing), in a transaction that also records the usage
+// case left (store.ConsumeCrossing), in a transaction that also records the usage
 // threshold events of a call that crossed one (alone on the pool, as before, when the
 // thresholds are off).
 func (e *Engine) consumeReporting(ctx context.Context, db dbtx, subID, key, meter string, quantity int64, now time.Time, auditID string) (store.ConsumeOutcome, error) {

@@ -77,7 +77,7 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 	// replay, a refusal) falls through to the full statement, which decides it.
 	var o store.ConsumeOutcome
 	err := statement(ctx, db, func(q store.Querier) (err error) {
-		o, err = store.ConsumeUnlessCrossing(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now(), e.cfg.UsageThresholds)
+		o, err = e.consumeCommon.Consume(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())
 		return err
 	})
 	if o.Applied {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -116,29 +117,49 @@ func UndeliveredWithoutJob(ctx context.Context, q Querier, riverSchema string, l
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// consumeUnlessCrossingSQL is consumeUnlessExhaustingSQL that also leaves alone a call
-// that would take a hard-limited meter's used volume across one of the percentages $6 (a
-// usage threshold event must be written in the call's transaction): such a call returns no
-// row, and the caller runs Consume, which decides it, in a transaction.
-var consumeUnlessCrossingSQL = func() string {
+// ConsumeCrossing is the common-case Consume statement for one engine's usage thresholds:
+// consumeUnlessExhaustingSQL that also leaves alone a call that would take a hard-limited
+// meter's used volume across one of the percentages (a usage threshold event must be
+// written in the call's transaction): such a call returns no row, and the caller runs
+// Consume, which decides it, in a transaction. The percentages are written into the
+// statement as integer literals once, when the engine is made, not passed as an array and
+// unnested on every call, a subquery planned and run per row (BENCHMARKS.md, "Usage:
+// thresholds as literals"). Make it with [NewConsumeCrossing].
+type ConsumeCrossing struct {
+	sql string // empty: no percentages, consumeUnlessExhaustingSQL
+}
+
+// NewConsumeCrossing returns the statement for percents, each from 1 to 100 (the engine's
+// validated Config.UsageThresholds); it panics on any other, since it writes them into SQL.
+func NewConsumeCrossing(percents []int) ConsumeCrossing {
+	if len(percents) == 0 {
+		return ConsumeCrossing{}
+	}
 	const at = "AND u.used + $4 < u.quantity)"
 	if strings.Count(consumeUnlessExhaustingSQL, at) != 1 {
-		panic("store: consumeUnlessExhaustingSQL changed: update consumeUnlessCrossingSQL")
+		panic("store: consumeUnlessExhaustingSQL changed: update NewConsumeCrossing")
 	}
-	return strings.Replace(consumeUnlessExhaustingSQL, at, at+`
-      AND NOT (u.hard AND EXISTS (SELECT 1 FROM unnest($6::int[]) t(pct)
-               WHERE u.used * 100 < t.pct * u.quantity AND (u.used + $4) * 100 >= t.pct * u.quantity))`, 1)
-}()
+	crossings := make([]string, len(percents))
+	for i, pct := range percents {
+		if pct < 1 || pct > 100 {
+			panic(fmt.Sprintf("store: NewConsumeCrossing: percentage %d out of 1..100", pct))
+		}
+		crossings[i] = fmt.Sprintf("(u.used * 100 < %[1]d * u.quantity AND (u.used + $4) * 100 >= %[1]d * u.quantity)", pct)
+	}
+	return ConsumeCrossing{sql: strings.Replace(consumeUnlessExhaustingSQL, at, at+`
+      AND NOT (u.hard AND (`+strings.Join(crossings, `
+               OR `)+`))`, 1)}
+}
 
-// ConsumeUnlessCrossing is ConsumeUnlessExhausting that also counts nothing when the call
-// would cross one of the percentages of a hard limit: the caller then runs Consume in a
-// transaction, where it reports the crossing. No percentages: ConsumeUnlessExhausting.
-func ConsumeUnlessCrossing(ctx context.Context, q Querier, subID, key, meter string, quantity int64, now time.Time, percents []int) (ConsumeOutcome, error) {
-	if len(percents) == 0 {
+// Consume is ConsumeUnlessExhausting that also counts nothing when the call would cross
+// one of the percentages of a hard limit: the caller then runs Consume in a transaction,
+// where it reports the crossing.
+func (c ConsumeCrossing) Consume(ctx context.Context, q Querier, subID, key, meter string, quantity int64, now time.Time) (ConsumeOutcome, error) {
+	if c.sql == "" {
 		return ConsumeUnlessExhausting(ctx, q, subID, key, meter, quantity, now)
 	}
 	var o ConsumeOutcome
-	err := q.QueryRow(ctx, consumeUnlessCrossingSQL, subID, key, meter, quantity, now, percents).Scan(&o.Period, &o.UsedAfter, &o.Quantity)
+	err := q.QueryRow(ctx, c.sql, subID, key, meter, quantity, now).Scan(&o.Period, &o.UsedAfter, &o.Quantity)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, nil
 	}
