@@ -47,8 +47,8 @@
 // host for (Config.ReceiptContact; here a map filled from the request, where a real host has
 // its user table).
 //
-// Run it with `./scripts/pg-tmp.sh go run ./examples/httphost` (it publishes a tariff "pro" on
-// an empty catalog), then e.g.
+// Run it from the repository's root with `./scripts/pg-tmp.sh go -C examples/httphost run .`
+// (a module of its own: see its go.mod; it publishes a tariff "pro" on an empty catalog), then e.g.
 //
 //	curl -s -XPOST localhost:8080/subscriptions -H 'Idempotency-Key: c1' \
 //	     -d '{"customer_id":"user-42","tariff_code":"pro","email":"u42@example.ru","return_url":"https://app.example/back"}'
