@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -68,7 +69,13 @@ func TestRiverUIBehindSignIn(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, page)
 	require.Contains(t, ctype, "text/html")
 	require.Contains(t, page, "<title>River</title>")
-	require.Contains(t, page, "/riverui", "the page's links carry the prefix")
+	require.Contains(t, page, `/riverui/api`, "the page's API URL carries the prefix")
+	script := regexp.MustCompile(`src="(/riverui/assets/[^"]+\.js)"`).FindStringSubmatch(page)
+	require.NotNil(t, script, "the page loads its script under the prefix: %s", page)
+	code, _, _ = b.get(t, script[1], "operator:olga")
+	require.Equal(t, http.StatusOK, code, "the script is served")
+	code, _, _ = b.get(t, script[1], "")
+	require.Equal(t, http.StatusUnauthorized, code, "the script is behind the sign-in too")
 
 	// The API lists the jobs of this test's database: the renewal the checkout scheduled at
 	// the period's end, and exactly the scheduled jobs River's own client lists.
