@@ -7,6 +7,9 @@ GO          ?= go
 STATICCHECK := $(GO) tool -modfile=tools/go.mod staticcheck
 APISNAP     := $(GO) -C tools tool apisnap -root ..
 PGTMP       := ./scripts/pg-tmp.sh
+# examples/httphost is a module of its own (its go.mod says why): ./... at the root does not
+# reach it, so test and lint run it in its directory as well.
+HTTPHOST    := examples/httphost
 
 .PHONY: demo test test-river-schema test-short lint api bench bench-all soak fmt
 
@@ -19,10 +22,12 @@ SOAK_SECONDS ?= 120
 demo:
 	$(PGTMP) $(GO) run ./examples/quickstart
 
-## test: every test, with the race detector, against PostgreSQL. The kill -9 test runs on a
-## throwaway server of its own, since it crash-restarts PostgreSQL (RELIABILITY.md).
+## test: every test, with the race detector, against PostgreSQL: the root module's, then
+## examples/httphost's (its own module). The kill -9 test runs on a throwaway server of its own,
+## since it crash-restarts PostgreSQL (RELIABILITY.md).
 test:
 	$(PGTMP) $(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /internal/crashtest)
+	$(PGTMP) $(GO) -C $(HTTPHOST) test -race -count=1 -timeout 10m ./...
 	$(PGTMP) $(GO) test -race -count=1 -v -run '^TestCrash$$' ./internal/crashtest/
 
 ## test-river-schema: the engine's tests with River's tables in a schema of their own
@@ -36,12 +41,15 @@ test-short:
 	$(GO) test -count=1 ./calendar/... ./tariff/... ./subscription/... ./payment/... ./refund/... ./ledger/... ./money/...
 
 ## lint: gofmt, go vet, staticcheck (tools/go.mod pins it: the module proxy is needed only the
-## first time), and the public API against its snapshot in api/ (make api rewrites it)
+## first time) on the root module, examples/httphost and tools, and the public API against its
+## snapshot in api/ (make api rewrites it)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	$(GO) -C $(HTTPHOST) vet ./...
+	$(GO) -C $(HTTPHOST) tool -modfile=../../tools/go.mod staticcheck ./...
 	$(GO) -C tools vet ./...
 	$(GO) -C tools tool staticcheck ./...
 	$(APISNAP) -check ../api

@@ -14,6 +14,8 @@
 //	GET  /console/                               the operator's console (package console), behind
 //	GET  /demo/signin                            a DEMO sign-in: no password, an unsigned cookie naming
 //	                                             the operator and role; never deploy it as is
+//	GET  /riverui/                               River UI (riverqueue.com/riverui): River's jobs and queues,
+//	                                             behind the same sign-in, for the operator role only
 //
 // The POST endpoints that change money or usage require an Idempotency-Key header: a retry with
 // the same key returns the first result; the same key with another body is 409.
@@ -47,8 +49,8 @@
 // host for (Config.ReceiptContact; here a map filled from the request, where a real host has
 // its user table).
 //
-// Run it with `./scripts/pg-tmp.sh go run ./examples/httphost` (it publishes a tariff "pro" on
-// an empty catalog), then e.g.
+// Run it from the repository's root with `./scripts/pg-tmp.sh go -C examples/httphost run .`
+// (a module of its own: see its go.mod; it publishes a tariff "pro" on an empty catalog), then e.g.
 //
 //	curl -s -XPOST localhost:8080/subscriptions -H 'Idempotency-Key: c1' \
 //	     -d '{"customer_id":"user-42","tariff_code":"pro","email":"u42@example.ru","return_url":"https://app.example/back"}'
@@ -130,7 +132,11 @@ func run(ctx context.Context, databaseURL, addr string, logger *slog.Logger, rea
 	}
 	defer h.stopRiver(logger)
 
-	handler, err := withConsole(newServer(h, prov, logger), h.engine, logger)
+	// River UI's background services stop after the HTTP server has drained (defers run last
+	// in, first out).
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUI()
+	handler, err := withOperatorPages(uiCtx, newServer(h, prov, logger), h, logger)
 	if err != nil {
 		return err
 	}

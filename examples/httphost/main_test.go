@@ -25,10 +25,12 @@ import (
 )
 
 // testBundle is the service on its own migrated database, with real River (real time) and
-// the fake gateway, behind an httptest server.
+// the fake gateway, behind an httptest server: the API, the console and River UI, as run
+// serves them.
 type testBundle struct {
 	srv     *httptest.Server
 	gateway *billingtest.Gateway
+	host    *host
 }
 
 // setup starts the service with a tariff "pro": 990 RUB a month, 5 generations.
@@ -46,9 +48,11 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, err)
 	require.NoError(t, h.river.Start(ctx))
 	t.Cleanup(func() { h.stopRiver(logger) })
-	srv := httptest.NewServer(newServer(h, nil, logger))
+	handler, err := withOperatorPages(t.Context(), newServer(h, nil, logger), h, logger)
+	require.NoError(t, err)
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
-	return &testBundle{srv: srv, gateway: gateway}
+	return &testBundle{srv: srv, gateway: gateway, host: h}
 }
 
 // do sends a request with body (a string is sent as is, anything else as JSON) and the
@@ -325,6 +329,11 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode, "signed in, redirected to the queue")
 	require.Contains(t, string(page), "Очередь возвратов")
 	require.Contains(t, string(page), "demo:olga")
+	// River UI at /riverui, behind the same sign-in.
+	resp, err = client.Get(base + "/riverui/api/jobs?state=available")
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode, "River UI serves the signed-in operator")
 
 	cancel()
 	select {
