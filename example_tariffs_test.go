@@ -49,3 +49,38 @@ func ExampleCatalog_Publish() {
 	// in force on 2 Mar: v1 at 990.00
 	// in force on 1 Apr: v2 at 1290.00
 }
+
+// ExampleCatalog_PreviewPublish shows what a price rise would do before publishing it
+// (TERMS 2.1.6): the paid periods running on older versions keep their price, and renewals
+// due from the effective date on take the new one. Nothing is written.
+func ExampleCatalog_PreviewPublish() {
+	runExample(func(ctx context.Context, ex *exampleEnv) {
+		if err := ex.publish(ctx, 500); err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, customer := range []string{"user-1", "user-2"} {
+			if _, err := ex.checkout(ctx, customer); err != nil {
+				fmt.Println(err)
+				return
+			}
+		}
+		spec := tariff.Spec{Code: "pro", Name: "Pro", Price: decimal.NewFromInt(1290),
+			Period:      tariff.Period{Count: 1, Unit: tariff.Month},
+			Limits:      []tariff.Limit{{Meter: "generations", Quantity: 500}},
+			EffectiveAt: time.Date(2026, 3, 20, 0, 0, 0, 0, ex.moscow)}
+		p, err := ex.engine.Tariffs().PreviewPublish(ctx, spec)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("v%d: %d paid periods keep the old price; renewals from %s at %s %s\n", p.Version.Number,
+			p.Grandfathered, p.RenewFrom.In(ex.moscow).Format("2 Jan 2006"), p.Version.Price.StringFixed(2), p.Version.Currency)
+		for _, g := range p.ByVersion {
+			fmt.Printf("  on v%d: %d at %s %s\n", g.Version, g.Periods, g.Price.StringFixed(2), g.Currency)
+		}
+	})
+	// Output:
+	// v2: 2 paid periods keep the old price; renewals from 20 Mar 2026 at 1290.00 RUB
+	//   on v1: 2 at 990.00 RUB
+}

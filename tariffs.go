@@ -2,11 +2,13 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/tariff"
@@ -88,6 +90,108 @@ func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tarif
 	})
 	if err != nil {
 		return tariff.Version{}, opError("Publish", err)
+	}
+	return out, nil
+}
+
+// PublishPreview is what publishing a tariff version would do to the periods already sold
+// (TERMS 2.1.6: a paid period is never recalculated and runs at the price already paid; the
+// next renewal uses the tariff's current price). Catalog.PreviewPublish returns it; nothing
+// is written.
+type PublishPreview struct {
+	// Version is the version as Publish would store it at the instant of the preview: its
+	// number, and EffectiveAt raised to that instant when the spec's is zero or earlier.
+	// Publishing later moves both with the clock.
+	Version tariff.Version
+	// Grandfathered is how many paid periods of the tariff are running now on older
+	// versions: each keeps the price it was paid at to its end, whatever is published.
+	// A period counts when it has started and not ended and is the current period of an
+	// active, exhausted or suspended subscription (not of an ended, refunded or terminated
+	// one, nor a period already over).
+	Grandfathered int
+	// RenewFrom is the instant from which every renewal takes the new version: a renewal
+	// due at or after it is sold under it, one due before it under an older version. It is
+	// the latest of ByVersion's RenewFrom, or Version.EffectiveAt when no period runs.
+	RenewFrom time.Time
+	// ByVersion splits Grandfathered by the version the periods were sold under, in version
+	// order; versions with no running period are left out.
+	ByVersion []PublishPreviewGroup
+}
+
+// PublishPreviewGroup is the running periods of one older version in a PublishPreview.
+type PublishPreviewGroup struct {
+	// Version is the number of the version the periods were sold under.
+	Version int
+	// Price and Currency are what those periods were paid and keep to their end.
+	Price    decimal.Decimal
+	Currency string
+	// Periods is how many of them run now.
+	Periods int
+	// RenewFrom is tariff.RenewalTakesFrom for these periods: the new version's EffectiveAt,
+	// or, when it is a price rise for them (or another currency), the later of that and the
+	// preview's instant plus the price notice they were sold with (Options.PriceNotice).
+	RenewFrom time.Time
+}
+
+// PreviewPublish says what publishing spec now would do to the periods already sold
+// (TERMS 2.1.6), without publishing it: how many paid periods running on the tariff's older
+// versions keep their price, and from when renewals take the new version. The rule is
+// TermsForRenewal's, as the renewal job applies it at the instant a renewal falls due (a
+// period's end): tariff.RenewalTakesFrom. The count reads one range of an index of the
+// tariff's periods that end after now (migration 0017) and one subscription per running
+// period, not every period ever sold.
+//
+// spec is checked as Publish checks it: bad input returns a *TariffValidationError
+// (errors.Is(err, ErrInvalidInput)), a retired tariff tariff.ErrRetired. A new code previews
+// its first version: nothing is grandfathered. Trap: the preview is of this instant; a
+// publication confirmed later, or after another version, may differ (the numbers, and a
+// rise's notice counted from the real publication).
+func (c *Catalog) PreviewPublish(ctx context.Context, spec tariff.Spec) (_ PublishPreview, err error) {
+	ctx, span := c.e.tel.start(ctx, "Tariffs.PreviewPublish", tariffAttr(spec.Code))
+	defer span.end(&err)
+	if err := spec.Validate(); err != nil {
+		return PublishPreview{}, opError("PreviewPublish", err)
+	}
+	now := c.e.clock.Now()
+	t, err := store.GetTariff(ctx, c.e.pool, spec.Code)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return PublishPreview{}, opError("PreviewPublish", err)
+	case t.Status == tariff.Retired:
+		return PublishPreview{}, opError("PreviewPublish", fmt.Errorf("%w: tariff %q was retired at %s; publish under a new code",
+			tariff.ErrRetired, t.Code, t.RetiredAt.Format(time.RFC3339)))
+	}
+	versions, err := store.Versions(ctx, c.e.pool, spec.Code)
+	if err != nil {
+		return PublishPreview{}, opError("PreviewPublish", err)
+	}
+	var prev *tariff.Version
+	if len(versions) > 0 {
+		prev = &versions[len(versions)-1]
+	}
+	next, err := tariff.NewVersion(spec, prev, now)
+	if err != nil {
+		return PublishPreview{}, opError("PreviewPublish", err)
+	}
+	out := PublishPreview{Version: next, RenewFrom: next.EffectiveAt}
+	running, err := store.RunningPeriodsByVersion(ctx, c.e.pool, spec.Code, now, next.Number)
+	if err != nil {
+		return PublishPreview{}, opError("PreviewPublish", err)
+	}
+	for _, r := range running {
+		if r.Version < 1 || r.Version > len(versions) {
+			return PublishPreview{}, opError("PreviewPublish", fmt.Errorf("%w: %d periods of tariff %q name version %d, which the catalog lacks",
+				ErrInternal, r.Periods, spec.Code, r.Version))
+		}
+		old := versions[r.Version-1].Terms()
+		g := PublishPreviewGroup{Version: r.Version, Price: old.Price, Currency: old.Currency, Periods: r.Periods,
+			RenewFrom: tariff.RenewalTakesFrom(old, next)}
+		out.Grandfathered += g.Periods
+		if g.RenewFrom.After(out.RenewFrom) {
+			out.RenewFrom = g.RenewFrom
+		}
+		out.ByVersion = append(out.ByVersion, g)
 	}
 	return out, nil
 }

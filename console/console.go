@@ -1,6 +1,7 @@
 // Package console is the operator's console of the billing engine: an http.Handler with
 // server-rendered pages (html/template, no JavaScript) for the refund queue (TERMS 3.7, 3.8),
-// subscriptions and their admin actions (2.1.2, 2.1.4), the books, and account deletions
+// subscriptions and their admin actions (2.1.2, 2.1.4), the books, tariffs and the
+// publication of a new version with its 2.1.6 preview (2.1.6, 3.2), and account deletions
 // (2.2.4). Labels are in Russian, times in Options.Location, money as "1 290,00 ₽".
 //
 // The host mounts it under a prefix behind its own authentication, and tells it who is asking
@@ -41,7 +42,7 @@ type Role string
 
 const (
 	// RoleOperator reads every page and acts: refunds, admin actions on subscriptions,
-	// account deletions.
+	// tariff versions, account deletions.
 	RoleOperator Role = "operator"
 	// RoleReadOnly reads every page and acts on nothing: no action buttons are shown and
 	// every POST is refused with 403.

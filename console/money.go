@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/smm-gpt/billing"
-	"github.com/smm-gpt/billing/tariff"
 )
 
 // moneyPage shows the trial balance, the revenue recognized per month, the unapplied
@@ -162,28 +161,4 @@ func (h *handler) deletionExecute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.redirect(w, r, "/deletions?done=deleted")
-}
-
-// tariffsPage lists the tariffs and their versions (read only in this cut).
-func (h *handler) tariffsPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	list, err := h.engine.Tariffs().List(ctx)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	type row struct {
-		Tariff   tariff.Tariff
-		Versions []tariff.Version
-	}
-	rows := make([]row, 0, len(list))
-	for _, t := range list {
-		vs, err := h.engine.Tariffs().VersionList(ctx, t.Code)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		rows = append(rows, row{Tariff: t, Versions: vs})
-	}
-	h.render(w, r, http.StatusOK, operatorFrom(ctx), "tariffs", map[string]any{"Rows": rows})
 }

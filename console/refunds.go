@@ -29,6 +29,8 @@ func (h *handler) routes() {
 	m.HandleFunc("GET /deletions", h.deletionsPage)
 	m.HandleFunc("POST /deletions/{id}/execute", h.deletionExecute)
 	m.HandleFunc("GET /tariffs", h.tariffsPage)
+	m.HandleFunc("POST /tariffs/{code}/preview", h.tariffPreview)
+	m.HandleFunc("POST /tariffs/{code}/publish", h.tariffPublish)
 }
 
 // dueSoonDays: a request with this many calendar days left or fewer is marked due soon.

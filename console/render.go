@@ -15,6 +15,7 @@ import (
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/refund"
 	"github.com/smm-gpt/billing/subscription"
+	"github.com/smm-gpt/billing/tariff"
 )
 
 //go:embed templates/*.html
@@ -48,10 +49,17 @@ func parsePages() (*pageSet, error) {
 
 // funcs are the template functions; those that need the location take it from the page.
 var funcs = template.FuncMap{
-	"money": FormatMoney,
-	"dec":   formatDecimal,
-	"decIn": decimalInput,
-	"month": formatMonth,
+	"money":       FormatMoney,
+	"dec":         formatDecimal,
+	"decIn":       decimalInput,
+	"month":       formatMonth,
+	"periodsKeep": periodsKeep,
+	"unit": func(u tariff.Unit) string {
+		if l, ok := unitLabels[u]; ok {
+			return l
+		}
+		return string(u)
+	},
 	"refundState": func(s refund.State) string {
 		if l, ok := refundStateLabels[s]; ok {
 			return l
@@ -168,7 +176,8 @@ var flashMessages = map[string]string{
 	"executed": "Возврат отправлен на выплату.", "rejected": "Запрос отклонён.",
 	"suspend": "Подписка приостановлена.", "resume": "Подписка возобновлена.",
 	"terminate": "Подписка прекращена.", "extend": "Период продлён.",
-	"deleted": "Удаление аккаунта отмечено выполненным.",
+	"deleted":   "Удаление аккаунта отмечено выполненным.",
+	"published": "Новая версия тарифа опубликована.",
 }
 
 // fail answers an engine error: its kind's status and message; an internal error is logged

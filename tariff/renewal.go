@@ -70,6 +70,29 @@ func TermsForRenewal(current Terms, versions []Version, at time.Time) (Terms, er
 	return chosen.Terms(), nil
 }
 
+// RenewalTakesFrom returns the earliest due instant at which a renewal of a period sold
+// under current takes next, when next is the tariff's newest version (TERMS 2.1.6: the paid
+// period keeps current's price to its end; the renewal due then is sold under TermsForRenewal).
+// It is the rule TermsForRenewal applies, solved for the instant: next.EffectiveAt, or, when
+// next is a rise for current (a higher price, or another currency), the later of that and
+// next.PublishedAt + current.Options.PriceNotice. A renewal due at or after the instant takes
+// next; one due before it keeps an older version. The due instant is the period's end (or,
+// under Options.RenewWhenExhausted, when its volume ran out). It returns the zero Time when
+// next is not newer than current's version or belongs to another tariff: no renewal of
+// current ever moves to it.
+func RenewalTakesFrom(current Terms, next Version) time.Time {
+	if next.Code != current.Code || next.Number <= current.Version {
+		return time.Time{}
+	}
+	from := next.EffectiveAt
+	if isRise(current, next) {
+		if noticed := next.PublishedAt.Add(current.Options.PriceNotice); noticed.After(from) {
+			from = noticed
+		}
+	}
+	return from
+}
+
 // isRise reports whether selling v would charge more than current: a higher price, or a
 // price in another currency (which cannot be compared, so it needs notice like a rise).
 func isRise(current Terms, v Version) bool {

@@ -80,6 +80,55 @@ func TestTermsForRenewal(t *testing.T) {
 	}
 }
 
+// TestRenewalTakesFrom checks RenewalTakesFrom against TermsForRenewal itself: a renewal
+// due one nanosecond before the instant keeps an older version, one due at it takes the
+// newest (the preview of Catalog.PreviewPublish states this instant).
+func TestRenewalTakesFrom(t *testing.T) {
+	t.Parallel()
+	const month = 30 * 24 * time.Hour
+	day := func(m time.Month, d int) time.Time { return time.Date(2025, m, d, 0, 0, 0, 0, time.UTC) }
+	jan1, feb1, mar1 := day(1, 1), day(2, 1), day(3, 1)
+	tests := []struct {
+		name  string
+		steps []step
+		want  time.Time
+	}{
+		{name: "2.1.6 a rise without notice: from its publication",
+			steps: []step{{at: jan1, price: "990"}, {at: day(1, 15), price: "1290"}}, want: day(1, 15)},
+		{name: "2.1.6 a scheduled rise: from its effective instant",
+			steps: []step{{at: jan1, price: "990"}, {at: day(1, 15), effective: mar1, price: "1290"}}, want: mar1},
+		{name: "2.1.6 a rise within the notice bought with: from publication plus the notice",
+			steps: []step{{at: jan1, price: "990", notice: month}, {at: day(1, 15), effective: feb1, price: "1290"}}, want: day(1, 15).Add(month)},
+		{name: "2.1.6 a rise scheduled beyond the notice: from its effective instant",
+			steps: []step{{at: jan1, price: "990", notice: month}, {at: day(1, 2), effective: mar1, price: "1290"}}, want: mar1},
+		{name: "2.1.6 a cut ignores the notice: from its effective instant",
+			steps: []step{{at: jan1, price: "990", notice: month}, {at: day(1, 15), effective: feb1, price: "790"}}, want: feb1},
+		{name: "2.1.6 a currency change needs the notice like a rise",
+			steps: []step{{at: jan1, price: "990", notice: month}, {at: day(1, 15), price: "10", currency: "USD"}}, want: day(1, 15).Add(month)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			history := publish(t, tt.steps...)
+			current, next := history[0].Terms(), history[len(history)-1]
+			got := tariff.RenewalTakesFrom(current, next)
+			require.True(t, got.Equal(tt.want), "got %s, want %s", got, tt.want)
+			before, err := tariff.TermsForRenewal(current, history, got.Add(-time.Nanosecond))
+			require.NoError(t, err)
+			require.Less(t, before.Version, next.Number, "a renewal due before the instant keeps an older version")
+			at, err := tariff.TermsForRenewal(current, history, got)
+			require.NoError(t, err)
+			require.Equal(t, next.Number, at.Version, "a renewal due at the instant takes the new version")
+		})
+	}
+	t.Run("3.2 a version not newer than the customer's is never taken", func(t *testing.T) {
+		t.Parallel()
+		history := publish(t, step{at: jan1, price: "990"}, step{at: day(1, 15), price: "1290"})
+		require.True(t, tariff.RenewalTakesFrom(history[1].Terms(), history[0]).IsZero())
+		require.True(t, tariff.RenewalTakesFrom(history[1].Terms(), history[1]).IsZero())
+	})
+}
+
 func TestTermsForRenewalErrors(t *testing.T) {
 	t.Parallel()
 	jan1 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

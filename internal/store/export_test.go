@@ -11,3 +11,6 @@ var SubscriptionLedgerSQL = subscriptionLedgerSQL
 
 // LedgerBucketSumsSQL is the statement of LedgerBucketSums, for the same tests.
 var LedgerBucketSumsSQL = ledgerBucketSumsSQL
+
+// RunningPeriodsSQL is the statement of RunningPeriodsByVersion, for the same tests.
+var RunningPeriodsSQL = runningPeriodsSQL

@@ -138,3 +138,33 @@ func scanVersion(row pgx.CollectableRow) (tariff.Version, error) {
 	v.Options = decodeOptions(opts)
 	return v, nil
 }
+
+// RunningPeriods is how many paid periods of one tariff version are running at an instant.
+type RunningPeriods struct {
+	Version int
+	Periods int
+}
+
+// runningPeriodsSQL counts, per terms version, the periods sold under tariff $1 that run at
+// $2 (started, not ended) and are the current period of a live subscription (active,
+// exhausted or suspended: paid and not ended, refunded or terminated), on versions below $3.
+// One range of billing_periods_terms_code_end_idx (migration 0017): the tariff's periods
+// ending after $2. The subscription of each is a scalar subquery, so a primary-key probe per
+// running period: a join would let the planner hash every subscription instead.
+const runningPeriodsSQL = `SELECT (p.terms->>'version')::integer AS version, count(*)::integer AS periods
+	FROM billing_periods p
+	WHERE p.terms->>'code' = $1 AND p.end_at > $2 AND p.start_at <= $2
+		AND (p.terms->>'version')::integer < $3
+		AND (SELECT s.current_period = p.number AND s.status IN ('active', 'exhausted', 'suspended')
+			FROM billing_subscriptions s WHERE s.id = p.subscription_id)
+	GROUP BY 1 ORDER BY 1`
+
+// RunningPeriodsByVersion returns, per version below before, the paid periods of tariff code
+// running at now (runningPeriodsSQL), in version order; versions with none are left out.
+func RunningPeriodsByVersion(ctx context.Context, q Querier, code string, now time.Time, before int) ([]RunningPeriods, error) {
+	rows, err := q.Query(ctx, runningPeriodsSQL, code, now, before)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[RunningPeriods])
+}

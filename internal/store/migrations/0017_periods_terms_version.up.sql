@@ -1,0 +1,12 @@
+-- 0017: an index for the preview of a tariff publication (Catalog.PreviewPublish, TERMS
+-- 2.1.6): how many paid periods now running on a tariff's older versions keep their price.
+-- A period's tariff and version live in its terms snapshot (jsonb, migration 0004), so the
+-- index is on the expression the query filters by, terms->>'code', then end_at: the count
+-- reads one range of it, the tariff's periods that end after now, instead of every period
+-- ever sold. The version (terms->>'version') is read from those rows and grouped; the
+-- subscription of each (is the period its current one, is it live) is a primary-key probe.
+--
+-- A plain CREATE INDEX, as a migration runs in one transaction: it blocks writes to
+-- billing_periods while it builds. On a large installation build it CONCURRENTLY by hand
+-- first under this name; IF NOT EXISTS then skips it.
+CREATE INDEX IF NOT EXISTS billing_periods_terms_code_end_idx ON billing_periods ((terms->>'code'), end_at);
