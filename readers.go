@@ -350,7 +350,7 @@ type RefundHistory struct {
 //   - every audit entry about the request (they are logged under its subscription with
 //     the request's ID): "refund.requested", "refund.verified", "refund.rejected",
 //     "refund.override", "refund.executing" (with the gateway key of each try), the
-//     gateway's outcomes ("refund.succeeded", "refund.declined_hard"…),
+//     gateway's outcomes ("refund.succeeded", "refund.hard_declined"…),
 //     "refund.after_end";
 //   - the ledger transaction of the refund ("refund:<id>"), once the provider paid it.
 //

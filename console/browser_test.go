@@ -233,6 +233,7 @@ func TestBrowserRefundAndSuspendStory(t *testing.T) {
 	br.requireText("suspended", "#flash", "Подписка приостановлена.")
 	br.requireText("suspended", "#status", "приостановлена")
 	br.requireText("the audit log says who and why", "#audit", "Жалоба на рассылку спама")
+	br.requireText("the audit log names the action in Russian", "#audit", "приостановка")
 	br.requireText("the audit log says who and why", "#audit", "olga")
 
 	got, err := b.engine.SubscriptionGet(context.Background(), other)

@@ -346,6 +346,7 @@ func TestRecordVerifyExecuteRefund(t *testing.T) {
 	require.Contains(t, page.body, "Возврат отправлен на выплату.")
 	require.Contains(t, page.body, "возвращён")
 	require.Contains(t, page.body, "refund.verified")
+	require.Contains(t, page.body, ">заявление проверено<", "the history names the action in Russian")
 	require.Contains(t, b.get(t, "/money", olga).body,
 		"provider:RUB</td><td>asset</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">990,00\u00a0₽</td><td class=\"num\">0,00\u00a0₽",
 		"the trial balance shows the money gone back out of the provider's account")
@@ -453,6 +454,9 @@ func TestSubscriptionActionsNeedReasonAndAreAudited(t *testing.T) {
 	}
 	page := b.get(t, "/subscriptions/"+b.subID, olga).body
 	require.Contains(t, page, "нарушение правил")
+	for _, label := range []string{">приостановка<", ">возобновление<", ">продление периода оператором<", ">прекращение<"} {
+		require.Contains(t, page, label, "the audit log names the action in Russian")
+	}
 	require.Contains(t, page, "05.04.2026 10:00", "the extended end, in the engine's location")
 
 	r := b.post(t, "/subscriptions/"+b.subID+"/resume", olga, url.Values{"reason": {"ошибка"}})

@@ -66,6 +66,7 @@ var funcs = template.FuncMap{
 		}
 		return string(s)
 	},
+	"action": actionLabel,
 	"subStatus": func(s subscription.Status) string {
 		if l, ok := statusLabels[s]; ok {
 			return l
@@ -97,6 +98,34 @@ var (
 		subscription.StatusExhausted: "объём исчерпан", subscription.StatusPastDue: "просрочен платёж",
 		subscription.StatusSuspended: "приостановлена", subscription.StatusEnded: "завершена",
 		subscription.StatusRefunded: "возвращена", subscription.StatusTerminated: "прекращена",
+	}
+	// actionLabels name, in Russian, the actions of the engine's audit log and of the
+	// histories it reads (Engine.AuditLog, RefundHistoryGet); an action not here is shown
+	// as the engine names it (actionLabel).
+	actionLabels = map[string]string{
+		"subscription.create": "оформление", "subscription.activate": "доступ открыт после оплаты",
+		"subscription.first_payment_failed": "первая оплата не прошла", "subscription.renew": "продление",
+		"subscription.mark_past_due": "платёж просрочен", "subscription.end": "период завершён без продления",
+		"subscription.exhaust": "объём исчерпан", "subscription.refund": "возврат, доступ закрыт",
+		"subscription.suspend": "приостановка", "subscription.resume": "возобновление",
+		"subscription.terminate": "прекращение", "subscription.extend_period": "продление периода оператором",
+		"subscription.set_auto_renew": "автопродление изменено", "subscription.withdraw_consent": "согласие на автосписание отозвано",
+		"refund.received": "заявление получено", "refund.requested": "заявление на возврат записано",
+		"refund.escalated": "срок выплаты близко, передано оператору", "refund.verified": "заявление проверено",
+		"refund.rejected": "в возврате отказано", "refund.override": "возврат вне правил, по решению оператора",
+		"refund.executing": "возврат отправлен провайдеру", "refund.succeeded": "возврат выплачен",
+		"refund.pending": "возврат в обработке у провайдера", "refund.soft_declined": "провайдер временно отклонил возврат",
+		"refund.hard_declined": "провайдер отклонил возврат", "refund.unknown": "исход возврата неизвестен",
+		"refund.canceled": "возврат отменён", "refund.after_end": "возврат после конца периода",
+		"payment.unapplied": "платёж не зачтён", "payment.unapplied_refunded": "незачтённый платёж возвращён",
+		"payment.unapplied_parked": "незачтённый платёж ждёт оператора",
+		"attempt.created":          "попытка списания создана", "attempt.sent": "запрос списания отправлен",
+		"attempt.succeeded": "списание прошло", "attempt.declined_soft": "списание временно отклонено",
+		"attempt.canceled": "списание отклонено", "attempt.parked": "сверка остановлена, нужен оператор",
+		"ledger.payment": "проводка: оплата", "ledger.refund": "проводка: возврат",
+		"ledger.recognition": "проводка: признание выручки",
+		"tariff.publish":     "новая версия тарифа", "tariff.retire": "тариф снят с продажи",
+		"account_deletion.requested": "запрос на удаление аккаунта", "account_deletion.executed": "аккаунт удалён",
 	}
 	channelLabels = map[refund.Channel]string{
 		refund.ChannelEmail: "эл. почта", refund.ChannelSupport: "поддержка", refund.ChannelProfile: "профиль",
@@ -215,4 +244,12 @@ func (h *handler) redirect(w http.ResponseWriter, r *http.Request, path string) 
 func parseAmount(s string) (decimal.Decimal, error) {
 	s = strings.NewReplacer(" ", "", nbsp, "", ",", ".", "₽", "").Replace(strings.TrimSpace(s))
 	return decimal.NewFromString(s)
+}
+
+// actionLabel is action's Russian label (actionLabels), or action itself when it has none.
+func actionLabel(action string) string {
+	if l, ok := actionLabels[action]; ok {
+		return l
+	}
+	return action
 }
