@@ -182,7 +182,8 @@ func TestPagesRender(t *testing.T) {
 		// 3.8: received Wed 4 Mar 10:00, 10 calendar days: to 24:00 of Sat 14 Mar, moved to
 		// Mon 16 Mar (Civil Code art. 193); 12 days left; 990 RUB as the console shows it.
 		{"/refunds", []string{"Очередь возвратов", "16.03.2026", "12 дн.", nb("990,00 ₽"), req.SubscriptionID, "Записать запрос"}},
-		{"/refunds/" + req.ID, []string{"Запрос на возврат", "получен", "Верните деньги", "Проверен", "Предлагаемая сумма", "refund.requested"}},
+		{"/refunds/" + req.ID, []string{"Запрос на возврат", "получен", "Верните деньги", "Проверен", "Предлагаемая сумма", "refund.requested",
+			"полный возврат положен: все условия выполнены"}},
 		{"/subscriptions", []string{"ID подписки или клиента"}},
 		{"/subscriptions?q=user-42", []string{b.subID, "активна", "Pro"}},
 		{"/subscriptions?status=active&all=1", []string{b.subID}},
@@ -575,4 +576,21 @@ func TestMoneyPageShowsRevenueByMonth(t *testing.T) {
 		require.Contains(t, r.body, "Оборотно-сальдовая ведомость", "%s: the rest of the page is shown", q)
 	}
 	require.Contains(t, b.get(t, "/money?rfrom=2024-01&rto=2026-03", olga).body, "Не больше 24 месяцев")
+}
+
+// TestRefundPageSaysWhyNotEligible: a request that fails TERMS 3.7 (here: volume used) says
+// which condition failed, in Russian; the engine's explanation stays in the cell's title.
+func TestRefundPageSaysWhyNotEligible(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.engine.Consume(ctx, b.subID, "generations", 1, "use-1")
+	require.NoError(t, err)
+	req := b.requestRefund(t, "mail-used")
+	require.False(t, req.Eligible)
+	require.Equal(t, []refund.Reason{refund.ReasonUsed}, req.Failed)
+
+	page := b.get(t, "/refunds/"+req.ID, olga).body
+	require.Contains(t, page, "полный возврат не положен: объём периода использован")
+	require.Contains(t, page, `title="`+html.EscapeString(req.Explanation)+`"`)
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/smm-gpt/billing/payment"
+	"github.com/smm-gpt/billing/refund"
 	"github.com/smm-gpt/billing/subscription"
 )
 
@@ -34,5 +35,24 @@ func TestActionLabels(t *testing.T) {
 	}
 	if got := actionLabel("something.new"); got != "something.new" {
 		t.Errorf("an unknown action is shown as is, got %q", got)
+	}
+}
+
+// TestReasonsLabel: every condition of TERMS 3.7 a decision can fail has a Russian label,
+// listed in the decision's order.
+func TestReasonsLabel(t *testing.T) {
+	t.Parallel()
+	all := []refund.Reason{refund.ReasonWindowClosed, refund.ReasonUsed, refund.ReasonOpenReservation, refund.ReasonRenewal}
+	for _, r := range all {
+		if l := reasonsLabel([]refund.Reason{r}); l == string(r) || l == "" {
+			t.Errorf("3.7 reason %q has no Russian label", r)
+		}
+	}
+	if got, want := reasonsLabel([]refund.Reason{refund.ReasonWindowClosed, refund.ReasonUsed}),
+		"заявление получено после окна в 5 рабочих дней; объём периода использован"; got != want {
+		t.Errorf("reasonsLabel = %q, want %q", got, want)
+	}
+	if got := reasonsLabel([]refund.Reason{"new_rule"}); got != "new_rule" {
+		t.Errorf("an unknown reason is shown as is, got %q", got)
 	}
 }

@@ -66,7 +66,8 @@ var funcs = template.FuncMap{
 		}
 		return string(s)
 	},
-	"action": actionLabel,
+	"action":  actionLabel,
+	"reasons": reasonsLabel,
 	"subStatus": func(s subscription.Status) string {
 		if l, ok := statusLabels[s]; ok {
 			return l
@@ -126,6 +127,14 @@ var (
 		"ledger.recognition": "проводка: признание выручки",
 		"tariff.publish":     "новая версия тарифа", "tariff.retire": "тариф снят с продажи",
 		"account_deletion.requested": "запрос на удаление аккаунта", "account_deletion.executed": "аккаунт удалён",
+	}
+	// reasonLabels say, in Russian, which condition of TERMS 3.7 a refund request failed
+	// (refund.Decision.Failed); the engine's English explanation stays in the cell's title.
+	reasonLabels = map[refund.Reason]string{
+		refund.ReasonWindowClosed:    "заявление получено после окна в 5 рабочих дней",
+		refund.ReasonUsed:            "объём периода использован",
+		refund.ReasonOpenReservation: "есть открытый резерв объёма",
+		refund.ReasonRenewal:         "период продлён, а возврат положен только за первый",
 	}
 	channelLabels = map[refund.Channel]string{
 		refund.ChannelEmail: "эл. почта", refund.ChannelSupport: "поддержка", refund.ChannelProfile: "профиль",
@@ -252,4 +261,18 @@ func actionLabel(action string) string {
 		return l
 	}
 	return action
+}
+
+// reasonsLabel lists the failed 3.7 conditions in Russian (reasonLabels; an unknown one as
+// the engine names it), joined by "; ".
+func reasonsLabel(failed []refund.Reason) string {
+	out := make([]string, len(failed))
+	for i, r := range failed {
+		if l, ok := reasonLabels[r]; ok {
+			out[i] = l
+		} else {
+			out[i] = string(r)
+		}
+	}
+	return strings.Join(out, "; ")
 }
