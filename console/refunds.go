@@ -109,7 +109,7 @@ func (h *handler) refundRecord(w http.ResponseWriter, r *http.Request) {
 		ReceivedAt: at, Channel: refund.Channel(f.Channel), Text: f.Text, IdempotencyKey: "console:" + f.Key})
 	if err != nil {
 		if k := billing.KindOf(err); k == billing.KindInvalidInput || k == billing.KindNotFound || k == billing.KindConflict {
-			h.renderQueue(w, r, http.StatusUnprocessableEntity, f, err.Error())
+			h.renderQueue(w, r, http.StatusUnprocessableEntity, f, engineMessage(err))
 			return
 		}
 		h.fail(w, r, err)
@@ -148,7 +148,7 @@ func (h *handler) renderRefund(w http.ResponseWriter, r *http.Request, status in
 		if costs, err := parseAmount(costsIn); err != nil {
 			data["SuggestErr"] = "затраты: не число"
 		} else if s, err := h.engine.SuggestProRata(ctx, req.ID, costs); err != nil {
-			data["SuggestErr"] = err.Error()
+			data["SuggestErr"] = engineMessage(err)
 		} else {
 			data["Suggest"] = s
 		}
@@ -201,7 +201,7 @@ func (h *handler) refundExecute(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := h.engine.ExecuteRefund(ctx, id, opts); err != nil {
 		if k := billing.KindOf(err); k == billing.KindInvalidInput || k == billing.KindConflict {
-			h.renderRefund(w, r, http.StatusUnprocessableEntity, form, err.Error())
+			h.renderRefund(w, r, http.StatusUnprocessableEntity, form, engineMessage(err))
 			return
 		}
 		h.fail(w, r, err)

@@ -276,3 +276,20 @@ func reasonsLabel(failed []refund.Reason) string {
 	}
 	return strings.Join(out, "; ")
 }
+
+// engineMessage is how a form shows an engine's refusal: a Russian lead by the error's kind
+// ([billing.KindOf]), then the engine's own words, which name the field or rule in English.
+func engineMessage(err error) string {
+	lead := "Ошибка"
+	switch billing.KindOf(err) {
+	case billing.KindInvalidInput:
+		lead = "Неверные данные"
+	case billing.KindNotFound:
+		lead = "Не найдено"
+	case billing.KindConflict:
+		lead = "Недопустимо в текущем состоянии"
+	case billing.KindUnavailable:
+		lead = "Сервис временно недоступен, повторите"
+	}
+	return lead + " (" + err.Error() + ")"
+}

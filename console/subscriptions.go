@@ -37,7 +37,7 @@ func (h *handler) subscriptionSearch(w http.ResponseWriter, r *http.Request) {
 			Status: subscription.Status(status), After: after, Limit: searchPageSize})
 		if err != nil {
 			if billing.KindOf(err) == billing.KindInvalidInput {
-				data["Err"] = err.Error()
+				data["Err"] = engineMessage(err)
 				h.render(w, r, http.StatusUnprocessableEntity, operatorFrom(ctx), "subscriptions", data)
 				return
 			}
@@ -175,7 +175,7 @@ func (h *handler) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		if k := billing.KindOf(err); k == billing.KindInvalidInput || k == billing.KindConflict {
-			h.renderSubscription(w, r, http.StatusUnprocessableEntity, action, err.Error())
+			h.renderSubscription(w, r, http.StatusUnprocessableEntity, action, engineMessage(err))
 			return
 		}
 		h.fail(w, r, err)

@@ -122,7 +122,7 @@ func (h *handler) readVersionForm(r *http.Request) (versionForm, tariff.Spec, st
 		return f, spec, strings.Join(problems, "; "), nil
 	}
 	if err := spec.Validate(); err != nil {
-		return f, spec, err.Error(), nil
+		return f, spec, engineMessage(err), nil
 	}
 	return f, spec, "", nil
 }
@@ -170,9 +170,9 @@ func (h *handler) tariffPublish(w http.ResponseWriter, r *http.Request) {
 func (h *handler) formFailed(w http.ResponseWriter, r *http.Request, f versionForm, err error) {
 	switch billing.KindOf(err) {
 	case billing.KindInvalidInput:
-		h.renderTariffs(w, r, http.StatusBadRequest, &f, err.Error())
+		h.renderTariffs(w, r, http.StatusBadRequest, &f, engineMessage(err))
 	case billing.KindConflict:
-		h.renderTariffs(w, r, http.StatusConflict, &f, err.Error())
+		h.renderTariffs(w, r, http.StatusConflict, &f, engineMessage(err))
 	default:
 		h.fail(w, r, err)
 	}
