@@ -222,7 +222,7 @@ var kindSentinels = []struct {
 	{KindNoAccess, []error{ErrNoAccess}},
 	{KindLimitExceeded, []error{ErrLimitExceeded}},
 	{KindConflict, []error{ErrConflict, ErrIdempotencyConflict, store.ErrKeyConflict, ledger.ErrKeyReused, ErrTransitionNotAllowed,
-		ErrRefundTransition, ErrNotEligible, ErrPeriodNotPaid, ErrAlreadyRefunded, ErrPaymentMethodNotOwned, tariff.ErrRetired,
+		ErrRefundTransition, ErrNotEligible, ErrPeriodNotPaid, ErrAlreadyRefunded, ErrPaymentMethodNotOwned, tariff.ErrRetired, tariff.ErrVersionChanged,
 		subscription.ErrPeriodNotOver, subscription.ErrPeriodOver, subscription.ErrNotExhausted, subscription.ErrReservationResolved,
 		subscription.ErrReservationExpired, subscription.ErrReservationNotExpired, subscription.ErrReservationMismatch,
 		ledger.ErrAlreadyReversed, store.ErrLedgerAlreadyReversed, payment.ErrConsentWithdrawn, payment.ErrNoConsent,

@@ -10,7 +10,8 @@ import (
 
 // TestActionLabels: the audit log's actions the console shows have Russian labels: every
 // subscription action the state machine audits, every provider outcome of a refund try
-// ("refund." + outcome) and the refund, payment and account-deletion actions; an unknown
+// ("refund." + outcome), every attempt state a history records ("attempt." + state) and
+// the refund, payment and account-deletion actions; an unknown
 // action is shown as the engine names it.
 func TestActionLabels(t *testing.T) {
 	t.Parallel()
@@ -28,6 +29,11 @@ func TestActionLabels(t *testing.T) {
 		payment.OutcomeHardDeclined, payment.OutcomeUnknown} {
 		actions = append(actions, "refund."+string(o))
 	}
+	for _, st := range []payment.State{payment.StateCreated, payment.StatePending, payment.StateSucceeded,
+		payment.StateSoftDeclined, payment.StateHardDeclined, payment.StateUnknown, payment.StateCanceled} {
+		actions = append(actions, "attempt."+string(st)) // RefundHistoryGet / AttemptHistoryGet records
+	}
+	actions = append(actions, "attempt.sent", "attempt.parked")
 	for _, a := range actions {
 		if l := actionLabel(a); l == a || l == "" {
 			t.Errorf("actionLabel(%q) = %q: no Russian label", a, l)

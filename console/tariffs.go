@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,6 +24,10 @@ import (
 // on it: the new version keeps the latest version's (the page says so).
 type versionForm struct {
 	Code, Name, Price, PeriodCount, PeriodUnit, Limits, EffectiveAt string
+	// Expected and RenewFrom are what the preview showed, posted back by its confirmation:
+	// the version number it would publish and the date renewals take the new price, as
+	// displayed. The confirmation publishes only while both still hold (tariffPublish).
+	Expected, RenewFrom string
 }
 
 // units are the period units of the form, in its order, with their Russian labels.
@@ -144,10 +149,21 @@ func (h *handler) tariffPreview(w http.ResponseWriter, r *http.Request) {
 		h.formFailed(w, r, f, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, operatorFrom(r.Context()), "tariff_preview", map[string]any{"Form": f, "Preview": p, "Spec": spec})
+	h.renderPreview(w, r, http.StatusOK, f, p, "")
 }
 
-// tariffPublish publishes the version the preview showed, the operator as the actor.
+// renderPreview shows preview p of form f with the confirmation carrying what it shows.
+func (h *handler) renderPreview(w http.ResponseWriter, r *http.Request, status int, f versionForm, p billing.PublishPreview, changed string) {
+	f.Expected, f.RenewFrom = strconv.Itoa(p.Version.Number), formatTime(p.RenewFrom, h.opts.Location)
+	h.render(w, r, status, operatorFrom(r.Context()), "tariff_preview", map[string]any{"Form": f, "Preview": p, "Changed": changed})
+}
+
+// tariffPublish publishes the version the preview showed, the operator as the actor, and
+// only that: the preview's version number goes in as Spec.ExpectedNumber, so a version
+// published meanwhile, or the same confirmation posted twice, is a 409 with nothing
+// published; and when the date renewals take the new price is no longer the one shown (a
+// rise waits for the price notice counted from publication), the preview is shown again
+// with the new date (409) for the operator to confirm.
 func (h *handler) tariffPublish(w http.ResponseWriter, r *http.Request) {
 	f, spec, problem, err := h.readVersionForm(r)
 	if err != nil {
@@ -156,6 +172,21 @@ func (h *handler) tariffPublish(w http.ResponseWriter, r *http.Request) {
 	}
 	if problem != "" {
 		h.renderTariffs(w, r, http.StatusBadRequest, &f, problem)
+		return
+	}
+	f.Expected, f.RenewFrom = r.PostForm.Get("expected_number"), r.PostForm.Get("renew_from")
+	if spec.ExpectedNumber, err = strconv.Atoi(f.Expected); err != nil || spec.ExpectedNumber < 1 || f.RenewFrom == "" {
+		h.renderTariffs(w, r, http.StatusBadRequest, &f, "подтверждение без данных предпросмотра: откройте предпросмотр заново")
+		return
+	}
+	p, err := h.engine.Tariffs().PreviewPublish(r.Context(), spec)
+	if err != nil {
+		h.formFailed(w, r, f, err)
+		return
+	}
+	if shown, now := f.RenewFrom, formatTime(p.RenewFrom, h.opts.Location); shown != now {
+		h.renderPreview(w, r, http.StatusConflict, f, p, "Дата перехода на новую цену изменилась: было «"+shown+"», теперь «"+now+
+			"». Ничего не опубликовано; проверьте и подтвердите снова.")
 		return
 	}
 	if _, err := h.engine.Tariffs().Publish(r.Context(), operatorFrom(r.Context()).ID, spec); err != nil {
@@ -172,6 +203,11 @@ func (h *handler) formFailed(w http.ResponseWriter, r *http.Request, f versionFo
 	case billing.KindInvalidInput:
 		h.renderTariffs(w, r, http.StatusBadRequest, &f, engineMessage(err))
 	case billing.KindConflict:
+		if errors.Is(err, tariff.ErrVersionChanged) {
+			h.renderTariffs(w, r, http.StatusConflict, &f, "Пока открыт предпросмотр, опубликована другая версия (или это подтверждение уже отправлено): "+
+				"ничего не опубликовано. Проверьте версии и откройте предпросмотр заново.")
+			return
+		}
 		h.renderTariffs(w, r, http.StatusConflict, &f, engineMessage(err))
 	default:
 		h.fail(w, r, err)

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/console"
+	"github.com/smm-gpt/billing/tariff"
 )
 
 // versionForm is the new-version form of "pro" as an operator fills it: 1 290 RUB a month,
@@ -133,4 +135,97 @@ func TestPublishTariffVersionRefusals(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, b.versions(t), "nothing was published")
+}
+
+// confirmForm returns the confirmation form of a preview page, hidden fields and all.
+func confirmForm(t *testing.T, body string) url.Values {
+	t.Helper()
+	i := strings.Index(body, `id="confirm"`)
+	require.GreaterOrEqual(t, i, 0, "the preview has a confirmation form")
+	form := url.Values{}
+	for _, m := range hiddenInput.FindAllStringSubmatch(body[i:], -1) {
+		form.Set(m[1], m[2])
+	}
+	return form
+}
+
+// TestPublishConfirmationPublishesWhatThePreviewShowed: TERMS 2.1.6 — the operator agrees to
+// what the preview showed, so the confirmation publishes that version or nothing: another
+// version published since the preview (here with a 30-day price notice) is a 409 and the
+// other publisher's version stays the last; the same confirmation posted twice (a double
+// click, a resent POST) publishes once; a confirmation whose date no longer holds shows the
+// preview again with the new date; one without the preview's fields is a 400. Found by a
+// review: the confirmation used to publish whatever version came next.
+func TestPublishConfirmationPublishesWhatThePreviewShowed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("another version published since the preview", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		r := b.post(t, "/tariffs/pro/preview", olga, versionForm())
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		require.Contains(t, r.body, "Опубликовать версию 2")
+		form := confirmForm(t, r.body)
+		require.Equal(t, "2", form.Get("expected_number"))
+
+		_, err := b.engine.Tariffs().Publish(ctx, "ivan", tariff.Spec{Code: "pro", Name: "Pro",
+			Price: decimal.NewFromInt(500), Period: tariff.Period{Count: 1, Unit: tariff.Month},
+			Options: tariff.Options{PriceNotice: 30 * 24 * time.Hour}})
+		require.NoError(t, err)
+
+		r = b.do(t, http.MethodPost, prefix+"/tariffs/pro/publish", olga, form)
+		require.Equal(t, http.StatusConflict, r.status, r.body)
+		require.Contains(t, r.body, "опубликована другая версия")
+		vs, err := b.engine.Tariffs().VersionList(ctx, "pro")
+		require.NoError(t, err)
+		require.Len(t, vs, 2, "nothing published on top of ivan's version")
+		require.Equal(t, "500", vs[1].Price.String())
+	})
+
+	t.Run("the same confirmation twice", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		r := b.post(t, "/tariffs/pro/preview", olga, versionForm())
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		form := confirmForm(t, r.body)
+		require.Equal(t, http.StatusSeeOther, b.do(t, http.MethodPost, prefix+"/tariffs/pro/publish", olga, form).status)
+		require.Equal(t, http.StatusConflict, b.do(t, http.MethodPost, prefix+"/tariffs/pro/publish", olga, form).status)
+		require.Equal(t, 2, b.versions(t), "one preview, one version")
+	})
+
+	t.Run("the date shown no longer holds", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		r := b.post(t, "/tariffs/pro/preview", olga, versionForm())
+		require.Equal(t, http.StatusOK, r.status, r.body)
+		form := confirmForm(t, r.body)
+		require.Equal(t, "20.03.2026 00:00", form.Get("renew_from"))
+		form.Set("renew_from", "19.03.2026 00:00") // what an earlier preview would have shown
+		r = b.do(t, http.MethodPost, prefix+"/tariffs/pro/publish", olga, form)
+		require.Equal(t, http.StatusConflict, r.status, r.body)
+		require.Contains(t, r.body, "Дата перехода на новую цену изменилась: было «19.03.2026 00:00», теперь «20.03.2026 00:00»")
+		require.Equal(t, "20.03.2026 00:00", confirmForm(t, r.body).Get("renew_from"), "the new preview carries the new date")
+		require.Equal(t, 1, b.versions(t), "nothing published")
+	})
+
+	t.Run("a confirmation without the preview's fields", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		r := b.post(t, "/tariffs/pro/publish", olga, versionForm())
+		require.Equal(t, http.StatusBadRequest, r.status, r.body)
+		require.Contains(t, r.body, "подтверждение без данных предпросмотра")
+		require.Equal(t, 1, b.versions(t), "nothing published")
+	})
+
+	t.Run("a tariff retired since the page loaded says why", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.engine.Tariffs().Retire(ctx, "pro", "ivan", "снят с продажи")
+		require.NoError(t, err)
+		r := b.post(t, "/tariffs/pro/preview", olga, versionForm())
+		require.Equal(t, http.StatusConflict, r.status)
+		require.Contains(t, r.body, `id="form-error"`, "the 409 page shows its reason")
+		require.Contains(t, r.body, "retired")
+	})
 }

@@ -13,6 +13,11 @@ var ErrInvalid = errors.New("tariff: invalid")
 // subscriptions already on it are not refused (see TermsForRenewal).
 var ErrRetired = errors.New("tariff: retired")
 
+// ErrVersionChanged is returned by NewVersion (and so by Publish) when Spec.ExpectedNumber
+// is set and the version would get another number: a version was published since the
+// caller looked (the preview it confirms is stale). Nothing is published.
+var ErrVersionChanged = errors.New("tariff: another version was published meanwhile")
+
 // ErrNoVersion is returned when a tariff has no version in force at the instant asked
 // about: nothing published yet, or every version takes effect later.
 var ErrNoVersion = errors.New("tariff: no version in force")
@@ -22,7 +27,7 @@ type FieldError struct {
 	// Field names the field with the path a caller can map to its own form:
 	// "code", "name", "price", "currency", "period.count", "period.unit",
 	// "limits[2].meter", "limits[2].quantity", "options.price_notice",
-	// "effective_at", "published_at".
+	// "effective_at", "published_at", "expected_number".
 	Field string
 	// Problem says what is wrong, in words for an operator: "must not be negative".
 	Problem string

@@ -55,6 +55,12 @@ type Spec struct {
 	// publishing never changes which version was in force at an earlier instant. It may
 	// not precede the previous version's EffectiveAt.
 	EffectiveAt time.Time
+	// ExpectedNumber, when not 0, is the number the caller expects the new version to get:
+	// the one a preview showed (Catalog.PreviewPublish). If another version was published
+	// since, NewVersion refuses with ErrVersionChanged instead of publishing on top of it,
+	// so a confirmation publishes what it confirmed, and once (a repeated confirmation
+	// finds the number taken). 0: the next number, unchecked. Never negative.
+	ExpectedNumber int
 }
 
 // Validate checks every field of s and returns a *ValidationError naming each bad one
@@ -82,6 +88,9 @@ func (s Spec) check(ps *problems) {
 	checkLimits(ps, s.Limits)
 	if s.Options.PriceNotice < 0 {
 		ps.add("options.price_notice", "must not be negative")
+	}
+	if s.ExpectedNumber < 0 {
+		ps.add("expected_number", "must not be negative")
 	}
 }
 
@@ -159,6 +168,9 @@ func NewVersion(spec Spec, previous *Version, publishedAt time.Time) (Version, e
 	}
 	if err := ps.err(); err != nil {
 		return Version{}, err
+	}
+	if spec.ExpectedNumber != 0 && spec.ExpectedNumber != number {
+		return Version{}, fmt.Errorf("%w: %q would be version %d, not the expected %d", ErrVersionChanged, spec.Code, number, spec.ExpectedNumber)
 	}
 	return Version{
 		Code:        spec.Code,

@@ -143,6 +143,7 @@ func TestNewVersion(t *testing.T) {
 		previous      *tariff.Version
 		publishedAt   time.Time
 		fields        []string // set: refused with these fields
+		changed       bool     // refused with ErrVersionChanged
 		wantNumber    int
 		wantEffective time.Time
 	}{
@@ -166,6 +167,16 @@ func TestNewVersion(t *testing.T) {
 			publishedAt: time.Time{}, fields: []string{"published_at"}},
 		{name: "3.2 publication before the previous one is refused", edit: func(*tariff.Spec) {},
 			previous: &v1, publishedAt: jan.Add(-time.Nanosecond), fields: []string{"effective_at", "published_at"}},
+		{name: "2.1.6 a confirmed preview's expected number matches: published", edit: func(s *tariff.Spec) { s.ExpectedNumber = 2 },
+			previous: &v1, publishedAt: feb, wantNumber: 2, wantEffective: feb},
+		{name: "2.1.6 the first version expected as number 1", edit: func(s *tariff.Spec) { s.ExpectedNumber = 1 },
+			publishedAt: jan, wantNumber: 1, wantEffective: jan},
+		{name: "2.1.6 a stale preview (another version published since) is refused", edit: func(s *tariff.Spec) { s.ExpectedNumber = 2 },
+			previous: ptr(withNumber(v1, 2)), publishedAt: feb, changed: true},
+		{name: "2.1.6 a preview confirmed twice: the second finds its number taken", edit: func(s *tariff.Spec) { s.ExpectedNumber = 1 },
+			previous: &v1, publishedAt: feb, changed: true},
+		{name: "a negative expected number is refused", edit: func(s *tariff.Spec) { s.ExpectedNumber = -1 },
+			previous: &v1, publishedAt: feb, fields: []string{"expected_number"}},
 		{name: "3.2 spec and history problems are named together", edit: func(s *tariff.Spec) { s.Code, s.Price = "basic", decimal.NewFromInt(-1) },
 			previous: ptr(withEffective(v1, jun)), publishedAt: feb, fields: []string{"price", "code", "effective_at"}},
 	}
@@ -175,6 +186,12 @@ func TestNewVersion(t *testing.T) {
 			spec := proSpec()
 			tt.edit(&spec)
 			v, err := tariff.NewVersion(spec, tt.previous, tt.publishedAt)
+			if tt.changed {
+				require.ErrorIs(t, err, tariff.ErrVersionChanged)
+				require.NotErrorIs(t, err, tariff.ErrInvalid)
+				require.Zero(t, v)
+				return
+			}
 			if tt.fields != nil {
 				require.ErrorIs(t, err, tariff.ErrInvalid)
 				require.Equal(t, tt.fields, fieldsOf(t, err))
@@ -360,6 +377,12 @@ func ptr[T any](v T) *T { return &v }
 
 func withEffective(v tariff.Version, at time.Time) tariff.Version {
 	v.EffectiveAt = at
+	return v
+}
+
+// withNumber is v renumbered n.
+func withNumber(v tariff.Version, n int) tariff.Version {
+	v.Number = n
 	return v
 }
 

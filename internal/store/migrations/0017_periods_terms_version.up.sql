@@ -8,5 +8,7 @@
 --
 -- A plain CREATE INDEX, as a migration runs in one transaction: it blocks writes to
 -- billing_periods while it builds. On a large installation build it CONCURRENTLY by hand
--- first under this name; IF NOT EXISTS then skips it.
+-- first under this name; IF NOT EXISTS then skips it. Check that the build succeeded
+-- (pg_index.indisvalid is true for it): a failed CONCURRENTLY build leaves an invalid index
+-- under the name, which IF NOT EXISTS would skip just the same, and the count would scan.
 CREATE INDEX IF NOT EXISTS billing_periods_terms_code_end_idx ON billing_periods ((terms->>'code'), end_at);
