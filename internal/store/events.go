@@ -105,16 +105,25 @@ func EventSeq(ctx context.Context, q Querier, id string) (int64, error) {
 // that have no delivery job still to run in River's job table (of riverSchema): River
 // discarded it after its last attempt, or it was deleted.
 func UndeliveredWithoutJob(ctx context.Context, q Querier, riverSchema string, limit int) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT e.id::text FROM billing_events e
-		WHERE e.delivered_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM `+RiverTable(riverSchema, "river_job")+` j WHERE j.kind = 'billing_deliver_event'
-		        AND j.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')
-		        AND j.args->>'event_id' = e.id::text)
-		ORDER BY e.seq LIMIT $1`, limit)
+	rows, err := q.Query(ctx, undeliveredWithoutJobSQL(riverSchema), limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// undeliveredWithoutJobSQL is UndeliveredWithoutJob's statement ($1 the limit) on River's
+// table in riverSchema: the undelivered events in seq order from their partial index
+// (billing_events_undelivered_idx, migration 0014), each job looked for by containment in
+// River's GIN index on args (see dueWithoutJobSQL), not among every delivery job River
+// keeps (completed ones stay a day).
+func undeliveredWithoutJobSQL(riverSchema string) string {
+	return `SELECT e.id::text FROM billing_events e
+		WHERE e.delivered_at IS NULL
+		  AND NOT EXISTS (SELECT 1 FROM ` + RiverTable(riverSchema, "river_job") + ` j WHERE j.kind = 'billing_deliver_event'
+		        AND j.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')
+		        AND j.args @> jsonb_build_object('event_id', e.id::text))
+		ORDER BY e.seq LIMIT $1`
 }
 
 // ConsumeCrossing is the common-case Consume statement for one engine's usage thresholds:
