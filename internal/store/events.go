@@ -103,13 +103,21 @@ func EventSeq(ctx context.Context, q Querier, id string) (int64, error) {
 
 // UndeliveredWithoutJob returns the IDs of undelivered events (oldest first, at most limit)
 // that have no delivery job still to run in River's job table (of riverSchema): River
-// discarded it after its last attempt, or it was deleted.
-func UndeliveredWithoutJob(ctx context.Context, q Querier, riverSchema string, limit int) ([]string, error) {
-	rows, err := q.Query(ctx, undeliveredWithoutJobSQL(riverSchema), limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+// discarded it after its last attempt, or it was deleted. It runs with sweepSettings.
+func UndeliveredWithoutJob(ctx context.Context, db Beginner, riverSchema string, limit int) ([]string, error) {
+	var ids []string
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sweepSettings); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, undeliveredWithoutJobSQL(riverSchema), limit)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return ids, err
 }
 
 // undeliveredWithoutJobSQL is UndeliveredWithoutJob's statement ($1 the limit) on River's

@@ -35,3 +35,6 @@ var OpenAttemptsSQL = openAttemptsSQL
 
 // PruneUsageEventsSQL is pruneUsageEventsSQL, for the same tests.
 var PruneUsageEventsSQL = pruneUsageEventsSQL
+
+// SweepSettings is sweepSettings, for the same tests and BenchmarkDueWithoutJobMillion.
+const SweepSettings = sweepSettings
