@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PruneBatch is the most rows one prune statement deletes. Each batch is one statement
-// run alone, so one short implicit transaction: its row locks and the WAL it writes stay
+// run alone (after a SET LOCAL for the usage events), so one short transaction: its row locks and the WAL it writes stay
 // small whatever the backlog, and Consume or a command waiting on one of its rows (a
 // replay of a key being deleted) waits for one batch at most.
 const PruneBatch = 10_000
@@ -80,8 +82,18 @@ WHERE ctid = ANY (ARRAY(
     FOR UPDATE SKIP LOCKED))`
 
 // PruneUsageEvents deletes at most limit usage events of periods that ended before cutoff
-// and returns how many it deleted; see pruneUsageEventsSQL.
-func PruneUsageEvents(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
-	tag, err := q.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
-	return tag.RowsAffected(), err
+// and returns how many it deleted; see pruneUsageEventsSQL. It runs with JIT off, in a
+// transaction of its own: the planner prices the probe of each event's period high enough
+// to compile the plan (JIT) at every batch.
+func PruneUsageEvents(ctx context.Context, db Beginner, cutoff time.Time, limit int) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }
