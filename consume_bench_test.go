@@ -213,9 +213,9 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		    SELECT gen_random_uuid() AS id, g FROM generate_series(2, $2::int) g
 		), subs AS (
 		    INSERT INTO billing_subscriptions (id, customer_id, tariff_code, status, auto_renew, location, payment_method,
-		        checkout, current_period, suspended_from, created_at, ended_at, updated_at)
+		        checkout, current_period, current_period_end, suspended_from, created_at, ended_at, updated_at)
 		    SELECT ids.id, 'bench-' || ids.g, s.tariff_code, s.status, s.auto_renew, s.location, s.payment_method,
-		        s.checkout, s.current_period, s.suspended_from, s.created_at, s.ended_at, s.updated_at
+		        s.checkout, s.current_period, s.current_period_end, s.suspended_from, s.created_at, s.ended_at, s.updated_at
 		    FROM ids, billing_subscriptions s WHERE s.id = $1
 		), periods AS (
 		    INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)

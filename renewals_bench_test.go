@@ -256,9 +256,9 @@ func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
 		    SELECT gen_random_uuid() AS id, g FROM generate_series(1, $2::int) g
 		), subs AS (
 		    INSERT INTO billing_subscriptions (id, customer_id, tariff_code, status, auto_renew, location, payment_method,
-		        checkout, current_period, suspended_from, created_at, ended_at, updated_at)
+		        checkout, current_period, current_period_end, suspended_from, created_at, ended_at, updated_at)
 		    SELECT ids.id, $3 || ids.g, s.tariff_code, s.status, s.auto_renew, s.location, s.payment_method || '-' || ids.g,
-		        s.checkout, s.current_period, s.suspended_from, $4, s.ended_at, $4
+		        s.checkout, s.current_period, $5, s.suspended_from, $4, s.ended_at, $4
 		    FROM ids, billing_subscriptions s WHERE s.id = $1
 		), methods AS (
 		    -- A payment method belongs to one customer: each copy saves a card of its own.

@@ -299,7 +299,7 @@ func TestConsumeWaitingForAnAccessChange(t *testing.T) {
 		b.publish(t, "pro", "990", "generations", 3)
 		sub := b.activeSubscription(t, "c1", "pro")
 		res, err := race(t, b, sub.ID,
-			`UPDATE billing_subscriptions SET current_period = 2 WHERE id = $1`,
+			`UPDATE billing_subscriptions SET current_period = 2, current_period_end = current_period_end + interval '1 month' WHERE id = $1`,
 			`INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at)
 			 SELECT subscription_id, 2, terms, end_at, end_at + interval '1 month', end_at
 			 FROM billing_periods WHERE subscription_id = $1 AND number = 1`,

@@ -103,18 +103,35 @@ func EventSeq(ctx context.Context, q Querier, id string) (int64, error) {
 
 // UndeliveredWithoutJob returns the IDs of undelivered events (oldest first, at most limit)
 // that have no delivery job still to run in River's job table (of riverSchema): River
-// discarded it after its last attempt, or it was deleted.
-func UndeliveredWithoutJob(ctx context.Context, q Querier, riverSchema string, limit int) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT e.id::text FROM billing_events e
+// discarded it after its last attempt, or it was deleted. It runs with sweepSettings.
+func UndeliveredWithoutJob(ctx context.Context, db Beginner, riverSchema string, limit int) ([]string, error) {
+	var ids []string
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sweepSettings); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, undeliveredWithoutJobSQL(riverSchema), limit)
+		if err != nil {
+			return err
+		}
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return ids, err
+}
+
+// undeliveredWithoutJobSQL is UndeliveredWithoutJob's statement ($1 the limit) on River's
+// table in riverSchema: the undelivered events in seq order from their partial index
+// (billing_events_undelivered_idx, migration 0014), each job looked for by containment in
+// River's GIN index on args (see dueWithoutJobSQL), not among every delivery job River
+// keeps (completed ones stay a day).
+func undeliveredWithoutJobSQL(riverSchema string) string {
+	return `SELECT e.id::text FROM billing_events e
 		WHERE e.delivered_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM `+RiverTable(riverSchema, "river_job")+` j WHERE j.kind = 'billing_deliver_event'
+		  AND NOT EXISTS (SELECT 1 FROM ` + RiverTable(riverSchema, "river_job") + ` j WHERE j.kind = 'billing_deliver_event'
 		        AND j.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')
-		        AND j.args->>'event_id' = e.id::text)
-		ORDER BY e.seq LIMIT $1`, limit)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+		        AND j.args @> jsonb_build_object('event_id', e.id::text))
+		ORDER BY e.seq LIMIT $1`
 }
 
 // ConsumeCrossing is the common-case Consume statement for one engine's usage thresholds:

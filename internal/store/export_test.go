@@ -14,3 +14,27 @@ var LedgerBucketSumsSQL = ledgerBucketSumsSQL
 
 // RunningPeriodsSQL is the statement of RunningPeriodsByVersion, for the same tests.
 var RunningPeriodsSQL = runningPeriodsSQL
+
+// DueWithoutJobSQL is dueWithoutJobSQL, for the query-plan tests of package store_test.
+var DueWithoutJobSQL = dueWithoutJobSQL
+
+// UndeliveredWithoutJobSQL is undeliveredWithoutJobSQL, for the same tests.
+var UndeliveredWithoutJobSQL = undeliveredWithoutJobSQL
+
+// OpenUnappliedSQL is openUnappliedSQL, for the same tests.
+var OpenUnappliedSQL = openUnappliedSQL
+
+// PruneIdempotencyKeysSQL is pruneIdempotencyKeysSQL, for the same tests.
+var PruneIdempotencyKeysSQL = pruneIdempotencyKeysSQL
+
+// ExecutingRefundsSQL is executingRefundsSQL, for the same tests.
+var ExecutingRefundsSQL = executingRefundsSQL
+
+// OpenAttemptsSQL is openAttemptsSQL, for the same tests.
+var OpenAttemptsSQL = openAttemptsSQL
+
+// PruneUsageEventsSQL is pruneUsageEventsSQL, for the same tests.
+var PruneUsageEventsSQL = pruneUsageEventsSQL
+
+// SweepSettings is sweepSettings, for the same tests and BenchmarkDueWithoutJobMillion.
+const SweepSettings = sweepSettings

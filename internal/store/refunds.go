@@ -176,10 +176,15 @@ func PeriodUsage(ctx context.Context, q Querier, subID string, period int) (map[
 // settled (state executing), oldest first, at most limit: the sweeper gives each a live
 // retry job. The open index covers them.
 func ExecutingRefunds(ctx context.Context, q Querier, limit int) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT id::text FROM billing_refund_requests
-		WHERE state = 'executing' ORDER BY payout_deadline, id LIMIT $1`, limit)
+	rows, err := q.Query(ctx, executingRefundsSQL, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// executingRefundsSQL is ExecutingRefunds' statement ($1 the limit): the executing requests
+// from the partial index of open requests (billing_refund_requests_open_idx, migration
+// 0007), never the settled ones.
+const executingRefundsSQL = `SELECT id::text FROM billing_refund_requests
+	WHERE state = 'executing' ORDER BY payout_deadline, id LIMIT $1`

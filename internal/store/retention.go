@@ -3,10 +3,12 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // PruneBatch is the most rows one prune statement deletes. Each batch is one statement
-// run alone, so one short implicit transaction: its row locks and the WAL it writes stay
+// run alone (after a SET LOCAL for the usage events), so one short transaction: its row locks and the WAL it writes stay
 // small whatever the backlog, and Consume or a command waiting on one of its rows (a
 // replay of a key being deleted) waits for one batch at most.
 const PruneBatch = 10_000
@@ -20,16 +22,20 @@ const PruneBatch = 10_000
 //
 // SKIP LOCKED: a key a command holds right now (it claimed it in an open transaction) is
 // left for the next run rather than waited for.
+//
+// The rows are deleted by their ctid (a TID scan: the batch's rows and nothing else), not
+// by a join on the primary key: with a batch that is a good part of the table, the planner
+// joined by hashing and read the whole table for every batch (a sequential scan, found by
+// TestPeriodicScansReadOnlyTheRowsTheyNeed). A ctid is stable here: the subquery locked
+// the row (FOR UPDATE) in this statement, so nobody else can move it before it is deleted.
 const pruneIdempotencyKeysSQL = `
-DELETE FROM billing_idempotency_keys k
-USING (
-    SELECT scope, key FROM billing_idempotency_keys
+DELETE FROM billing_idempotency_keys
+WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM billing_idempotency_keys
     WHERE created_at < $1
     ORDER BY created_at
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
-) old
-WHERE k.scope = old.scope AND k.key = old.key`
+    FOR UPDATE SKIP LOCKED))`
 
 // PruneIdempotencyKeys deletes at most limit idempotency keys created before cutoff and
 // returns how many it deleted; see pruneIdempotencyKeysSQL.
@@ -55,26 +61,39 @@ func PruneIdempotencyKeys(ctx context.Context, q Querier, cutoff time.Time, limi
 // (billing_periods_keep_terms). An event is counted before its period ends (Consume
 // requires now < open_until, the period end), so every event of such a period has
 // at < $1 too: the range scan on billing_usage_events_at_idx (migration 0013) finds it,
-// and the join on billing_periods' primary key keeps out the events of a period that is
+// and the probe of billing_periods' primary key keeps out the events of a period that is
 // older than the cutoff but not yet ended before it (a period longer than the horizon, or
 // extended): those are read again by every batch until their period is old enough, which
 // stays cheap while periods are shorter than the horizon (Config.RetentionHorizon).
+//
+// Deleted by ctid, as pruneIdempotencyKeysSQL's rows are, and for the same reason. The
+// period's end is a scalar subquery, one primary-key probe per event read, rather than a
+// join: joined, the planner hashed every period that ended before the cutoff (a sequential
+// scan of billing_periods, which is never pruned; TestPeriodicScansReadOnlyTheRowsTheyNeed).
 const pruneUsageEventsSQL = `
-DELETE FROM billing_usage_events e
-USING (
-    SELECT e.subscription_id, e.key
+DELETE FROM billing_usage_events
+WHERE ctid = ANY (ARRAY(
+    SELECT e.ctid
     FROM billing_usage_events e
-    JOIN billing_periods p ON p.subscription_id = e.subscription_id AND p.number = e.period
-    WHERE e.at < $1 AND p.end_at < $1
+    WHERE e.at < $1
+      AND (SELECT p.end_at FROM billing_periods p WHERE p.subscription_id = e.subscription_id AND p.number = e.period) < $1
     ORDER BY e.at
     LIMIT $2
-    FOR UPDATE OF e SKIP LOCKED
-) old
-WHERE e.subscription_id = old.subscription_id AND e.key = old.key`
+    FOR UPDATE SKIP LOCKED))`
 
 // PruneUsageEvents deletes at most limit usage events of periods that ended before cutoff
-// and returns how many it deleted; see pruneUsageEventsSQL.
-func PruneUsageEvents(ctx context.Context, q Querier, cutoff time.Time, limit int) (int64, error) {
-	tag, err := q.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
-	return tag.RowsAffected(), err
+// and returns how many it deleted; see pruneUsageEventsSQL. It runs with JIT off, in a
+// transaction of its own: the planner prices the probe of each event's period high enough
+// to compile the plan (JIT) at every batch.
+func PruneUsageEvents(ctx context.Context, db Beginner, cutoff time.Time, limit int) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }

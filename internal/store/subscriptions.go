@@ -34,7 +34,9 @@ func InsertSubscription(ctx context.Context, tx pgx.Tx, s subscription.Subscript
 // A new period is inserted after the subscription row points at it (the foreign key of
 // current_period is checked at commit), so its usage rows are inserted with their final
 // open_until (migration 0008) instead of being inserted closed and opened by the
-// subscription's trigger: one row write fewer per meter of every renewal.
+// subscription's trigger: one row write fewer per meter of every renewal. The same UPDATE
+// sets current_period_end, the copy of the current period's end the renewal sweep reads
+// (migration 0018; checked at commit), so this is the one place that keeps it.
 func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now time.Time) error {
 	newPeriod := after.Current != nil && (before.Current == nil || before.Current.Number != after.Current.Number)
 	if after.Current != nil && !newPeriod {
@@ -43,16 +45,17 @@ func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 		}
 	}
 	var current *int
+	var currentEnd *time.Time // current_period_end, the sweep's copy of the period's end (migration 0018)
 	if after.Current != nil {
-		current = &after.Current.Number
+		current, currentEnd = &after.Current.Number, &after.Current.End
 	}
 	var endedAt *time.Time
 	if !after.EndedAt.IsZero() {
 		endedAt = &after.EndedAt
 	}
 	if _, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
-		current_period = $5, suspended_from = $6, ended_at = $7, updated_at = $8 WHERE id = $1`,
-		after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now); err != nil {
+		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8 WHERE id = $1`,
+		after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd); err != nil {
 		return err
 	}
 	if newPeriod {

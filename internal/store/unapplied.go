@@ -83,10 +83,13 @@ func UpdateUnapplied(ctx context.Context, tx pgx.Tx, u UnappliedRow) error {
 }
 
 // ListUnapplied returns the unapplied payments, oldest first; only those not yet refunded
-// when open is true.
+// when open is true (the sweep's list: openUnappliedSQL).
 func ListUnapplied(ctx context.Context, q Querier, open bool) ([]UnappliedRow, error) {
-	rows, err := q.Query(ctx, `SELECT `+unappliedColumns+` FROM billing_unapplied_payments
-		WHERE NOT $1 OR state <> 'refunded' ORDER BY created_at, id`, open)
+	sql := `SELECT ` + unappliedColumns + ` FROM billing_unapplied_payments ORDER BY created_at, id`
+	if open {
+		sql = openUnappliedSQL
+	}
+	rows, err := q.Query(ctx, sql)
 	if err != nil {
 		return nil, err
 	}
@@ -107,3 +110,11 @@ func NoteUnappliedRefund(ctx context.Context, q Querier, id, providerRefundID st
 		WHERE id = $1 AND state = 'refunding'`, id, providerRefundID)
 	return err
 }
+
+// openUnappliedSQL lists the unapplied payments not yet refunded from their partial index
+// (billing_unapplied_payments_open_idx, migration 0009), without reading the refunded ones.
+// A statement of its own, not "NOT $1 OR state <> 'refunded'": a parameter in the
+// condition lets a cached generic plan serve both lists, and that plan cannot use the
+// partial index, so it would scan the table.
+const openUnappliedSQL = `SELECT ` + unappliedColumns + ` FROM billing_unapplied_payments
+	WHERE state <> 'refunded' ORDER BY created_at, id`
