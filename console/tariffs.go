@@ -132,16 +132,26 @@ func (h *handler) readVersionForm(r *http.Request) (versionForm, tariff.Spec, st
 	return f, spec, "", nil
 }
 
-// tariffPreview shows what publishing the form's version would do under TERMS 2.1.6, with
-// the button that publishes it. Nothing is written.
-func (h *handler) tariffPreview(w http.ResponseWriter, r *http.Request) {
+// versionFormOr400 is readVersionForm for a handler: on bad input it answers (the tariff
+// page with the problems, 400; an engine failure as such) and returns false.
+func (h *handler) versionFormOr400(w http.ResponseWriter, r *http.Request) (versionForm, tariff.Spec, bool) {
 	f, spec, problem, err := h.readVersionForm(r)
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return f, spec, false
 	}
 	if problem != "" {
 		h.renderTariffs(w, r, http.StatusBadRequest, &f, problem)
+		return f, spec, false
+	}
+	return f, spec, true
+}
+
+// tariffPreview shows what publishing the form's version would do under TERMS 2.1.6, with
+// the button that publishes it. Nothing is written.
+func (h *handler) tariffPreview(w http.ResponseWriter, r *http.Request) {
+	f, spec, ok := h.versionFormOr400(w, r)
+	if !ok {
 		return
 	}
 	p, err := h.engine.Tariffs().PreviewPublish(r.Context(), spec)
@@ -165,20 +175,17 @@ func (h *handler) renderPreview(w http.ResponseWriter, r *http.Request, status i
 // rise waits for the price notice counted from publication), the preview is shown again
 // with the new date (409) for the operator to confirm.
 func (h *handler) tariffPublish(w http.ResponseWriter, r *http.Request) {
-	f, spec, problem, err := h.readVersionForm(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if problem != "" {
-		h.renderTariffs(w, r, http.StatusBadRequest, &f, problem)
+	f, spec, ok := h.versionFormOr400(w, r)
+	if !ok {
 		return
 	}
 	f.Expected, f.RenewFrom = r.PostForm.Get("expected_number"), r.PostForm.Get("renew_from")
-	if spec.ExpectedNumber, err = strconv.Atoi(f.Expected); err != nil || spec.ExpectedNumber < 1 || f.RenewFrom == "" {
+	n, err := strconv.Atoi(f.Expected)
+	if err != nil || n < 1 || f.RenewFrom == "" {
 		h.renderTariffs(w, r, http.StatusBadRequest, &f, "подтверждение без данных предпросмотра: откройте предпросмотр заново")
 		return
 	}
+	spec.ExpectedNumber = n
 	p, err := h.engine.Tariffs().PreviewPublish(r.Context(), spec)
 	if err != nil {
 		h.formFailed(w, r, f, err)

@@ -2,11 +2,9 @@ package store_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing/billingtest"
@@ -36,13 +34,7 @@ func TestReaderPagesAreIndexRangeScans(t *testing.T) {
 		ANALYZE billing_subscriptions; ANALYZE billing_ledger_transactions;`)
 	require.NoError(t, err)
 
-	plan := func(sql string, args ...any) string {
-		rows, err := pool.Query(ctx, "EXPLAIN "+sql, args...)
-		require.NoError(t, err)
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return strings.Join(lines, "\n")
-	}
+	plan := func(sql string, args ...any) string { return explain(t, pool, sql, args...) }
 	for _, tc := range []struct {
 		name  string
 		p     store.SubscriptionPageParams
@@ -94,11 +86,7 @@ func TestSubscriptionLedgerIsIndexProbes(t *testing.T) {
 		FROM generate_series(1, 2000) i;
 		ANALYZE billing_ledger_transactions;`)
 	require.NoError(t, err)
-	rows, err := pool.Query(ctx, "EXPLAIN "+store.SubscriptionLedgerSQL, "0190c3b6-0000-7000-8000-000000000000")
-	require.NoError(t, err)
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	got := strings.Join(lines, "\n")
+	got := explain(t, pool, store.SubscriptionLedgerSQL, "0190c3b6-0000-7000-8000-000000000000")
 	require.Contains(t, got, "billing_ledger_transactions_period_idx", got)
 	require.Contains(t, got, "billing_ledger_transactions_key_key", got)
 	require.NotContains(t, got, "Seq Scan on billing_ledger_transactions", got)
@@ -131,11 +119,7 @@ func TestRevenueByMonthReadsTheAccountIndex(t *testing.T) {
 	require.NoError(t, err)
 	bounds := []time.Time{time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC),
 		time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)}
-	rows, err := pool.Query(ctx, "EXPLAIN "+store.LedgerBucketSumsSQL, []string{"revenue", "refunded_revenue"}, bounds)
-	require.NoError(t, err)
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	got := strings.Join(lines, "\n")
+	got := explain(t, pool, store.LedgerBucketSumsSQL, []string{"revenue", "refunded_revenue"}, bounds)
 	require.Regexp(t, `Index (Only )?Scan on billing_ledger_entries_account_idx|Index (Only )?Scan using billing_ledger_entries_account_idx`, got)
 	require.NotContains(t, got, "Seq Scan on billing_ledger_entries", got)
 	t.Logf("revenue by month:\n%s", got)

@@ -61,8 +61,8 @@ func BenchmarkDueWithoutJobMillion(b *testing.B) {
 	b.Logf("filled %d subscriptions in %s", n, time.Since(start).Round(time.Second))
 
 	now := time.Now()
-	explain(b, pool, "before", "", oldDueWithoutJobSQL, now, 1000)
-	explain(b, pool, "after", store.SweepSettings, store.DueWithoutJobSQL(""), now, 1000)
+	logExplainAnalyze(b, pool, "before", "", oldDueWithoutJobSQL, now, 1000)
+	logExplainAnalyze(b, pool, "after", store.SweepSettings, store.DueWithoutJobSQL(""), now, 1000)
 	b.Run("before", func(b *testing.B) {
 		for range b.N {
 			rows, err := pool.Query(ctx, oldDueWithoutJobSQL, now, 1000)
@@ -194,8 +194,8 @@ func hotUpdates(b *testing.B, conn *pgx.Conn) (hot, upd int64) {
 	return hot, upd
 }
 
-// explain logs EXPLAIN (ANALYZE, BUFFERS) of sql, run after settings in one transaction.
-func explain(b *testing.B, pool *pgxpool.Pool, name, settings, sql string, args ...any) {
+// logExplainAnalyze logs EXPLAIN (ANALYZE, BUFFERS) of sql, run after settings in one transaction.
+func logExplainAnalyze(b *testing.B, pool *pgxpool.Pool, name, settings, sql string, args ...any) {
 	b.Helper()
 	ctx := context.Background()
 	var lines []string

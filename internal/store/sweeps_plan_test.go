@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -109,13 +108,7 @@ func TestPeriodicScansReadOnlyTheRowsTheyNeed(t *testing.T) {
 	_, err := pool.Exec(ctx, `VACUUM billing_subscriptions`)
 	require.NoError(t, err)
 
-	plan := func(sql string, args ...any) string {
-		rows, err := pool.Query(ctx, "EXPLAIN "+sql, args...)
-		require.NoError(t, err)
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return strings.Join(lines, "\n")
-	}
+	plan := func(sql string, args ...any) string { return explain(t, pool, sql, args...) }
 	seqScan := regexp.MustCompile(`Seq Scan on (billing_\w+|river_job)`)
 	now := time.Now()
 	for _, tc := range []struct {

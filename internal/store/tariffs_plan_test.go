@@ -2,11 +2,9 @@ package store_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing/billingtest"
@@ -42,11 +40,7 @@ func TestRunningPeriodsCountReadsTheIndex(t *testing.T) {
 	require.NoError(t, err)
 
 	now := time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)
-	rows, err := pool.Query(ctx, "EXPLAIN "+store.RunningPeriodsSQL, "pro", now, 4)
-	require.NoError(t, err)
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	got := strings.Join(lines, "\n")
+	got := explain(t, pool, store.RunningPeriodsSQL, "pro", now, 4)
 	t.Logf("running periods of a tariff:\n%s", got)
 	require.Contains(t, got, "billing_periods_terms_code_end_idx", got)
 	require.NotContains(t, got, "Seq Scan", got)
