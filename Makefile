@@ -68,7 +68,7 @@ soak:
 	BILLING_CRASH_SUBS=$(SOAK_SUBS) BILLING_CRASH_SECONDS=$(SOAK_SECONDS) BILLING_CRASH_PG_RESTARTS=3 $(PGTMP) $(GO) test -count=1 -timeout 0 -run '^TestCrash$$' -v ./internal/crashtest/
 
 ## bench: the speed benchmarks of issue 18, one table of ratios (project ÷ anchor measured in
-## the same run) on stdout; about 20 minutes (scripts/bench-table.sh, BENCHMARKS.md)
+## the same run) on stdout; about 15 minutes (scripts/bench-table.sh, BENCHMARKS.md)
 bench:
 	$(PGTMP) ./scripts/bench-table.sh
 

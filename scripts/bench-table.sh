@@ -7,7 +7,7 @@
 #
 # Knobs: BENCH_LEDGER_ENTRIES (entries of the hot account in the balance benchmark; default
 # 1 000 000, the target is at 10 000 000: about 15 minutes more to fill), GO.
-# About 20 minutes on 2 cores. See BENCHMARKS.md for what each benchmark does.
+# About 15 minutes on 2 cores. See BENCHMARKS.md for what each benchmark does.
 set -euo pipefail
 
 GO=${GO:-go}
