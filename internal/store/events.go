@@ -106,10 +106,7 @@ func EventSeq(ctx context.Context, q Querier, id string) (int64, error) {
 // discarded it after its last attempt, or it was deleted. It runs with sweepSettings.
 func UndeliveredWithoutJob(ctx context.Context, db Beginner, riverSchema string, limit int) ([]string, error) {
 	var ids []string
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sweepSettings); err != nil {
-			return err
-		}
+	err := withSettings(ctx, db, sweepSettings, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, undeliveredWithoutJobSQL(riverSchema), limit)
 		if err != nil {
 			return err

@@ -226,10 +226,7 @@ SELECT count(*) FROM ins`
 // measured, for a statement that reads the few thousand entries of one interval).
 func InsertLedgerCheckpoints(ctx context.Context, db Beginner, upto int64, at, madeAt time.Time) (int64, error) {
 	var n int64
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return err
-		}
+	err := withSettings(ctx, db, `SET LOCAL jit = off`, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, insertLedgerCheckpointsSQL, upto, at, madeAt).Scan(&n)
 	})
 	return n, err

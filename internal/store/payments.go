@@ -258,10 +258,7 @@ func SubscriptionsWithMethod(ctx context.Context, q Querier, customerID, token s
 // it runs with sweepSettings.
 func DueWithoutJob(ctx context.Context, db Beginner, riverSchema string, now time.Time, limit int) ([]SubscriptionPeriod, error) {
 	var due []SubscriptionPeriod
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, sweepSettings); err != nil {
-			return err
-		}
+	err := withSettings(ctx, db, sweepSettings, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, dueWithoutJobSQL(riverSchema), now, limit)
 		if err != nil {
 			return err

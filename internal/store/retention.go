@@ -87,10 +87,7 @@ WHERE ctid = ANY (ARRAY(
 // to compile the plan (JIT) at every batch.
 func PruneUsageEvents(ctx context.Context, db Beginner, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
-			return err
-		}
+	err := withSettings(ctx, db, `SET LOCAL jit = off`, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, pruneUsageEventsSQL, cutoff, limit)
 		n = tag.RowsAffected()
 		return err

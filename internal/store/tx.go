@@ -43,6 +43,19 @@ func InTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 	return fmt.Errorf("transaction failed %d times: %w", maxTxAttempts, err)
 }
 
+// withSettings runs fn in a transaction on db (a savepoint in a host's transaction) after
+// settings, SET LOCAL statements that last until it ends: the planner settings a statement
+// needs (JIT off where its estimates would compile the plan at every run), without touching
+// the pooled connection's session.
+func withSettings(ctx context.Context, db Beginner, settings string, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, settings); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
