@@ -462,7 +462,7 @@ func TestSubscriptionActionsNeedReasonAndAreAudited(t *testing.T) {
 
 	r := b.post(t, "/subscriptions/"+b.subID+"/resume", olga, url.Values{"reason": {"ошибка"}})
 	require.Equal(t, http.StatusUnprocessableEntity, r.status, "the engine's refusal (terminated is final) is shown at the form")
-	require.Contains(t, r.body, "Недопустимо в текущем состоянии (billing: Resume:", "a Russian lead by the error's kind, then the engine's words")
+	require.Contains(t, r.body, "Действие невозможно в текущем состоянии (billing: Resume:", "a Russian lead by the error's kind, then the engine's words")
 	r = b.post(t, "/subscriptions/"+b.subID+"/delete", olga, url.Values{"reason": {"x"}})
 	require.Equal(t, http.StatusNotFound, r.status)
 }

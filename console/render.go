@@ -241,6 +241,8 @@ func errorTitle(status int) string {
 		return "Действие невозможно в текущем состоянии"
 	case http.StatusBadRequest:
 		return "Неверные данные"
+	case http.StatusServiceUnavailable:
+		return "Сервис временно недоступен, повторите"
 	default:
 		return "Ошибка"
 	}
@@ -279,19 +281,9 @@ func reasonsLabel(failed []refund.Reason) string {
 	return strings.Join(out, "; ")
 }
 
-// engineMessage is how a form shows an engine's refusal: a Russian lead by the error's kind
-// ([billing.KindOf]), then the engine's own words, which name the field or rule in English.
+// engineMessage is how a form shows an engine's refusal: the Russian heading of its status
+// (errorTitle, as an error page has it), then the engine's own words, which name the field
+// or rule in English.
 func engineMessage(err error) string {
-	lead := "Ошибка"
-	switch billing.KindOf(err) {
-	case billing.KindInvalidInput:
-		lead = "Неверные данные"
-	case billing.KindNotFound:
-		lead = "Не найдено"
-	case billing.KindConflict:
-		lead = "Недопустимо в текущем состоянии"
-	case billing.KindUnavailable:
-		lead = "Сервис временно недоступен, повторите"
-	}
-	return lead + " (" + err.Error() + ")"
+	return errorTitle(billing.HTTPStatus(err)) + " (" + err.Error() + ")"
 }
