@@ -39,6 +39,11 @@ func (c *Catalog) Publish(ctx context.Context, actor string, spec tariff.Spec) (
 	return c.publish(ctx, c.e.pool, actor, spec)
 }
 
+// errRetiredForPublish is the refusal to publish or preview a version of retired tariff t.
+func errRetiredForPublish(t tariff.Tariff) error {
+	return fmt.Errorf("%w: tariff %q was retired at %s; publish under a new code", tariff.ErrRetired, t.Code, t.RetiredAt.Format(time.RFC3339))
+}
+
 // PublishTx is Publish in the host's transaction tx. Trap: the tariff's row stays locked
 // until tx ends, so other publishers of the code (and checkouts that lock it) wait.
 func (c *Catalog) PublishTx(ctx context.Context, tx pgx.Tx, actor string, spec tariff.Spec) (_ tariff.Version, err error) {
@@ -65,7 +70,7 @@ func (c *Catalog) publish(ctx context.Context, db dbtx, actor string, spec tarif
 			return err
 		}
 		if t.Status == tariff.Retired {
-			return fmt.Errorf("%w: tariff %q was retired at %s; publish under a new code", tariff.ErrRetired, t.Code, t.RetiredAt.Format(time.RFC3339))
+			return errRetiredForPublish(t)
 		}
 		prev, err := store.LatestVersion(ctx, tx, spec.Code)
 		if err != nil {
@@ -159,8 +164,7 @@ func (c *Catalog) PreviewPublish(ctx context.Context, spec tariff.Spec) (_ Publi
 	case err != nil:
 		return PublishPreview{}, opError("PreviewPublish", err)
 	case t.Status == tariff.Retired:
-		return PublishPreview{}, opError("PreviewPublish", fmt.Errorf("%w: tariff %q was retired at %s; publish under a new code",
-			tariff.ErrRetired, t.Code, t.RetiredAt.Format(time.RFC3339)))
+		return PublishPreview{}, opError("PreviewPublish", errRetiredForPublish(t))
 	}
 	versions, err := store.Versions(ctx, c.e.pool, spec.Code)
 	if err != nil {
