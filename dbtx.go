@@ -23,7 +23,11 @@ import (
 // [Engine.StartCheckout], [Engine.ExecuteRefund], [Engine.RefundUnapplied], the renewal)
 // have no …Tx form: the provider's answer
 // must be recorded whatever the host does with its transaction afterwards, and a charge
-// must never wait on a host's lock (RELIABILITY.md).
+// must never wait on a host's lock (RELIABILITY.md). Leave the engine's constraints deferred,
+// as they are declared (no SET CONSTRAINTS ALL IMMEDIATE in tx): a command writes some rows
+// in an order that is consistent only at commit (a new period after the subscription row
+// that points at it; an extended period's end before the subscription's copy of it,
+// migration 0018), and under IMMEDIATE it fails with an integrity error.
 
 // dbtx is where a command runs: the engine's pool, or the host's transaction of a …Tx form.
 type dbtx interface {
