@@ -3,10 +3,8 @@ package billing
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,10 +131,6 @@ func (e *Engine) batches() *renewalBatches {
 	})
 	return e.renewals
 }
-
-// batchTimeout bounds one batch's transaction. A batch does not run under any one job's
-// context (it runs for all of them), so it gets its own deadline.
-const batchTimeout = 30 * time.Second
 
 // prepareRenewals is step 1 of the charge protocol for a batch of renewals (see the top of
 // this file); a renewal it does not take is marked fallback.
@@ -367,102 +361,4 @@ func batchOrder(n int, sub func(int) string) ([]int, []string) {
 func compactSorted(s []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
-}
-
-// batcher runs calls that arrive at the same time together (group commit): a caller that
-// finds fewer than batchesAtOnce batches running leads one: it runs its own call and the calls
-// waiting (at most max in all) as one batch, hands each its result and, when more calls
-// arrived meanwhile, makes the first of them lead the next batch. So batches form from the
-// renewal jobs River runs at once, with no timer: one job alone runs at once, alone; under
-// load a batch takes what arrived while the ones before ran. Batches of one batcher lock
-// their subscriptions in id order, so the ones running at once never deadlock each other.
-type batcher[T, R any] struct {
-	max  int
-	run  func(ctx context.Context, items []T) []R
-	fail func(err error) R // the result of every call of a batch whose run panicked
-
-	mu      sync.Mutex
-	queue   []*batchCall[T, R]
-	running int // batches running
-	largest int // the most calls one batch ran (tests read it: export_test.go)
-}
-
-// batchesAtOnce is how many batches of one step run at the same time: while one waits on a
-// round trip, another keeps PostgreSQL busy.
-const batchesAtOnce = 4
-
-type batchCall[T, R any] struct {
-	item T
-	res  R
-	lead bool          // set when this call must lead the next batch
-	wake chan struct{} // receives once: the result is in, or lead is set
-}
-
-// do runs item in a batch and returns its result. The batch runs under a context of its
-// own (batchTimeout), with ctx's values: a caller whose context ends still waits for the
-// batch it is in, which is bounded.
-func (b *batcher[T, R]) do(ctx context.Context, item T) R {
-	c := &batchCall[T, R]{item: item, wake: make(chan struct{}, 1)}
-	b.mu.Lock()
-	lead := b.running < batchesAtOnce
-	if lead {
-		b.running++
-		c.lead = true
-	} else {
-		b.queue = append(b.queue, c)
-	}
-	b.mu.Unlock()
-	if !lead {
-		<-c.wake // after this receive, c.lead and c.res are written and no one writes them again
-		if !c.lead {
-			return c.res
-		}
-	}
-	// Lead one batch: the caller's own call (out of the queue by now) and the first waiting.
-	b.mu.Lock()
-	n := min(len(b.queue), max(b.max, 1)-1)
-	calls := append([]*batchCall[T, R]{c}, b.queue[:n]...)
-	b.queue = b.queue[n:]
-	b.largest = max(b.largest, len(calls))
-	b.mu.Unlock()
-	items := make([]T, len(calls))
-	for i, k := range calls {
-		items[i] = k.item
-	}
-	res := b.runSafely(ctx, items)
-	for i, k := range calls {
-		k.res = res[i]
-		if k != c {
-			k.wake <- struct{}{}
-		}
-	}
-	b.mu.Lock()
-	if len(b.queue) == 0 {
-		b.running--
-	} else { // the first waiting call leads the next batch in this one's place
-		next := b.queue[0]
-		b.queue = b.queue[1:]
-		next.lead = true
-		next.wake <- struct{}{}
-	}
-	b.mu.Unlock()
-	return c.res
-}
-
-// runSafely runs one batch under its own context; a panic in it becomes every call's
-// result (fail), so that the batcher's bookkeeping and the waiting calls go on: a bug in one
-// batch fails its renewals' jobs, which River retries, and never wedges the others.
-func (b *batcher[T, R]) runSafely(ctx context.Context, items []T) (res []R) {
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			err := fmt.Errorf("billing: a renewal batch panicked: %v", p)
-			res = make([]R, len(items))
-			for i := range res {
-				res[i] = b.fail(err)
-			}
-		}
-	}()
-	return b.run(bctx, items)
 }
