@@ -11,6 +11,9 @@
 #     exports DATABASE_URL (and BILLING_PG_RESTART, a script that crash-restarts the server),
 #     runs COMMAND, and always stops the server and removes the temp dir, also when COMMAND
 #     fails or the script is interrupted.
+# The throwaway server runs with fsync, synchronous_commit and full_page_writes off (tests
+# and benchmarks need no durability); PG_TMP_DURABLE=1 leaves them on, as a production
+# server runs (the benchmarks "fsync on").
 # Exit status: COMMAND's.
 set -euo pipefail
 
@@ -85,7 +88,10 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
   PORT=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
   port_free "$PORT" || continue
-  PG_OPTS="-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB"
+  PG_OPTS="-p $PORT -k $TMP -c listen_addresses=127.0.0.1 -c max_connections=400 -c shared_buffers=256MB"
+  if [ "${PG_TMP_DURABLE:-}" != 1 ]; then
+    PG_OPTS="$PG_OPTS -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
   if "${RUN_AS[@]}" "$PG_CTL" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 -o "$PG_OPTS" start >/dev/null 2>&1; then
     started=1
     break
