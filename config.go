@@ -162,6 +162,15 @@ type Config struct {
 	// [DefaultRenewalBatchSize] (100).
 	RenewalBatchSize int
 
+	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
+	// one commit (usage_batch.go): the calls made at the same moment through the engine's
+	// pool count their volume together when each leaves volume under its limit and crosses
+	// no usage threshold; any other call (and every [Engine.ConsumeTx]) runs its own
+	// statements, exactly as it would alone. A batch forms from the calls that arrive while
+	// the one before runs, with no timer, so a call alone is never held back. 1 turns
+	// batching off. Defaults to [DefaultConsumeBatchSize] (64).
+	ConsumeBatchSize int
+
 	// RetentionHorizon is how long the engine keeps the records that only serve replays of
 	// retried commands: the idempotency keys of Subscribe, RequestRefund and
 	// RequestAccountDeletion (pruned once older than the horizon), and the usage events that
@@ -231,11 +240,15 @@ func (c Config) withDefaults() Config {
 	c.Priority = cmp.Or(c.Priority, river.PriorityDefault)
 	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
 	c.RenewalBatchSize = cmp.Or(c.RenewalBatchSize, DefaultRenewalBatchSize)
+	c.ConsumeBatchSize = cmp.Or(c.ConsumeBatchSize, DefaultConsumeBatchSize)
 	return c
 }
 
 // DefaultRenewalBatchSize is [Config].RenewalBatchSize's default.
 const DefaultRenewalBatchSize = 100
+
+// DefaultConsumeBatchSize is [Config].ConsumeBatchSize's default.
+const DefaultConsumeBatchSize = 64
 
 // DefaultRenewalNotice is [Config].RenewalNotice's default: three days before the charge.
 const DefaultRenewalNotice = 72 * time.Hour
@@ -322,6 +335,9 @@ func (c Config) validate() error {
 	}
 	if c.RenewalBatchSize < 1 {
 		problems = append(problems, FieldProblem{"RenewalBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.RenewalBatchSize)})
+	}
+	if c.ConsumeBatchSize < 1 {
+		problems = append(problems, FieldProblem{"ConsumeBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.ConsumeBatchSize)})
 	}
 	if c.Priority < 1 || c.Priority > 4 {
 		problems = append(problems, FieldProblem{"Priority", fmt.Sprintf("%d is not a River priority: 1 (first) to 4", c.Priority)})

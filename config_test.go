@@ -102,6 +102,10 @@ func TestConfigDefaults(t *testing.T) {
 			require.Equal(t, DefaultRenewalBatchSize, got.RenewalBatchSize)
 			require.Equal(t, 100, got.RenewalBatchSize)
 		}},
+		"ConsumeBatchSize": {"Defaults to [DefaultConsumeBatchSize] (64).", "`DefaultConsumeBatchSize` (64)", func(t *testing.T, got *Config) {
+			require.Equal(t, DefaultConsumeBatchSize, got.ConsumeBatchSize)
+			require.Equal(t, 64, got.ConsumeBatchSize)
+		}},
 		"RetentionHorizon": {"Defaults to [DefaultRetentionHorizon] (400 days):", "`DefaultRetentionHorizon` (400 days)", func(t *testing.T, got *Config) {
 			require.Equal(t, DefaultRetentionHorizon, got.RetentionHorizon)
 			require.Equal(t, 400*24*time.Hour, got.RetentionHorizon)

@@ -43,17 +43,21 @@ func BenchmarkConsume(b *testing.B) {
 
 // BenchmarkConsumeVsBareCounter is issue 5's comparison, made to hold on a machine whose
 // speed drifts (shared cores): on one fixture it runs b.N rounds, each a slice of
-// benchSlice of engine.Consume and one of store.BareCounterUpdate back to back (the order
-// swapped every round), with benchClients clients as in BenchmarkConsume. It reports the
-// ops/s of each over all its slices and the median and lowest of the per-round ratios
-// Consume ÷ bare. Run it with -benchtime Nx for N rounds (BENCHMARKS.md).
+// benchSlice of engine.Consume (Consume's batches on, the default), one of
+// store.BareCounterUpdate and one of Consume with batches off (Config.ConsumeBatchSize 1)
+// back to back, the order rotated every round, with benchClients clients as in
+// BenchmarkConsume. It reports the ops/s of each over all its slices and the median and
+// lowest of the per-round ratios Consume ÷ bare, and the median of unbatched Consume ÷ bare.
+// Run it with -benchtime Nx for N rounds (BENCHMARKS.md).
 func BenchmarkConsumeVsBareCounter(b *testing.B) {
 	f := newBenchFixture(b)
 	ctx := context.Background()
 	var key atomic.Int64
-	consume := func(rng *rand.Rand) error {
-		_, err := f.engine.Consume(ctx, f.ids[rng.IntN(len(f.ids))], "tokens", 1, "v"+strconv.FormatInt(key.Add(1), 10))
-		return err
+	consumeWith := func(e *billing.Engine) func(rng *rand.Rand) error {
+		return func(rng *rand.Rand) error {
+			_, err := e.Consume(ctx, f.ids[rng.IntN(len(f.ids))], "tokens", 1, "v"+strconv.FormatInt(key.Add(1), 10))
+			return err
+		}
 	}
 	bare := func(rng *rand.Rand) error {
 		ok, err := store.BareCounterUpdate(ctx, f.pool, f.ids[rng.IntN(len(f.ids))], "tokens", 1)
@@ -62,29 +66,33 @@ func BenchmarkConsumeVsBareCounter(b *testing.B) {
 		}
 		return err
 	}
-	var consumeOps, bareOps int64
-	var consumeTime, bareTime time.Duration
+	sides := []func(rng *rand.Rand) error{consumeWith(f.engine), bare, consumeWith(f.unbatched)}
+	var ops [3]int64
+	var took [3]time.Duration
 	ratios := make([]float64, 0, b.N)
+	unbatchedRatios := make([]float64, 0, b.N)
 	b.ResetTimer()
 	for round := range b.N {
-		var c, bb int64
-		var ct, bt time.Duration
-		if round%2 == 0 {
-			c, ct = runSlice(b, consume)
-			bb, bt = runSlice(b, bare)
-		} else {
-			bb, bt = runSlice(b, bare)
-			c, ct = runSlice(b, consume)
+		var n [3]int64
+		var d [3]time.Duration
+		for k := range sides {
+			side := (round + k) % len(sides)
+			n[side], d[side] = runSlice(b, sides[side])
+			ops[side], took[side] = ops[side]+n[side], took[side]+d[side]
 		}
-		consumeOps, consumeTime, bareOps, bareTime = consumeOps+c, consumeTime+ct, bareOps+bb, bareTime+bt
-		ratios = append(ratios, (float64(c)/ct.Seconds())/(float64(bb)/bt.Seconds()))
+		rate := func(side int) float64 { return float64(n[side]) / d[side].Seconds() }
+		ratios = append(ratios, rate(0)/rate(1))
+		unbatchedRatios = append(unbatchedRatios, rate(2)/rate(1))
 	}
 	b.StopTimer()
 	slices.Sort(ratios)
-	b.ReportMetric(float64(consumeOps)/consumeTime.Seconds(), "consume-ops/s")
-	b.ReportMetric(float64(bareOps)/bareTime.Seconds(), "bare-ops/s")
+	slices.Sort(unbatchedRatios)
+	b.ReportMetric(float64(ops[0])/took[0].Seconds(), "consume-ops/s")
+	b.ReportMetric(float64(ops[1])/took[1].Seconds(), "bare-ops/s")
+	b.ReportMetric(float64(ops[2])/took[2].Seconds(), "unbatched-ops/s")
 	b.ReportMetric(ratios[len(ratios)/2], "ratio-median")
 	b.ReportMetric(ratios[0], "ratio-min")
+	b.ReportMetric(unbatchedRatios[len(unbatchedRatios)/2], "unbatched-ratio-median")
 }
 
 // benchSlice is how long BenchmarkConsumeVsBareCounter runs one side of a round.
@@ -164,7 +172,10 @@ func BenchmarkBareCounterUpdate(b *testing.B) {
 type benchFixture struct {
 	pool   *pgxpool.Pool
 	engine *billing.Engine
-	ids    []string
+	// unbatched is an engine on the same pool and clock with Config.ConsumeBatchSize 1: every
+	// Consume runs its own statements, as before Consume's batches (usage_batch.go).
+	unbatched *billing.Engine
+	ids       []string
 }
 
 // newBenchFixture makes the fixture: one subscription through the engine (Subscribe and
@@ -189,6 +200,11 @@ func newBenchFixture(b *testing.B) *benchFixture {
 	}
 	b.Cleanup(pool.Close)
 	engine, err := billing.New(pool, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConsumeBatchSize = 1
+	unbatched, err := billing.New(pool, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -262,7 +278,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 		}()
 	}
 	wg.Wait()
-	return &benchFixture{pool: pool, engine: engine, ids: ids}
+	return &benchFixture{pool: pool, engine: engine, unbatched: unbatched, ids: ids}
 }
 
 // runClients runs op b.N times in total from benchClients goroutines (exactly that many,

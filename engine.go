@@ -96,6 +96,8 @@ type Engine struct {
 	renewals  *renewalBatches // the renewal batchers (renewals_batch.go), made on first use
 
 	consumeCommon store.ConsumeCrossing // Consume's common-case statement for cfg.UsageThresholds
+	consumeOnce   sync.Once
+	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go), made on first use
 }
 
 // New returns an Engine on pool. It fills every default of cfg (each [Config] field says

@@ -36,6 +36,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"priority out of River's 1..4", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = 5; return c }, []string{"Priority"}},
 		{"negative priority", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = -1; return c }, []string{"Priority"}},
 		{"negative renewal batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.RenewalBatchSize = -1; return c }, []string{"RenewalBatchSize"}},
+		{"negative Consume batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.ConsumeBatchSize = -1; return c }, []string{"ConsumeBatchSize"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,3 +34,29 @@ func LargestRenewalBatches(e *Engine) (prepare, settle int) {
 	b.settle.mu.Unlock()
 	return prepare, settle
 }
+
+// LargestConsumeBatch returns the most Consume calls one batch took so far (usage_batch.go).
+func LargestConsumeBatch(e *Engine) int {
+	b := e.consumeBatcher()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.largest
+}
+
+// OneConsumeBatchAtOnce makes e's Consume batches run one at a time, so that calls made at
+// the same moment queue behind the first and share the next batch even when they are few
+// (a test's handful of goroutines would otherwise each lead a batch of its own).
+func OneConsumeBatchAtOnce(e *Engine) {
+	b := e.consumeBatcher()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.atOnce = 1
+}
+
+// QueuedConsumeCalls returns how many Consume calls wait for a batch (usage_batch.go).
+func QueuedConsumeCalls(e *Engine) int {
+	b := e.consumeBatcher()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}

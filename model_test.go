@@ -94,7 +94,8 @@ func TestEngineModel(t *testing.T) {
 		m.checkAlways(rt)
 		m.checkQuiescent(rt)
 		m.checkEvents(rt)
-		t.Logf("model check %d: %d steps, %s", n, m.steps, time.Since(start).Round(time.Millisecond))
+		t.Logf("model check %d: %d steps, %s; largest Consume batch %d", n, m.steps, time.Since(start).Round(time.Millisecond),
+			billing.LargestConsumeBatch(m.eng))
 	})
 }
 
@@ -240,6 +241,7 @@ func (m *model) start(cfg billing.Config) error {
 		return err
 	}
 	m.eng, m.client = engine, client
+	billing.OneConsumeBatchAtOnce(engine) // consumeAtOnce's few calls share batches
 	return nil
 }
 
@@ -438,6 +440,7 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"clockPeriodEnd":   m.clockPeriodEnd,
 		"duplicateRenew":   m.duplicateRenew,
 		"renewAllAtOnce":   m.renewAllAtOnce,
+		"consumeAtOnce":    m.consumeAtOnce,
 	}
 	for _, name := range disabledActions() {
 		delete(a, name)
@@ -909,6 +912,69 @@ func (m *model) renewAllAtOnce(t *rapid.T) {
 	wg.Wait()
 	for i, c := range calls {
 		m.result(t, fmt.Sprintf("RenewPeriod(%s, %d) at once with %d others", m.subName(c.id), c.period, len(calls)-1), errs[i])
+	}
+}
+
+// consumeAtOnce makes one to three Consume calls on every subscription at the same moment
+// (some under one key twice), as a host's concurrent requests do, so that they share
+// Consume's batches (usage_batch.go). Nothing else runs meanwhile, so each subscription's
+// counter must move by exactly the quantities of its calls that returned counted (none when
+// it had no access), a replay must count nothing, and the model's invariants must hold.
+func (m *model) consumeAtOnce(t *rapid.T) {
+	type call struct {
+		id, key string
+		qty     int64
+		res     billing.ConsumeResult
+		err     error
+	}
+	var calls []call
+	before := map[string]int64{}
+	for _, s := range m.subs {
+		sub := m.get(t, s.id)
+		if sub.Current != nil {
+			before[s.id] = sub.Current.Usage["generations"].Used
+		}
+		n := rapid.IntRange(1, 3).Draw(t, "calls on "+m.subName(s.id))
+		for range n {
+			c := call{id: s.id, key: m.key("use"), qty: int64(rapid.IntRange(1, 3).Draw(t, "quantity"))}
+			if len(calls) > 0 && calls[len(calls)-1].id == s.id && rapid.IntRange(0, 4).Draw(t, "same key") == 0 {
+				c.key, c.qty = calls[len(calls)-1].key, calls[len(calls)-1].qty
+			}
+			calls = append(calls, c)
+		}
+	}
+	if len(calls) < 2 {
+		t.Skip("fewer than two calls")
+	}
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			calls[i].res, calls[i].err = m.eng.Consume(m.ctx, calls[i].id, "generations", calls[i].qty, calls[i].key)
+		})
+	}
+	wg.Wait()
+	counted := map[string]int64{}
+	seenKey := map[string]bool{}
+	for _, c := range calls {
+		m.result(t, fmt.Sprintf("Consume(%s, %d) at once with %d others -> used %d/%d replayed %v", m.subName(c.id), c.qty,
+			len(calls)-1, c.res.Used, c.res.Limit, c.res.Replayed), c.err)
+		if c.err == nil && !c.res.Replayed {
+			if seenKey[c.key] {
+				m.violation(t, "a key counted twice", "%s: key %s counted by two calls at once", m.subName(c.id), c.key)
+			}
+			seenKey[c.key] = true
+			counted[c.id] += c.qty
+		}
+	}
+	for _, s := range m.subs {
+		sub := m.get(t, s.id)
+		if sub.Current == nil {
+			continue
+		}
+		if got, want := sub.Current.Usage["generations"].Used, before[s.id]+counted[s.id]; got != want {
+			m.violation(t, "usage counter moved by other than the counted calls", "%s: used %d, want %d before + %d counted",
+				m.subName(s.id), got, before[s.id], counted[s.id])
+		}
 	}
 }
 

@@ -73,8 +73,15 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 		return ConsumeResult{}, err
 	}
 	// The common case first: a call that leaves volume under the limit, one statement
-	// without the exhaustion writes. Anything else (the call that uses a limit up, a
-	// replay, a refusal) falls through to the full statement, which decides it.
+	// without the exhaustion writes, shared with the calls made at the same moment when
+	// not in the host's transaction (usage_batch.go). Anything else (the call that uses a
+	// limit up, a replay, a refusal) falls through to the full statement, which decides it.
+	if e.cfg.ConsumeBatchSize > 1 && !inHostTx(db) && ctx.Err() == nil {
+		call := store.ConsumeCall{SubscriptionID: subscriptionID, Key: idempotencyKey, Meter: meter, Quantity: quantity}
+		if o, ok := e.consumeBatched(ctx, call); ok {
+			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
+		}
+	}
 	var o store.ConsumeOutcome
 	err := statement(ctx, db, func(q store.Querier) (err error) {
 		o, err = e.consumeCommon.Consume(ctx, q, subscriptionID, idempotencyKey, meter, quantity, e.clock.Now())

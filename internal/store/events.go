@@ -140,14 +140,15 @@ func undeliveredWithoutJobSQL(riverSchema string) string {
 // unnested on every call, a subquery planned and run per row (BENCHMARKS.md, "Usage:
 // thresholds as literals"). Make it with [NewConsumeCrossing].
 type ConsumeCrossing struct {
-	sql string // empty: no percentages, consumeUnlessExhaustingSQL
+	sql   string // empty: no percentages, consumeUnlessExhaustingSQL
+	batch string // consumeBatchSQL with the same percentages (ConsumeBatch)
 }
 
 // NewConsumeCrossing returns the statement for percents, each from 1 to 100 (the engine's
 // validated Config.UsageThresholds); it panics on any other, since it writes them into SQL.
 func NewConsumeCrossing(percents []int) ConsumeCrossing {
 	if len(percents) == 0 {
-		return ConsumeCrossing{}
+		return ConsumeCrossing{batch: consumeBatchSQL("")}
 	}
 	const at = "AND u.used + $4 < u.quantity)"
 	if strings.Count(consumeUnlessExhaustingSQL, at) != 1 {
@@ -160,9 +161,11 @@ func NewConsumeCrossing(percents []int) ConsumeCrossing {
 		}
 		crossings[i] = fmt.Sprintf("(u.used * 100 < %[1]d * u.quantity AND (u.used + $4) * 100 >= %[1]d * u.quantity)", pct)
 	}
-	return ConsumeCrossing{sql: strings.Replace(consumeUnlessExhaustingSQL, at, at+`
-      AND NOT (u.hard AND (`+strings.Join(crossings, `
-               OR `)+`))`, 1)}
+	notCrossing := `
+      AND NOT (u.hard AND (` + strings.Join(crossings, `
+               OR `) + `))`
+	return ConsumeCrossing{sql: strings.Replace(consumeUnlessExhaustingSQL, at, at+notCrossing, 1),
+		batch: consumeBatchSQL(notCrossing)}
 }
 
 // Consume is ConsumeUnlessExhausting that also counts nothing when the call would cross

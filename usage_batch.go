@@ -1,0 +1,88 @@
+package billing
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/smm-gpt/billing/internal/store"
+)
+
+// Consume calls in batches (group commit, issue 18).
+//
+// Consume calls made at the same moment through the engine's pool (not ConsumeTx, which
+// runs in the host's transaction) share one statement and one commit for their common case:
+// a call that leaves volume under its meter's limit and crosses no usage threshold
+// (store.ConsumeCrossing.ConsumeBatch, the single common-case statement written for many
+// calls). A call the batch does not count (one that would use a limit up or cross a
+// threshold, a replay, a refusal, a second call of a subscription already in the batch, a
+// usage row another transaction holds, a batch that failed) runs the one-call path
+// afterwards, exactly as it would have alone: the batch wrote nothing of it. So the batch
+// only ever does what the common-case statement would have done for each call, and every
+// rule of Consume (the limit, access, idempotency, the threshold events) stays with the
+// statements that decide it; TestConsumeBatches checks the result call by call.
+
+// consumeItem is one call waiting in a Consume batch, with its caller's context.
+type consumeItem struct {
+	ctx  context.Context
+	call store.ConsumeCall
+}
+
+// consumeBatched runs call in a Consume batch and reports whether the batch counted it.
+func (e *Engine) consumeBatched(ctx context.Context, call store.ConsumeCall) (store.ConsumeOutcome, bool) {
+	o := e.consumeBatcher().do(ctx, consumeItem{ctx: ctx, call: call})
+	return o, o.Applied
+}
+
+func (e *Engine) consumeBatcher() *batcher[consumeItem, store.ConsumeOutcome] {
+	e.consumeOnce.Do(func() {
+		e.consumeBatch = &batcher[consumeItem, store.ConsumeOutcome]{max: e.cfg.ConsumeBatchSize, run: e.consumeCalls,
+			fail: func(error) store.ConsumeOutcome { return store.ConsumeOutcome{} }}
+	})
+	return e.consumeBatch
+}
+
+// consumeCalls runs one batch: one call per subscription, in one statement (a batch of one
+// call: the single common-case statement, under the caller's own context). A call left out
+// (its caller's context ended while it waited, or its subscription is in the batch
+// already), or the whole batch when its statement failed (a key used before, the
+// database), is not Applied, and its caller runs it alone. The batch's time in the database
+// is what makes the calls behind it queue and share the next batch.
+func (e *Engine) consumeCalls(ctx context.Context, items []consumeItem) []store.ConsumeOutcome {
+	out := make([]store.ConsumeOutcome, len(items))
+	if len(items) == 1 { // alone: the single common-case statement, as the one-call path runs it
+		c := items[0].call
+		o, err := e.consumeCommon.Consume(items[0].ctx, e.pool, c.SubscriptionID, c.Key, c.Meter, c.Quantity, e.clock.Now())
+		if err == nil {
+			out[0] = o
+		}
+		return out // not counted, or failed: the one-call path decides it (and meets the error again)
+	}
+	taken := make([]int, 0, len(items)) // indexes of the calls the statement runs
+	seen := make(map[string]bool, len(items))
+	for i, it := range items {
+		if it.ctx.Err() == nil && !seen[it.call.SubscriptionID] {
+			seen[it.call.SubscriptionID] = true
+			taken = append(taken, i)
+		}
+	}
+	if len(taken) == 0 {
+		return out
+	}
+	batch := make([]store.ConsumeCall, len(taken))
+	for j, i := range taken {
+		batch[j] = items[i].call
+	}
+	res, err := e.consumeCommon.ConsumeBatch(ctx, e.pool, batch, e.clock.Now())
+	if err != nil {
+		level := slog.LevelWarn
+		if store.IsUniqueViolation(err, "billing_usage_events_pkey") {
+			level = slog.LevelDebug // a replayed key: each call runs alone and the replay is answered there
+		}
+		e.logger.Log(ctx, level, "billing: a Consume batch ran its calls one at a time", "calls", len(batch), "error", err.Error())
+		return out
+	}
+	for j, i := range taken {
+		out[i] = res[j]
+	}
+	return out
+}
