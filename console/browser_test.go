@@ -251,6 +251,70 @@ func TestBrowserRefundAndSuspendStory(t *testing.T) {
 	}
 }
 
+// TestBrowserTariffPublishStory publishes a new price in a real browser the way an operator
+// does (TERMS 2.1.6, 3.2): a bad price is refused at the form with nothing published; a good
+// one shows the preview first ("1 оплаченный период сохраняет прежнюю цену; продления с … —
+// по новой цене …") with nothing published yet; the confirmation publishes version 2, which
+// the tariffs page then lists; the paid period keeps its price; and a preview made in a
+// second tab before that publication is refused when confirmed, nothing published.
+func TestBrowserTariffPublishStory(t *testing.T) {
+	t.Parallel()
+	chromiumPath(t)
+	b := setup(t)
+	ctx := context.Background()
+	versions := func() int {
+		vs, err := b.engine.Tariffs().VersionList(ctx, "pro")
+		require.NoError(t, err)
+		return len(vs)
+	}
+	br := newBrowser(t, b)
+	br.step("sign in", chromedp.Navigate(br.base+"/signin"), chromedp.WaitVisible(chromedp.CSS("#operator")),
+		chromedp.SendKeys(chromedp.CSS("#operator"), "olga"), chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#queue")))
+	br.step("open the tariffs", chromedp.Click(chromedp.CSS(`a[href="/console/tariffs"]`)), chromedp.WaitVisible(chromedp.CSS("#publish-pro")))
+
+	br.step("a price that is not a number",
+		chromedp.SetValue(chromedp.CSS(`#publish-pro input[name="price"]`), "дорого"), chromedp.Submit(chromedp.CSS("#publish-pro")))
+	br.requireText("refused at the form", "#form-error", "цен")
+	require.Equal(t, 1, versions(), "nothing published")
+
+	br.step("a new price",
+		chromedp.WaitVisible(chromedp.CSS("#publish-pro")),
+		chromedp.SetValue(chromedp.CSS(`#publish-pro input[name="price"]`), "1190"), chromedp.Submit(chromedp.CSS("#publish-pro")),
+		chromedp.WaitVisible(chromedp.CSS("#effect")))
+	br.requireText("the 2.1.6 preview", "#effect", "1 оплаченный период сохраняет прежнюю цену; продления с")
+	br.requireText("the 2.1.6 preview", "#effect", "по новой цене "+nb("1 190,00 ₽"))
+	br.requireText("the paid period on version 1", "#grandfathered", nb("990,00 ₽"))
+	require.Equal(t, 1, versions(), "the preview publishes nothing")
+
+	// A second tab (another operator's window) previews another price meanwhile.
+	tabCtx, closeTab := chromedp.NewContext(br.ctx)
+	defer closeTab()
+	require.NoError(t, chromedp.Do(tabCtx), "open a second tab") // no timeout: it would close the tab
+	other := &browser{t: t, ctx: tabCtx, base: br.base}
+	other.step("another preview in a second tab", chromedp.Navigate(br.base+"/console/tariffs"),
+		chromedp.WaitVisible(chromedp.CSS("#publish-pro")),
+		chromedp.SetValue(chromedp.CSS(`#publish-pro input[name="price"]`), "1290"), chromedp.Submit(chromedp.CSS("#publish-pro")),
+		chromedp.WaitVisible(chromedp.CSS("#effect")))
+	other.requireText("the second preview", "#effect", "по новой цене "+nb("1 290,00 ₽"))
+
+	br.step("confirm", chromedp.Click(chromedp.CSS(`#confirm button`)), chromedp.WaitVisible(chromedp.CSS("#publish-pro")))
+	br.requireText("published", "body", "Новая версия тарифа опубликована.")
+	br.requireText("version 2 listed", "body", nb("1 190,00 ₽"))
+	require.Equal(t, 2, versions())
+	sub, err := b.engine.SubscriptionGet(ctx, b.subID)
+	require.NoError(t, err)
+	require.Equal(t, "990", sub.Current.Terms.Price.String(), "2.1.6 the paid period keeps its price")
+
+	other.step("the second tab confirms its stale preview", chromedp.Click(chromedp.CSS(`#confirm button`)))
+	other.requireText("refused: a version was published since its preview", "#form-error", "опубликована другая версия")
+	other.requireText("refused: a version was published since its preview", "#form-error", "ничего не опубликовано")
+	require.Equal(t, 2, versions(), "the stale confirmation published nothing")
+	vs, err := b.engine.Tariffs().VersionList(ctx, "pro")
+	require.NoError(t, err)
+	require.Equal(t, "1190", vs[len(vs)-1].Price.String(), "the version published is the one its operator confirmed")
+}
+
 // saveQueueScreenshot fills the queue with requests of three customers received days apart
 // (one overdue, one due soon, one new: the clock moves with billingtest's Runner) and saves
 // the page as PNG at path (relative to the module root).
