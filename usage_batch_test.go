@@ -202,7 +202,7 @@ func TestRaceConsumeBatchesVsAccessChanges(t *testing.T) {
 	}
 
 	by := subscription.AdminAction{Actor: "admin:1", Reason: "race test"}
-	for round := range 30 {
+	for round := range 6 * raceRounds(t, 5) { // make soak: 240 suspensions
 		k := round % subs
 		_, err := b.engine.Suspend(ctx, ids[k], by)
 		require.NoError(t, err)
