@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -24,7 +25,7 @@ const batchTimeout = 30 * time.Second
 type batcher[T, R any] struct {
 	max    int
 	run    func(ctx context.Context, items []T) []R
-	fail   func(err error) R // the result of every call of a batch whose run panicked
+	fail   func(err error) R // the result of every call of a batch whose run panicked, or of a call that gave up queued
 	atOnce int               // batches that run at the same time; 0: batchesAtOnce (tests set 1 to make batches form)
 
 	mu      sync.Mutex
@@ -45,8 +46,9 @@ type batchCall[T, R any] struct {
 }
 
 // do runs item in a batch and returns its result. The batch runs under a context of its
-// own (batchTimeout), with ctx's values: a caller whose context ends still waits for the
-// batch it is in, which is bounded.
+// own (batchTimeout), with ctx's values: a caller whose context ends while it is queued
+// leaves the queue at once with fail(ctx.Err()); one whose context ends after its batch
+// formed waits for that batch, which is bounded.
 func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	c := &batchCall[T, R]{item: item, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
@@ -59,7 +61,22 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	}
 	b.mu.Unlock()
 	if !lead {
-		<-c.wake // after this receive, c.lead and c.res are written and no one writes them again
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			// A caller that gives up while still queued leaves the queue and fails with its
+			// context's error; one already taken into a batch (or made the next leader) waits
+			// for its wake, which is sent, and goes on as if it had not given up.
+			b.mu.Lock()
+			if i := slices.Index(b.queue, c); i >= 0 {
+				b.queue = slices.Delete(b.queue, i, i+1)
+				b.mu.Unlock()
+				return b.fail(ctx.Err())
+			}
+			b.mu.Unlock()
+			<-c.wake
+		}
+		// After the receive, c.lead and c.res are written and no one writes them again.
 		if !c.lead {
 			return c.res
 		}

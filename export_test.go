@@ -1,5 +1,12 @@
 package billing
 
+import (
+	"context"
+	"sync"
+
+	"github.com/smm-gpt/billing/internal/store"
+)
+
 // What the tests of package billing_test need of the engine's unexported job handlers.
 // Only test binaries see these: a host reaches the handlers through the River workers
 // that RegisterWorkers adds (the adapter jobWorker), never directly.
@@ -59,4 +66,20 @@ func QueuedConsumeCalls(e *Engine) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.queue)
+}
+
+// HoldConsumeBatches makes e's Consume batches wait, before they run, until release is
+// called: the calls made meanwhile queue behind the first (tests of the queue).
+func HoldConsumeBatches(e *Engine) (release func()) {
+	b := e.consumeBatcher()
+	gate := make(chan struct{})
+	b.mu.Lock()
+	run := b.run
+	b.run = func(ctx context.Context, items []consumeItem) []store.ConsumeOutcome {
+		<-gate
+		return run(ctx, items)
+	}
+	b.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
 }

@@ -13,13 +13,14 @@ import (
 // runs in the host's transaction) share one statement and one commit for their common case:
 // a call that leaves volume under its meter's limit and crosses no usage threshold
 // (store.ConsumeCrossing.ConsumeBatch, the single common-case statement written for many
-// calls). A call the batch does not count (one that would use a limit up or cross a
-// threshold, a replay, a refusal, a second call of a subscription already in the batch, a
-// usage row another transaction holds, a batch that failed) runs the one-call path
-// afterwards, exactly as it would have alone: the batch wrote nothing of it. So the batch
-// only ever does what the common-case statement would have done for each call, and every
-// rule of Consume (the limit, access, idempotency, the threshold events) stays with the
-// statements that decide it; TestConsumeBatches checks the result call by call.
+// calls; it never waits on a usage row, and on a key at most its lock_timeout). A call the
+// batch does not count (one that would use a limit up or cross a threshold, a replay, a
+// refusal, a second call of a subscription already in the batch, a usage row another
+// transaction holds, a batch that failed) runs the one-call path afterwards, outside the
+// batches, exactly as it would have alone: the batch wrote nothing of it. So the batch only
+// ever does what the common-case statement would have done for each call, and every rule of
+// Consume (the limit, access, idempotency, the threshold events) stays with the statements
+// that decide it; TestConsumeBatches checks the result call by call.
 
 // consumeItem is one call waiting in a Consume batch, with its caller's context.
 type consumeItem struct {
@@ -41,21 +42,18 @@ func (e *Engine) consumeBatcher() *batcher[consumeItem, store.ConsumeOutcome] {
 	return e.consumeBatch
 }
 
-// consumeCalls runs one batch: one call per subscription, in one statement (a batch of one
-// call: the single common-case statement, under the caller's own context). A call left out
-// (its caller's context ended while it waited, or its subscription is in the batch
-// already), or the whole batch when its statement failed (a key used before, the
-// database), is not Applied, and its caller runs it alone. The batch's time in the database
-// is what makes the calls behind it queue and share the next batch.
+// consumeCalls runs one batch: one call per subscription, in one statement that never
+// waits on a usage row (store.ConsumeCrossing.ConsumeBatch). A call left out (its caller's
+// context ended while it waited, its subscription is in the batch already, its row is held
+// by another transaction), or the whole batch when its statement failed (a key used before
+// or being inserted, the database), is not Applied, and its caller runs it alone, outside
+// the batches, where it waits on what it must as it would without them. A batch of one
+// call runs under that call's own context. The batch's time in the database is what makes
+// the calls behind it queue and share the next batch.
 func (e *Engine) consumeCalls(ctx context.Context, items []consumeItem) []store.ConsumeOutcome {
 	out := make([]store.ConsumeOutcome, len(items))
-	if len(items) == 1 { // alone: the single common-case statement, as the one-call path runs it
-		c := items[0].call
-		o, err := e.consumeCommon.Consume(items[0].ctx, e.pool, c.SubscriptionID, c.Key, c.Meter, c.Quantity, e.clock.Now())
-		if err == nil {
-			out[0] = o
-		}
-		return out // not counted, or failed: the one-call path decides it (and meets the error again)
+	if len(items) == 1 {
+		ctx = items[0].ctx
 	}
 	taken := make([]int, 0, len(items)) // indexes of the calls the statement runs
 	seen := make(map[string]bool, len(items))
@@ -75,8 +73,8 @@ func (e *Engine) consumeCalls(ctx context.Context, items []consumeItem) []store.
 	res, err := e.consumeCommon.ConsumeBatch(ctx, e.pool, batch, e.clock.Now())
 	if err != nil {
 		level := slog.LevelWarn
-		if store.IsUniqueViolation(err, "billing_usage_events_pkey") {
-			level = slog.LevelDebug // a replayed key: each call runs alone and the replay is answered there
+		if store.IsUniqueViolation(err, "billing_usage_events_pkey") || store.IsLockTimeout(err) || ctx.Err() != nil {
+			level = slog.LevelDebug // a key used before or being inserted: each call runs alone and is answered there
 		}
 		e.logger.Log(ctx, level, "billing: a Consume batch ran its calls one at a time", "calls", len(batch), "error", err.Error())
 		return out

@@ -230,8 +230,8 @@ func TestRaceConsumeBatchesVsAccessChanges(t *testing.T) {
 }
 
 // TestConsumeBatchLeavesOutACanceledCall: a call whose context ends while it waits for a
-// batch is not counted by the batch (it fails with its context's error, nothing written),
-// and the call beside it is.
+// batch leaves the queue at once (it does not wait for the batches before it) and fails
+// with its context's error, nothing written; the call queued beside it is counted.
 func TestConsumeBatchLeavesOutACanceledCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -239,37 +239,38 @@ func TestConsumeBatchLeavesOutACanceledCall(t *testing.T) {
 	b.publish(t, "pro", "990", "generations", 1000)
 	a, bb, c := b.activeSubscription(t, "a", "pro").ID, b.activeSubscription(t, "b", "pro").ID, b.activeSubscription(t, "c", "pro").ID
 	billing.OneConsumeBatchAtOnce(b.engine)
+	release := billing.HoldConsumeBatches(b.engine) // a's batch waits until release
+	defer release()
 
-	// Hold a's usage row, so that a's call (a batch of its own) waits while the others queue.
-	tx, err := b.pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	_, err = tx.Exec(ctx, `SELECT 1 FROM billing_usage WHERE subscription_id = $1 FOR UPDATE`, a)
-	require.NoError(t, err)
 	errA := make(chan error, 1)
 	go func() { _, err := b.engine.Consume(ctx, a, "generations", 1, "ka"); errA <- err }()
-	require.Eventually(t, func() bool {
-		var waiting int
-		_ = b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(&waiting)
-		return waiting == 1
-	}, 10*time.Second, 10*time.Millisecond, "a's call waits on the row")
-
+	time.Sleep(50 * time.Millisecond) // a leads the only batch, held
 	ctxB, cancelB := context.WithCancel(ctx)
 	errB, errC := make(chan error, 1), make(chan error, 1)
 	go func() { _, err := b.engine.Consume(ctxB, bb, "generations", 1, "kb"); errB <- err }()
 	go func() { _, err := b.engine.Consume(ctx, c, "generations", 1, "kc"); errC <- err }()
 	require.Eventually(t, func() bool { return billing.QueuedConsumeCalls(b.engine) == 2 }, 10*time.Second, time.Millisecond)
 	cancelB()
-	require.NoError(t, tx.Rollback(ctx))
+	select {
+	case err := <-errB:
+		require.ErrorIs(t, err, context.Canceled, "b's context ended while it waited")
+	case <-time.After(5 * time.Second):
+		t.Fatal("b's call waited for the held batch after its context ended")
+	}
+	require.Equal(t, 1, billing.QueuedConsumeCalls(b.engine), "b left the queue")
+	release()
 
 	require.NoError(t, <-errA)
 	require.NoError(t, <-errC)
-	require.ErrorIs(t, <-errB, context.Canceled, "b's context ended while it waited")
 	var events int
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, bb).Scan(&events))
 	require.Zero(t, events, "b's call wrote nothing")
 	got, err := b.engine.SubscriptionGet(ctx, bb)
 	require.NoError(t, err)
 	require.Zero(t, got.Current.Usage["generations"].Used)
-	require.Equal(t, 2, billing.LargestConsumeBatch(b.engine), "b and c shared a batch")
+	for _, id := range []string{a, c} {
+		got, err := b.engine.SubscriptionGet(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), got.Current.Usage["generations"].Used)
+	}
 }

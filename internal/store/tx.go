@@ -74,6 +74,13 @@ func IsUniqueViolation(err error, constraint string) bool {
 	return false
 }
 
+// IsLockTimeout reports whether err is a lock timeout (55P03, lock_not_available): a
+// statement run with a lock_timeout waited longer than it on a lock, and was rolled back.
+func IsLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
 // interpret maps driver errors to the store's own: pgx.ErrNoRows becomes ErrNotFound.
 func interpret(err error) error {
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ConsumeCall is one Consume call of a batch (ConsumeCrossing.ConsumeBatch).
@@ -23,13 +25,17 @@ type ConsumeCall struct {
 //     limit and crosses no threshold (the single statement's WHERE, checked again by
 //     PostgreSQL on the latest row version when the row changed since the statement began),
 //     locked with SKIP LOCKED: a row another transaction holds is left out, so the batch
-//     never waits on a row lock and never joins a deadlock cycle, whatever order other
-//     transactions (a host's, with several ConsumeTx) lock usage rows in;
+//     never waits on a row lock, whatever order other transactions (a host's, with several
+//     ConsumeTx) lock usage rows in;
 //   - upd: the counters, with the whole WHERE checked again on the row version lk locked;
 //   - ins: the calls' usage events, each under its key (a key used before fails the whole
-//     statement on the primary key of billing_usage_events: nothing is counted; a key that
-//     a transaction still open is inserting for the same subscription, an idempotency
-//     conflict, makes the insert wait for that transaction and then fail).
+//     statement on the primary key of billing_usage_events: nothing is counted). A key that
+//     a transaction still open is inserting for the same subscription (a retry, or an
+//     idempotency conflict, of a call not yet committed) makes the insert wait for that
+//     transaction while the batch holds its other rows: ConsumeBatch bounds that wait with
+//     consumeBatchLockWait, so a batch never stays in a wait cycle long enough for
+//     PostgreSQL's deadlock check (deadlock_timeout, 1 s by default) to abort the other
+//     side, a host's transaction.
 //
 // It returns the number of each call it counted, with its period, used volume after it
 // and limit; a call not returned counted nothing, and the caller decides it on its own.
@@ -61,12 +67,24 @@ WITH req AS (
 SELECT i, period, used, quantity FROM upd`
 }
 
-// ConsumeBatch runs the common-case statement for calls at once (consumeBatchSQL), at now.
-// The i-th outcome is the i-th call's: Applied when it counted; otherwise nothing of that
-// call was written, and the caller runs it alone. An error means nothing at all was
-// written (a unique violation of billing_usage_events_pkey: a key used before; a database
-// error).
-func (c ConsumeCrossing) ConsumeBatch(ctx context.Context, q Querier, calls []ConsumeCall, now time.Time) ([]ConsumeOutcome, error) {
+// consumeBatchLockWait is the lock_timeout of a Consume batch: the longest it waits on a
+// key another transaction is inserting (its rows it never waits on). Far below PostgreSQL's
+// deadlock_timeout (1 s by default; keep it above this), and long enough for a single-call
+// Consume to commit.
+const consumeBatchLockWait = "100ms"
+
+// BatchSender sends a pgx.Batch in one round trip: a *pgxpool.Pool or a *pgx.Conn.
+type BatchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// ConsumeBatch runs the common-case statement for calls at once (consumeBatchSQL), at now,
+// in one round trip and one implicit transaction with consumeBatchLockWait as its
+// lock_timeout. The i-th outcome is the i-th call's: Applied when it counted; otherwise
+// nothing of that call was written, and the caller runs it alone. An error means nothing at
+// all was written (a unique violation of billing_usage_events_pkey: a key used before; a
+// lock timeout: a key another transaction is inserting; a database error).
+func (c ConsumeCrossing) ConsumeBatch(ctx context.Context, q BatchSender, calls []ConsumeCall, now time.Time) ([]ConsumeOutcome, error) {
 	subs, keys, meters, qtys := make([]string, len(calls)), make([]string, len(calls)), make([]string, len(calls)), make([]int64, len(calls))
 	for i, k := range calls {
 		subs[i], keys[i], meters[i], qtys[i] = k.SubscriptionID, k.Key, k.Meter, k.Quantity
@@ -75,12 +93,30 @@ func (c ConsumeCrossing) ConsumeBatch(ctx context.Context, q Querier, calls []Co
 	if sql == "" { // a zero ConsumeCrossing: no thresholds
 		sql = consumeBatchSQL("")
 	}
-	rows, err := q.Query(ctx, sql, subs, keys, meters, qtys, now)
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL lock_timeout = '` + consumeBatchLockWait + `'`) // the batch's implicit transaction only
+	b.Queue(sql, subs, keys, meters, qtys, now)
+	br := q.SendBatch(ctx, b)
+	out, err := readConsumeBatch(br, len(calls))
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err // the statement failed as a whole: nothing was counted
+	}
+	return out, nil
+}
+
+func readConsumeBatch(br pgx.BatchResults, n int) ([]ConsumeOutcome, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]ConsumeOutcome, len(calls))
+	out := make([]ConsumeOutcome, n)
 	for rows.Next() {
 		var i int64
 		var o ConsumeOutcome
@@ -90,8 +126,5 @@ func (c ConsumeCrossing) ConsumeBatch(ctx context.Context, q Querier, calls []Co
 		o.Applied = true
 		out[i-1] = o
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err // the statement failed as a whole: nothing was counted
-	}
-	return out, nil
+	return out, rows.Err()
 }
