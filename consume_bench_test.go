@@ -41,6 +41,27 @@ func BenchmarkConsume(b *testing.B) {
 	})
 }
 
+// BenchmarkConsumeAlone measures one client's Consume, call after call (ns/op is a call's
+// latency), with batches on (the default: each call is a batch of one) and off
+// (Config.ConsumeBatchSize 1: the single common-case statement), on the same fixture: what
+// batching costs a call that has no one to share its batch with.
+func BenchmarkConsumeAlone(b *testing.B) {
+	f := newBenchFixture(b)
+	ctx := context.Background()
+	for _, side := range []struct {
+		name   string
+		engine *billing.Engine
+	}{{"batches", f.engine}, {"batches-off", f.unbatched}} {
+		b.Run(side.name, func(b *testing.B) {
+			for i := range b.N {
+				if _, err := side.engine.Consume(ctx, f.ids[i%len(f.ids)], "tokens", 1, side.name+strconv.Itoa(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkConsumeVsBareCounter is issue 5's comparison, made to hold on a machine whose
 // speed drifts (shared cores): on one fixture it runs b.N rounds, each a slice of
 // benchSlice of engine.Consume (Consume's batches on, the default), one of

@@ -98,6 +98,7 @@ type Engine struct {
 	consumeCommon store.ConsumeCrossing // Consume's common-case statement for cfg.UsageThresholds
 	consumeOnce   sync.Once
 	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go), made on first use
+	consumeAlone  consumeAlone                                // how many Consume calls run the one-call path on their own now
 }
 
 // New returns an Engine on pool. It fills every default of cfg (each [Config] field says
@@ -119,8 +120,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	tel := newTelemetry(pool, &cfg) // before cfg is copied: it wraps cfg.Gateway
-	return &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel,
-		consumeCommon: store.NewConsumeCrossing(cfg.UsageThresholds)}, nil
+	e := &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel,
+		consumeCommon: store.NewConsumeCrossing(cfg.UsageThresholds)}
+	e.consumeAlone.max.Store(consumeAloneAtOnce)
+	return e, nil
 }
 
 // RegisterWorkers adds the engine's River workers to the host's workers bundle. Call it

@@ -50,10 +50,12 @@ func LargestConsumeBatch(e *Engine) int {
 	return b.largest
 }
 
-// OneConsumeBatchAtOnce makes e's Consume batches run one at a time, so that calls made at
-// the same moment queue behind the first and share the next batch even when they are few
-// (a test's handful of goroutines would otherwise each lead a batch of its own).
+// OneConsumeBatchAtOnce sends every Consume call of e through the batches (none runs alone)
+// and makes them run one at a time, so that calls made at the same moment queue behind the
+// first and share the next batch even when they are few (a test's handful of goroutines
+// would otherwise each run alone, or lead a batch of its own).
 func OneConsumeBatchAtOnce(e *Engine) {
+	e.consumeAlone.max.Store(0)
 	b := e.consumeBatcher()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -83,3 +85,7 @@ func HoldConsumeBatches(e *Engine) (release func()) {
 	var once sync.Once
 	return func() { once.Do(func() { close(gate) }) }
 }
+
+// NoConsumeAlone sends every Consume call of e through the batches: none runs alone
+// (consumeAlone), whatever the load.
+func NoConsumeAlone(e *Engine) { e.consumeAlone.max.Store(0) }

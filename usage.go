@@ -77,9 +77,13 @@ func (e *Engine) consume(ctx context.Context, db dbtx, subscriptionID, meter str
 	// not in the host's transaction (usage_batch.go). Anything else (the call that uses a
 	// limit up, a replay, a refusal) falls through to the full statement, which decides it.
 	if e.cfg.ConsumeBatchSize > 1 && !inHostTx(db) && ctx.Err() == nil {
-		call := store.ConsumeCall{SubscriptionID: subscriptionID, Key: idempotencyKey, Meter: meter, Quantity: quantity}
-		if o, ok := e.consumeBatched(ctx, call); ok {
-			return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
+		if e.consumeAlone.enter() {
+			defer e.consumeAlone.leave() // few calls at once: this one runs alone, below
+		} else {
+			call := store.ConsumeCall{SubscriptionID: subscriptionID, Key: idempotencyKey, Meter: meter, Quantity: quantity}
+			if o, ok := e.consumeBatched(ctx, call); ok {
+				return ConsumeResult{Period: o.Period, Used: o.UsedAfter, Limit: o.Quantity}, nil
+			}
 		}
 	}
 	var o store.ConsumeOutcome

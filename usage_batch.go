@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/smm-gpt/billing/internal/store"
 )
@@ -10,7 +11,8 @@ import (
 // Consume calls in batches (group commit, issue 18).
 //
 // Consume calls made at the same moment through the engine's pool (not ConsumeTx, which
-// runs in the host's transaction) share one statement and one commit for their common case:
+// runs in the host's transaction), beyond the few that run alone (consumeAlone), share one
+// statement and one commit for their common case:
 // a call that leaves volume under its meter's limit and crosses no usage threshold
 // (store.ConsumeCrossing.ConsumeBatch, the single common-case statement written for many
 // calls; it never waits on a usage row, and on a key at most its lock_timeout). A call the
@@ -21,6 +23,32 @@ import (
 // ever does what the common-case statement would have done for each call, and every rule of
 // Consume (the limit, access, idempotency, the threshold events) stays with the statements
 // that decide it; TestConsumeBatches checks the result call by call.
+
+// consumeAlone counts the Consume calls running the one-call path on their own, outside the
+// batches: while fewer than its limit run, a call runs alone (a single statement, the
+// fastest way for one call: BenchmarkConsumeAlone); beyond it, calls share batches. So
+// batches form only under load, where they pay; and calls that wait on a usage row held by
+// another transaction (a host's) hold only these places, never a batch: the calls behind
+// them go to the batches, which never wait on a row.
+type consumeAlone struct {
+	n   atomic.Int32
+	max atomic.Int32 // consumeAloneAtOnce; tests set 0 (OneConsumeBatchAtOnce) to send every call to the batches
+}
+
+// consumeAloneAtOnce is how many Consume calls at most run alone at the same time.
+const consumeAloneAtOnce = 4
+
+// enter takes a place to run alone, and reports whether there was one.
+func (a *consumeAlone) enter() bool {
+	if a.n.Add(1) <= a.max.Load() {
+		return true
+	}
+	a.n.Add(-1)
+	return false
+}
+
+// leave gives back the place enter took.
+func (a *consumeAlone) leave() { a.n.Add(-1) }
 
 // consumeItem is one call waiting in a Consume batch, with its caller's context.
 type consumeItem struct {

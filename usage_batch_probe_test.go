@@ -88,11 +88,12 @@ func (w *warnLog) all() []string {
 
 // TestConsumeBatchHeadOfLineBlocking: a host transaction holds subscription a's usage row
 // (ConsumeTx, as the README allows: "other calls for the subscription's meter wait for the
-// host's commit"), and four pool Consume calls on a's meter wait for it. A Consume on an
-// unrelated subscription, with a 1 s deadline, must not wait for a's host transaction: it
-// counts at once, as with batches off. (Before the fix each of the four led a batch of one
-// that waited on the row, holding all batch slots, and the fifth call queued behind them
-// without regard to its deadline.)
+// host's commit"), and four pool Consume calls on a's meter, all sent through the batches
+// (NoConsumeAlone), wait for it: the batches skip the held row and the calls wait alone. A
+// Consume on an unrelated subscription, with a 1 s deadline, must not wait for a's host
+// transaction: it counts at once, as with batches off. (Before the fix each call led a
+// batch of one that waited on the row, the four held all batch slots, and the next call
+// queued behind them without regard to its deadline.)
 func TestConsumeBatchHeadOfLineBlocking(t *testing.T) {
 	t.Parallel()
 	for _, mode := range batchModes {
@@ -109,7 +110,8 @@ func TestConsumeBatchHeadOfLineBlocking(t *testing.T) {
 			_, err = b.engine.ConsumeTx(ctx, tx, a, "generations", 1, "host")
 			require.NoError(t, err)
 
-			const stuck = 4 // batchesAtOnce
+			billing.NoConsumeAlone(b.engine) // each call goes to the batches
+			const stuck = 4                  // batchesAtOnce
 			var wg sync.WaitGroup
 			for i := range stuck {
 				wg.Add(1)

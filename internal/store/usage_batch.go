@@ -94,7 +94,10 @@ func (c ConsumeCrossing) ConsumeBatch(ctx context.Context, q BatchSender, calls 
 		sql = consumeBatchSQL("")
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SET LOCAL lock_timeout = '` + consumeBatchLockWait + `'`) // the batch's implicit transaction only
+	// Both settings for the batch's implicit transaction only. A generic plan: the statement
+	// takes arrays, and PostgreSQL would otherwise plan it anew on every run (custom plans,
+	// ~0.3 ms, more than the statement's own work for a few calls).
+	b.Queue(`SELECT set_config('lock_timeout', '` + consumeBatchLockWait + `', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
 	b.Queue(sql, subs, keys, meters, qtys, now)
 	br := q.SendBatch(ctx, b)
 	out, err := readConsumeBatch(br, len(calls))
