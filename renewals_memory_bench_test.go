@@ -41,7 +41,7 @@ const (
 //
 // Each arm, on a database of its own (newRenewBench, batches at their default size):
 //  1. fills, outside the timed region, N active subscriptions whose first period ended at one
-//     instant (a second before the fill started), in statements of memBenchFillChunk copies
+//     instant (when the fill started), in statements of memBenchFillChunk copies
 //     of the template (dueSubscriptionsAt), and their billing_renew jobs (period 1, try 1),
 //     inserted with River's InsertMany memBenchInsertChunk at a time, available at once;
 //     then VACUUM ANALYZE, and a forced GC so the fill's garbage is not in the samples;
@@ -61,8 +61,9 @@ const (
 //
 // Metrics: base-heap-MB (HeapInuse after the fill and a GC, before Start), max-heap-MB and
 // median-heap-MB over the samples, sweep-max-heap-MB (the largest sample while the sweep
-// ran), max-goroutines, renewals/s in the window, sweep-s and sweep-enqueued, fill-s; the
-// large arm adds max-heap/10k and median-heap/10k, its heap over the comparison arm's.
+// ran), max-goroutines, renewals/s in the window, sweep-s, sweep-enqueued and sweep-finished,
+// fill-s; the large arm adds max-heap/10k and median-heap/10k, its heap over the comparison
+// arm's.
 // ns/op is the window (shorter for a small arm whose renewals were all done before its end).
 func BenchmarkRenewalsMillionDueMemory(b *testing.B) {
 	due := memBenchDue
