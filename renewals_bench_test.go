@@ -247,13 +247,20 @@ func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool, batch int) (*billing.En
 // dueSubscriptions copies the template renewBenchSubscriptions times, as active
 // subscriptions whose first period (a month long) ended a second ago, and returns their ids.
 func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
+	return f.dueSubscriptionsAt(b, prefix, 1, renewBenchSubscriptions, time.Now().Add(-time.Second))
+}
+
+// dueSubscriptionsAt copies the template n times, as active subscriptions whose first period
+// (a month long) ended at end, and returns their ids. The copies are numbered first … first+n-1:
+// their customers (prefix and the number) and saved cards (the template's token, "-" and the
+// number) are their own as long as the ranges of calls with one prefix do not overlap.
+func (f *renewBench) dueSubscriptionsAt(b *testing.B, prefix string, first, n int, end time.Time) []string {
 	b.Helper()
 	ctx := context.Background()
-	end := time.Now().Add(-time.Second)
 	start := end.AddDate(0, -1, 0)
 	rows, err := f.pool.Query(ctx, `
 		WITH ids AS (
-		    SELECT gen_random_uuid() AS id, g FROM generate_series(1, $2::int) g
+		    SELECT gen_random_uuid() AS id, g FROM generate_series($6::int, $6::int + $2::int - 1) g
 		), subs AS (
 		    INSERT INTO billing_subscriptions (id, customer_id, tariff_code, status, auto_renew, location, payment_method,
 		        checkout, current_period, current_period_end, suspended_from, created_at, ended_at, updated_at)
@@ -270,7 +277,7 @@ func (f *renewBench) dueSubscriptions(b *testing.B, prefix string) []string {
 		    SELECT ids.id, p.number, p.terms, $4, $5, $4, NULL
 		    FROM ids, billing_periods p WHERE p.subscription_id = $1
 		)
-		SELECT id::text FROM ids ORDER BY g`, f.template, renewBenchSubscriptions, prefix, start, end)
+		SELECT id::text FROM ids ORDER BY g`, f.template, n, prefix, start, end, first)
 	if err != nil {
 		b.Fatal(err)
 	}
