@@ -163,12 +163,12 @@ type Config struct {
 	RenewalBatchSize int
 
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
-	// one commit (usage_batch.go): the calls made at the same moment through the engine's
-	// pool count their volume together when each leaves volume under its limit and crosses
-	// no usage threshold; any other call (and every [Engine.ConsumeTx]) runs its own
-	// statements, exactly as it would alone. A batch forms from the calls that arrive while
-	// the one before runs, with no timer, so a call alone is never held back. 1 turns
-	// batching off. Defaults to [DefaultConsumeBatchSize] (64).
+	// one commit (usage_batch.go): under load (more than four calls at once through the
+	// engine's pool), the calls made at the same moment count their volume together when
+	// each leaves volume under its limit and crosses no usage threshold; any other call
+	// (and every [Engine.ConsumeTx]) runs its own statements, exactly as it would alone. A
+	// batch forms from the calls that arrive while the one before runs, with no timer, so
+	// no call waits for one. 1 turns batching off. Defaults to [DefaultConsumeBatchSize] (64).
 	ConsumeBatchSize int
 
 	// RetentionHorizon is how long the engine keeps the records that only serve replays of
