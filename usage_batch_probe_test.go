@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
@@ -304,8 +303,7 @@ func TestConsumeBatchSameSubscriptionSpelledTwice(t *testing.T) {
 				require.Equal(t, expectUsed[0], got.Current.Usage["m1"].Used, "round %d", round)
 				require.Equal(t, expectUsed[1], got.Current.Usage["m2"].Used, "round %d", round)
 			}
-			var events int
-			require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, a).Scan(&events))
+			events := usageEvents(t, b, a)
 			require.Equal(t, 40, events)
 		})
 	}
@@ -588,11 +586,7 @@ func probeMixedStress(t *testing.T, batchSize int) {
 				seen[c.used] = c.key
 			}
 			nCalls += len(calls[k])
-			rows, err := b.pool.Query(ctx, `SELECT (data->>'threshold')::int FROM billing_events
-				WHERE subscription_id = $1 AND kind = 'usage_threshold' AND data->>'meter' = $2 ORDER BY 1`, id, m)
-			require.NoError(t, err)
-			thresholds, err := pgx.CollectRows(rows, pgx.RowTo[int])
-			require.NoError(t, err)
+			thresholds := thresholdEvents(t, b, id, m)
 			var want []int
 			for _, pct := range []int{25, 50, 75} {
 				if u.Used*100 >= int64(pct)*limit {
@@ -601,8 +595,7 @@ func probeMixedStress(t *testing.T, batchSize int) {
 			}
 			require.Equal(t, want, thresholds, "%d/%s (used %d): one event per threshold reached", s, m, u.Used)
 		}
-		var events int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&events))
+		events := usageEvents(t, b, id)
 		require.Equal(t, nCalls, events, "%d: one usage event per counted call", s)
 		stale, err := store.StaleOpenUntil(ctx, b.pool)
 		require.NoError(t, err)
@@ -710,11 +703,7 @@ func TestConsumeBatchHotRowsSerialOrder(t *testing.T) {
 				got, err := b.engine.SubscriptionGet(ctx, id)
 				require.NoError(t, err)
 				require.Equal(t, used, got.Current.Usage["g"].Used)
-				rows, err := b.pool.Query(ctx, `SELECT (data->>'threshold')::int FROM billing_events
-					WHERE subscription_id = $1 AND kind = 'usage_threshold' ORDER BY 1`, id)
-				require.NoError(t, err)
-				thresholds, err := pgx.CollectRows(rows, pgx.RowTo[int])
-				require.NoError(t, err)
+				thresholds := thresholdEvents(t, b, id, "")
 				var want []int
 				for _, pct := range pcts {
 					if used*100 >= int64(pct)*limit {
@@ -722,8 +711,7 @@ func TestConsumeBatchHotRowsSerialOrder(t *testing.T) {
 					}
 				}
 				require.Equal(t, want, thresholds, "%s (used %d): one event per threshold", id, used)
-				var events int
-				require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&events))
+				events := usageEvents(t, b, id)
 				require.Equal(t, len(cs), events)
 			}
 			for _, l := range logs.all() {
@@ -803,8 +791,7 @@ func TestConsumeBatchVsTerminate(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, frozen[id], got.Current.Usage["g"].Used, "nothing counts after Terminate")
 				require.Equal(t, counted[id], got.Current.Usage["g"].Used)
-				var events int
-				require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&events))
+				events := usageEvents(t, b, id)
 				require.Equal(t, calls[id], events)
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
@@ -119,19 +120,9 @@ func TestConsumeBatches(t *testing.T) {
 		if used == limit {
 			require.Equal(t, subscription.StatusExhausted, got.Status, "3.1 used up: exhausted")
 		}
-		var events int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&events))
+		events := usageEvents(t, b, id)
 		require.Equal(t, len(cs), events, "one usage event per counted call")
-		var thresholds []int
-		rows, err := b.pool.Query(ctx, `SELECT (data->>'threshold')::int FROM billing_events
-			WHERE subscription_id = $1 AND kind = 'usage_threshold' ORDER BY 1`, id)
-		require.NoError(t, err)
-		for rows.Next() {
-			var pct int
-			require.NoError(t, rows.Scan(&pct))
-			thresholds = append(thresholds, pct)
-		}
-		require.NoError(t, rows.Err())
+		thresholds := thresholdEvents(t, b, id, "")
 		var want []int
 		for _, pct := range []int{50, 80} {
 			if used*100 >= int64(pct)*limit {
@@ -223,8 +214,7 @@ func TestRaceConsumeBatchesVsAccessChanges(t *testing.T) {
 	require.Greater(t, billing.LargestConsumeBatch(b.engine), 1, "calls shared a batch")
 	for _, id := range ids {
 		require.Equal(t, counted[id], used(id), "the counter is the sum of the counted calls")
-		var events int
-		require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&events))
+		events := usageEvents(t, b, id)
 		require.Equal(t, calls[id], events, "one usage event per counted call")
 	}
 }
@@ -262,8 +252,7 @@ func TestConsumeBatchLeavesOutACanceledCall(t *testing.T) {
 
 	require.NoError(t, <-errA)
 	require.NoError(t, <-errC)
-	var events int
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, bb).Scan(&events))
+	events := usageEvents(t, b, bb)
 	require.Zero(t, events, "b's call wrote nothing")
 	got, err := b.engine.SubscriptionGet(ctx, bb)
 	require.NoError(t, err)
@@ -273,4 +262,28 @@ func TestConsumeBatchLeavesOutACanceledCall(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(1), got.Current.Usage["generations"].Used)
 	}
+}
+
+// usageEvents returns how many usage events (Consume's idempotency records) subscription id has.
+func usageEvents(t *testing.T, b *testBundle, id string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM billing_usage_events WHERE subscription_id = $1`, id).Scan(&n))
+	return n
+}
+
+// thresholdEvents returns the percentages of subscription id's usage threshold events (of
+// meter, unless it is empty), from the lowest; nil when there are none.
+func thresholdEvents(t *testing.T, b *testBundle, id, meter string) []int {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT (data->>'threshold')::int FROM billing_events
+		WHERE subscription_id = $1 AND kind = 'usage_threshold' AND ($2 = '' OR data->>'meter' = $2) ORDER BY 1`, id, meter)
+	require.NoError(t, err)
+	pcts, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	if len(pcts) == 0 {
+		return nil
+	}
+	return pcts
 }
