@@ -39,8 +39,10 @@ type ConsumeCall struct {
 //
 // It returns the number of each call it counted, with its period, used volume after it
 // and limit; a call not returned counted nothing, and the caller decides it on its own.
-// The calls must be of distinct subscriptions (the caller's batch takes one call per
-// subscription): two calls of one meter would join one usage row twice.
+// The calls should be of distinct subscriptions (the caller's batch takes one call per
+// subscription): two calls of one meter join one usage row twice, and UPDATE … FROM then
+// counts only one of them, which it returns; the other is not returned, counted nothing,
+// and runs alone (TestConsumeBatchSameSubscriptionSpelledTwice: an ID in upper case).
 func consumeBatchSQL(notCrossing string) string {
 	cond := func(q string) string {
 		return strings.ReplaceAll(`u.open_until > '-infinity' AND $5 < u.open_until
