@@ -95,9 +95,8 @@ type Engine struct {
 	batchOnce sync.Once
 	renewals  *renewalBatches // the renewal batchers (renewals_batch.go), made on first use
 
-	consumeCommon store.ConsumeCrossing // Consume's common-case statement for cfg.UsageThresholds
-	consumeOnce   sync.Once
-	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go), made on first use
+	consumeCommon store.ConsumeCrossing                       // Consume's common-case statement for cfg.UsageThresholds
+	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go)
 	consumeAlone  consumeAlone                                // how many Consume calls run the one-call path on their own now
 }
 
@@ -123,6 +122,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	e := &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel,
 		consumeCommon: store.NewConsumeCrossing(cfg.UsageThresholds)}
 	e.consumeAlone.max.Store(consumeAloneAtOnce)
+	e.consumeBatch = &batcher[consumeItem, store.ConsumeOutcome]{max: cfg.ConsumeBatchSize, run: e.consumeCalls,
+		fail: func(error) store.ConsumeOutcome { return store.ConsumeOutcome{} }}
 	return e, nil
 }
 

@@ -44,7 +44,7 @@ func LargestRenewalBatches(e *Engine) (prepare, settle int) {
 
 // LargestConsumeBatch returns the most Consume calls one batch took so far (usage_batch.go).
 func LargestConsumeBatch(e *Engine) int {
-	b := e.consumeBatcher()
+	b := e.consumeBatch
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.largest
@@ -56,7 +56,7 @@ func LargestConsumeBatch(e *Engine) int {
 // would otherwise each run alone, or lead a batch of its own).
 func OneConsumeBatchAtOnce(e *Engine) {
 	e.consumeAlone.max.Store(0)
-	b := e.consumeBatcher()
+	b := e.consumeBatch
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.atOnce = 1
@@ -64,7 +64,7 @@ func OneConsumeBatchAtOnce(e *Engine) {
 
 // QueuedConsumeCalls returns how many Consume calls wait for a batch (usage_batch.go).
 func QueuedConsumeCalls(e *Engine) int {
-	b := e.consumeBatcher()
+	b := e.consumeBatch
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.queue)
@@ -73,7 +73,7 @@ func QueuedConsumeCalls(e *Engine) int {
 // HoldConsumeBatches makes e's Consume batches wait, before they run, until release is
 // called: the calls made meanwhile queue behind the first (tests of the queue).
 func HoldConsumeBatches(e *Engine) (release func()) {
-	b := e.consumeBatcher()
+	b := e.consumeBatch
 	gate := make(chan struct{})
 	b.mu.Lock()
 	run := b.run

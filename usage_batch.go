@@ -58,16 +58,8 @@ type consumeItem struct {
 
 // consumeBatched runs call in a Consume batch and reports whether the batch counted it.
 func (e *Engine) consumeBatched(ctx context.Context, call store.ConsumeCall) (store.ConsumeOutcome, bool) {
-	o := e.consumeBatcher().do(ctx, consumeItem{ctx: ctx, call: call})
+	o := e.consumeBatch.do(ctx, consumeItem{ctx: ctx, call: call})
 	return o, o.Applied
-}
-
-func (e *Engine) consumeBatcher() *batcher[consumeItem, store.ConsumeOutcome] {
-	e.consumeOnce.Do(func() {
-		e.consumeBatch = &batcher[consumeItem, store.ConsumeOutcome]{max: e.cfg.ConsumeBatchSize, run: e.consumeCalls,
-			fail: func(error) store.ConsumeOutcome { return store.ConsumeOutcome{} }}
-	})
-	return e.consumeBatch
 }
 
 // consumeCalls runs one batch: one call per subscription, in one statement that never
