@@ -65,6 +65,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,6 +99,10 @@ type Engine struct {
 	consumeCommon store.ConsumeCrossing                       // Consume's common-case statement for cfg.UsageThresholds
 	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go)
 	consumeAlone  consumeAlone                                // how many Consume calls run the one-call path on their own now
+
+	sweepChunk int // the renewal sweep's chunk (dueWithoutJob); 0: sweepChunk. Tests set it (export_test.go).
+
+	pendingListRefused atomic.Bool // the role may not clean River's GIN pending list (said once; cleanArgsPendingList)
 }
 
 // New returns an Engine on pool. It fills every default of cfg (each [Config] field says

@@ -89,3 +89,6 @@ func HoldConsumeBatches(e *Engine) (release func()) {
 // NoConsumeAlone sends every Consume call of e through the batches: none runs alone
 // (consumeAlone), whatever the load.
 func NoConsumeAlone(e *Engine) { e.consumeAlone.max.Store(0) }
+
+// SetSweepChunk makes e's renewal sweep look at n due subscriptions per statement.
+func SetSweepChunk(e *Engine, n int) { e.sweepChunk = n }

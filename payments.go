@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -1271,7 +1272,7 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
 	defer span.end(&err)
-	due, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), e.clock.Now(), 1000)
+	due, err := e.dueWithoutJob(ctx)
 	if err != nil {
 		return 0, opError("SweepDueRenewals", err)
 	}
@@ -1301,6 +1302,59 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 		return n, opError("SweepDueRenewals", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// sweepChunk is how many due subscriptions the renewal sweep looks at with one statement
+// (a test may set Engine.sweepChunk instead), and sweepFound how many without a job one
+// sweep enqueues at most.
+const (
+	sweepChunk = 1000
+	sweepFound = 1000
+)
+
+// dueWithoutJob is the renewal sweep's work list: the due subscriptions without a renewal
+// job waiting, at most sweepFound, oldest period end first. It looks at them sweepChunk at a
+// time (store.DueWithoutJob) until it found sweepFound or looked at every due subscription,
+// and empties River's GIN pending list before each chunk: each row costs a probe of that
+// index, and renewals running meanwhile refill the list a probe reads whole.
+func (e *Engine) dueWithoutJob(ctx context.Context) ([]store.SubscriptionPeriod, error) {
+	now := e.clock.Now()
+	var due []store.SubscriptionPeriod
+	cursor := store.DueCursor{}
+	for len(due) < sweepFound {
+		e.cleanArgsPendingList(ctx)
+		chunk, next, full, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
+		if err != nil {
+			return nil, err
+		}
+		due = append(due, chunk...)
+		if !full {
+			break
+		}
+		cursor = next
+	}
+	return due[:min(len(due), sweepFound)], nil
+}
+
+// cleanArgsPendingList empties the pending list of River's GIN index on args before a
+// sweep probes it once per row (store.CleanArgsPendingList: a probe reads the whole list,
+// which renewals keep full). It never fails the sweep: a role that may not clean the index
+// (not its owner) is told once in the log, and the sweep probes the index as it is; any
+// other error is logged.
+func (e *Engine) cleanArgsPendingList(ctx context.Context) {
+	if e.pendingListRefused.Load() {
+		return
+	}
+	_, err := store.CleanArgsPendingList(ctx, e.pool, e.riverSchema())
+	switch {
+	case err == nil:
+	case store.IsInsufficientPrivilege(err):
+		e.pendingListRefused.Store(true)
+		e.logger.InfoContext(ctx, "billing: sweep: this role may not clean the pending list of River's GIN index on args "+
+			"(it is not the index's owner); the sweeps probe it as it is, slower while renewals run", "error", err)
+	default:
+		e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
+	}
 }
 
 // reconcileParkAfter is how many failed reconciliation runs park an attempt for a person.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/smm-gpt/billing/payment"
@@ -252,21 +253,76 @@ func SubscriptionsWithMethod(ctx context.Context, q Querier, customerID, token s
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// DueWithoutJob returns the subscriptions whose current period has ended, still open,
-// with auto-renew on or off, that have no renewal job waiting: the sweeper's work list.
-// riverSchema is the schema of River's tables ("" for the search_path). See dueWithoutJobSQL;
-// it runs with sweepSettings.
-func DueWithoutJob(ctx context.Context, db Beginner, riverSchema string, now time.Time, limit int) ([]SubscriptionPeriod, error) {
-	var due []SubscriptionPeriod
-	err := withSettings(ctx, db, sweepSettings, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, dueWithoutJobSQL(riverSchema), now, limit)
+// DueWithoutJob looks at the next chunk of at most limit subscriptions whose current
+// period has ended, still open, with auto-renew on or off, after cursor after (the zero
+// DueCursor: from the first), in the order of billing_subscriptions_due_idx, and returns
+// those of them that have no renewal job waiting (the sweeper's work), the cursor after the
+// chunk, and whether the chunk was full (more may follow). riverSchema is the schema of
+// River's tables ("" for the search_path). See dueWithoutJobSQL; it runs with sweepSettings.
+//
+// The chunk bounds the rows one statement looks at, not the rows it returns: while every due
+// subscription's job waits (a backlog of renewals), a chunk finds none, and the sweep goes
+// on to the next one, emptying River's GIN pending list before each (see
+// CleanArgsPendingList).
+func DueWithoutJob(ctx context.Context, db Beginner, riverSchema string, now time.Time, after DueCursor,
+	limit int) (due []SubscriptionPeriod, next DueCursor, full bool, err error) {
+	if after.ID == "" { // the zero cursor: time.Time{} (year 1) is before every period's end
+		after.ID = uuid.Nil.String()
+	}
+	err = withSettings(ctx, db, sweepSettings, func(tx pgx.Tx) error {
+		due, next, full = nil, after, false
+		rows, err := tx.Query(ctx, dueWithoutJobSQL(riverSchema), now, after.End, after.ID, limit)
 		if err != nil {
 			return err
 		}
-		due, err = pgx.CollectRows(rows, pgx.RowToStructByPos[SubscriptionPeriod])
+		var (
+			sp      SubscriptionPeriod
+			end     time.Time
+			missing bool
+			n       int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&sp.SubscriptionID, &sp.Period, &end, &missing, &n}, func() error {
+			if missing {
+				due = append(due, sp)
+			} else { // the chunk's last row, and how many rows it had
+				next, full = DueCursor{End: end, ID: sp.SubscriptionID}, n == int64(limit)
+			}
+			return nil
+		})
 		return err
 	})
-	return due, err
+	return due, next, full, err
+}
+
+// DueCursor is where DueWithoutJob stopped: the period end and ID of the last subscription
+// it looked at. The zero DueCursor starts at the first.
+type DueCursor struct {
+	// End is the last subscription's current_period_end.
+	End time.Time
+	// ID is the last subscription's ID.
+	ID string
+}
+
+// CleanArgsPendingList moves the pending list of River's GIN index on args
+// (river_job_args_index, in riverSchema) into the index proper, with PostgreSQL's
+// gin_clean_pending_list, and returns how many pending pages it emptied (0 when the index
+// does not exist).
+//
+// The sweeps probe that index once per row they look at (dueWithoutJobSQL,
+// undeliveredWithoutJobSQL), and every probe of a GIN index reads its whole pending list:
+// the unsorted entries that inserts leave there (fastupdate, on in River's schema) until
+// the list reaches gin_pending_list_limit (4 MB) or a vacuum runs. While renewals run, each
+// inserting four River jobs, that list stays full, and a probe cost 10 ms instead of 40 µs
+// (BENCHMARKS.md, "Renewals: memory with a million due"). Emptying it once before a sweep
+// costs what the next vacuum or insert would have spent on the same entries.
+//
+// PostgreSQL lets only the index's owner (or a superuser) do this: the error of a role that
+// is not is returned (it matches IsInsufficientPrivilege), and the sweep goes on without it.
+func CleanArgsPendingList(ctx context.Context, q Querier, riverSchema string) (int64, error) {
+	var pages int64
+	err := q.QueryRow(ctx, `SELECT coalesce(gin_clean_pending_list(to_regclass($1)), 0)`,
+		RiverTable(riverSchema, "river_job_args_index")).Scan(&pages)
+	return pages, err
 }
 
 // sweepSettings is run before the sweeps' statements that probe River's GIN index on args
@@ -277,20 +333,31 @@ func DueWithoutJob(ctx context.Context, db Beginner, riverSchema string, now tim
 // run serially and uncompiled (BENCHMARKS.md, "Periodic sweeps").
 const sweepSettings = `SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0`
 
-// dueWithoutJobSQL is DueWithoutJob's statement ($1 now, $2 the limit) on River's table in
-// riverSchema. It reads one range of billing_subscriptions_due_idx (migration 0018), the open
-// subscriptions whose current_period_end is at or before now, index-only, so its cost follows
-// the due subscriptions, not all of them (BENCHMARKS.md, "Periodic sweeps"). The job is
-// looked for by containment (@>), which River's GIN index on args (river_job_args_index)
-// serves with one probe per due row; args->>'subscription_id' = … cannot use it and read
-// every job of the kind (a million scheduled renewals) or scanned the table.
+// dueWithoutJobSQL is DueWithoutJob's statement ($1 now; $2, $3 the cursor: the period
+// end and ID after which to start; $4 the chunk) on River's table in riverSchema. It reads
+// one range of billing_subscriptions_due_idx (migration 0018), the open subscriptions whose
+// current_period_end is at or before now, index-only, so its cost follows the chunk, not
+// all the subscriptions (BENCHMARKS.md, "Periodic sweeps"). It returns the chunk's rows
+// whose renewal job is missing (true) and then the chunk's last row (false) with the chunk's
+// size: the cursor. The probe is in a WHERE (an anti-join), not in the select list, where
+// the planner made it a first-row subplan that scanned River's table. The job is looked for by containment (@>), which River's GIN
+// index on args (river_job_args_index) serves with one probe per row;
+// args->>'subscription_id' = … cannot use it and read every job of the kind (a million
+// scheduled renewals) or scanned the table.
 func dueWithoutJobSQL(riverSchema string) string {
-	return `SELECT s.id::text, s.current_period FROM billing_subscriptions s
-		WHERE s.status IN ('active', 'exhausted', 'past_due') AND s.current_period_end <= $1
-		  AND NOT EXISTS (SELECT 1 FROM ` + RiverTable(riverSchema, "river_job") + ` j WHERE j.kind = 'billing_renew'
+	return `WITH due AS MATERIALIZED (
+		    SELECT s.id, s.current_period, s.current_period_end FROM billing_subscriptions s
+		    WHERE s.status IN ('active', 'exhausted', 'past_due') AND s.current_period_end <= $1
+		      AND (s.current_period_end, s.id) > ($2::timestamptz, $3::uuid)
+		    ORDER BY s.current_period_end, s.id LIMIT $4)
+		(SELECT d.id::text, d.current_period, d.current_period_end, true, 0::bigint FROM due d
+		 WHERE NOT EXISTS (SELECT 1 FROM ` + RiverTable(riverSchema, "river_job") + ` j WHERE j.kind = 'billing_renew'
 		        AND j.state IN ('available', 'scheduled', 'running', 'retryable', 'pending')
-		        AND j.args @> jsonb_build_object('subscription_id', s.id::text, 'period', s.current_period))
-		ORDER BY s.current_period_end, s.id LIMIT $2`
+		        AND j.args @> jsonb_build_object('subscription_id', d.id::text, 'period', d.current_period))
+		 ORDER BY d.current_period_end, d.id)
+		UNION ALL
+		(SELECT d.id::text, d.current_period, d.current_period_end, false, (SELECT count(*) FROM due) FROM due d
+		 ORDER BY d.current_period_end DESC, d.id DESC LIMIT 1)`
 }
 
 // SubscriptionPeriod names one period of one subscription.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -62,7 +63,7 @@ func BenchmarkDueWithoutJobMillion(b *testing.B) {
 
 	now := time.Now()
 	logExplainAnalyze(b, pool, "before", "", oldDueWithoutJobSQL, now, 1000)
-	logExplainAnalyze(b, pool, "after", store.SweepSettings, store.DueWithoutJobSQL(""), now, 1000)
+	logExplainAnalyze(b, pool, "after", store.SweepSettings, store.DueWithoutJobSQL(""), now, time.Time{}, uuid.Nil.String(), 1000)
 	b.Run("before", func(b *testing.B) {
 		for range b.N {
 			rows, err := pool.Query(ctx, oldDueWithoutJobSQL, now, 1000)
@@ -77,7 +78,7 @@ func BenchmarkDueWithoutJobMillion(b *testing.B) {
 	})
 	b.Run("after", func(b *testing.B) {
 		for range b.N {
-			due, err := store.DueWithoutJob(ctx, pool, "", now, 1000)
+			due, _, _, err := store.DueWithoutJob(ctx, pool, "", now, store.DueCursor{}, 1000)
 			if err != nil || len(due) == 0 {
 				b.Fatal(len(due), err)
 			}

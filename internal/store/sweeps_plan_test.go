@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -117,7 +118,7 @@ func TestPeriodicScansReadOnlyTheRowsTheyNeed(t *testing.T) {
 		args  []any
 		needs []string
 	}{
-		{"renewal sweep", store.DueWithoutJobSQL(""), []any{now, 1000},
+		{"renewal sweep", store.DueWithoutJobSQL(""), []any{now, time.Time{}, uuid.Nil.String(), 1000},
 			[]string{"Index Only Scan using billing_subscriptions_due_idx", "river_job_args_index"}},
 		{"event sweep", store.UndeliveredWithoutJobSQL(""), []any{1000},
 			[]string{"billing_events_undelivered_idx", "river_job_args_index"}},
@@ -138,14 +139,29 @@ func TestPeriodicScansReadOnlyTheRowsTheyNeed(t *testing.T) {
 		t.Logf("%s:\n%s", tc.name, got)
 	}
 
-	due, err := store.DueWithoutJob(ctx, pool, "", now, 1000)
+	due, _, full, err := store.DueWithoutJob(ctx, pool, "", now, store.DueCursor{}, 1000)
 	require.NoError(t, err)
+	require.False(t, full, "45 due rows fill no chunk of 1000")
 	rows, err := pool.Query(ctx, oldDueWithoutJobSQL, now, 1000)
 	require.NoError(t, err)
 	want, err := pgx.CollectRows(rows, pgx.RowToStructByPos[store.SubscriptionPeriod])
 	require.NoError(t, err)
 	require.Len(t, want, 45-16, "the due open subscriptions (i <= 50 but the ended) without the 16 whose job waits")
 	require.ElementsMatch(t, want, due, "what the statement before migration 0018 found")
+	// In chunks of 7 the cursor walks every due row once: the same subscriptions in all.
+	var walked []store.SubscriptionPeriod
+	chunks := 0
+	for cursor, full := (store.DueCursor{}), true; full; chunks++ {
+		var chunk []store.SubscriptionPeriod
+		chunk, cursor, full, err = store.DueWithoutJob(ctx, pool, "", now, cursor, 7)
+		require.NoError(t, err)
+		walked = append(walked, chunk...)
+	}
+	var dueRows int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM billing_subscriptions
+		WHERE status IN ('active', 'exhausted', 'past_due') AND current_period_end <= $1`, now).Scan(&dueRows))
+	require.Equal(t, dueRows/7+1, chunks, "%d due rows in chunks of 7, the last one not full", dueRows)
+	require.ElementsMatch(t, want, walked, "chunk by chunk, what one chunk of 1000 found")
 	ids, err := store.UndeliveredWithoutJob(ctx, pool, "", 1000)
 	require.NoError(t, err)
 	require.Len(t, ids, 20)

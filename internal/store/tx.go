@@ -105,3 +105,10 @@ func RiverTable(schema, table string) string {
 	}
 	return pgx.Identifier{schema, table}.Sanitize()
 }
+
+// IsInsufficientPrivilege reports whether err is PostgreSQL's insufficient_privilege
+// (42501): the role may not do what the statement asked.
+func IsInsufficientPrivilege(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
+}
