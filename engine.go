@@ -100,6 +100,11 @@ type Engine struct {
 	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go)
 	consumeAlone  consumeAlone                                // how many Consume calls run the one-call path on their own now
 
+	// skipRenewalJobs: insertJobs leaves out renewal jobs (billing_renew). Set only by a
+	// benchmark (export_test.go, SkipRenewalJobs) that measures renewals claimed in batches
+	// without a River job per period (BenchmarkRenewalsDueAtOnce, the claimed cases).
+	skipRenewalJobs bool
+
 	sweepChunk int // the renewal sweep's chunk (dueWithoutJob); 0: sweepChunk. Tests set it (export_test.go).
 
 	pendingListRefused atomic.Bool // the role may not clean River's GIN pending list (said once; cleanArgsPendingList)

@@ -90,5 +90,9 @@ func HoldConsumeBatches(e *Engine) (release func()) {
 // (consumeAlone), whatever the load.
 func NoConsumeAlone(e *Engine) { e.consumeAlone.max.Store(0) }
 
+// SkipRenewalJobs makes e insert no renewal jobs (billing_renew) from now on: the claimed
+// cases of BenchmarkRenewalsDueAtOnce renew without a River job per period.
+func SkipRenewalJobs(e *Engine) { e.skipRenewalJobs = true }
+
 // SetSweepChunk makes e's renewal sweep look at n due subscriptions per statement.
 func SetSweepChunk(e *Engine, n int) { e.sweepChunk = n }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -992,6 +993,12 @@ func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscripti
 // (batchWrites) it collects them, and the batch inserts all of its jobs with one statement
 // before it commits.
 func (e *Engine) insertJobs(ctx context.Context, tx pgx.Tx, params ...river.InsertManyParams) error {
+	if e.skipRenewalJobs {
+		params = slices.DeleteFunc(slices.Clone(params), func(p river.InsertManyParams) bool {
+			_, renewal := p.Args.(jobs.RenewArgs)
+			return renewal
+		})
+	}
 	if len(params) == 0 {
 		return nil
 	}
