@@ -40,7 +40,7 @@ const renewBenchProcessEnv = "BILLING_RENEW_BENCH_PROCESS_DB"
 // job; nothing polls the database meanwhile. The clients must not run while the queue is
 // empty: a client polling an empty, just vacuumed river_job gets a generic plan of its
 // fetch made for an empty table (a scan of the whole table per fetch), which then works
-// 10 000 jobs at 250–2 000/s instead of ~4 000–8 000 (BENCHMARKS.md, "Several processes").
+// 10 000 no-op jobs at 250–2 100/s instead of ~4 000 (BENCHMARKS.md, "Several processes").
 //
 // Per iteration (use -benchtime 1x): renewBenchSubscriptions no-op jobs; then as many
 // subscriptions whose first period ended a second ago and their renewal jobs, and a check
@@ -119,8 +119,7 @@ func TestRenewBenchProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	// Open every connection now, as the in-process benchmark's pool is open by its timed
-	// phase: connecting is no part of what is measured.
+	// Open every connection now: connecting is no part of what is measured.
 	conns := make([]*pgxpool.Conn, poolCfg.MaxConns)
 	for i := range conns {
 		if conns[i], err = pool.Acquire(ctx); err != nil {
