@@ -2,12 +2,15 @@ package billing_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
@@ -89,4 +92,56 @@ func TestSweepLooksPastAChunkOfWaitingJobs(t *testing.T) {
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM "+table+
 		" WHERE kind = 'billing_renew' AND state IN ('available', 'scheduled') AND args->>'subscription_id' = $1", lost).Scan(&jobs))
 	require.Equal(t, 1, jobs, "its renewal job is back")
+}
+
+// TestSweepByARoleThatMayNotCleanThePendingList: PostgreSQL lets only the owner of River's
+// GIN index (or a superuser) empty its pending list. An engine whose role may only read and
+// write the tables sweeps as before: no error, and the log says once why the list stays.
+func TestSweepByARoleThatMayNotCleanThePendingList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := billingtest.NewPool(t)
+	role := "billing_sweeper_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	if _, err := owner.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER"); err != nil {
+		t.Skipf("this test needs a role that may create roles: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = owner.Exec(context.Background(), "DROP OWNED BY "+role)
+		_, _ = owner.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	})
+	schemas := []string{"public"}
+	if s := billingtest.RiverSchema(); s != "" {
+		schemas = append(schemas, s)
+	}
+	for _, s := range schemas {
+		for _, grant := range []string{"GRANT USAGE ON SCHEMA %s TO %s", "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO %s",
+			"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %s TO %s", "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %s TO %s"} {
+			_, err := owner.Exec(ctx, fmt.Sprintf(grant, s, role))
+			require.NoError(t, err)
+		}
+	}
+	cfg := owner.Config().Copy()
+	cfg.ConnConfig.User = role
+	cfg.ConnConfig.Password = ""
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = store.CleanArgsPendingList(ctx, pool, billingtest.RiverSchema())
+	require.True(t, store.IsInsufficientPrivilege(err), "precondition: the role may not clean the list: %v", err)
+
+	var logs syncBuffer
+	ecfg := billing.DefaultConfig()
+	ecfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	engine, err := billing.New(pool, ecfg)
+	require.NoError(t, err)
+	workers := river.NewWorkers()
+	require.NoError(t, engine.RegisterWorkers(workers))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Schema: billingtest.RiverSchema()})
+	require.NoError(t, err)
+	require.NoError(t, engine.UseRiver(client))
+	for range 2 {
+		_, err := engine.SweepDueRenewals(ctx)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "may not clean the pending list"), "told once:\n%s", logs.String())
 }
