@@ -105,7 +105,11 @@ type Engine struct {
 	// without a River job per period (BenchmarkRenewalsDueAtOnce, the claimed cases).
 	skipRenewalJobs bool
 
-	sweepChunk int // the renewal sweep's chunk (dueWithoutJob); 0: sweepChunk. Tests set it (export_test.go).
+	sweepChunk  int // the renewal sweep's chunk (sweepRenewals); 0: sweepChunk. Tests set it (export_test.go).
+	sweepChunks int // the renewal sweep's chunks per run; 0: sweepChunks. Tests set it.
+
+	sweepMu     sync.Mutex
+	sweepCursor store.DueCursor // where the last renewal sweep stopped (sweepRenewals); zero: at the first
 
 	pendingListRefused atomic.Bool // the role may not clean River's GIN pending list (said once; cleanArgsPendingList)
 }

@@ -94,5 +94,6 @@ func NoConsumeAlone(e *Engine) { e.consumeAlone.max.Store(0) }
 // cases of BenchmarkRenewalsDueAtOnce renew without a River job per period.
 func SkipRenewalJobs(e *Engine) { e.skipRenewalJobs = true }
 
-// SetSweepChunk makes e's renewal sweep look at n due subscriptions per statement.
-func SetSweepChunk(e *Engine, n int) { e.sweepChunk = n }
+// SetSweepChunk makes e's renewal sweep look at n due subscriptions per statement, and at
+// most chunks statements per sweep (0: the default).
+func SetSweepChunk(e *Engine, n, chunks int) { e.sweepChunk, e.sweepChunks = n, chunks }

@@ -1276,25 +1276,19 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 // also call it to give every subscription its way forward at once, without waiting for the
 // next run (after restoring River's job table, or deleting jobs by hand). It needs UseRiver,
 // and is safe to run at the same time as the periodic job.
+//
+// One call looks at most at 20 000 due subscriptions (20 statements of 1 000) and enqueues at
+// most 1 000 renewals; the next call goes on where it stopped, and after the last due
+// subscription starts again from the first. So a sweep during a backlog of renewals (every
+// due subscription's job waiting, each costing an index probe) stays well inside River's
+// job timeout, and the refund and event sweeps after it always run.
 func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
 	defer span.end(&err)
-	due, err := e.dueWithoutJob(ctx)
-	if err != nil {
-		return 0, opError("SweepDueRenewals", err)
-	}
 	var errs []error
-	n := 0
-	for _, d := range due {
-		err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-			return e.scheduleRenewal(ctx, tx, d.SubscriptionID, d.Period, 1, e.clock.Now())
-		})
-		if err != nil {
-			e.logger.ErrorContext(ctx, "billing: sweep: could not enqueue a renewal", "subscription", d.SubscriptionID, "error", err)
-			errs = append(errs, fmt.Errorf("subscription %s: %w", d.SubscriptionID, err))
-			continue
-		}
-		n++
+	n, err := e.sweepRenewals(ctx)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := e.sweepUnapplied(ctx); err != nil {
 		errs = append(errs, err)
@@ -1311,58 +1305,91 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	return n, nil
 }
 
-// sweepChunk is how many due subscriptions the renewal sweep looks at with one statement
-// (a test may set Engine.sweepChunk instead), and sweepFound how many without a job one
-// sweep enqueues at most.
+// The renewal sweep's sizes (sweepRenewals): sweepChunk due subscriptions looked at per
+// statement, at most sweepChunks statements and sweepFound renewals enqueued per sweep.
+// Tests set Engine.sweepChunk and Engine.sweepChunks instead (export_test.go).
 const (
-	sweepChunk = 1000
-	sweepFound = 1000
+	sweepChunk  = 1000
+	sweepChunks = 20
+	sweepFound  = 1000
 )
 
-// dueWithoutJob is the renewal sweep's work list: the due subscriptions without a renewal
-// job waiting, at most sweepFound, oldest period end first. It looks at them sweepChunk at a
-// time (store.DueWithoutJob) until it found sweepFound or looked at every due subscription,
-// and empties River's GIN pending list before each chunk: each row costs a probe of that
-// index, and renewals running meanwhile refill the list a probe reads whole.
-func (e *Engine) dueWithoutJob(ctx context.Context) ([]store.SubscriptionPeriod, error) {
+// sweepRenewals is the renewal half of SweepDueRenewals: it walks the due subscriptions a
+// chunk at a time (store.DueWithoutJob), from where the sweep before stopped
+// (Engine.sweepCursor), and enqueues the renewal of each one without a job waiting as soon
+// as its chunk is read. It stops after sweepChunks chunks or sweepFound renewals, keeping the
+// cursor for the next sweep, or at the last due subscription, resetting it. Before each chunk
+// it empties River's GIN pending list (cleanArgsPendingList): each row costs a probe of that
+// index, and renewals running meanwhile refill the list a probe reads whole. A failing
+// enqueue is logged and counted in the error; it never stops the others.
+func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
+	e.sweepMu.Lock()
+	cursor := e.sweepCursor
+	e.sweepMu.Unlock()
 	now := e.clock.Now()
-	var due []store.SubscriptionPeriod
-	cursor := store.DueCursor{}
-	for len(due) < sweepFound {
-		e.cleanArgsPendingList(ctx)
-		chunk, next, full, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
-		if err != nil {
-			return nil, err
+	var errs []error
+	n, cleanFailed := 0, false
+	for range cmp.Or(e.sweepChunks, sweepChunks) {
+		if err := e.cleanArgsPendingList(ctx); err != nil && !cleanFailed {
+			cleanFailed = true // said once per sweep
+			e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
 		}
-		due = append(due, chunk...)
+		due, next, full, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
+		if err != nil {
+			errs = append(errs, err)
+			break // the cursor stays before this chunk
+		}
+		for _, d := range due {
+			err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+				return e.scheduleRenewal(ctx, tx, d.SubscriptionID, d.Period, 1, e.clock.Now())
+			})
+			if err != nil {
+				e.logger.ErrorContext(ctx, "billing: sweep: could not enqueue a renewal", "subscription", d.SubscriptionID, "error", err)
+				errs = append(errs, fmt.Errorf("subscription %s: %w", d.SubscriptionID, err))
+				continue
+			}
+			n++
+		}
 		if !full {
-			break
+			next = store.DueCursor{} // the last due subscription: the next sweep starts again
 		}
 		cursor = next
+		if !full || n >= sweepFound {
+			break
+		}
 	}
-	return due[:min(len(due), sweepFound)], nil
+	e.sweepMu.Lock()
+	e.sweepCursor = cursor
+	e.sweepMu.Unlock()
+	return n, errors.Join(errs...)
 }
 
-// cleanArgsPendingList empties the pending list of River's GIN index on args before a
-// sweep probes it once per row (store.CleanArgsPendingList: a probe reads the whole list,
-// which renewals keep full). It never fails the sweep: a role that may not clean the index
-// (not its owner) is told once in the log, and the sweep probes the index as it is; any
-// other error is logged.
-func (e *Engine) cleanArgsPendingList(ctx context.Context) {
+// cleanArgsPendingList empties the pending list of River's GIN index on args before the
+// renewal sweep probes it once per row (store.CleanArgsPendingList: a probe reads the whole
+// list, which renewals keep full), for at most cleanPendingFor: while renewals insert, one
+// call may chase the list they refill. A role that may not clean the index (not its owner)
+// is told once in the log, and the sweeps probe the index as it is from then on (until
+// the engine is made again). It returns any other error, for the sweep to log; it never
+// fails the sweep.
+func (e *Engine) cleanArgsPendingList(ctx context.Context) error {
 	if e.pendingListRefused.Load() {
-		return
+		return nil
 	}
-	_, err := store.CleanArgsPendingList(ctx, e.pool, e.riverSchema())
-	switch {
-	case err == nil:
-	case store.IsInsufficientPrivilege(err):
-		e.pendingListRefused.Store(true)
-		e.logger.InfoContext(ctx, "billing: sweep: this role may not clean the pending list of River's GIN index on args "+
-			"(it is not the index's owner); the sweeps probe it as it is, slower while renewals run", "error", err)
-	default:
-		e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
+	cctx, cancel := context.WithTimeout(ctx, cleanPendingFor)
+	defer cancel()
+	_, err := store.CleanArgsPendingList(cctx, e.pool, e.riverSchema())
+	if store.IsInsufficientPrivilege(err) {
+		if !e.pendingListRefused.Swap(true) {
+			e.logger.InfoContext(ctx, "billing: sweep: this role may not clean the pending list of River's GIN index on args "+
+				"(it is not the index's owner); the sweeps probe it as it is, slower while renewals run", "error", err)
+		}
+		return nil
 	}
+	return err
 }
+
+// cleanPendingFor bounds one cleaning of River's GIN pending list (cleanArgsPendingList).
+const cleanPendingFor = 5 * time.Second
 
 // reconcileParkAfter is how many failed reconciliation runs park an attempt for a person.
 const reconcileParkAfter = 10

@@ -61,22 +61,21 @@ func TestSweepEmptiesTheArgsIndexPendingList(t *testing.T) {
 	require.Zero(t, pages, "the sweep emptied the pending list before it probed the index")
 }
 
-// TestSweepLooksPastAChunkOfWaitingJobs: the sweep looks at the due subscriptions a chunk
-// at a time, and a chunk whose every subscription has its renewal job waiting (a backlog of
-// renewals) does not end the sweep: the subscription without a job after it is still found.
-func TestSweepLooksPastAChunkOfWaitingJobs(t *testing.T) {
-	t.Parallel()
+// sweepBacklog gives a test five subscriptions whose period ended, each with its renewal job
+// waiting (a River client that never starts, as in a backlog) but the last in the sweep's
+// order (period end, the same for all, then ID), whose job is deleted: the one the sweep
+// must find. It returns the bundle, the five IDs in the sweep's order and River's job table.
+func sweepBacklog(t *testing.T) (*renewalBundle, []string, string) {
+	t.Helper()
 	ctx := context.Background()
 	gw := billingtest.NewGateway()
 	b := &renewalBundle{testBundle: setupWith(t, func(c *billing.Config) { c.Gateway = gw }), gateway: gw}
-	b.withRiverNotStarted(t) // the renewal jobs wait, as in a backlog
+	b.withRiverNotStarted(t)
 	b.publish(t, "pro", "990", "generations", 500)
-	billing.SetSweepChunk(b.engine, 2)
 	var subs []subscription.Subscription
 	for _, c := range []string{"c1", "c2", "c3", "c4", "c5"} {
 		subs = append(subs, b.checkout(t, c, "tok-"+c))
 	}
-	// The sweep's order: period end (the same for all five), then ID. The last one loses its job.
 	slices.SortFunc(subs, func(x, y subscription.Subscription) int { return strings.Compare(x.ID, y.ID) })
 	lost := subs[len(subs)-1].ID
 	table := store.RiverTable(billingtest.RiverSchema(), "river_job")
@@ -84,14 +83,59 @@ func TestSweepLooksPastAChunkOfWaitingJobs(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, tag.RowsAffected(), "precondition: the subscription's renewal job")
 	b.clock.Set(subs[0].Current.End.Add(time.Hour)) // due, each but the last with its job waiting
+	ids := make([]string, len(subs))
+	for i, s := range subs {
+		ids[i] = s.ID
+	}
+	return b, ids, table
+}
+
+// renewalJobs counts the renewal jobs of subscription id waiting in River's table.
+func renewalJobs(t *testing.T, b *renewalBundle, table, id string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table+
+		" WHERE kind = 'billing_renew' AND state IN ('available', 'scheduled') AND args->>'subscription_id' = $1", id).Scan(&n))
+	return n
+}
+
+// TestSweepGoesOnWhereTheLastStopped: a sweep looks at a bounded number of chunks, and the
+// next sweep goes on from where it stopped, so a subscription without a job behind a long
+// backlog is found within a few sweeps, not never; after the last due subscription the walk
+// starts again from the first.
+func TestSweepGoesOnWhereTheLastStopped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, ids, table := sweepBacklog(t)
+	billing.SetSweepChunk(b.engine, 2, 1) // one chunk of two per sweep
+	sweep := func() int {
+		t.Helper()
+		n, err := b.engine.SweepDueRenewals(ctx)
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, []int{0, 0, 1}, []int{sweep(), sweep(), sweep()}, "chunks [1 2], [3 4], then [5]: found")
+	require.Equal(t, 1, renewalJobs(t, b, table, ids[4]), "the fifth's renewal job is back")
+	// The first one loses its job now: the walk starts again from the first.
+	_, err := b.pool.Exec(ctx, "DELETE FROM "+table+" WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1", ids[0])
+	require.NoError(t, err)
+	require.Equal(t, 1, sweep(), "after the last due subscription the next sweep starts at the first")
+	require.Equal(t, 1, renewalJobs(t, b, table, ids[0]))
+}
+
+// TestSweepLooksPastAChunkOfWaitingJobs: the sweep looks at the due subscriptions a chunk
+// at a time, and a chunk whose every subscription has its renewal job waiting (a backlog of
+// renewals) does not end the sweep: the subscription without a job after it is still found.
+func TestSweepLooksPastAChunkOfWaitingJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, ids, table := sweepBacklog(t)
+	billing.SetSweepChunk(b.engine, 2, 0)
 
 	n, err := b.engine.SweepDueRenewals(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the one due subscription without a job, after two chunks of two whose jobs wait")
-	var jobs int
-	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM "+table+
-		" WHERE kind = 'billing_renew' AND state IN ('available', 'scheduled') AND args->>'subscription_id' = $1", lost).Scan(&jobs))
-	require.Equal(t, 1, jobs, "its renewal job is back")
+	require.Equal(t, 1, renewalJobs(t, b, table, ids[4]), "its renewal job is back")
 }
 
 // TestSweepByARoleThatMayNotCleanThePendingList: PostgreSQL lets only the owner of River's
