@@ -1277,8 +1277,8 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 // next run (after restoring River's job table, or deleting jobs by hand). It needs UseRiver,
 // and is safe to run at the same time as the periodic job.
 //
-// One call looks at most at 20 000 due subscriptions (20 statements of 1 000) and enqueues at
-// most 1 000 renewals; the next call goes on where it stopped, and after the last due
+// One call looks at most at 20 000 due subscriptions (20 statements of 1 000), for about 20 s
+// at most, and enqueues at most 1 000 renewals; the next call goes on where it stopped, and after the last due
 // subscription starts again from the first. So a sweep during a backlog of renewals (every
 // due subscription's job waiting, each costing an index probe) stays well inside River's
 // job timeout, and the refund and event sweeps after it always run.
@@ -1312,13 +1312,18 @@ const (
 	sweepChunk  = 1000
 	sweepChunks = 20
 	sweepFound  = 1000
+	// sweepWalkFor stops the walk sooner, between two chunks, on a slow database: a
+	// backlog's probes cost 0.1–1.5 ms a row with renewals running (BENCHMARKS.md), and the
+	// sweep must end well inside River's one-minute job timeout.
+	sweepWalkFor = 20 * time.Second
 )
 
 // sweepRenewals is the renewal half of SweepDueRenewals: it walks the due subscriptions a
 // chunk at a time (store.DueWithoutJob), from where the sweep before stopped
 // (Engine.sweepCursor), and enqueues the renewal of each one without a job waiting as soon
 // as its chunk is read. It stops after sweepChunks chunks or sweepFound renewals, keeping the
-// cursor for the next sweep, or at the last due subscription, resetting it. Before each chunk
+// cursor for the next sweep (also when sweepWalkFor has passed), or at the last due
+// subscription, resetting it. Before each chunk
 // it empties River's GIN pending list (cleanArgsPendingList): each row costs a probe of that
 // index, and renewals running meanwhile refill the list a probe reads whole. A failing
 // enqueue is logged and counted in the error; it never stops the others.
@@ -1326,7 +1331,7 @@ func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 	e.sweepMu.Lock()
 	cursor := e.sweepCursor
 	e.sweepMu.Unlock()
-	now := e.clock.Now()
+	now, started := e.clock.Now(), time.Now()
 	var errs []error
 	n, cleanFailed := 0, false
 	for range cmp.Or(e.sweepChunks, sweepChunks) {
@@ -1354,7 +1359,7 @@ func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 			next = store.DueCursor{} // the last due subscription: the next sweep starts again
 		}
 		cursor = next
-		if !full || n >= sweepFound {
+		if !full || n >= sweepFound || time.Since(started) > sweepWalkFor {
 			break
 		}
 	}
