@@ -1277,11 +1277,12 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 // next run (after restoring River's job table, or deleting jobs by hand). It needs UseRiver,
 // and is safe to run at the same time as the periodic job.
 //
-// One call looks at most at 20 000 due subscriptions (20 statements of 1 000), for about 20 s
-// at most, and enqueues at most 1 000 renewals; the next call goes on where it stopped, and after the last due
-// subscription starts again from the first. So a sweep during a backlog of renewals (every
-// due subscription's job waiting, each costing an index probe) stays well inside River's
-// job timeout, and the refund and event sweeps after it always run.
+// One call looks at most at 20 000 due subscriptions (20 statements of 1 000) for about 20 s
+// at most, and stops after the statement whose finds make 1 000 renewals enqueued; the next
+// call goes on where it stopped, and after the last due subscription starts again from the
+// first. So a sweep during a backlog of renewals (every due subscription's job waiting, each
+// costing an index probe) stays well inside River's job timeout, and the refund and event
+// sweeps after it always run.
 func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "SweepDueRenewals")
 	defer span.end(&err)
@@ -1306,7 +1307,8 @@ func (e *Engine) SweepDueRenewals(ctx context.Context) (_ int, err error) {
 }
 
 // The renewal sweep's sizes (sweepRenewals): sweepChunk due subscriptions looked at per
-// statement, at most sweepChunks statements and sweepFound renewals enqueued per sweep.
+// statement, at most sweepChunks statements per sweep, which stops after the one whose finds
+// make sweepFound renewals enqueued.
 // Tests set Engine.sweepChunk and Engine.sweepChunks instead (export_test.go).
 const (
 	sweepChunk  = 1000
@@ -1321,12 +1323,12 @@ const (
 // sweepRenewals is the renewal half of SweepDueRenewals: it walks the due subscriptions a
 // chunk at a time (store.DueWithoutJob), from where the sweep before stopped
 // (Engine.sweepCursor), and enqueues the renewal of each one without a job waiting as soon
-// as its chunk is read. It stops after sweepChunks chunks or sweepFound renewals, keeping the
-// cursor for the next sweep (also when sweepWalkFor has passed), or at the last due
-// subscription, resetting it. Before each chunk
-// it empties River's GIN pending list (cleanArgsPendingList): each row costs a probe of that
-// index, and renewals running meanwhile refill the list a probe reads whole. A failing
-// enqueue is logged and counted in the error; it never stops the others.
+// as its chunk is read. It stops after sweepChunks chunks, after the chunk that made
+// sweepFound renewals, or once sweepWalkFor has passed, keeping the cursor for the next
+// sweep; or at the last due subscription, resetting it. Before each chunk it empties River's
+// GIN pending list (cleanArgsPendingList): each row costs a probe of that index, and
+// renewals running meanwhile refill the list a probe reads whole. A failing enqueue is
+// logged and counted in the error; it never stops the others.
 func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 	e.sweepMu.Lock()
 	cursor := e.sweepCursor

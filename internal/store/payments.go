@@ -340,10 +340,10 @@ const sweepSettings = `SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_g
 // all the subscriptions (BENCHMARKS.md, "Periodic sweeps"). It returns the chunk's rows
 // whose renewal job is missing (true) and then the chunk's last row (false) with the chunk's
 // size: the cursor. The probe is in a WHERE (an anti-join), not in the select list, where
-// the planner made it a first-row subplan that scanned River's table. The job is looked for by containment (@>), which River's GIN
-// index on args (river_job_args_index) serves with one probe per row;
-// args->>'subscription_id' = … cannot use it and read every job of the kind (a million
-// scheduled renewals) or scanned the table.
+// the planner made it a first-row subplan that scanned River's table. The job is looked for
+// by containment (@>), which River's GIN index on args (river_job_args_index) serves with
+// one probe per row; args->>'subscription_id' = … cannot use it and read every job of the
+// kind (a million scheduled renewals) or scanned the table.
 func dueWithoutJobSQL(riverSchema string) string {
 	return `WITH due AS MATERIALIZED (
 		    SELECT s.id, s.current_period, s.current_period_end FROM billing_subscriptions s
