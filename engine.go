@@ -93,8 +93,7 @@ type Engine struct {
 	keyMu     sync.Mutex
 	keySecret []byte // the installation's gateway key secret, read once (gatewayKey)
 
-	batchOnce sync.Once
-	renewals  *renewalBatches // the renewal batchers (renewals_batch.go), made on first use
+	renewals *renewalBatches // the renewal batchers (renewals_batch.go)
 
 	consumeCommon store.ConsumeCrossing                       // Consume's common-case statement for cfg.UsageThresholds
 	consumeBatch  *batcher[consumeItem, store.ConsumeOutcome] // Consume's batches (usage_batch.go)
@@ -136,6 +135,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Engine, error) {
 	e := &Engine{pool: pool, loc: cfg.Location, clock: cfg.Clock, logger: cfg.Logger, cfg: cfg, tel: tel,
 		consumeCommon: store.NewConsumeCrossing(cfg.UsageThresholds)}
 	e.consumeAlone.max.Store(consumeAloneAtOnce)
+	e.renewals = e.newRenewalBatches()
 	e.consumeBatch = &batcher[consumeItem, store.ConsumeOutcome]{max: cfg.ConsumeBatchSize, run: e.consumeCalls,
 		fail: func(error) store.ConsumeOutcome { return store.ConsumeOutcome{} }}
 	return e, nil

@@ -32,7 +32,7 @@ var ErrNotDue = errNotDue
 // LargestRenewalBatches returns the most renewals one batch of step 1 and one batch of step 3
 // took so far (renewals_batch.go).
 func LargestRenewalBatches(e *Engine) (prepare, settle int) {
-	b := e.batches()
+	b := e.renewals
 	b.prepare.mu.Lock()
 	prepare = b.prepare.largest
 	b.prepare.mu.Unlock()

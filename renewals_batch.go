@@ -68,7 +68,7 @@ func (e *Engine) renewBatched(ctx context.Context, subID string, number int) err
 	if gw == nil {
 		return ErrNoGateway
 	}
-	r := e.batches().prepare.do(ctx, renewKey{subID: subID, number: number})
+	r := e.renewals.prepare.do(ctx, renewKey{subID: subID, number: number})
 	p, err := r.prepared, r.err
 	if r.fallback {
 		p, err = e.prepareAttempt(ctx, subID, payment.PurposeRenewal, number, "")
@@ -85,7 +85,7 @@ func (e *Engine) renewBatched(ctx context.Context, subID string, number int) err
 		return err
 	}
 	if a.State == payment.StateSucceeded {
-		if s := e.batches().settle.do(ctx, a); !s.fallback {
+		if s := e.renewals.settle.do(ctx, a); !s.fallback {
 			return s.err
 		}
 	}
@@ -114,22 +114,21 @@ type settleResult struct {
 	fallback bool
 }
 
-// renewalBatches are the engine's two batchers, made on first use.
+// renewalBatches are the engine's two batchers, made in New.
 type renewalBatches struct {
 	prepare *batcher[renewKey, prepareResult]
 	settle  *batcher[store.AttemptRow, settleResult]
 }
 
-func (e *Engine) batches() *renewalBatches {
-	e.batchOnce.Do(func() {
-		e.renewals = &renewalBatches{
-			prepare: &batcher[renewKey, prepareResult]{max: e.cfg.RenewalBatchSize, run: e.prepareRenewals,
-				fail: func(err error) prepareResult { return prepareResult{err: err} }},
-			settle: &batcher[store.AttemptRow, settleResult]{max: e.cfg.RenewalBatchSize, run: e.settleRenewals,
-				fail: func(err error) settleResult { return settleResult{err: err} }},
-		}
-	})
-	return e.renewals
+// newRenewalBatches makes e's renewal batchers (no I/O), at most Config.RenewalBatchSize
+// renewals a batch.
+func (e *Engine) newRenewalBatches() *renewalBatches {
+	return &renewalBatches{
+		prepare: &batcher[renewKey, prepareResult]{max: e.cfg.RenewalBatchSize, run: e.prepareRenewals,
+			fail: func(err error) prepareResult { return prepareResult{err: err} }},
+		settle: &batcher[store.AttemptRow, settleResult]{max: e.cfg.RenewalBatchSize, run: e.settleRenewals,
+			fail: func(err error) settleResult { return settleResult{err: err} }},
+	}
 }
 
 // prepareRenewals is step 1 of the charge protocol for a batch of renewals (see the top of
