@@ -386,6 +386,11 @@ func (f *renewBench) claimWork(b *testing.B, ids []string) time.Duration {
 	close(chunks)
 	var mu sync.Mutex
 	var failed []error
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, err)
+	}
 	b.StartTimer()
 	started := time.Now()
 	var claimers sync.WaitGroup
@@ -394,18 +399,14 @@ func (f *renewBench) claimWork(b *testing.B, ids []string) time.Duration {
 			for chunk := range chunks {
 				if _, err := f.pool.Exec(ctx, `UPDATE billing_subscriptions SET updated_at = updated_at WHERE id = ANY($1::uuid[])`,
 					chunk); err != nil {
-					mu.Lock()
-					failed = append(failed, err)
-					mu.Unlock()
+					fail(err)
 					continue
 				}
 				var calls sync.WaitGroup
 				for _, id := range chunk {
 					calls.Go(func() {
 						if err := billing.RenewPeriod(f.engine, ctx, id, 1); err != nil {
-							mu.Lock()
-							failed = append(failed, fmt.Errorf("%s: %w", id, err))
-							mu.Unlock()
+							fail(fmt.Errorf("%s: %w", id, err))
 						}
 					})
 				}
