@@ -108,7 +108,8 @@ type Engine struct {
 	sweepChunks int // the renewal sweep's chunks per run; 0: sweepChunks. Tests set it.
 
 	sweepMu     sync.Mutex
-	sweepCursor store.DueCursor // where the last renewal sweep stopped (sweepRenewals); zero: at the first
+	sweepCursor store.DueCursor            // where the last renewal sweep stopped (sweepRenewals); zero: at the first
+	sweepRetry  []store.SubscriptionPeriod // renewals the last sweep found but could not enqueue: the next tries them first
 
 	pendingListRefused atomic.Bool // the role may not clean River's GIN pending list (said once; cleanArgsPendingList)
 }

@@ -1328,15 +1328,44 @@ const (
 // sweep; or at the last due subscription, resetting it. Before each chunk it empties River's
 // GIN pending list (cleanArgsPendingList): each row costs a probe of that index, and
 // renewals running meanwhile refill the list a probe reads whole. A failing enqueue is
-// logged and counted in the error; it never stops the others.
+// logged and counted in the error; it never stops the others, and the next sweep tries it
+// first (Engine.sweepRetry, at most sweepFound), as it does the rest of a chunk whose
+// enqueues the sweep's context cut short: the cursor has passed them. A stale one is
+// harmless: the job is unique per period, and a renewal of a period no longer due does
+// nothing.
 func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 	e.sweepMu.Lock()
-	cursor := e.sweepCursor
+	cursor, retry := e.sweepCursor, e.sweepRetry
+	e.sweepRetry = nil
 	e.sweepMu.Unlock()
 	now, started := e.clock.Now(), time.Now()
-	var errs []error
-	n, cleanFailed := 0, false
+	var errs, failed []error
+	var again []store.SubscriptionPeriod // enqueues that failed: the next sweep tries them first
+	n := 0
+	enqueue := func(due []store.SubscriptionPeriod) {
+		for i, d := range due {
+			if ctx.Err() != nil { // the sweep's time is up: the rest waits for the next one
+				again = append(again, due[i:]...)
+				return
+			}
+			err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
+				return e.scheduleRenewal(ctx, tx, d.SubscriptionID, d.Period, 1, e.clock.Now())
+			})
+			if err != nil {
+				e.logger.ErrorContext(ctx, "billing: sweep: could not enqueue a renewal", "subscription", d.SubscriptionID, "error", err)
+				failed = append(failed, fmt.Errorf("subscription %s: %w", d.SubscriptionID, err))
+				again = append(again, d)
+				continue
+			}
+			n++
+		}
+	}
+	enqueue(retry)
+	cleanFailed := false
 	for range cmp.Or(e.sweepChunks, sweepChunks) {
+		if ctx.Err() != nil {
+			break
+		}
 		if err := e.cleanArgsPendingList(ctx); err != nil && !cleanFailed {
 			cleanFailed = true // said once per sweep
 			e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
@@ -1346,17 +1375,7 @@ func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			break // the cursor stays before this chunk
 		}
-		for _, d := range due {
-			err := store.InTx(ctx, e.pool, func(tx pgx.Tx) error {
-				return e.scheduleRenewal(ctx, tx, d.SubscriptionID, d.Period, 1, e.clock.Now())
-			})
-			if err != nil {
-				e.logger.ErrorContext(ctx, "billing: sweep: could not enqueue a renewal", "subscription", d.SubscriptionID, "error", err)
-				errs = append(errs, fmt.Errorf("subscription %s: %w", d.SubscriptionID, err))
-				continue
-			}
-			n++
-		}
+		enqueue(due)
 		if !full {
 			next = store.DueCursor{} // the last due subscription: the next sweep starts again
 		}
@@ -1367,8 +1386,9 @@ func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 	}
 	e.sweepMu.Lock()
 	e.sweepCursor = cursor
+	e.sweepRetry = append(e.sweepRetry, again[:min(len(again), sweepFound)]...)
 	e.sweepMu.Unlock()
-	return n, errors.Join(errs...)
+	return n, errors.Join(append(errs, failed...)...)
 }
 
 // cleanArgsPendingList empties the pending list of River's GIN index on args before the

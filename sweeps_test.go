@@ -189,3 +189,31 @@ func TestSweepByARoleThatMayNotCleanThePendingList(t *testing.T) {
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), "may not clean the pending list"), "told once:\n%s", logs.String())
 }
+
+// TestSweepRetriesAFailedEnqueueNextSweep: a renewal the sweep found but could not enqueue
+// (here a trigger refuses River's insert once) is tried again by the very next sweep, though
+// the sweep's cursor has passed it (found by a review's probe).
+func TestSweepRetriesAFailedEnqueueNextSweep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, ids, table := sweepBacklog(t) // ids[4] has no job
+	billing.SetSweepChunk(b.engine, 2, 1)
+	_, err := b.pool.Exec(ctx, "DELETE FROM "+table+" WHERE kind = 'billing_renew' AND args->>'subscription_id' = $1", ids[0])
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, `CREATE FUNCTION public.sweep_probe_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.args->>'subscription_id' = '`+ids[0]+`' THEN RAISE EXCEPTION 'probe: transient'; END IF; RETURN NEW; END $$`)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, "CREATE TRIGGER sweep_probe_fail BEFORE INSERT ON "+table+" FOR EACH ROW EXECUTE FUNCTION public.sweep_probe_fail()")
+	require.NoError(t, err)
+
+	n, err := b.engine.SweepDueRenewals(ctx)
+	require.ErrorContains(t, err, ids[0], "sweep 1: the enqueue of the first fails, and is named")
+	require.Equal(t, 0, n)
+	_, err = b.pool.Exec(ctx, "DROP TRIGGER sweep_probe_fail ON "+table)
+	require.NoError(t, err)
+
+	n, err = b.engine.SweepDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "sweep 2 enqueues the first, though its cursor is past it")
+	require.Equal(t, 1, renewalJobs(t, b, table, ids[0]))
+}
