@@ -162,6 +162,21 @@ type Config struct {
 	// [DefaultRenewalBatchSize] (100).
 	RenewalBatchSize int
 
+	// ClaimRenewals renews without a River job per period (renewals_claims.go): the
+	// subscriptions table is the queue. Where the engine would schedule a renewal job it
+	// sets the subscription's renew_at instead, and a claim job, started every
+	// [RenewalClaimInterval] by [Engine.PeriodicJobs], takes up to [RenewalClaimChunk] due
+	// subscriptions at once (FOR UPDATE SKIP LOCKED, each leased for [RenewalClaimLease]),
+	// inserts the next claim job when it took a full chunk, and renews them concurrently
+	// through the renewal batches. Every other job (recognition, notices, events, refunds)
+	// stays a River job, and the charge protocol is the same, so the guarantees are too
+	// (RELIABILITY.md). Off by default: the host must run PeriodicJobs for renewals to
+	// happen. Switching it on for an installation that ran without it: the due subscriptions
+	// are picked up by the next [Engine.SweepDueRenewals], the others at their period's end
+	// by the sweep after it (renewal jobs already scheduled still run, and do nothing twice).
+	// Defaults to false: a River job per renewal.
+	ClaimRenewals bool
+
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
 	// one commit (usage_batch.go): under load (more than four calls at once through the
 	// engine's pool), the calls made at the same moment count their volume together when

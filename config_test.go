@@ -111,6 +111,7 @@ func TestConfigDefaults(t *testing.T) {
 			require.Equal(t, 400*24*time.Hour, got.RetentionHorizon)
 		}},
 		"SkipRiverMigrations": {"Defaults to false:", "false", none("SkipRiverMigrations")},
+		"ClaimRenewals":       {"Defaults to false:", "false", none("ClaimRenewals")},
 	}
 
 	var fields []string

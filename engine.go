@@ -160,6 +160,7 @@ func (e *Engine) RegisterWorkers(workers *river.Workers) error {
 		river.AddWorkerSafely(workers, &jobs.EscalateDeletionWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.RenewWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.SweepWorker{Engine: w}),
+		river.AddWorkerSafely(workers, &jobs.ClaimRenewalsWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.ReconcileWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.RefundUnappliedWorker{Engine: w}),
 		river.AddWorkerSafely(workers, &jobs.PruneExpiredWorker{Engine: pruneWorker{e}}),
@@ -180,6 +181,12 @@ type jobWorker struct{ e *Engine }
 // RenewPeriod is renewPeriod (jobs.RenewWorker).
 func (w jobWorker) RenewPeriod(ctx context.Context, subscriptionID string, period int) error {
 	return w.e.renewPeriod(ctx, subscriptionID, period)
+}
+
+// ClaimRenewalsJob is claimRenewals with the next claim job inserted after a full chunk
+// (jobs.ClaimRenewalsWorker).
+func (w jobWorker) ClaimRenewalsJob(ctx context.Context) (int, error) {
+	return w.e.claimRenewals(ctx, true)
 }
 
 // RetryRefund is retryRefund (jobs.RetryRefundWorker).

@@ -4,6 +4,9 @@ import (
 	"context"
 	"sync"
 
+	"github.com/riverqueue/river"
+
+	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
 )
 
@@ -97,3 +100,11 @@ func SkipRenewalJobs(e *Engine) { e.skipRenewalJobs = true }
 // SetSweepChunk makes e's renewal sweep look at n due subscriptions per statement, and at
 // most chunks statements per sweep (0: the default).
 func SetSweepChunk(e *Engine, n, chunks int) { e.sweepChunk, e.sweepChunks = n, chunks }
+
+// ClaimRenewalsArgs is the args of the engine's renewal claim job, for a test's own River
+// client to insert (the model's runner).
+func ClaimRenewalsArgs() river.JobArgs { return jobs.ClaimRenewalsArgs{} }
+
+// ClaimRenewalsJob is the claim job's work (jobs.ClaimRenewalsWorker): ClaimDueRenewals that
+// inserts the next claim job after a full chunk.
+func ClaimRenewalsJob(e *Engine, ctx context.Context) (int, error) { return e.claimRenewals(ctx, true) }

@@ -94,8 +94,8 @@ func TestEngineModel(t *testing.T) {
 		m.checkAlways(rt)
 		m.checkQuiescent(rt)
 		m.checkEvents(rt)
-		t.Logf("model check %d: %d steps, %s; largest Consume batch %d", n, m.steps, time.Since(start).Round(time.Millisecond),
-			billing.LargestConsumeBatch(m.eng))
+		t.Logf("model check %d: %d steps, %s; largest Consume batch %d; renewals claimed: %v, periods renewed %d", n, m.steps,
+			time.Since(start).Round(time.Millisecond), billing.LargestConsumeBatch(m.eng), m.claims, m.renewedPeriods(rt))
 	})
 }
 
@@ -168,6 +168,9 @@ type model struct {
 	debug  bool
 	// events records the events the engine delivered (Config.OnEvent); checkEvents.
 	events *billingtest.EventLog
+	// claims: the engine claims its renewals (Config.ClaimRenewals); the runner inserts the
+	// claim job when a renewal is due.
+	claims bool
 }
 
 var modelStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.FixedZone("MSK", 3*60*60))
@@ -184,7 +187,10 @@ func newModel(t *testing.T, rt *rapid.T, run int) *model {
 	cfg.Clock, cfg.Gateway = clock, gw
 	events := billingtest.NewEventLog()
 	cfg.OnEvent = events.Handle
-	m := &model{t: t, ctx: ctx, run: run, tb: tb, pool: pool, clock: clock, gw: gw, events: events,
+	// Half the checks renew through claims (Config.ClaimRenewals: no River job per period,
+	// the subscriptions table is the queue), the other half through River's renewal jobs.
+	cfg.ClaimRenewals = rapid.Bool().Draw(rt, "claims")
+	m := &model{t: t, ctx: ctx, run: run, tb: tb, pool: pool, clock: clock, gw: gw, events: events, claims: cfg.ClaimRenewals,
 		runner:    billingtest.NewRunner(pool, clock),
 		customers: []string{"c1", "c2", "c3"}, excluded: map[string]bool{}, debug: os.Getenv("BILLING_MODEL_DEBUG") != ""}
 	if err := m.start(cfg); err != nil {
@@ -241,6 +247,12 @@ func (m *model) start(cfg billing.Config) error {
 		return err
 	}
 	m.eng, m.client = engine, client
+	if cfg.ClaimRenewals {
+		m.runner.Claim = func(ctx context.Context) error {
+			_, err := client.Insert(ctx, billing.ClaimRenewalsArgs(), nil)
+			return err
+		}
+	}
 	billing.OneConsumeBatchAtOnce(engine) // consumeAtOnce's few calls share batches
 	return nil
 }
@@ -441,6 +453,8 @@ func (m *model) actions() map[string]func(*rapid.T) {
 		"duplicateRenew":   m.duplicateRenew,
 		"renewAllAtOnce":   m.renewAllAtOnce,
 		"consumeAtOnce":    m.consumeAtOnce,
+		"claimByHand":      m.claimByHand,
+		"abandonClaims":    m.abandonClaims,
 	}
 	for _, name := range disabledActions() {
 		delete(a, name)
@@ -823,6 +837,48 @@ func (m *model) sweep(t *rapid.T) {
 	m.result(t, fmt.Sprintf("SweepDueRenewals -> %d", n), err)
 }
 
+// renewedPeriods counts the periods after the first that the subscriptions reached, and
+// checks that an engine with claims inserted no renewal job (the path under test is the
+// claims', not River's).
+func (m *model) renewedPeriods(t *rapid.T) int {
+	var periods, renewJobs int
+	if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM billing_periods WHERE number > 1`).Scan(&periods); err != nil {
+		t.Fatalf("periods: %v", err)
+	}
+	if err := m.pool.QueryRow(m.ctx, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_renew'`).Scan(&renewJobs); err != nil {
+		t.Fatalf("jobs: %v", err)
+	}
+	if m.claims && renewJobs > 0 {
+		m.violation(t, "a renewal job with claims on", "%d billing_renew jobs in an engine with ClaimRenewals", renewJobs)
+	}
+	return periods
+}
+
+// claimByHand is an operator (or a second process's claim job) claiming the due renewals
+// with Engine.ClaimDueRenewals while the runner's claim jobs may run too.
+func (m *model) claimByHand(t *rapid.T) {
+	if !m.claims {
+		t.Skip("renewals are River jobs")
+	}
+	n, err := m.eng.ClaimDueRenewals(m.ctx)
+	m.result(t, fmt.Sprintf("ClaimDueRenewals -> %d", n), err)
+}
+
+// abandonClaims is a claimer killed right after its claim committed: every due renewal is
+// leased (renew_at a lease ahead, as store.ClaimRenewals leaves it) and never run, so it
+// waits for the lease to run out and the next claim.
+func (m *model) abandonClaims(t *rapid.T) {
+	if !m.claims {
+		t.Skip("renewals are River jobs")
+	}
+	tag, err := m.pool.Exec(m.ctx, `UPDATE billing_subscriptions SET renew_at = $2 WHERE renew_at <= $1`,
+		m.now(), m.now().Add(billing.RenewalClaimLease))
+	if err != nil {
+		t.Fatalf("abandon claims: %v", err)
+	}
+	m.logf(t, "a claimer took %d due renewals and died", tag.RowsAffected())
+}
+
 // moveClock moves the clock to until, running the due River jobs on the way, or not (the
 // jobs are late: they run at a later move).
 func (m *model) moveClock(t *rapid.T, until time.Time, runJobs bool) {
@@ -1099,6 +1155,17 @@ func (m *model) jobsOf(t *rapid.T, id string) string {
 		}
 		out = append(out, fmt.Sprintf("%s %s %s at %s %s", kind, state, args, at.In(modelStart.Location()).Format(time.DateTime), errs))
 	}
+	if m.claims {
+		var at *time.Time
+		if err := m.pool.QueryRow(m.ctx, `SELECT renew_at FROM billing_subscriptions WHERE id = $1`, id).Scan(&at); err != nil {
+			t.Fatalf("renew_at: %v", err)
+		}
+		if at == nil {
+			out = append(out, "renew_at none")
+		} else {
+			out = append(out, "renew_at "+at.In(modelStart.Location()).Format(time.DateTime))
+		}
+	}
 	return strings.Join(out, "; ")
 }
 
@@ -1345,8 +1412,12 @@ func (m *model) checkQuiescent(t *rapid.T) {
 				sub.AutoRenew, sub.PaymentMethod, m.jobsOf(t, s.id))
 		}
 		var jobs int
-		if err := m.pool.QueryRow(ctx, `SELECT count(*) FROM `+riverJob+` WHERE kind = 'billing_renew'
-			AND args->>'subscription_id' = $1 AND state IN ('available', 'scheduled', 'retryable', 'running')`, s.id).Scan(&jobs); err != nil {
+		q := `SELECT count(*) FROM ` + riverJob + ` WHERE kind = 'billing_renew'
+			AND args->>'subscription_id' = $1 AND state IN ('available', 'scheduled', 'retryable', 'running')`
+		if m.claims { // the renewal run waiting is the subscription's renew_at
+			q = `SELECT count(*) FROM billing_subscriptions WHERE id = $1 AND renew_at IS NOT NULL`
+		}
+		if err := m.pool.QueryRow(ctx, q, s.id).Scan(&jobs); err != nil {
 			t.Fatalf("jobs: %v", err)
 		}
 		if jobs == 0 {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -991,13 +990,12 @@ func (e *Engine) postPeriodCharge(ctx context.Context, tx pgx.Tx, sub subscripti
 
 // insertJobs inserts River jobs in tx with one InsertManyTx; in a batch's transaction
 // (batchWrites) it collects them, and the batch inserts all of its jobs with one statement
-// before it commits.
+// before it commits. With Config.ClaimRenewals a renewal job is not inserted: its
+// subscription's renew_at is set instead (claimRenewalJobs).
 func (e *Engine) insertJobs(ctx context.Context, tx pgx.Tx, params ...river.InsertManyParams) error {
-	if e.skipRenewalJobs {
-		params = slices.DeleteFunc(slices.Clone(params), func(p river.InsertManyParams) bool {
-			_, renewal := p.Args.(jobs.RenewArgs)
-			return renewal
-		})
+	params, err := e.claimRenewalJobs(ctx, tx, params)
+	if err != nil {
+		return err
 	}
 	if len(params) == 0 {
 		return nil
@@ -1012,11 +1010,6 @@ func (e *Engine) insertJobs(ctx context.Context, tx pgx.Tx, params ...river.Inse
 	}
 	_, err = client.InsertManyTx(ctx, tx, params)
 	return err
-}
-
-// scheduleRenewal inserts the renewal job of period of subscription id at at, in tx.
-func (e *Engine) scheduleRenewal(ctx context.Context, tx pgx.Tx, id string, period, try int, at time.Time) error {
-	return e.insertJobs(ctx, tx, renewalJob(id, period, try, at))
 }
 
 // renewalJob is the renewal job of period of subscription id (attempt try), due at at.
@@ -1267,7 +1260,9 @@ func enqueueEach(ctx context.Context, client *jobClient, what string, ids []stri
 // executing (each a no-op while one waits: after River gave up on a job, the next sweep
 // starts another, so a refund the provider paid always reaches the books). A failing item is logged
 // and left for the next sweep; it never stops the others. It returns how many renewal jobs
-// it enqueued; the error joins the items that failed.
+// it enqueued; the error joins the items that failed. With Config.ClaimRenewals a
+// subscription whose period has ended without a renewal run waiting is one with no renew_at,
+// and the sweep sets it to now (renewals_claims.go).
 //
 // Suspended subscriptions are not swept: a subscription suspended across its period end
 // waits for a person. Resume enqueues its renewal (see Engine.Resume).
@@ -1366,11 +1361,21 @@ func (e *Engine) sweepRenewals(ctx context.Context) (int, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := e.cleanArgsPendingList(ctx); err != nil && !cleanFailed {
-			cleanFailed = true // said once per sweep
-			e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
+		var (
+			due  []store.SubscriptionPeriod
+			next store.DueCursor
+			full bool
+			err  error
+		)
+		if e.cfg.ClaimRenewals { // no renewal jobs to probe: a due subscription without renew_at
+			due, next, full, err = store.DueWithoutClaim(ctx, e.pool, now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
+		} else {
+			if err := e.cleanArgsPendingList(ctx); err != nil && !cleanFailed {
+				cleanFailed = true // said once per sweep
+				e.logger.WarnContext(ctx, "billing: sweep: could not clean the pending list of River's GIN index on args", "error", err)
+			}
+			due, next, full, err = store.DueWithoutJob(ctx, e.pool, e.riverSchema(), now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
 		}
-		due, next, full, err := store.DueWithoutJob(ctx, e.pool, e.riverSchema(), now, cursor, cmp.Or(e.sweepChunk, sweepChunk))
 		if err != nil {
 			errs = append(errs, err)
 			break // the cursor stays before this chunk
@@ -1529,12 +1534,13 @@ func (e *Engine) reconcileAttempt(ctx context.Context, a store.AttemptRow) error
 // the renewal sweeper and the reconciliation of unknown charge outcomes, every interval
 // (0 means 10 minutes), the retention prune (PruneExpired) hourly, and the ledger's
 // balance checkpoints (see Books.Balance) every 10 seconds; the last two also once when the
-// client's scheduler starts. All in Config.Queue at Config.Priority.
+// client's scheduler starts; with Config.ClaimRenewals, the renewal claim job every
+// RenewalClaimInterval and once at the start. All in Config.Queue at Config.Priority.
 func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	if interval <= 0 {
 		interval = 10 * time.Minute
 	}
-	return []*river.PeriodicJob{
+	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
 			return jobs.SweepArgs{}, e.queueOpts()
 		}, nil),
@@ -1548,6 +1554,12 @@ func (e *Engine) PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 			return jobs.LedgerCheckpointArgs{}, e.queueOpts()
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
+	if e.cfg.ClaimRenewals {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(RenewalClaimInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return jobs.ClaimRenewalsArgs{}, e.queueOpts()
+		}, &river.PeriodicJobOpts{RunOnStart: true}))
+	}
+	return periodic
 }
 
 // AttemptList returns every charge attempt of a subscription, by period and number.

@@ -58,6 +58,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		latency       time.Duration // the fake gateway's answer time
 		batch         int           // Config.RenewalBatchSize; the default when 0
 		claimed       bool          // renewals claimed in chunks (claimWork), no River job per renewal
+		claims        bool          // Config.ClaimRenewals: the engine's claim jobs renew (claimsWork)
 	}{
 		{name: "river-defaults"}, // FetchCooldown 100ms, FetchPollInterval 1s
 		{name: "fast-fetch", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond},
@@ -75,9 +76,14 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		{name: "claimed", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, claimed: true},
 		{name: "claimed-latency-300ms", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
 			latency: 300 * time.Millisecond, claimed: true},
+		// The engine's renewal claims (Config.ClaimRenewals): one claim job is inserted, and
+		// the claims fan out over River's workers from it.
+		{name: "claims", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, claims: true},
+		{name: "claims-latency-300ms", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
+			latency: 300 * time.Millisecond, claims: true},
 	} {
 		b.Run(cfg.name, func(b *testing.B) {
-			f := newRenewBench(b, cfg.batch)
+			f := newRenewBench(b, cfg.batch, func(c *billing.Config) { c.ClaimRenewals = cfg.claims })
 			f.gateway.SetLatency(cfg.latency)
 			workers := cmp.Or(cfg.workers, renewBenchWorkers)
 			riverConfig := func() *river.Config {
@@ -109,6 +115,12 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 				})
 				f.clearJobs(b) // the floor's next jobs must not slow the renewals' fetches
 				ids := f.dueSubscriptions(b, fmt.Sprintf("it%d-", i))
+				if cfg.claims {
+					renew += f.claimsWork(b, riverConfig(), ids)
+					f.requireRenewed(b, ids)
+					f.clearJobs(b)
+					continue
+				}
 				if cfg.claimed {
 					renew += f.claimWork(b, ids)
 					f.requireRenewed(b, ids)
@@ -192,7 +204,7 @@ type renewBench struct {
 
 // newRenewBench makes the fixture; batch is the engine's Config.RenewalBatchSize (0: the
 // default).
-func newRenewBench(b *testing.B, batch int) *renewBench {
+func newRenewBench(b *testing.B, batch int, change ...func(*billing.Config)) *renewBench {
 	b.Helper()
 	ctx := context.Background()
 	setupPool := billingtest.NewPool(b)
@@ -204,7 +216,7 @@ func newRenewBench(b *testing.B, batch int) *renewBench {
 	}
 	b.Cleanup(pool.Close)
 
-	engine, gw, workers := renewBenchEngine(b, pool, batch)
+	engine, gw, workers := renewBenchEngine(b, pool, batch, change...)
 	river.AddWorker(workers, chainBenchWorker{pool: pool})
 	// A client that never starts: the engine inserts the template's jobs through it.
 	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
@@ -240,12 +252,15 @@ func newRenewBench(b *testing.B, batch int) *renewBench {
 // renewBenchEngine is the engine of the renewal benchmarks on pool: the system clock, a
 // zero-latency fake gateway, renewals in batches of at most batch (Config.RenewalBatchSize;
 // 0: the default), and its workers registered together with the no-op job's.
-func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool, batch int) (*billing.Engine, *billingtest.Gateway, *river.Workers) {
+func renewBenchEngine(tb testing.TB, pool *pgxpool.Pool, batch int, change ...func(*billing.Config)) (*billing.Engine, *billingtest.Gateway, *river.Workers) {
 	tb.Helper()
 	gw := billingtest.NewGateway()
 	cfg := billing.DefaultConfig() // system clock
 	cfg.Gateway = gw
 	cfg.RenewalBatchSize = batch
+	for _, c := range change {
+		c(&cfg)
+	}
 	engine, err := billing.New(pool, cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -420,6 +435,58 @@ func (f *renewBench) claimWork(b *testing.B, ids []string) time.Duration {
 	if len(failed) > 0 {
 		b.Fatalf("%d renewals failed, the first: %v", len(failed), failed[0])
 	}
+	return elapsed
+}
+
+// claimsWork renews ids, whose periods ended, through the engine's renewal claims
+// (Config.ClaimRenewals): it sets their renew_at to their end, as the paid periods would
+// have, inserts one claim job, starts a client with config and returns the time from Start
+// until every subscription of ids is in period 2 (polled every 50 ms), with the
+// benchmark's timer running for it. The claim jobs fan out from the first: each whose chunk
+// was full inserts the next before it renews.
+func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := f.pool.Exec(ctx, `UPDATE billing_subscriptions SET renew_at = current_period_end WHERE id = ANY($1::uuid[])`, ids); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, "VACUUM ANALYZE billing_subscriptions"); err != nil {
+		b.Fatal(err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(f.pool), config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := client.Insert(ctx, billing.ClaimRenewalsArgs(), nil); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	started := time.Now()
+	if err := client.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stopCtx, stop := context.WithTimeout(ctx, 30*time.Second)
+		defer stop()
+		_ = client.Stop(stopCtx)
+	}()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		var renewed int
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM billing_subscriptions WHERE id = ANY($1::uuid[]) AND current_period = 2`,
+			ids).Scan(&renewed); err != nil {
+			b.Fatal(err)
+		}
+		if renewed == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d renewed after 10 minutes", renewed, len(ids))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	elapsed := time.Since(started)
+	b.StopTimer()
 	return elapsed
 }
 

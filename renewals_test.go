@@ -24,8 +24,15 @@ type renewalBundle struct {
 // clock and a tariff "pro" at 990 RUB a month with 500 generations.
 func setupRenewals(t *testing.T) *renewalBundle {
 	t.Helper()
+	return setupRenewalsBy(t, false)
+}
+
+// setupRenewalsBy is setupRenewals with the renewals claimed from the subscriptions table
+// (Config.ClaimRenewals) when claims is set, or River's renewal jobs.
+func setupRenewalsBy(t *testing.T, claims bool) *renewalBundle {
+	t.Helper()
 	gw := billingtest.NewGateway()
-	b := setupWith(t, func(c *billing.Config) { c.Gateway = gw })
+	b := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = claims })
 	runner := b.withRiver(t)
 	b.publish(t, "pro", "990", "generations", 500)
 	return &renewalBundle{testBundle: b, gateway: gw, runner: runner}
@@ -58,8 +65,23 @@ func (b *renewalBundle) charged(id string, period int) []int64 {
 	return out
 }
 
+// TestRenewals runs every row twice: with River's renewal job per period, and with the
+// renewals claimed from the subscriptions table (Config.ClaimRenewals).
 func TestRenewals(t *testing.T) {
 	t.Parallel()
+	for _, claims := range []bool{false, true} {
+		name := "renewal jobs"
+		if claims {
+			name = "claimed renewals"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRenewals(t, func(t *testing.T) *renewalBundle { return setupRenewalsBy(t, claims) })
+		})
+	}
+}
+
+func testRenewals(t *testing.T, setupRenewals func(*testing.T) *renewalBundle) {
 	ctx := context.Background()
 
 	t.Run("3.5 a year of monthly renewals: 12 charges on the anchored dates", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/internal/jobs"
 )
 
 // Harness is an engine wired the way a test or a demo needs it: on a manual Clock, with
@@ -41,6 +42,7 @@ type Harness struct {
 
 	client *river.Client[pgx.Tx]
 	queue  string
+	claims bool // the engine claims its renewals (billing.Config.ClaimRenewals): the Runner's Claim inserts the claim job
 	// migrateAfterRiver: the database is to be migrated once the River client is given to
 	// the engine, so that River's tables go in the client's schema (RiverSchema).
 	migrateAfterRiver bool
@@ -227,7 +229,7 @@ func (h *Harness) build(ctx context.Context, pool *pgxpool.Pool, cfg billing.Con
 			return err
 		}
 	}
-	h.Engine, h.Pool, h.queue = engine, pool, cmp.Or(cfg.Queue, river.QueueDefault)
+	h.Engine, h.Pool, h.queue, h.claims = engine, pool, cmp.Or(cfg.Queue, river.QueueDefault), cfg.ClaimRenewals
 	h.Runner = NewRunner(pool, h.Clock)
 	return nil
 }
@@ -260,6 +262,12 @@ func (h *Harness) startRiver(ctx context.Context) error {
 	}
 	h.client = client
 	h.Runner.Schema = client.Schema()
+	if h.claims {
+		h.Runner.Claim = func(ctx context.Context) error {
+			_, err := client.Insert(ctx, jobs.ClaimRenewalsArgs{}, &river.InsertOpts{Queue: h.queue})
+			return err
+		}
+	}
 	return nil
 }
 

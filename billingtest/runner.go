@@ -32,6 +32,13 @@ type Runner struct {
 	// Schema is the schema of River's tables, as the client's river.Config.Schema; empty
 	// means the search_path. NewRunner sets RiverSchema(); a Harness sets its client's.
 	Schema string
+	// Claim starts a renewal claim for an engine with billing.Config.ClaimRenewals, where
+	// renewals are not River jobs: the Runner then also stops at every subscription's
+	// renew_at, and calls Claim while a renewal is due at the clock's instant and no job
+	// runs. A Harness sets it to insert the engine's claim job, which River's worker runs;
+	// for a Runner of your own, insert it the same way or call Engine.ClaimDueRenewals.
+	// Nil: renewals are River jobs.
+	Claim func(ctx context.Context) error
 }
 
 // NewRunner returns a Runner for the River jobs in pool's database on clock.
@@ -132,8 +139,20 @@ func (r *Runner) nextDue(ctx context.Context) (time.Time, bool, error) {
 	var next *time.Time
 	err := r.pool.QueryRow(ctx, `SELECT min(scheduled_at) FROM `+r.jobTable()+`
 		WHERE state IN ('available', 'scheduled', 'retryable')`).Scan(&next)
-	if err != nil || next == nil {
+	if err != nil {
 		return time.Time{}, false, err
+	}
+	if r.Claim != nil {
+		at, ok, err := store.NextRenewAt(ctx, r.pool)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if ok && (next == nil || at.Before(*next)) {
+			next = &at
+		}
+	}
+	if next == nil {
+		return time.Time{}, false, nil
 	}
 	return *next, true, nil
 }
@@ -155,7 +174,14 @@ func (r *Runner) drain(ctx context.Context) error {
 			return err
 		}
 		if pending == 0 {
-			return nil
+			claim, err := r.claimDue(ctx, now)
+			if err != nil || !claim {
+				return err
+			}
+			if err := r.Claim(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w: %d jobs due at %s", ErrJobsStuck, pending, now.Format(time.RFC3339))
@@ -166,6 +192,16 @@ func (r *Runner) drain(ctx context.Context) error {
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+}
+
+// claimDue reports whether a renewal claim has work at now: Claim is set and a
+// subscription's renew_at has come.
+func (r *Runner) claimDue(ctx context.Context, now time.Time) (bool, error) {
+	if r.Claim == nil {
+		return false, nil
+	}
+	at, ok, err := store.NextRenewAt(ctx, r.pool)
+	return ok && !at.After(now), err
 }
 
 // jobTable is River's job table in the Runner's Schema, quoted.

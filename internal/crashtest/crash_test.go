@@ -30,6 +30,7 @@ import (
 
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
+	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/ledger"
 	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/subscription"
@@ -48,6 +49,8 @@ const (
 	envWorkers = "BILLING_CRASH_WORKERS"
 	// envPGRestart names the script that crash-restarts PostgreSQL (scripts/pg-tmp.sh).
 	envPGRestart = "BILLING_PG_RESTART"
+	// envClaims is "1" when the child's engine claims its renewals (Config.ClaimRenewals).
+	envClaims = "BILLING_CRASH_CLAIMS"
 )
 
 // The children's River timing. River rescues a job whose process died only on its leader,
@@ -132,6 +135,7 @@ func runEngineProcess() error {
 	cfg.Clock = clock
 	cfg.Logger = slog.New(logs).With("src", "engine")
 	cfg.Gateway = billingtest.HTTPGateway{BaseURL: os.Getenv(envGatewayURL), Client: &http.Client{Timeout: time.Second}}
+	cfg.ClaimRenewals = os.Getenv(envClaims) == "1"
 	engine, err := billing.New(pool, cfg)
 	if err != nil {
 		return err
@@ -304,6 +308,11 @@ func envInt(t *testing.T, name string, def int) int {
 // successful charge per subscription period, each in the ledger exactly once, and every
 // subscription must end up renewed, with its next renewal job scheduled.
 //
+// It runs twice, once with River's renewal job per period and once with the renewals claimed
+// from the subscriptions table (Config.ClaimRenewals; the children are then also killed
+// between a claim and the end of its runs, whose subscriptions wait out the claim's lease,
+// two minutes, before the next claim). BILLING_CRASH_MODE=jobs or claims runs one.
+//
 // Sizes (environment): BILLING_CRASH_SUBS (60), BILLING_CRASH_SECONDS of kills (6),
 // BILLING_CRASH_CHILDREN (3), BILLING_CRASH_WORKERS per child (4), BILLING_CRASH_DELAY_MS, the
 // gateway's longest random delay (300); BILLING_CRASH_PG_RESTARTS (1); BILLING_CRASH_LOGDIR
@@ -317,6 +326,16 @@ func TestCrash(t *testing.T) {
 	if os.Getenv(envChild) != "" {
 		t.Skip("inside a child engine process")
 	}
+	mode := os.Getenv("BILLING_CRASH_MODE")
+	for _, m := range []string{"jobs", "claims"} {
+		if mode == "" || mode == m {
+			t.Run(m, func(t *testing.T) { crashRun(t, m == "claims") })
+		}
+	}
+}
+
+// crashRun is one TestCrash, with renewals claimed (claims) or River's renewal jobs.
+func crashRun(t *testing.T, claims bool) {
 	nSubs := envInt(t, "BILLING_CRASH_SUBS", 60)
 	chaosFor := time.Duration(envInt(t, "BILLING_CRASH_SECONDS", 6)) * time.Second
 	nChildren := envInt(t, "BILLING_CRASH_CHILDREN", 3)
@@ -341,7 +360,16 @@ func TestCrash(t *testing.T) {
 	// on the system clock, find every period 1 ended and period 2 due, and period 2 does not
 	// end during the test.
 	t0 := time.Now().Add(-24*time.Hour - 2*time.Minute).Truncate(time.Second)
-	engine := checkoutEngine(t, pool, billingtest.NewClock(t0), gw)
+	engine, inserter := checkoutEngine(t, pool, billingtest.NewClock(t0), gw, claims)
+	// playClaims plays River's periodic scheduler for the claim job (as makeDueAvailable does
+	// for scheduled jobs): a child rarely lives long enough to lead.
+	playClaims := func() {
+		if claims {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, _ = inserter.Insert(ctx, jobs.ClaimRenewalsArgs{}, nil)
+		}
+	}
 	subs := subscribeAndPay(t, ctx, engine, g, nSubs)
 	setupDone := time.Now()
 	t.Logf("setup: %d subscriptions paid for period 1 at %s in %s", nSubs, t0.Format(time.RFC3339), setupDone.Sub(began).Round(time.Millisecond))
@@ -359,6 +387,7 @@ func TestCrash(t *testing.T) {
 		envGatewayURL+"="+srv.URL,
 		envClockOffset+"=0s",
 		envWorkers+"="+strconv.Itoa(workers),
+		envClaims+"="+map[bool]string{false: "0", true: "1"}[claims],
 	)
 	t.Cleanup(func() {
 		for i := range f.slots {
@@ -394,6 +423,7 @@ func TestCrash(t *testing.T) {
 	for time.Now().Before(chaosEnd) {
 		time.Sleep(100*time.Millisecond + rand.N(400*time.Millisecond))
 		makeDueAvailable(ctx, pool)
+		playClaims()
 		f.reap()
 		i := rand.N(nChildren)
 		f.kill(i)
@@ -451,6 +481,9 @@ func TestCrash(t *testing.T) {
 	for i := range nChildren {
 		f.start(i)
 	}
+	if claims {
+		settleFor += billing.RenewalClaimLease // a claim a child died in waits for its lease to end
+	}
 	settleDeadline := time.Now().Add(settleFor)
 	var renewed, open int
 	dumped := false
@@ -475,6 +508,7 @@ func TestCrash(t *testing.T) {
 				time.Since(chaosDone).Round(time.Millisecond), renewed, nSubs, open, states, err)
 		}
 		f.reap()
+		playClaims()
 		time.Sleep(200 * time.Millisecond)
 	}
 	settled := time.Now()
@@ -495,18 +529,19 @@ func TestCrash(t *testing.T) {
 	t.Logf("figures: gateway calls: %d Charge, %d Lookup; succeeded charges at the provider: %d; period-1 renew jobs by state: %v",
 		calls.Charge, calls.Lookup, len(g.Charges()), jobStates)
 
-	checkOutcome(t, ctx, pool, engine, g, subs)
+	checkOutcome(t, ctx, pool, engine, g, subs, claims)
 	checkChildLogs(t, f.logs)
 }
 
 // checkoutEngine is the parent's engine, on clock, charging through gw. Its River client only
 // inserts (it works no jobs) and runs on the system clock, so jobs due before now are
 // available at once.
-func checkoutEngine(t *testing.T, pool *pgxpool.Pool, clock *billingtest.Clock, gw payment.Gateway) *billing.Engine {
+func checkoutEngine(t *testing.T, pool *pgxpool.Pool, clock *billingtest.Clock, gw payment.Gateway, claims bool) (*billing.Engine, *river.Client[pgx.Tx]) {
 	t.Helper()
 	cfg := billing.DefaultConfig()
 	cfg.Clock = clock
 	cfg.Gateway = gw
+	cfg.ClaimRenewals = claims
 	engine, err := billing.New(pool, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +557,7 @@ func checkoutEngine(t *testing.T, pool *pgxpool.Pool, clock *billingtest.Clock, 
 	if err := engine.UseRiver(inserter); err != nil {
 		t.Fatal(err)
 	}
-	return engine
+	return engine, inserter
 }
 
 // subscribeAndPay publishes a one-day tariff and makes n subscriptions with a saved card
@@ -720,7 +755,7 @@ func renewJobStates(ctx context.Context, pool *pgxpool.Pool) (map[string]int, er
 // posting of it; the ledger's provider cash equal to what the provider charged; a zero
 // trial balance; every subscription active in period 2 with the renewal of period 2
 // scheduled at its end.
-func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine *billing.Engine, g *billingtest.Gateway, subs []string) {
+func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine *billing.Engine, g *billingtest.Gateway, subs []string, claims bool) {
 	t.Helper()
 	var problems []string
 	report := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -770,7 +805,7 @@ func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine 
 		report("trial balance: %v", err)
 	}
 
-	scheduled, err := scheduledRenewals(ctx, pool)
+	scheduled, err := scheduledRenewals(ctx, pool, claims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -820,10 +855,19 @@ func checkOutcome(t *testing.T, ctx context.Context, pool *pgxpool.Pool, engine 
 }
 
 // scheduledRenewals returns, per subscription, when the renewal job of period 2 (attempt 1)
-// is scheduled, for the jobs still to run.
-func scheduledRenewals(ctx context.Context, pool *pgxpool.Pool) (map[string]time.Time, error) {
-	rows, err := pool.Query(ctx, `SELECT args->>'subscription_id', scheduled_at FROM river_job
-		WHERE kind = 'billing_renew' AND (args->>'period')::int = 2 AND state IN ('scheduled', 'available')`)
+// is scheduled, for the jobs still to run; with claims, the subscription's renew_at (and
+// an error when any renewal job was inserted: with claims there must be none).
+func scheduledRenewals(ctx context.Context, pool *pgxpool.Pool, claims bool) (map[string]time.Time, error) {
+	q := `SELECT args->>'subscription_id', scheduled_at FROM river_job
+		WHERE kind = 'billing_renew' AND (args->>'period')::int = 2 AND state IN ('scheduled', 'available')`
+	if claims {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'billing_renew'`).Scan(&n); err != nil || n > 0 {
+			return nil, fmt.Errorf("%d renewal jobs with claims on (%v)", n, err)
+		}
+		q = `SELECT id::text, renew_at FROM billing_subscriptions WHERE renew_at IS NOT NULL`
+	}
+	rows, err := pool.Query(ctx, q)
 	if err != nil {
 		return nil, err
 	}

@@ -158,3 +158,33 @@ type RefundUnappliedWorker struct {
 func (w *RefundUnappliedWorker) Work(ctx context.Context, job *river.Job[RefundUnappliedArgs]) error {
 	return w.Engine.RefundUnapplied(ctx, job.Args.UnappliedID)
 }
+
+// ClaimRenewalsArgs asks to claim a chunk of subscriptions whose renewal is due and renew
+// them (an engine with Config.ClaimRenewals: the subscriptions table is the queue, no River
+// job per period). Run periodically; a run whose chunk was full inserts its successor
+// before it renews, so the claims spread over workers and processes while a backlog lasts.
+type ClaimRenewalsArgs struct{}
+
+// Kind is the River job kind.
+func (ClaimRenewalsArgs) Kind() string { return "billing_claim_renewals" }
+
+// RenewalClaimer is the engine side of ClaimRenewalsWorker.
+type RenewalClaimer interface {
+	// ClaimRenewalsJob claims one chunk of due renewals, inserts the next claim job when
+	// the chunk was full, and renews the chunk; it returns how many it claimed. A renewal
+	// that fails is logged and claimed again when its lease ends, so only a failing claim
+	// is an error.
+	ClaimRenewalsJob(ctx context.Context) (int, error)
+}
+
+// ClaimRenewalsWorker works ClaimRenewalsArgs.
+type ClaimRenewalsWorker struct {
+	river.WorkerDefaults[ClaimRenewalsArgs]
+	Engine RenewalClaimer
+}
+
+// Work claims and renews one chunk.
+func (w *ClaimRenewalsWorker) Work(ctx context.Context, _ *river.Job[ClaimRenewalsArgs]) error {
+	_, err := w.Engine.ClaimRenewalsJob(ctx)
+	return err
+}

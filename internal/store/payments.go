@@ -266,12 +266,28 @@ func SubscriptionsWithMethod(ctx context.Context, q Querier, customerID, token s
 // CleanArgsPendingList).
 func DueWithoutJob(ctx context.Context, db Beginner, riverSchema string, now time.Time, after DueCursor,
 	limit int) (due []SubscriptionPeriod, next DueCursor, full bool, err error) {
+	return dueChunk(ctx, db, dueWithoutJobSQL(riverSchema), now, after, limit)
+}
+
+// DueWithoutClaim is DueWithoutJob for an engine whose renewals are claimed from the
+// subscriptions table (migration 0019): it returns the chunk's subscriptions with no renewal
+// run waiting (renew_at NULL). It reads the chunk's rows from the table (renew_at is not in
+// billing_subscriptions_due_idx), and probes no other table.
+func DueWithoutClaim(ctx context.Context, db Beginner, now time.Time, after DueCursor,
+	limit int) (due []SubscriptionPeriod, next DueCursor, full bool, err error) {
+	return dueChunk(ctx, db, dueWithoutClaimSQL, now, after, limit)
+}
+
+// dueChunk runs a chunk statement of the sweep (dueWithoutJobSQL, dueWithoutClaimSQL) and
+// returns its finds, the cursor after the chunk, and whether the chunk was full.
+func dueChunk(ctx context.Context, db Beginner, sql string, now time.Time, after DueCursor,
+	limit int) (due []SubscriptionPeriod, next DueCursor, full bool, err error) {
 	if after.ID == "" { // the zero cursor: time.Time{} (year 1) is before every period's end
 		after.ID = uuid.Nil.String()
 	}
 	err = withSettings(ctx, db, sweepSettings, func(tx pgx.Tx) error {
 		due, next, full = nil, after, false
-		rows, err := tx.Query(ctx, dueWithoutJobSQL(riverSchema), now, after.End, after.ID, limit)
+		rows, err := tx.Query(ctx, sql, now, after.End, after.ID, limit)
 		if err != nil {
 			return err
 		}
@@ -359,6 +375,20 @@ func dueWithoutJobSQL(riverSchema string) string {
 		(SELECT d.id::text, d.current_period, d.current_period_end, false, (SELECT count(*) FROM due) FROM due d
 		 ORDER BY d.current_period_end DESC, d.id DESC LIMIT 1)`
 }
+
+// dueWithoutClaimSQL is DueWithoutClaim's statement, with the parameters and results of
+// dueWithoutJobSQL: the same range of billing_subscriptions_due_idx, and a subscription with
+// no renewal run waiting is one whose renew_at is NULL.
+const dueWithoutClaimSQL = `WITH due AS MATERIALIZED (
+	    SELECT s.id, s.current_period, s.current_period_end, s.renew_at IS NULL AS missing FROM billing_subscriptions s
+	    WHERE s.status IN ('active', 'exhausted', 'past_due') AND s.current_period_end <= $1
+	      AND (s.current_period_end, s.id) > ($2::timestamptz, $3::uuid)
+	    ORDER BY s.current_period_end, s.id LIMIT $4)
+	(SELECT d.id::text, d.current_period, d.current_period_end, true, 0::bigint FROM due d
+	 WHERE d.missing ORDER BY d.current_period_end, d.id)
+	UNION ALL
+	(SELECT d.id::text, d.current_period, d.current_period_end, false, (SELECT count(*) FROM due) FROM due d
+	 ORDER BY d.current_period_end DESC, d.id DESC LIMIT 1)`
 
 // SubscriptionPeriod names one period of one subscription.
 type SubscriptionPeriod struct {

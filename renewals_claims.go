@@ -1,0 +1,173 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/smm-gpt/billing/internal/jobs"
+	"github.com/smm-gpt/billing/internal/store"
+)
+
+// Renewals claimed from the subscriptions table ([Config].ClaimRenewals; issue 18).
+//
+// With River's job per period, a renewal costs River about five jobs' work (it is one, and
+// its step 3 inserts the next renewal with a unique insert, besides the recognition, the
+// notice and the event), and renewals could not pass about 0.2× River's no-op throughput
+// (BENCHMARKS.md, "Renewals in batches"). With claims, the subscriptions table is the queue:
+//
+//   - scheduleRenewal, the one funnel of renewal jobs (a period starts, a dunning retry,
+//     Resume, auto-renew turned back on, the sweeper), sets billing_subscriptions.renew_at
+//     to the time the job would have run, in the same transaction (store.SetRenewAt);
+//   - a claim (store.ClaimRenewals) takes up to RenewalClaimChunk subscriptions whose
+//     renew_at has come, FOR UPDATE SKIP LOCKED, and moves their renew_at a lease ahead
+//     (RenewalClaimLease), in one statement;
+//   - each claimed subscription runs exactly what the renewal job ran (renewPeriod for its
+//     current period, through the renewal batches), all of the chunk at once, so the steps 1
+//     and 3 of the chunk share transactions and its provider calls overlap;
+//   - then one statement ends the chunk's claims (store.SettleRenewalClaims): where the run
+//     scheduled nothing (renew_at still reads the lease), renew_at becomes NULL, or, for a
+//     period an operator extended (errNotDue), its new end; a run that failed keeps the
+//     lease, and is claimed again when it runs out, as River retries a failed job.
+//
+// What keeps money safe does not move: the charge protocol (one attempt per period and try,
+// the unguessable key, the reason to charge checked in the transaction that marks the
+// attempt sent) makes a second run of the same period find the first's attempt, whoever runs
+// it. A claimer killed after its claim leaves the lease, and the next claim after it finds the
+// attempt; one killed before its claim committed claimed nothing.
+//
+// The claim job (jobs.ClaimRenewalsWorker) is started by PeriodicJobs every
+// RenewalClaimInterval; a job whose chunk was full inserts its successor before it renews,
+// so that while a backlog lasts the claims spread over River's workers and processes. The
+// sweeper's renewal half gives renew_at = now to every due subscription that has none
+// (store.DueWithoutClaim): the way forward of a subscription whose schedule was lost, and of
+// an installation that turned claims on.
+
+// RenewalClaimChunk is how many due subscriptions one claim takes ([Config].ClaimRenewals).
+const RenewalClaimChunk = 100
+
+// RenewalClaimLease is how long a claimed subscription stays out of other claims: longer
+// than a renewal run can take (River's one-minute job timeout bounds the claim job, and the
+// provider call ends before it, see chargeInFlightFor). A subscription whose run did not end
+// in that time is claimed again and its attempt looked up, never charged twice.
+const RenewalClaimLease = 2 * time.Minute
+
+// RenewalClaimInterval is how often [Engine.PeriodicJobs] starts a claim job with
+// [Config].ClaimRenewals on: how late after its due instant a renewal can start, when no
+// claim is running.
+const RenewalClaimInterval = 5 * time.Second
+
+// ClaimDueRenewals claims up to [RenewalClaimChunk] subscriptions whose renewal is due
+// ([Config].ClaimRenewals), renews them all at once, and returns how many it claimed: the
+// claim job's work, for an operator or a test's runner to call by hand. It inserts no next
+// claim job. A renewal that failed is logged, keeps its lease and is claimed again when the
+// lease ends, as River retries a failed renewal job; the error is the claim's, or that of
+// ending the chunk's claims (their leases then run out instead). With claims off it claims
+// nothing and returns 0.
+func (e *Engine) ClaimDueRenewals(ctx context.Context) (_ int, err error) {
+	ctx, span := e.tel.start(ctx, "ClaimDueRenewals")
+	defer span.end(&err)
+	n, err := e.claimRenewals(ctx, false)
+	return n, opError("ClaimDueRenewals", err)
+}
+
+// claimRenewals is ClaimDueRenewals; with successor set, a full chunk first inserts the next
+// claim job (the claim job's work, ClaimRenewalsJob).
+func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error) {
+	if !e.cfg.ClaimRenewals {
+		return 0, nil
+	}
+	now := e.clock.Now()
+	lease := now.Add(RenewalClaimLease).Truncate(time.Microsecond) // as PostgreSQL stores it: the settle compares it
+	claimed, err := store.ClaimRenewals(ctx, e.pool, now, lease, RenewalClaimChunk)
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	if successor && len(claimed) == RenewalClaimChunk {
+		if err := e.insertClaimJob(ctx); err != nil { // the periodic job starts the next one instead
+			e.logger.WarnContext(ctx, "billing: could not insert the next renewal claim job", "error", err)
+		}
+	}
+	ids := make([]string, len(claimed))
+	next := make([]*time.Time, len(claimed))
+	keep := make([]bool, len(claimed)) // the run failed: its lease stays
+	var wg sync.WaitGroup
+	for i, c := range claimed {
+		ids[i] = c.SubscriptionID
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := e.renewPeriod(ctx, c.SubscriptionID, c.Period)
+			var notDue *jobs.NotDueError
+			switch {
+			case err == nil:
+			case errors.As(err, &notDue):
+				at := e.clock.Now().Add(max(notDue.Wait, time.Second))
+				next[i] = &at
+			case c.Period == 0: // no period yet: nothing a renewal can do (renewPeriod refused it)
+			default:
+				keep[i] = true
+				e.logger.WarnContext(ctx, "billing: a claimed renewal failed; it is claimed again when its lease ends",
+					"subscription", c.SubscriptionID, "period", c.Period, "lease", lease, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	var settleIDs []string
+	var settleNext []*time.Time
+	for i := range ids {
+		if !keep[i] {
+			settleIDs, settleNext = append(settleIDs, ids[i]), append(settleNext, next[i])
+		}
+	}
+	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, settleIDs, settleNext, lease)
+}
+
+// insertClaimJob inserts a claim job in the engine's queue.
+func (e *Engine) insertClaimJob(ctx context.Context) error {
+	client, err := e.riverClient()
+	if err != nil {
+		return err
+	}
+	_, err = client.Insert(ctx, jobs.ClaimRenewalsArgs{}, nil)
+	return err
+}
+
+// scheduleRenewal schedules the renewal run of period of subscription id at at, in tx: the
+// renewal job (try counts the dunning retries, each its own unique job) or, with
+// Config.ClaimRenewals, the subscription's renew_at.
+func (e *Engine) scheduleRenewal(ctx context.Context, tx pgx.Tx, id string, period, try int, at time.Time) error {
+	return e.insertJobs(ctx, tx, renewalJob(id, period, try, at))
+}
+
+// claimRenewalJobs takes the renewal jobs out of params and, with Config.ClaimRenewals,
+// sets each one's subscription's renew_at to its scheduled time instead, in tx (a batch's
+// pipeline included); without claims it returns params as they are.
+func (e *Engine) claimRenewalJobs(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]river.InsertManyParams, error) {
+	if !e.cfg.ClaimRenewals && !e.skipRenewalJobs {
+		return params, nil
+	}
+	var rest []river.InsertManyParams
+	for _, p := range params {
+		r, ok := p.Args.(jobs.RenewArgs)
+		if !ok {
+			rest = append(rest, p)
+			continue
+		}
+		if e.skipRenewalJobs {
+			continue
+		}
+		at := e.clock.Now()
+		if p.InsertOpts != nil && !p.InsertOpts.ScheduledAt.IsZero() {
+			at = p.InsertOpts.ScheduledAt
+		}
+		if err := store.SetRenewAt(ctx, tx, r.SubscriptionID, at); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
+}

@@ -1,0 +1,213 @@
+package billing_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/subscription"
+)
+
+// Renewals claimed from the subscriptions table (Config.ClaimRenewals, renewals_claims.go).
+// TestRenewals runs every renewal rule with claims too; the model test and the kill -9 test
+// drive both ways of renewing.
+
+// renewAt reads a subscription's renew_at (nil: no renewal run waits).
+func (b *renewalBundle) renewAt(t *testing.T, id string) *time.Time {
+	t.Helper()
+	var at *time.Time
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT renew_at FROM billing_subscriptions WHERE id = $1`, id).Scan(&at))
+	return at
+}
+
+// jobsOfKind counts River's jobs of kind, in any state.
+func (b *renewalBundle) jobsOfKind(t *testing.T, kind string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+riverJob+` WHERE kind = $1`, kind).Scan(&n))
+	return n
+}
+
+// checkoutMany makes n subscriptions with their first period paid, all ending at once.
+func (b *renewalBundle) checkoutMany(t *testing.T, n int) []subscription.Subscription {
+	t.Helper()
+	subs := make([]subscription.Subscription, n)
+	for i := range subs {
+		subs[i] = b.checkout(t, fmt.Sprintf("c%d", i), fmt.Sprintf("tok-%d", i))
+	}
+	return subs
+}
+
+func TestClaimedRenewalIsScheduledOnTheSubscriptionRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	sub := b.checkout(t, "c1", "tok-1")
+	at := b.renewAt(t, sub.ID)
+	require.NotNil(t, at, "the paid period schedules its renewal on the row")
+	require.True(t, at.Equal(sub.Current.End), "at the period's end: %s", at)
+
+	_, err := b.runner.RunUntil(ctx, sub.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	got := b.get(t, sub.ID)
+	require.Equal(t, 2, got.Current.Number)
+	require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
+	at = b.renewAt(t, sub.ID)
+	require.NotNil(t, at)
+	require.True(t, at.Equal(got.Current.End), "the renewal schedules the next one at the new end: %s", at)
+	require.Zero(t, b.jobsOfKind(t, "billing_renew"), "no River job per renewal")
+	require.Positive(t, b.jobsOfKind(t, "billing_claim_renewals"), "the claim job renewed it")
+
+	_, err = b.engine.SetAutoRenew(ctx, sub.ID, false, "customer:c1")
+	require.NoError(t, err)
+	_, err = b.runner.RunUntil(ctx, got.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, subscription.StatusEnded, b.get(t, sub.ID).Status, "3.6 auto-renew off: the period runs out")
+	require.Nil(t, b.renewAt(t, sub.ID), "the run that ended it left nothing waiting")
+	require.Empty(t, b.charged(sub.ID, 3))
+}
+
+func TestClaimedRenewalLeftByAKilledClaimerRunsWhenItsLeaseEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	sub := b.checkout(t, "c1", "tok-1")
+	end := sub.Current.End
+	// A claimer claimed it at its end (renew_at a lease ahead) and was killed before it ran.
+	lease := end.Add(billing.RenewalClaimLease)
+	_, err := b.pool.Exec(ctx, `UPDATE billing_subscriptions SET renew_at = $2 WHERE id = $1`, sub.ID, lease)
+	require.NoError(t, err)
+
+	_, err = b.runner.RunUntil(ctx, lease.Add(-time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "claimed by the dead claimer until its lease ends")
+	require.Empty(t, b.charged(sub.ID, 2))
+
+	_, err = b.runner.RunUntil(ctx, lease.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 2, b.get(t, sub.ID).Current.Number, "claimed again when the lease ended")
+	require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
+}
+
+func TestClaimedRenewalRunTwiceChargesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	sub := b.checkout(t, "c1", "tok-1")
+	b.clock.Set(sub.Current.End.Add(time.Minute)) // no job falls due in between: the renewal is late, on purpose
+	// A claimer renewed it and was killed before it ended its claim (a lease past, the
+	// schedule of the new period lost): the next claim runs the current period, not yet due.
+	require.NoError(t, billing.RenewPeriod(b.engine, ctx, sub.ID, 1))
+	lease := b.clock.Now().Add(billing.RenewalClaimLease)
+	_, err := b.pool.Exec(ctx, `UPDATE billing_subscriptions SET renew_at = $2 WHERE id = $1`, sub.ID, lease.Add(-time.Hour))
+	require.NoError(t, err)
+	n, err := b.engine.ClaimDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got := b.get(t, sub.ID)
+	require.Equal(t, 2, got.Current.Number)
+	require.Equal(t, []int64{99000}, b.charged(sub.ID, 2), "the second run found the period paid")
+	at := b.renewAt(t, sub.ID)
+	require.NotNil(t, at)
+	require.True(t, at.Equal(got.Current.End), "the claim renewed the current period, not yet due: renew_at is its end again, %s", at)
+}
+
+func TestClaimsAtOnceRenewEveryDueSubscriptionOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	subs := b.checkoutMany(t, 2*billing.RenewalClaimChunk+30)
+	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+
+	// Three claimers (three processes' claim jobs) at once, until none finds work.
+	var mu sync.Mutex
+	claimed := 0
+	for {
+		var wg sync.WaitGroup
+		round := 0
+		for range 3 {
+			wg.Go(func() {
+				n, err := b.engine.ClaimDueRenewals(ctx)
+				require.NoError(t, err)
+				mu.Lock()
+				claimed, round = claimed+n, round+n
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if round == 0 {
+			break
+		}
+	}
+	require.Equal(t, len(subs), claimed, "each due subscription claimed once")
+	for _, s := range subs {
+		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
+		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
+	}
+}
+
+func TestClaimJobTakingAFullChunkStartsTheNext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	subs := b.checkoutMany(t, billing.RenewalClaimChunk+5)
+	b.clock.Set(subs[0].Current.End.Add(time.Minute)) // all end at once; no job falls due in between
+
+	n, err := billing.ClaimRenewalsJob(b.engine, ctx) // the claim job's work
+	require.NoError(t, err)
+	require.Equal(t, billing.RenewalClaimChunk, n)
+	require.Equal(t, 1, b.jobsOfKind(t, "billing_claim_renewals"), "a full chunk inserts the next claim job, before it renews")
+
+	require.NoError(t, b.runner.RunDue(ctx)) // River works the next claim job: the last 5
+	require.Equal(t, 1, b.jobsOfKind(t, "billing_claim_renewals"), "a chunk that was not full inserts none")
+	for _, s := range subs {
+		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
+	}
+}
+
+func TestSweepGivesADueSubscriptionWithoutAClaimOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	sub := b.checkout(t, "c1", "tok-1")
+	// Its schedule was lost (or it was renewed by River's jobs before claims were turned on).
+	_, err := b.pool.Exec(ctx, `UPDATE billing_subscriptions SET renew_at = NULL WHERE id = $1`, sub.ID)
+	require.NoError(t, err)
+	_, err = b.runner.RunUntil(ctx, sub.Current.End.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "nothing waits: not renewed")
+
+	n, err := b.engine.SweepDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	at := b.renewAt(t, sub.ID)
+	require.NotNil(t, at)
+	require.True(t, at.Equal(b.clock.Now()), "due now: %s", at)
+	require.Zero(t, b.jobsOfKind(t, "billing_renew"), "with claims the sweep inserts no renewal job")
+
+	require.NoError(t, b.runner.RunDue(ctx))
+	require.Equal(t, 2, b.get(t, sub.ID).Current.Number)
+	require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
+}
+
+func TestClaimsOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, false)
+	sub := b.checkout(t, "c1", "tok-1")
+	require.Nil(t, b.renewAt(t, sub.ID), "River's renewal job, no renew_at")
+	b.clock.Set(sub.Current.End.Add(time.Minute))
+	n, err := b.engine.ClaimDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	kinds := func(e *billing.Engine) int {
+		return len(e.PeriodicJobs(time.Minute))
+	}
+	require.Equal(t, kinds(b.engine)+1, kinds(setupRenewalsBy(t, true).engine), "with claims PeriodicJobs adds the claim job")
+}
