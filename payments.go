@@ -832,7 +832,7 @@ func (e *Engine) applyPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subs
 		if err := e.save(ctx, tx, sub, next, audit, now); err != nil {
 			return err
 		}
-		return e.afterPaid(ctx, tx, next, a)
+		return e.afterPaid(ctx, tx, next, a, false)
 	}
 	return e.startRenewedPeriodPaid(ctx, tx, sub, a, now)
 }
@@ -899,13 +899,13 @@ func (e *Engine) startRenewedPeriodPaid(ctx context.Context, tx pgx.Tx, sub subs
 	if err != nil {
 		return err
 	}
-	return e.afterPaid(ctx, tx, next, a)
+	return e.afterPaid(ctx, tx, next, a, e.cfg.ClaimRenewals)
 }
 
 // startRenewedPeriod starts the next period of a free tariff: no charge.
 func (e *Engine) startRenewedPeriod(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, terms tariff.Terms, now time.Time) error {
 	next, err := e.renew(ctx, tx, sub, terms, now)
-	if err != nil {
+	if err != nil || e.cfg.ClaimRenewals { // renew scheduled it with the period (claims)
 		return err
 	}
 	return e.scheduleRenewal(ctx, tx, next.ID, next.Current.Number, 1, next.Current.End)
@@ -957,15 +957,24 @@ func (e *Engine) renew(ctx context.Context, tx pgx.Tx, sub subscription.Subscrip
 	if err != nil {
 		return sub, err
 	}
+	if e.cfg.ClaimRenewals { // the next renewal at the new period's end, in the same write
+		return next, e.saveWith(ctx, tx, sub, next, audit, now, func() error {
+			return store.SaveSubscriptionRenewAt(ctx, tx, sub, next, now, next.Current.End)
+		})
+	}
 	return next, e.save(ctx, tx, sub, next, audit, now)
 }
 
 // afterPaid books what a succeeded attempt paid (Dr provider, Cr deferred revenue),
-// schedules the revenue recognition of the period at its end and the renewal job, all in
-// the transaction that started the period.
-func (e *Engine) afterPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow) error {
-	return e.postPeriodCharge(ctx, tx, sub, "payment:"+a.ID, a.ProviderPaymentID, a.Amount, a.Currency,
-		renewalJob(sub.ID, sub.Current.Number, 1, sub.Current.End))
+// schedules the revenue recognition of the period at its end and the renewal job (unless
+// scheduled: renew set renew_at with the period, claims on), all in the transaction that
+// started the period.
+func (e *Engine) afterPaid(ctx context.Context, tx pgx.Tx, sub subscription.Subscription, a store.AttemptRow, scheduled bool) error {
+	var also []river.InsertManyParams
+	if !scheduled {
+		also = append(also, renewalJob(sub.ID, sub.Current.Number, 1, sub.Current.End))
+	}
+	return e.postPeriodCharge(ctx, tx, sub, "payment:"+a.ID, a.ProviderPaymentID, a.Amount, a.Currency, also...)
 }
 
 // postPeriodCharge posts the charge of sub's current period to the ledger and inserts its
@@ -1020,7 +1029,13 @@ func renewalJob(id string, period, try int, at time.Time) river.InsertManyParams
 
 // save writes a transition and its audit entry.
 func (e *Engine) save(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, audit subscription.AuditEntry, now time.Time) error {
-	if err := store.SaveSubscription(ctx, tx, before, after, now); err != nil {
+	return e.saveWith(ctx, tx, before, after, audit, now, func() error { return store.SaveSubscription(ctx, tx, before, after, now) })
+}
+
+// saveWith is save with write writing the subscription row.
+func (e *Engine) saveWith(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, audit subscription.AuditEntry,
+	now time.Time, write func() error) error {
+	if err := write(); err != nil {
 		return err
 	}
 	if err := e.emitTransition(ctx, tx, before, after, []subscription.AuditEntry{audit}, now); err != nil {

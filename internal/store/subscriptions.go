@@ -38,6 +38,17 @@ func InsertSubscription(ctx context.Context, tx pgx.Tx, s subscription.Subscript
 // sets current_period_end, the copy of the current period's end the renewal sweep reads
 // (migration 0018; checked at commit), so this is the one place that keeps it.
 func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now time.Time) error {
+	return saveSubscription(ctx, tx, before, after, now, nil)
+}
+
+// SaveSubscriptionRenewAt is SaveSubscription that also sets the subscription's renew_at
+// (migration 0019) to renewAt in the same UPDATE: a renewal that starts a period with claims
+// on schedules the next run at its end without writing the row twice (SetRenewAt).
+func SaveSubscriptionRenewAt(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now, renewAt time.Time) error {
+	return saveSubscription(ctx, tx, before, after, now, &renewAt)
+}
+
+func saveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now time.Time, renewAt *time.Time) error {
 	newPeriod := after.Current != nil && (before.Current == nil || before.Current.Number != after.Current.Number)
 	if after.Current != nil && !newPeriod {
 		if err := updatePeriod(ctx, tx, after.ID, *after.Current); err != nil {
@@ -53,9 +64,15 @@ func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 	if !after.EndedAt.IsZero() {
 		endedAt = &after.EndedAt
 	}
-	if _, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
+	sql, args := `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
 		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8 WHERE id = $1`,
-		after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd); err != nil {
+		[]any{after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd}
+	if renewAt != nil {
+		sql, args = `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
+		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8, renew_at = $10 WHERE id = $1`,
+			append(args, *renewAt)
+	}
+	if _, err := tx.Exec(ctx, sql, args...); err != nil {
 		return err
 	}
 	if newPeriod {
