@@ -209,14 +209,6 @@ func FirstPeriodStarts(ctx context.Context, q Querier, subIDs []string) (map[str
 	return out, rows.Err()
 }
 
-// RowQueuer is implemented by a transaction that can queue a statement returning one row
-// and read that row later (Pipeline). InsertLedgerTransaction queues its statement on one
-// instead of running it at once.
-type RowQueuer interface {
-	// QueueRow queues sql; scan reads its one row when the queue is sent.
-	QueueRow(sql string, args []any, scan func(pgx.Row) error)
-}
-
 // Pipeline is a transaction whose writes are queued and sent to PostgreSQL together, in one
 // round trip (a pgx.Batch: PostgreSQL's pipeline mode), instead of one round trip each: the
 // batched renewal path writes many subscriptions' renewals through one.
@@ -227,12 +219,17 @@ type RowQueuer interface {
 // that reads RowsAffected (InsertEvent: "was the event new?") is told the answer it expects,
 // and the transaction never commits if that answer was wrong. Every statement queued on a
 // Pipeline must write exactly one row. Query and QueryRow send the queue first, so reads see
-// every earlier write. Savepoints (Begin) and CopyFrom are refused; SendBatch
-// is not for callers (it sends its batch past the queue).
+// every earlier write. Ledger transactions (InsertLedgerTransaction) are held and written
+// together by one statement at the end of the queue when it is sent. Savepoints (Begin) and
+// CopyFrom are refused; SendBatch is not for callers (it sends its batch past the queue).
 type Pipeline struct {
 	pgx.Tx
-	batch pgx.Batch
+	batch  pgx.Batch
+	ledger []queuedLedgerTx // ledger transactions, written by one statement at the end of the queue
 }
+
+// queueLedger holds t until the queue is sent (ledgerQueuer).
+func (p *Pipeline) queueLedger(t queuedLedgerTx) { p.ledger = append(p.ledger, t) }
 
 // ErrPipelineDiverged is the error of a Pipeline flush in which a queued statement did not
 // write exactly one row, which its caller was told it did.
@@ -255,13 +252,12 @@ func (p *Pipeline) Exec(_ context.Context, sql string, args ...any) (pgconn.Comm
 	return pgconn.NewCommandTag("INSERT 0 1"), nil
 }
 
-// QueueRow queues sql; scan reads its row when the queue is sent.
-func (p *Pipeline) QueueRow(sql string, args []any, scan func(pgx.Row) error) {
-	p.batch.Queue(sql, args...).QueryRow(scan)
-}
-
 // Flush sends the queued statements and reads their results.
 func (p *Pipeline) Flush(ctx context.Context) error {
+	if len(p.ledger) > 0 {
+		queueLedgerMany(&p.batch, p.ledger)
+		p.ledger = nil
+	}
 	if p.batch.Len() == 0 {
 		return nil
 	}

@@ -77,6 +77,15 @@ SELECT count(*) = 1 FROM t`
 // q may be the pool (the statement is its own transaction) or the caller's transaction. An
 // error inside a transaction aborts it: the caller must roll back.
 func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger.Transaction, fingerprint, periodID string, postedAt time.Time) (bool, error) {
+	if lq, ok := q.(ledgerQueuer); ok {
+		// Queued with the other postings of the pipeline, all written by one statement when
+		// it is sent (insertLedgerManySQL): the caller is told the transaction is new, and
+		// the flush fails if any of them was not, or if the database refused one;
+		// the single-statement path below gives the precise answer when the caller runs it
+		// again alone.
+		lq.queueLedger(queuedLedgerTx{id: id, t: t, fingerprint: fingerprint, periodID: periodID, postedAt: postedAt})
+		return true, nil
+	}
 	var codes, types, currencies []string
 	var contras []bool
 	for _, c := range ledgerCurrencies(t.Postings) {
@@ -96,22 +105,6 @@ func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger
 	args := []any{id, t.Key, fingerprint, string(t.Ref.Kind), t.Ref.ID, t.Reverses, periodID, t.Memo, t.At, postedAt,
 		codes, types, currencies, contras,
 		accounts, sides, amounts, legCurrencies}
-	if rq, ok := q.(RowQueuer); ok {
-		// Queued (Pipeline): the caller is told the transaction is new, and the flush fails
-		// if it was not, or if the database refused it; the single-statement path below then
-		// gives the precise answer when the caller runs it again alone.
-		rq.QueueRow(insertLedgerSQL, args, func(row pgx.Row) error {
-			var inserted bool
-			if err := row.Scan(&inserted); err != nil {
-				return err
-			}
-			if !inserted {
-				return fmt.Errorf("%w: ledger transaction %q exists", ErrPipelineDiverged, t.Key)
-			}
-			return nil
-		})
-		return true, nil
-	}
 	var inserted bool
 	err := q.QueryRow(ctx, insertLedgerSQL, args...).Scan(&inserted)
 	var pgErr *pgconn.PgError
@@ -122,6 +115,86 @@ func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger
 		return false, fmt.Errorf("%w: %s", ErrLedgerUnbalanced, pgErr.Message)
 	}
 	return inserted, err
+}
+
+// queuedLedgerTx is a ledger transaction a Pipeline holds until it is sent.
+type queuedLedgerTx struct {
+	id, fingerprint, periodID string
+	t                         ledger.Transaction
+	postedAt                  time.Time
+}
+
+// ledgerQueuer is implemented by a Pipeline: InsertLedgerTransaction hands it the
+// transaction, and the pipeline writes all it holds with one statement when it is sent.
+type ledgerQueuer interface {
+	queueLedger(queuedLedgerTx)
+}
+
+// insertLedgerManySQL is insertLedgerSQL for many transactions at once ($1–$4 the chart's
+// accounts of their currencies; $5–$14 one element per transaction; $15–$20 one per leg,
+// naming its transaction by id): one statement, so the chart's accounts are inserted (or
+// found) once, and the balance trigger runs once, for a batch's postings. It returns how
+// many transactions it inserted: all, or the pipeline diverged.
+const insertLedgerManySQL = `
+WITH acc AS (
+    INSERT INTO billing_ledger_accounts (code, type, currency, contra)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[])
+    ON CONFLICT DO NOTHING
+), t AS (
+    INSERT INTO billing_ledger_transactions (id, key, fingerprint, ref_kind, ref_id, reverses, period_id, memo, at, posted_at)
+    SELECT x.id, x.key, x.fp, x.ref_kind, x.ref_id, NULLIF(x.reverses, ''), NULLIF(x.period_id, ''), x.memo, x.at, x.posted_at
+    FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::timestamptz[], $14::timestamptz[]) AS x(id, key, fp, ref_kind, ref_id, reverses, period_id, memo, at, posted_at)
+    ON CONFLICT (key) DO NOTHING
+    RETURNING id, at
+), e AS (
+    INSERT INTO billing_ledger_entries (tx_id, seq, account, side, amount, currency, at)
+    SELECT t.id, l.seq, l.account, l.side, l.amount, l.currency, t.at
+    FROM t JOIN unnest($15::uuid[], $16::smallint[], $17::text[], $18::text[], $19::bigint[], $20::text[])
+        AS l(tx_id, seq, account, side, amount, currency) ON l.tx_id = t.id
+)
+SELECT count(*) FROM t`
+
+// queueLedgerMany queues on b the statement that writes txs (insertLedgerManySQL), whose
+// result fails the flush with ErrPipelineDiverged unless it inserted every one of them.
+func queueLedgerMany(b *pgx.Batch, txs []queuedLedgerTx) {
+	var all []ledger.Posting
+	n := len(txs)
+	ids, keys, fps, kinds, refs, reverses, periods, memos := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats, posted := make([]time.Time, n), make([]time.Time, n)
+	var legTx, accounts, sides, legCurrencies []string
+	var seqs []int16
+	var amounts []int64
+	for i, q := range txs {
+		t := q.t
+		ids[i], keys[i], fps[i], kinds[i], refs[i], reverses[i], periods[i], memos[i] = q.id, t.Key, q.fingerprint,
+			string(t.Ref.Kind), t.Ref.ID, t.Reverses, q.periodID, t.Memo
+		ats[i], posted[i] = t.At, q.postedAt
+		for j, p := range t.Postings {
+			all = append(all, p)
+			legTx, seqs, accounts, sides = append(legTx, q.id), append(seqs, int16(j+1)), append(accounts, p.Account), append(sides, string(p.Side))
+			amounts, legCurrencies = append(amounts, p.Amount), append(legCurrencies, p.Currency)
+		}
+	}
+	var codes, types, currencies []string
+	var contras []bool
+	for _, c := range ledgerCurrencies(all) {
+		for _, a := range ledger.ChartFor(c) {
+			codes, types, currencies, contras = append(codes, a.Code), append(types, string(a.Type)), append(currencies, a.Currency), append(contras, a.Contra)
+		}
+	}
+	b.Queue(insertLedgerManySQL, codes, types, currencies, contras, ids, keys, fps, kinds, refs, reverses, periods, memos, ats, posted,
+		legTx, seqs, accounts, sides, amounts, legCurrencies).QueryRow(func(row pgx.Row) error {
+		var inserted int
+		if err := row.Scan(&inserted); err != nil {
+			return err
+		}
+		if inserted != n {
+			return fmt.Errorf("%w: %d of %d ledger transactions were new", ErrPipelineDiverged, inserted, n)
+		}
+		return nil
+	})
 }
 
 // ledgerCurrencies returns the currencies of postings, sorted, each once.
