@@ -21,24 +21,31 @@ import (
 // (BENCHMARKS.md, "Renewals in batches"). With claims, the subscriptions table is the queue:
 //
 //   - scheduleRenewal, the one funnel of renewal jobs (a period starts, a dunning retry,
-//     Resume, auto-renew turned back on, the sweeper), sets billing_subscriptions.renew_at
-//     to the time the job would have run, in the same transaction (store.SetRenewAt);
+//     Resume, a free tariff's Subscribe, the sweeper), sets billing_subscriptions.renew_at
+//     to the time the job would have run, in the same transaction (store.SetRenewAt; a
+//     renewal writes it with the subscription's own UPDATE, store.SaveSubscriptionRenewAt);
 //   - a claim (store.ClaimRenewals) takes up to RenewalClaimChunk subscriptions whose
 //     renew_at has come, FOR UPDATE SKIP LOCKED, and moves their renew_at a lease ahead
 //     (RenewalClaimLease), in one statement;
 //   - each claimed subscription runs exactly what the renewal job ran (renewPeriod for its
 //     current period, through the renewal batches), all of the chunk at once, so the steps 1
 //     and 3 of the chunk share transactions and its provider calls overlap;
-//   - then one statement ends the chunk's claims (store.SettleRenewalClaims): where the run
-//     scheduled nothing (renew_at still reads the lease), renew_at becomes NULL, or, for a
-//     period an operator extended (errNotDue), its new end; a run that failed keeps the
-//     lease, and is claimed again when it runs out, as River retries a failed job.
+//   - then one statement ends the chunk's claims (store.SettleRenewalClaims) on the rows the
+//     claim still holds (renew_claim: a run that scheduled its next time released its row):
+//     renew_at becomes NULL, or, for a period an operator extended (errNotDue), its new end;
+//     a run that failed is claimed again after a backoff, as River retries a failed job
+//     (n⁴ seconds after the n-th failure in a row, at most store.RenewalBackoffMax, 6 hours;
+//     never given up: River's discarded job waits for the sweeper instead).
 //
 // What keeps money safe does not move: the charge protocol (one attempt per period and try,
 // the unguessable key, the reason to charge checked in the transaction that marks the
 // attempt sent) makes a second run of the same period find the first's attempt, whoever runs
 // it. A claimer killed after its claim leaves the lease, and the next claim after it finds the
 // attempt; one killed before its claim committed claimed nothing.
+//
+// Provider calls in flight: at most RenewalClaimChunk per running claim job, so at most
+// RenewalClaimChunk × the queue's MaxWorkers (River bounded them by MaxWorkers before); each
+// call still ends within gatewayCallTimeout, inside the claim job's River timeout.
 //
 // The claim job (jobs.ClaimRenewalsWorker) is started by PeriodicJobs every
 // RenewalClaimInterval; a job whose chunk was full inserts its successor before it renews,
@@ -64,10 +71,10 @@ const RenewalClaimInterval = 5 * time.Second
 // ClaimDueRenewals claims up to [RenewalClaimChunk] subscriptions whose renewal is due
 // ([Config].ClaimRenewals), renews them all at once, and returns how many it claimed: the
 // claim job's work, for an operator or a test's runner to call by hand. It inserts no next
-// claim job. A renewal that failed is logged, keeps its lease and is claimed again when the
-// lease ends, as River retries a failed renewal job; the error is the claim's, or that of
-// ending the chunk's claims (their leases then run out instead). With claims off it claims
-// nothing and returns 0.
+// claim job. A renewal that failed is logged and claimed again after a backoff (n⁴ seconds
+// after the n-th failure in a row, at most 6 hours), as River retries a failed renewal job;
+// the error is the claim's, or that of ending the chunk's claims (their leases then run out
+// instead). With claims off it claims nothing and returns 0.
 func (e *Engine) ClaimDueRenewals(ctx context.Context) (_ int, err error) {
 	ctx, span := e.tel.start(ctx, "ClaimDueRenewals")
 	defer span.end(&err)
@@ -82,8 +89,8 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 		return 0, nil
 	}
 	now := e.clock.Now()
-	lease := now.Add(RenewalClaimLease).Truncate(time.Microsecond) // as PostgreSQL stores it: the settle compares it
-	claimed, err := store.ClaimRenewals(ctx, e.pool, now, lease, RenewalClaimChunk)
+	lease, claim := now.Add(RenewalClaimLease), newID()
+	claimed, err := store.ClaimRenewals(ctx, e.pool, claim, now, lease, RenewalClaimChunk)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
@@ -94,7 +101,7 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 	}
 	ids := make([]string, len(claimed))
 	next := make([]*time.Time, len(claimed))
-	keep := make([]bool, len(claimed)) // the run failed: its lease stays
+	failed := make([]bool, len(claimed)) // the run failed: tried again after a backoff
 	var wg sync.WaitGroup
 	for i, c := range claimed {
 		ids[i] = c.SubscriptionID
@@ -110,21 +117,14 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 				next[i] = &at
 			case c.Period == 0: // no period yet: nothing a renewal can do (renewPeriod refused it)
 			default:
-				keep[i] = true
-				e.logger.WarnContext(ctx, "billing: a claimed renewal failed; it is claimed again when its lease ends",
-					"subscription", c.SubscriptionID, "period", c.Period, "lease", lease, "error", err)
+				failed[i] = true
+				e.logger.WarnContext(ctx, "billing: a claimed renewal failed; it is claimed again after a backoff",
+					"subscription", c.SubscriptionID, "period", c.Period, "error", err)
 			}
 		}()
 	}
 	wg.Wait()
-	var settleIDs []string
-	var settleNext []*time.Time
-	for i := range ids {
-		if !keep[i] {
-			settleIDs, settleNext = append(settleIDs, ids[i]), append(settleNext, next[i])
-		}
-	}
-	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, settleIDs, settleNext, lease)
+	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, claim, e.clock.Now(), ids, next, failed)
 }
 
 // insertClaimJob inserts a claim job in the engine's queue.

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/internal/store"
 	"github.com/smm-gpt/billing/subscription"
 )
 
@@ -210,4 +212,37 @@ func TestClaimsOff(t *testing.T) {
 		return len(e.PeriodicJobs(time.Minute))
 	}
 	require.Equal(t, kinds(b.engine)+1, kinds(setupRenewalsBy(t, true).engine), "with claims PeriodicJobs adds the claim job")
+}
+
+// The end of a claim waits on no row lock (a host transaction holding a subscription while
+// it changes others must not stall a chunk, nor close a lock cycle with it): a row another
+// transaction holds keeps the claim's lease, and is claimed again when it ends.
+func TestClaimEndWaitsOnNoRowLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setupRenewalsBy(t, true)
+	sub := b.checkout(t, "c1", "tok-1")
+	now := sub.Current.End.Add(time.Minute)
+	lease, claim := now.Add(billing.RenewalClaimLease), uuid.NewString()
+	claimed, err := store.ClaimRenewals(ctx, b.pool, claim, now, lease, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+
+	host, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = host.Rollback(ctx) }()
+	_, err = host.Exec(ctx, `SELECT 1 FROM billing_subscriptions WHERE id = $1 FOR UPDATE`, sub.ID)
+	require.NoError(t, err)
+
+	settleCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, store.SettleRenewalClaims(settleCtx, b.pool, claim, now, []string{sub.ID}, []*time.Time{nil}, []bool{false}),
+		"the end of the claim does not wait for the host's lock")
+	at := b.renewAt(t, sub.ID)
+	require.NotNil(t, at)
+	require.True(t, at.Equal(lease), "the held row keeps the lease: %s", at)
+
+	require.NoError(t, host.Commit(ctx))
+	require.NoError(t, store.SettleRenewalClaims(ctx, b.pool, claim, now, []string{sub.ID}, []*time.Time{nil}, []bool{false}))
+	require.Nil(t, b.renewAt(t, sub.ID), "once free, the claim ends")
 }

@@ -414,9 +414,16 @@ func (e *Engine) resume(ctx context.Context, db dbtx, subscriptionID string, by 
 		if err != nil {
 			return sub, nil, err
 		}
-		if next.Current != nil && !now.Before(next.Current.End) && next.Status.Allows(subscription.ActionRenew) {
-			if err := e.scheduleRenewal(ctx, tx, next.ID, next.Current.Number, 1, now); err != nil {
-				return sub, nil, err
+		if next.Current != nil && next.Status.Allows(subscription.ActionRenew) {
+			// Due now when the period has ended; else at its end: the run at an end the
+			// period had before an operator extended it may have found the subscription
+			// suspended and done nothing, leaving nothing to run at the new end. (A host
+			// without River, which only meters usage, renews nothing: not due, it needs none.)
+			_, noRiver := e.riverClient()
+			if due := !now.Before(next.Current.End); due || noRiver == nil || e.cfg.ClaimRenewals {
+				if err := e.scheduleRenewal(ctx, tx, next.ID, next.Current.Number, 1, maxTime(now, next.Current.End)); err != nil {
+					return sub, nil, err
+				}
 			}
 		}
 		return next, []subscription.AuditEntry{a}, nil

@@ -42,7 +42,7 @@ func SaveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 }
 
 // SaveSubscriptionRenewAt is SaveSubscription that also sets the subscription's renew_at
-// (migration 0019) to renewAt in the same UPDATE: a renewal that starts a period with claims
+// (migration 0019) to renewAt in the same UPDATE, as SetRenewAt does: a renewal that starts a period with claims
 // on schedules the next run at its end without writing the row twice (SetRenewAt).
 func SaveSubscriptionRenewAt(ctx context.Context, tx pgx.Tx, before, after subscription.Subscription, now, renewAt time.Time) error {
 	return saveSubscription(ctx, tx, before, after, now, &renewAt)
@@ -69,7 +69,8 @@ func saveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 		[]any{after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd}
 	if renewAt != nil {
 		sql, args = `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
-		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8, renew_at = $10 WHERE id = $1`,
+		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8,
+		renew_at = $10, renew_claim = NULL, renew_failures = 0 WHERE id = $1`,
 			append(args, *renewAt)
 	}
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
