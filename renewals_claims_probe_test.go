@@ -170,9 +170,10 @@ func TestClaimsProbeRaceClaimersAndCommands(t *testing.T) {
 			case 1:
 				g.run(func() { _ = b.engine.WithdrawConsent(ctx, subs[i].CustomerID, tokens[i], "customer") })
 			case 2, 3:
+				pause := time.Duration(rng.IntN(5)) * time.Millisecond // drawn here: rng is not for goroutines
 				g.run(func() {
 					_, _ = b.engine.Suspend(ctx, id, regOperator)
-					time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond)
+					time.Sleep(pause)
 					_, _ = b.engine.Resume(ctx, id, regOperator)
 				})
 			case 4:
