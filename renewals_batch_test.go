@@ -32,18 +32,7 @@ func TestRaceRenewalBatches(t *testing.T) {
 		b := setupRenewals(t)
 		rng := rand.New(rand.NewPCG(uint64(r), 18))
 		const n = 30
-		subs := make([]subscription.Subscription, n)
-		tokens := make([]string, n)
-		for i := range subs {
-			tokens[i] = fmt.Sprintf("tok-%d-%d", r, i)
-			subs[i] = b.checkout(t, fmt.Sprintf("c%d-%d", r, i), tokens[i])
-			switch rng.IntN(6) {
-			case 0:
-				b.gateway.Script(tokens[i], billingtest.SoftDecline)
-			case 1:
-				b.gateway.Script(tokens[i], billingtest.Pending)
-			}
-		}
+		subs, tokens := b.checkoutScripted(t, r, n, rng, billingtest.SoftDecline, billingtest.Pending)
 		b.gateway.SetLatency(2 * time.Millisecond)
 		b.clock.Set(subs[n-1].Current.End.Add(time.Minute)) // every period 1 is over
 
@@ -257,4 +246,21 @@ func TestRenewalChecksTheSavedMethodInTheChargeTransaction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkoutScripted checks out n subscriptions of round r (customer "c<r>-<i>", card
+// "tok-<r>-<i>") and scripts the next charge of each card: faults[k] when rng.IntN(6) draws
+// k < len(faults), else none. It returns the subscriptions and their cards.
+func (b *renewalBundle) checkoutScripted(t *testing.T, r, n int, rng *rand.Rand, faults ...billingtest.Behaviour) ([]subscription.Subscription, []string) {
+	t.Helper()
+	subs := make([]subscription.Subscription, n)
+	tokens := make([]string, n)
+	for i := range subs {
+		tokens[i] = fmt.Sprintf("tok-%d-%d", r, i)
+		subs[i] = b.checkout(t, fmt.Sprintf("c%d-%d", r, i), tokens[i])
+		if k := rng.IntN(6); k < len(faults) {
+			b.gateway.Script(tokens[i], faults[k])
+		}
+	}
+	return subs, tokens
 }

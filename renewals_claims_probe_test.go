@@ -118,34 +118,21 @@ func TestClaimsProbeSuspendExtendResumeLeavesNothingWaiting(t *testing.T) {
 	})
 }
 
-// TestClaimsProbeRaceClaimersAndCommands (passes: what held): several claimers at once (the claim job in three
+// TestRaceClaimersAndCommands (passes: what held): several claimers at once (the claim job in three
 // processes and an operator's ClaimDueRenewals) on 30 due subscriptions, while commands
 // change them (auto-renew off, consent withdrawn, suspend and resume, terminate), the sweep
 // runs and webhooks land; cards decline, stay pending or time out after charging. Then days
 // of River, sweeps and reconciliation. Checked: no period charged twice, books = provider,
 // no open attempt, and every subscription neither final nor suspended has a renewal waiting
 // (renew_at) and is not stuck past its period end.
-func TestClaimsProbeRaceClaimersAndCommands(t *testing.T) {
+func TestRaceClaimersAndCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for r := range raceRounds(t, 2) {
 		b := setupClaimsProbe(t, true, nil)
 		rng := rand.New(rand.NewPCG(uint64(r), 19))
 		const n = 30
-		subs := make([]subscription.Subscription, n)
-		tokens := make([]string, n)
-		for i := range subs {
-			tokens[i] = fmt.Sprintf("tok-%d-%d", r, i)
-			subs[i] = b.checkout(t, fmt.Sprintf("c%d-%d", r, i), tokens[i])
-			switch rng.IntN(6) {
-			case 0:
-				b.gateway.Script(tokens[i], billingtest.SoftDecline)
-			case 1:
-				b.gateway.Script(tokens[i], billingtest.Pending)
-			case 2:
-				b.gateway.Script(tokens[i], billingtest.TimeoutAfterSuccess)
-			}
-		}
+		subs, tokens := b.checkoutScripted(t, r, n, rng, billingtest.SoftDecline, billingtest.Pending, billingtest.TimeoutAfterSuccess)
 		b.gateway.SetLatency(2 * time.Millisecond)
 		_, err := b.runner.RunUntil(ctx, subs[0].Current.End.Add(-time.Minute))
 		require.NoError(t, err)
