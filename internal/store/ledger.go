@@ -86,16 +86,7 @@ func InsertLedgerTransaction(ctx context.Context, q Querier, id string, t ledger
 		lq.queueLedger(queuedLedgerTx{id: id, t: t, fingerprint: fingerprint, periodID: periodID, postedAt: postedAt})
 		return true, nil
 	}
-	var codes, types, currencies []string
-	var contras []bool
-	for _, c := range ledgerCurrencies(t.Postings) {
-		for _, a := range ledger.ChartFor(c) {
-			codes = append(codes, a.Code)
-			types = append(types, string(a.Type))
-			currencies = append(currencies, a.Currency)
-			contras = append(contras, a.Contra)
-		}
-	}
+	codes, types, currencies, contras := chartColumns(t.Postings)
 	n := len(t.Postings)
 	accounts, sides, legCurrencies := make([]string, n), make([]string, n), make([]string, n)
 	amounts := make([]int64, n)
@@ -177,13 +168,7 @@ func queueLedgerMany(b *pgx.Batch, txs []queuedLedgerTx) {
 			amounts, legCurrencies = append(amounts, p.Amount), append(legCurrencies, p.Currency)
 		}
 	}
-	var codes, types, currencies []string
-	var contras []bool
-	for _, c := range ledgerCurrencies(all) {
-		for _, a := range ledger.ChartFor(c) {
-			codes, types, currencies, contras = append(codes, a.Code), append(types, string(a.Type)), append(currencies, a.Currency), append(contras, a.Contra)
-		}
-	}
+	codes, types, currencies, contras := chartColumns(all)
 	b.Queue(insertLedgerManySQL, codes, types, currencies, contras, ids, keys, fps, kinds, refs, reverses, periods, memos, ats, posted,
 		legTx, seqs, accounts, sides, amounts, legCurrencies).QueryRow(func(row pgx.Row) error {
 		var inserted int
@@ -195,6 +180,18 @@ func queueLedgerMany(b *pgx.Batch, txs []queuedLedgerTx) {
 		}
 		return nil
 	})
+}
+
+// chartColumns returns the chart's accounts of the currencies of postings as the columns
+// the posting statements insert them from (code, type, currency, contra), ON CONFLICT DO
+// NOTHING.
+func chartColumns(postings []ledger.Posting) (codes, types, currencies []string, contras []bool) {
+	for _, c := range ledgerCurrencies(postings) {
+		for _, a := range ledger.ChartFor(c) {
+			codes, types, currencies, contras = append(codes, a.Code), append(types, string(a.Type)), append(currencies, a.Currency), append(contras, a.Contra)
+		}
+	}
+	return codes, types, currencies, contras
 }
 
 // ledgerCurrencies returns the currencies of postings, sorted, each once.

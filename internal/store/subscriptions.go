@@ -64,16 +64,14 @@ func saveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 	if !after.EndedAt.IsZero() {
 		endedAt = &after.EndedAt
 	}
-	sql, args := `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
-		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8 WHERE id = $1`,
-		[]any{after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd}
-	if renewAt != nil {
-		sql, args = `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
-		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8,
-		renew_at = $10, renew_claim = NULL, renew_failures = 0 WHERE id = $1`,
-			append(args, *renewAt)
+	args := []any{after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd}
+	setRenewAt := ""
+	if renewAt != nil { // as SetRenewAt
+		setRenewAt, args = ", renew_at = $10, renew_claim = NULL, renew_failures = 0", append(args, *renewAt)
 	}
-	if _, err := tx.Exec(ctx, sql, args...); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
+		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8`+setRenewAt+` WHERE id = $1`,
+		args...); err != nil {
 		return err
 	}
 	if newPeriod {
