@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,10 +34,13 @@ func InsertAudit(ctx context.Context, tx pgx.Tx, e AuditEntry) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO billing_audit_log (id, at, actor, action, subject, reason, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, e.ID, e.At, e.Actor, e.Action, e.Subject, e.Reason, raw)
+	_, err = execRow(ctx, tx, strings.TrimPrefix(e.Subject, "subscription:"), insertAuditSQL,
+		e.ID, e.At, e.Actor, e.Action, e.Subject, e.Reason, raw)
 	return err
 }
+
+var insertAuditSQL = newRowsStatement(`INSERT INTO billing_audit_log (id, at, actor, action, subject, reason, detail)
+		VALUES `, `($1, $2, $3, $4, $5, $6, $7)`, ``, false)
 
 // ListAudit returns the audit entries of subject in time order.
 func ListAudit(ctx context.Context, q Querier, subject string) ([]AuditEntry, error) {

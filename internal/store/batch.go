@@ -218,14 +218,21 @@ func FirstPeriodStarts(ctx context.Context, q Querier, subIDs []string) (map[str
 // rows fails the flush, and with it the transaction, with ErrPipelineDiverged. So a caller
 // that reads RowsAffected (InsertEvent: "was the event new?") is told the answer it expects,
 // and the transaction never commits if that answer was wrong. Every statement queued on a
-// Pipeline must write exactly one row. Query and QueryRow send the queue first, so reads see
-// every earlier write. Ledger transactions (InsertLedgerTransaction) are held and written
+// Pipeline must write exactly one row. The rows of row statements (execRow: the attempt,
+// subscription, period, usage, event and audit writes) are held and written many to a
+// statement, statement after statement in the order each was first held, before the next
+// statement that is not held; one unit's (subscription's) rows keep their order (holdRow). Query and QueryRow send the queue first,
+// so reads see every earlier write. Ledger transactions (InsertLedgerTransaction) are held and written
 // together by one statement at the end of the queue when it is sent. Savepoints (Begin) and
 // CopyFrom are refused; SendBatch is not for callers (it sends its batch past the queue).
 type Pipeline struct {
 	pgx.Tx
 	batch  pgx.Batch
 	ledger []queuedLedgerTx // ledger transactions, written by one statement at the end of the queue
+
+	held      []*heldRows            // rows of row statements (execRow), in the order each statement was first held
+	heldIndex map[*rowsStatement]int // index in held
+	unitLast  map[string]int         // the last index in held with a row of the unit
 }
 
 // queueLedger holds t until the queue is sent (ledgerQueuer).
@@ -243,6 +250,7 @@ func NewPipeline(tx pgx.Tx) *Pipeline { return &Pipeline{Tx: tx} }
 
 // Exec queues sql and reports one row written (see Pipeline).
 func (p *Pipeline) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.sealRows()
 	p.batch.Queue(sql, args...).Exec(func(ct pgconn.CommandTag) error {
 		if ct.RowsAffected() != 1 {
 			return fmt.Errorf("%w: %q wrote %d rows", ErrPipelineDiverged, firstLine(sql), ct.RowsAffected())
@@ -254,6 +262,7 @@ func (p *Pipeline) Exec(_ context.Context, sql string, args ...any) (pgconn.Comm
 
 // Flush sends the queued statements and reads their results.
 func (p *Pipeline) Flush(ctx context.Context) error {
+	p.sealRows()
 	if len(p.ledger) > 0 {
 		queueLedgerMany(&p.batch, p.ledger)
 		p.ledger = nil

@@ -36,12 +36,14 @@ func InsertEvent(ctx context.Context, tx pgx.Tx, e EventRow) (bool, error) {
 	if e.SubscriptionID != "" {
 		sub = &e.SubscriptionID
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO billing_events (id, kind, subscription_id, customer_id, subject, occurred_at, data)
-		VALUES ($1, $2, $3::uuid, coalesce(nullif($4, ''), (SELECT customer_id FROM billing_subscriptions WHERE id = $3::uuid), ''),
-		        $5, $6, $7)
-		ON CONFLICT (id) DO NOTHING`, e.ID, e.Kind, sub, e.CustomerID, e.Subject, e.OccurredAt, data)
+	tag, err := execRow(ctx, tx, e.SubscriptionID, insertEventSQL, e.ID, e.Kind, sub, e.CustomerID, e.Subject, e.OccurredAt, data)
 	return tag.RowsAffected() == 1, err
 }
+
+var insertEventSQL = newRowsStatement(`INSERT INTO billing_events (id, kind, subscription_id, customer_id, subject, occurred_at, data)
+		VALUES `, `($1, $2, $3::uuid, coalesce(nullif($4, ''), (SELECT customer_id FROM billing_subscriptions WHERE id = $3::uuid), ''),
+		        $5, $6, $7)`, `
+		ON CONFLICT (id) DO NOTHING`, false)
 
 const eventColumns = `id::text, seq, kind, coalesce(subscription_id::text, ''), customer_id, subject, occurred_at, data, delivered_at`
 

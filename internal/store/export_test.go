@@ -38,3 +38,10 @@ var PruneUsageEventsSQL = pruneUsageEventsSQL
 
 // SweepSettings is sweepSettings, for the same tests and BenchmarkDueWithoutJobMillion.
 const SweepSettings = sweepSettings
+
+// QueuedStatements seals p's held rows and returns how many statements p's queue holds, for
+// the tests of row statements (rows.go).
+func QueuedStatements(p *Pipeline) int {
+	p.sealRows()
+	return p.batch.Len()
+}

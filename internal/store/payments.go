@@ -75,29 +75,35 @@ func InsertAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO billing_payment_attempts (`+insertAttemptColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+	_, err = execRow(ctx, tx, a.SubscriptionID, insertAttemptSQL,
 		a.ID, a.SubscriptionID, string(a.Purpose), a.PeriodNumber, a.Number, a.IdempotencyKey, a.Amount, a.Currency,
 		terms, a.DueAt, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, a.CreatedAt, nullTime(a.SettledAt),
 		nullTime(a.SentAt), a.Unapplied, string(a.VAT), a.ReturnURL, a.ConfirmationURL, a.SavedMethod)
 	return err
 }
 
-const insertAttemptColumns = `id, subscription_id, purpose, period, number, idempotency_key, amount_minor, currency,
-	terms, due_at, state, provider_payment_id, decline_code, decline_message, created_at, settled_at, sent_at, unapplied,
-	vat_code, return_url, confirmation_url, saved_method`
+var insertAttemptSQL = newRowsStatement(`INSERT INTO billing_payment_attempts (id, subscription_id, purpose, period, number,
+	idempotency_key, amount_minor, currency, terms, due_at, state, provider_payment_id, decline_code, decline_message,
+	created_at, settled_at, sent_at, unapplied, vat_code, return_url, confirmation_url, saved_method)
+		VALUES `, `($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`, ``, false)
 
 // UpdateAttempt stores an attempt's new state, whether it was sent, whether its money is
 // unapplied, and a checkout's confirmation URL and saved method (kept once known).
 func UpdateAttempt(ctx context.Context, tx pgx.Tx, a AttemptRow) error {
-	_, err := tx.Exec(ctx, `UPDATE billing_payment_attempts SET state = $2, provider_payment_id = $3,
-		decline_code = $4, decline_message = $5, settled_at = $6, sent_at = $7, unapplied = $8,
-		confirmation_url = CASE WHEN $9 = '' THEN confirmation_url ELSE $9 END,
-		saved_method = CASE WHEN $10 = '' THEN saved_method ELSE $10 END WHERE id = $1`,
+	_, err := execRow(ctx, tx, a.SubscriptionID, updateAttemptSQL,
 		a.ID, string(a.State), a.ProviderPaymentID, a.DeclineCode, a.DeclineMessage, nullTime(a.SettledAt),
 		nullTime(a.SentAt), a.Unapplied, a.ConfirmationURL, a.SavedMethod)
 	return err
 }
+
+var updateAttemptSQL = newRowsStatement(`UPDATE billing_payment_attempts a SET state = v.state,
+		provider_payment_id = v.provider_payment_id, decline_code = v.decline_code, decline_message = v.decline_message,
+		settled_at = v.settled_at, sent_at = v.sent_at, unapplied = v.unapplied,
+		confirmation_url = CASE WHEN v.confirmation_url = '' THEN a.confirmation_url ELSE v.confirmation_url END,
+		saved_method = CASE WHEN v.saved_method = '' THEN a.saved_method ELSE v.saved_method END
+	FROM (VALUES `, `($1::uuid, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::timestamptz, $8::boolean, $9::text, $10::text)`,
+	`) AS v(id, state, provider_payment_id, decline_code, decline_message, settled_at, sent_at, unapplied, confirmation_url, saved_method)
+	WHERE a.id = v.id`, true)
 
 // LockAttempt returns attempt id locked FOR UPDATE. Lock its subscription first
 // (LockSubscription): the charge protocol's lock order is subscription, then attempt.

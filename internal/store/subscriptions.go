@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,13 +66,11 @@ func saveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 		endedAt = &after.EndedAt
 	}
 	args := []any{after.ID, string(after.Status), after.AutoRenew, after.PaymentMethod, current, string(after.SuspendedFrom), endedAt, now, currentEnd}
-	setRenewAt := ""
+	stmt := updateSubscriptionSQL
 	if renewAt != nil { // as SetRenewAt
-		setRenewAt, args = ", renew_at = $10, renew_claim = NULL, renew_failures = 0", append(args, *renewAt)
+		stmt, args = updateSubscriptionRenewAtSQL, append(args, *renewAt)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE billing_subscriptions SET status = $2, auto_renew = $3, payment_method = $4,
-		current_period = $5, current_period_end = $9, suspended_from = $6, ended_at = $7, updated_at = $8`+setRenewAt+` WHERE id = $1`,
-		args...); err != nil {
+	if _, err := execRow(ctx, tx, after.ID, stmt, args...); err != nil {
 		return err
 	}
 	if newPeriod {
@@ -80,24 +79,54 @@ func saveSubscription(ctx context.Context, tx pgx.Tx, before, after subscription
 	return nil
 }
 
+// updateSubscriptionSQL writes a subscription's row (saveSubscription); the tuple's columns
+// are those of the row's own UPDATE, $1 its id.
+var updateSubscriptionSQL = newRowsStatement(`UPDATE billing_subscriptions s SET status = v.status,
+		auto_renew = v.auto_renew, payment_method = v.payment_method, current_period = v.current_period,
+		current_period_end = v.current_period_end, suspended_from = v.suspended_from, ended_at = v.ended_at,
+		updated_at = v.updated_at
+	FROM (VALUES `, updateSubscriptionTuple, `) AS v(`+updateSubscriptionColumns+`)
+	WHERE s.id = v.id`, true)
+
+// updateSubscriptionRenewAtSQL is updateSubscriptionSQL that also sets renew_at, as
+// SetRenewAt does.
+var updateSubscriptionRenewAtSQL = newRowsStatement(`UPDATE billing_subscriptions s SET status = v.status,
+		auto_renew = v.auto_renew, payment_method = v.payment_method, current_period = v.current_period,
+		current_period_end = v.current_period_end, suspended_from = v.suspended_from, ended_at = v.ended_at,
+		updated_at = v.updated_at, renew_at = v.renew_at, renew_claim = NULL, renew_failures = 0
+	FROM (VALUES `, strings.TrimSuffix(updateSubscriptionTuple, ")")+`, $10::timestamptz)`,
+	`) AS v(`+updateSubscriptionColumns+`, renew_at)
+	WHERE s.id = v.id`, true)
+
+const (
+	updateSubscriptionTuple   = `($1::uuid, $2::text, $3::boolean, $4::text, $5::int, $6::text, $7::timestamptz, $8::timestamptz, $9::timestamptz)`
+	updateSubscriptionColumns = `id, status, auto_renew, payment_method, current_period, suspended_from, ended_at, updated_at, current_period_end`
+)
+
 func insertPeriod(ctx context.Context, tx pgx.Tx, subID string, p subscription.Period) error {
 	terms, err := EncodeTerms(p.Terms)
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, subID, p.Number, terms, p.Start, p.End, p.GrantedAt, nullTime(p.ExhaustedAt)); err != nil {
+	if _, err := execRow(ctx, tx, subID, insertPeriodSQL, subID, p.Number, terms, p.Start, p.End, p.GrantedAt, nullTime(p.ExhaustedAt)); err != nil {
 		return err
 	}
 	for _, l := range p.Terms.Limits {
 		u := p.Usage[l.Meter]
-		if _, err := tx.Exec(ctx, `INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, subID, p.Number, l.Meter, l.Quantity, !p.Terms.Options.SoftLimits, u.Used, u.Reserved); err != nil {
+		if _, err := execRow(ctx, tx, subID, insertUsageSQL,
+			subID, p.Number, l.Meter, l.Quantity, !p.Terms.Options.SoftLimits, u.Used, u.Reserved); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+var (
+	insertPeriodSQL = newRowsStatement(`INSERT INTO billing_periods (subscription_id, number, terms, start_at, end_at, granted_at, exhausted_at)
+		VALUES `, `($1, $2, $3, $4, $5, $6, $7)`, ``, false)
+	insertUsageSQL = newRowsStatement(`INSERT INTO billing_usage (subscription_id, period, meter, quantity, hard, used, reserved)
+			VALUES `, `($1, $2, $3, $4, $5, $6, $7)`, ``, false)
+)
 
 func updatePeriod(ctx context.Context, tx pgx.Tx, subID string, p subscription.Period) error {
 	if _, err := tx.Exec(ctx, `UPDATE billing_periods SET end_at = $3, exhausted_at = $4
