@@ -112,6 +112,14 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	return c.res
 }
 
+// ran notes a batch of n calls run past the batcher (renewClaimed runs a claimed chunk's
+// batches itself) in largest.
+func (b *batcher[T, R]) ran(n int) {
+	b.mu.Lock()
+	b.largest = max(b.largest, n)
+	b.mu.Unlock()
+}
+
 // runSafely runs one batch under its own context; a panic in it becomes every call's
 // result (fail), so that the batcher's bookkeeping and the waiting calls go on: a bug in one
 // batch fails its calls (a renewal's job, which River retries; a Consume, which runs alone),

@@ -31,6 +31,12 @@ import (
 //     attempts, starts every paid period with the same code as the one-renewal path (applyPaid)
 //     writing through a pipeline, and inserts every job of the batch with one InsertManyTx.
 //
+// The pipeline writes the batch's rows many to a statement: the attempts, subscriptions,
+// periods, usage, events and audit entries of the whole batch go out as one multi-row
+// statement per table (store.Pipeline, internal/store/rows.go), its ledger transactions as
+// one. With Config.ClaimRenewals the batches are a claimed chunk's (renewClaimed) instead of
+// the jobs that arrive at once.
+//
 // Only the common case is batched: a period with no attempt yet, due, charged from a saved
 // method whose reason to charge stands (step 1), and a charge that succeeded and that its
 // subscription can take (step 3). Anything else (an attempt left by an earlier run, a free

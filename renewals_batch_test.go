@@ -115,7 +115,9 @@ func TestRaceRenewalBatches(t *testing.T) {
 
 // TestRenewalBatchWritesWhatTheOneRenewalPathWrites: the same 24 due subscriptions renewed
 // in two databases on the same clock, one by one with batching off (Config.RenewalBatchSize
-// 1) and all at once in batches, leave the same rows in every table the renewal writes:
+// 1) and all at once in batches, leave the same rows in every table the renewal writes (and
+// so do the same, with Config.ClaimRenewals, one by one and claimed: a claimed chunk renews
+// through the batches at once, renewClaimed):
 // subscriptions, periods, usage, attempts, audit log, events, ledger transactions and entries,
 // River jobs (ids, keys and provider ids aside, which differ by construction; revenue
 // recognitions aside, which River's test worker posts when it gets to period 1's job, at a
@@ -124,9 +126,12 @@ func TestRaceRenewalBatches(t *testing.T) {
 func TestRenewalBatchWritesWhatTheOneRenewalPathWrites(t *testing.T) {
 	ctx := context.Background()
 	const n = 24
-	run := func(batch int) (map[string][]string, *renewalBundle) {
+	// run renews n subscriptions: one at a time with batch 1; with a larger batch, all at
+	// once through the batches (RenewPeriod from n goroutines) or, with claims, by claims
+	// (a chunk renewed at once, renewClaimed).
+	run := func(batch int, claims bool) (map[string][]string, *renewalBundle) {
 		gw := billingtest.NewGateway()
-		b := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.RenewalBatchSize = batch })
+		b := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.RenewalBatchSize = batch; c.ClaimRenewals = claims })
 		rb := &renewalBundle{testBundle: b, gateway: gw, runner: b.withRiver(t)}
 		b.publish(t, "pro", "990", "generations", 500)
 		ids := make([]string, n)
@@ -136,11 +141,20 @@ func TestRenewalBatchWritesWhatTheOneRenewalPathWrites(t *testing.T) {
 		end := rb.get(t, ids[0]).Current.End
 		b.clock.Set(end.Add(time.Second)) // River's one test worker may renew some too
 		gw.SetLatency(3 * time.Millisecond)
-		if batch == 1 {
+		switch {
+		case batch == 1:
 			for _, id := range ids {
 				require.NoError(t, billing.RenewPeriod(b.engine, ctx, id, 1))
 			}
-		} else {
+		case claims:
+			for {
+				n, err := b.engine.ClaimDueRenewals(ctx)
+				require.NoError(t, err)
+				if n == 0 {
+					break
+				}
+			}
+		default:
 			g := newGate()
 			for _, id := range ids {
 				g.run(func() { require.NoError(t, billing.RenewPeriod(b.engine, ctx, id, 1)) })
@@ -149,16 +163,20 @@ func TestRenewalBatchWritesWhatTheOneRenewalPathWrites(t *testing.T) {
 		}
 		return renewalRows(t, b, ids), rb
 	}
-	one, _ := run(1)
-	batched, rb := run(100)
-	prep, settle := billing.LargestRenewalBatches(rb.engine)
-	t.Logf("largest batches: step 1 %d, step 3 %d", prep, settle)
-	require.Greater(t, prep, 1, "no batch formed")
-	require.Greater(t, settle, 1, "no batch formed")
-	for customer, rows := range one {
-		require.Equal(t, rows, batched[customer], "customer %s", customer)
+	for _, claims := range []bool{false, true} {
+		t.Run(fmt.Sprintf("claims=%t", claims), func(t *testing.T) {
+			one, _ := run(1, claims)
+			batched, rb := run(100, claims)
+			prep, settle := billing.LargestRenewalBatches(rb.engine)
+			t.Logf("largest batches: step 1 %d, step 3 %d", prep, settle)
+			require.Greater(t, prep, 1, "no batch formed")
+			require.Greater(t, settle, 1, "no batch formed")
+			for customer, rows := range one {
+				require.Equal(t, rows, batched[customer], "customer %s", customer)
+			}
+			require.Len(t, batched, len(one))
+		})
 	}
-	require.Len(t, batched, len(one))
 }
 
 // renewalRows returns, per customer, the rows the renewal of each subscription in ids wrote,

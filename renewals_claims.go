@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/smm-gpt/billing/internal/jobs"
 	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/payment"
 )
 
 // Renewals claimed from the subscriptions table ([Config].ClaimRenewals; issue 18).
@@ -26,10 +28,12 @@ import (
 //     renewal writes it with the subscription's own UPDATE, store.SaveSubscriptionRenewAt);
 //   - a claim (store.ClaimRenewals) takes up to RenewalClaimChunk subscriptions whose
 //     renew_at has come, FOR UPDATE SKIP LOCKED, and moves their renew_at a lease ahead
-//     (RenewalClaimLease), in one statement;
-//   - each claimed subscription runs exactly what the renewal job ran (renewPeriod for its
-//     current period, through the renewal batches), all of the chunk at once, so the steps 1
-//     and 3 of the chunk share transactions and its provider calls overlap;
+//     (Config.ClaimLease, RenewalClaimLease by default), in one statement;
+//   - the chunk runs what its renewal jobs would have run (the charge protocol through the
+//     renewal batches, renewClaimed): step 1 for the whole chunk in one transaction, every
+//     provider call at once, and step 3 in waves of the charges that came back, so one slow
+//     call holds up no one else's period; a renewal a batch does not take runs the
+//     one-renewal path, as with jobs;
 //   - then one statement ends the chunk's claims (store.SettleRenewalClaims) on the rows the
 //     claim still holds (renew_claim: a run that scheduled its next time released its row):
 //     renew_at becomes NULL, or, for a period an operator extended (errNotDue), its new end;
@@ -57,10 +61,11 @@ import (
 // RenewalClaimChunk is how many due subscriptions one claim takes ([Config].ClaimRenewals).
 const RenewalClaimChunk = 100
 
-// RenewalClaimLease is how long a claimed subscription stays out of other claims: longer
-// than a renewal run can take (River's one-minute job timeout bounds the claim job, and the
-// provider call ends before it, see chargeInFlightFor). A subscription whose run did not end
-// in that time is claimed again and its attempt looked up, never charged twice.
+// RenewalClaimLease is [Config].ClaimLease's default: how long a claimed subscription stays
+// out of other claims, longer than a renewal run can take (River's one-minute job timeout
+// bounds the claim job, and the provider call ends before it, see chargeInFlightFor). A
+// subscription whose run did not end in that time is claimed again and its attempt looked
+// up, never charged twice.
 const RenewalClaimLease = 2 * time.Minute
 
 // RenewalClaimInterval is how often [Engine.PeriodicJobs] starts a claim job with
@@ -89,7 +94,7 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 		return 0, nil
 	}
 	now := e.clock.Now()
-	lease, claim := now.Add(RenewalClaimLease), newID()
+	lease, claim := now.Add(e.cfg.ClaimLease), newID()
 	claimed, err := store.ClaimRenewals(ctx, e.pool, claim, now, lease, RenewalClaimChunk)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
@@ -102,29 +107,124 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 	ids := make([]string, len(claimed))
 	next := make([]*time.Time, len(claimed))
 	failed := make([]bool, len(claimed)) // the run failed: tried again after a backoff
+	for i, err := range e.renewClaimed(ctx, claimed) {
+		c := claimed[i]
+		ids[i] = c.SubscriptionID
+		var notDue *jobs.NotDueError
+		switch {
+		case err == nil:
+		case errors.As(err, &notDue):
+			at := e.clock.Now().Add(max(notDue.Wait, time.Second))
+			next[i] = &at
+		case c.Period == 0: // no period yet: nothing a renewal can do (renewPeriod refused it)
+		default:
+			failed[i] = true
+			e.logger.WarnContext(ctx, "billing: a claimed renewal failed; it is claimed again after a backoff",
+				"subscription", c.SubscriptionID, "period", c.Period, "error", err)
+		}
+	}
+	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, claim, e.clock.Now(), ids, next, failed)
+}
+
+// renewClaimed renews a claimed chunk and returns each renewal's error, as renewPeriod
+// would have: step 1 for the whole chunk in one batch (prepareRenewals, at most
+// Config.RenewalBatchSize renewals a transaction), every provider call at once, and step 3
+// in waves (settleRenewals): each wave takes the succeeded charges that came back while the
+// wave before ran, so one slow call holds up no one else's period. A renewal a batch did not
+// take runs the one-renewal path, exactly as in renewBatched. With batches off
+// (RenewalBatchSize 1) each renewal runs renewPeriod.
+func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionPeriod) []error {
+	errs := make([]error, len(claimed))
+	gw := e.cfg.Gateway
+	var keys []renewKey
+	var at []int // the index in claimed of keys[j]
 	var wg sync.WaitGroup
 	for i, c := range claimed {
-		ids[i] = c.SubscriptionID
+		if e.cfg.RenewalBatchSize > 1 && gw != nil && c.Period >= 1 {
+			keys, at = append(keys, renewKey{subID: c.SubscriptionID, number: c.Period + 1}), append(at, i)
+			continue
+		}
 		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period) }()
+	}
+	var prepared []prepareResult
+	for part := range slices.Chunk(keys, e.cfg.RenewalBatchSize) {
+		prepared = append(prepared, e.prepareRenewals(ctx, part)...)
+		e.renewals.prepare.ran(len(part))
+	}
+	type paid struct {
+		i    int // in claimed
+		a    store.AttemptRow
+		span span // ended with the outcome of step 3
+	}
+	succeeded := make(chan paid, len(keys))
+	var calls sync.WaitGroup
+	for j, k := range keys {
+		i, r := at[j], prepared[j]
+		calls.Add(1)
 		go func() {
-			defer wg.Done()
-			err := e.renewPeriod(ctx, c.SubscriptionID, c.Period)
-			var notDue *jobs.NotDueError
-			switch {
-			case err == nil:
-			case errors.As(err, &notDue):
-				at := e.clock.Now().Add(max(notDue.Wait, time.Second))
-				next[i] = &at
-			case c.Period == 0: // no period yet: nothing a renewal can do (renewPeriod refused it)
-			default:
-				failed[i] = true
-				e.logger.WarnContext(ctx, "billing: a claimed renewal failed; it is claimed again after a backoff",
-					"subscription", c.SubscriptionID, "period", c.Period, "error", err)
+			defer calls.Done()
+			ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(k.subID))
+			p, err := r.prepared, r.err
+			if r.fallback {
+				p, err = e.prepareAttempt(ctx, k.subID, payment.PurposeRenewal, k.number, "")
 			}
+			switch {
+			case err != nil || p.attempt.ID == "":
+			case !p.send || p.attempt.State != payment.StateCreated:
+				_, err = e.runAttempt(ctx, gw, p)
+			default:
+				var a store.AttemptRow
+				if a, err = e.callGateway(ctx, gw, p.attempt, p.target); err == nil {
+					if a.State == payment.StateSucceeded {
+						succeeded <- paid{i: i, a: a, span: sp} // step 3 in a wave below
+						return
+					}
+					_, err = e.settleInTx(ctx, a)
+				}
+			}
+			errs[i] = opError("RenewPeriod", err)
+			sp.end(&errs[i])
 		}()
 	}
+	go func() { calls.Wait(); close(succeeded) }()
+	for first := range succeeded {
+		wave := []paid{first}
+	more:
+		for len(wave) < e.cfg.RenewalBatchSize {
+			select {
+			case p, ok := <-succeeded:
+				if !ok {
+					break more
+				}
+				wave = append(wave, p)
+			default:
+				break more
+			}
+		}
+		rows := make([]store.AttemptRow, len(wave))
+		for k, p := range wave {
+			rows[k] = p.a
+		}
+		e.renewals.settle.ran(len(rows))
+		for k, s := range e.settleRenewals(ctx, rows) {
+			p := wave[k]
+			if !s.fallback {
+				errs[p.i] = opError("RenewPeriod", s.err)
+				p.span.end(&errs[p.i])
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.settleInTx(ctx, p.a)
+				errs[p.i] = opError("RenewPeriod", err)
+				p.span.end(&errs[p.i])
+			}()
+		}
+	}
 	wg.Wait()
-	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, claim, e.clock.Now(), ids, next, failed)
+	return errs
 }
 
 // insertClaimJob inserts a claim job in the engine's queue.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/smm-gpt/billing"
+	"github.com/smm-gpt/billing/billingtest"
 	"github.com/smm-gpt/billing/internal/store"
+	"github.com/smm-gpt/billing/payment"
 	"github.com/smm-gpt/billing/subscription"
 )
 
@@ -245,4 +248,84 @@ func TestClaimEndWaitsOnNoRowLock(t *testing.T) {
 	require.NoError(t, host.Commit(ctx))
 	require.NoError(t, store.SettleRenewalClaims(ctx, b.pool, claim, now, []string{sub.ID}, []*time.Time{nil}, []bool{false}))
 	require.Nil(t, b.renewAt(t, sub.ID), "once free, the claim ends")
+}
+
+// heldGateway holds every charge of token, once armed, until release is closed.
+type heldGateway struct {
+	*billingtest.Gateway
+	token   string
+	armed   atomic.Bool
+	held    chan struct{} // closed when a charge is held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (g *heldGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
+	if g.armed.Load() && req.PaymentMethod == g.token {
+		g.once.Do(func() { close(g.held) })
+		<-g.release
+	}
+	return g.Gateway.Charge(ctx, req)
+}
+
+// TestClaimedChunkDoesNotWaitForItsSlowestCall: a claimed chunk settles its succeeded
+// charges in waves (renewClaimed), so a provider call that hangs holds up only its own
+// renewal: the chunk's other subscriptions start their paid periods meanwhile.
+func TestClaimedChunkDoesNotWaitForItsSlowestCall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := &heldGateway{Gateway: billingtest.NewGateway(), token: "tok-0", held: make(chan struct{}), release: make(chan struct{})}
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
+	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, 6)
+	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+	gw.armed.Store(true)
+
+	done := make(chan error, 1)
+	go func() {
+		n, err := b.engine.ClaimDueRenewals(ctx)
+		if err == nil && n != len(subs) {
+			err = fmt.Errorf("claimed %d of %d", n, len(subs))
+		}
+		done <- err
+	}()
+	<-gw.held
+	require.Eventually(t, func() bool {
+		for _, s := range subs[1:] {
+			if b.get(t, s.ID).Current.Number != 2 {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond, "the other renewals wait for the held call")
+	require.Equal(t, 1, b.get(t, subs[0].ID).Current.Number, "the held renewal is still in its call")
+	close(gw.release)
+	require.NoError(t, <-done)
+	for _, s := range subs {
+		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
+		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
+	}
+}
+
+// TestClaimLeaseIsConfigLease: a claim leases its subscriptions for Config.ClaimLease.
+func TestClaimLeaseIsConfigLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := &heldGateway{Gateway: billingtest.NewGateway(), token: "tok-0", held: make(chan struct{}), release: make(chan struct{})}
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true; c.ClaimLease = 30 * time.Second })
+	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	sub := b.checkout(t, "c0", "tok-0")
+	b.clock.Set(sub.Current.End.Add(time.Minute))
+	gw.armed.Store(true)
+	done := make(chan error, 1)
+	go func() { _, err := b.engine.ClaimDueRenewals(ctx); done <- err }()
+	<-gw.held
+	at := b.renewAt(t, sub.ID)
+	require.NotNil(t, at)
+	require.True(t, at.Equal(b.clock.Now().Add(30*time.Second)), "leased until %s", at)
+	close(gw.release)
+	require.NoError(t, <-done)
+	require.Equal(t, 2, b.get(t, sub.ID).Current.Number)
 }
