@@ -166,7 +166,7 @@ type Config struct {
 	// subscriptions table is the queue. Where the engine would schedule a renewal job it
 	// sets the subscription's renew_at instead, and a claim job, started every
 	// [RenewalClaimInterval] by [Engine.PeriodicJobs], takes up to [RenewalClaimChunk] due
-	// subscriptions at once (FOR UPDATE SKIP LOCKED, each leased for [RenewalClaimLease]),
+	// subscriptions at once (FOR UPDATE SKIP LOCKED, each leased for ClaimLease),
 	// inserts the next claim job when it took a full chunk, and renews them concurrently
 	// through the renewal batches. Every other job (recognition, notices, events, refunds)
 	// stays a River job, and the charge protocol is the same, so the guarantees are too
@@ -176,6 +176,15 @@ type Config struct {
 	// by the sweep after it (renewal jobs already scheduled still run, and do nothing twice).
 	// Defaults to false: a River job per renewal.
 	ClaimRenewals bool
+
+	// ClaimLease is how long a subscription a claim took stays out of other claims
+	// ([Config].ClaimRenewals): a claimer killed in its run leaves its subscriptions to the
+	// next claim after it. Make it longer than a renewal run takes (the provider calls are
+	// bounded, and River's one-minute job timeout bounds the claim job): a shorter lease
+	// charges nothing twice (a second run finds the first's attempt and asks the provider),
+	// but may run a renewal twice at once. At least a second. Defaults to [RenewalClaimLease]
+	// (2 minutes).
+	ClaimLease time.Duration
 
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
 	// one commit (usage_batch.go): under load (more than four calls at once through the
@@ -256,6 +265,7 @@ func (c Config) withDefaults() Config {
 	c.RetentionHorizon = cmp.Or(c.RetentionHorizon, DefaultRetentionHorizon)
 	c.RenewalBatchSize = cmp.Or(c.RenewalBatchSize, DefaultRenewalBatchSize)
 	c.ConsumeBatchSize = cmp.Or(c.ConsumeBatchSize, DefaultConsumeBatchSize)
+	c.ClaimLease = cmp.Or(c.ClaimLease, RenewalClaimLease)
 	return c
 }
 
@@ -350,6 +360,9 @@ func (c Config) validate() error {
 	}
 	if c.RenewalBatchSize < 1 {
 		problems = append(problems, FieldProblem{"RenewalBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.RenewalBatchSize)})
+	}
+	if c.ClaimLease < time.Second {
+		problems = append(problems, FieldProblem{"ClaimLease", fmt.Sprintf("%s: at least a second", c.ClaimLease)})
 	}
 	if c.ConsumeBatchSize < 1 {
 		problems = append(problems, FieldProblem{"ConsumeBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.ConsumeBatchSize)})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -37,6 +38,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative priority", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = -1; return c }, []string{"Priority"}},
 		{"negative renewal batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.RenewalBatchSize = -1; return c }, []string{"RenewalBatchSize"}},
 		{"negative Consume batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.ConsumeBatchSize = -1; return c }, []string{"ConsumeBatchSize"}},
+		{"claim lease under a second", pool, func() billing.Config { c := billing.DefaultConfig(); c.ClaimLease = time.Millisecond; return c }, []string{"ClaimLease"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

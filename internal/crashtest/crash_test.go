@@ -51,6 +51,8 @@ const (
 	envPGRestart = "BILLING_PG_RESTART"
 	// envClaims is "1" when the child's engine claims its renewals (Config.ClaimRenewals).
 	envClaims = "BILLING_CRASH_CLAIMS"
+	// envLease is the child's Config.ClaimLease (a Go duration) when it claims its renewals.
+	envLease = "BILLING_CRASH_LEASE"
 )
 
 // The children's River timing. River rescues a job whose process died only on its leader,
@@ -136,6 +138,9 @@ func runEngineProcess() error {
 	cfg.Logger = slog.New(logs).With("src", "engine")
 	cfg.Gateway = billingtest.HTTPGateway{BaseURL: os.Getenv(envGatewayURL), Client: &http.Client{Timeout: time.Second}}
 	cfg.ClaimRenewals = os.Getenv(envClaims) == "1"
+	if cfg.ClaimLease, err = time.ParseDuration(os.Getenv(envLease)); err != nil {
+		return err
+	}
 	engine, err := billing.New(pool, cfg)
 	if err != nil {
 		return err
@@ -310,8 +315,10 @@ func envInt(t *testing.T, name string, def int) int {
 //
 // It runs twice, once with River's renewal job per period and once with the renewals claimed
 // from the subscriptions table (Config.ClaimRenewals; the children are then also killed
-// between a claim and the end of its runs, whose subscriptions wait out the claim's lease,
-// two minutes, before the next claim). BILLING_CRASH_MODE=jobs or claims runs one.
+// between a claim and the end of its runs, whose subscriptions wait out the claim's lease
+// before the next claim: Config.ClaimLease, BILLING_CRASH_LEASE_SECONDS (5), short, so that
+// a subscription is claimed again, and its claimer killed again, many times in the kills).
+// BILLING_CRASH_MODE=jobs or claims runs one.
 //
 // Sizes (environment): BILLING_CRASH_SUBS (60), BILLING_CRASH_SECONDS of kills (6),
 // BILLING_CRASH_CHILDREN (3), BILLING_CRASH_WORKERS per child (4), BILLING_CRASH_DELAY_MS, the
@@ -343,6 +350,7 @@ func crashRun(t *testing.T, claims bool) {
 	maxDelay := time.Duration(envInt(t, "BILLING_CRASH_DELAY_MS", 300)) * time.Millisecond
 	pgRestartsWanted := envInt(t, "BILLING_CRASH_PG_RESTARTS", 1)
 	asyncCommit := os.Getenv("BILLING_CRASH_ASYNC_COMMIT") == "1"
+	lease := time.Duration(envInt(t, "BILLING_CRASH_LEASE_SECONDS", 5)) * time.Second
 	settleFor := 2*time.Minute + chaosFor
 	began := time.Now()
 	ctx := context.Background()
@@ -388,12 +396,25 @@ func crashRun(t *testing.T, claims bool) {
 		envClockOffset+"=0s",
 		envWorkers+"="+strconv.Itoa(workers),
 		envClaims+"="+map[bool]string{false: "0", true: "1"}[claims],
+		envLease+"="+lease.String(),
 	)
 	t.Cleanup(func() {
 		for i := range f.slots {
 			f.kill(i)
 		}
 	})
+	if claims {
+		// Claimed, every due subscription would be renewed by the first claim, in one chunk,
+		// before the first kill: here they fall due one after another over the kills instead
+		// (renew_at spread over them, as subscriptions paid at different moments fall due), so
+		// that kills land in claims, charges and the ends of claims.
+		if _, err := pool.Exec(ctx, `UPDATE billing_subscriptions s
+			SET renew_at = $1::timestamptz + make_interval(secs => $2::float8 * (k.n - 1) / $3)
+			FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM billing_subscriptions) k
+			WHERE s.id = k.id`, time.Now(), chaosFor.Seconds(), nSubs); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range nChildren {
 		f.start(i)
 	}
@@ -482,7 +503,7 @@ func crashRun(t *testing.T, claims bool) {
 		f.start(i)
 	}
 	if claims {
-		settleFor += billing.RenewalClaimLease // a claim a child died in waits for its lease to end
+		settleFor += lease // a claim a child died in waits for its lease to end
 	}
 	settleDeadline := time.Now().Add(settleFor)
 	var renewed, open int
