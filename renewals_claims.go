@@ -3,7 +3,6 @@ package billing
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"time"
 
@@ -123,15 +122,23 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 				"subscription", c.SubscriptionID, "period", c.Period, "error", err)
 		}
 	}
-	return len(claimed), store.SettleRenewalClaims(ctx, e.pool, claim, e.clock.Now(), ids, next, failed)
+	// Ended under a context of its own too: a claim job whose context ended still ends its
+	// claims, so that its subscriptions wait no lease (the statement waits on no lock).
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
+	return len(claimed), store.SettleRenewalClaims(settleCtx, e.pool, claim, e.clock.Now(), ids, next, failed)
 }
 
 // renewClaimed renews a claimed chunk and returns each renewal's error, as renewPeriod
-// would have: step 1 for the whole chunk in one batch (prepareRenewals, at most
-// Config.RenewalBatchSize renewals a transaction), every provider call at once, and step 3
-// in waves (settleRenewals): each wave takes the succeeded charges that came back while the
-// wave before ran, so one slow call holds up no one else's period. A renewal a batch did not
-// take runs the one-renewal path, exactly as in renewBatched. With batches off
+// would have: step 1 in batches of at most Config.RenewalBatchSize (one for a chunk of the
+// default sizes), each batch's provider calls started as soon as its transaction commits (a
+// call starts right after its attempt is marked sent, as chargeInFlightFor counts on), and
+// step 3 in waves: each wave takes the succeeded charges that came back while the wave before
+// ran, so one slow call holds up no one else's period. A renewal a batch does not take runs
+// the one-renewal path, exactly as in renewBatched. The batches and everything after the
+// calls run as the batchers run them (runSafely): under a context of their own, so that a
+// claim job's context ending (River's timeout, a shutdown) never leaves charges that came
+// back unrecorded, and with a panic turned into the batch's error. With batches off
 // (RenewalBatchSize 1) each renewal runs renewPeriod.
 func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionPeriod) []error {
 	errs := make([]error, len(claimed))
@@ -147,45 +154,48 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period) }()
 	}
-	var prepared []prepareResult
-	for part := range slices.Chunk(keys, e.cfg.RenewalBatchSize) {
-		prepared = append(prepared, e.prepareRenewals(ctx, part)...)
-		e.renewals.prepare.ran(len(part))
-	}
 	type paid struct {
 		i    int // in claimed
 		a    store.AttemptRow
 		span span // ended with the outcome of step 3
 	}
 	succeeded := make(chan paid, len(keys))
+	// after is the context of what follows a provider call: the claim's values, not its end.
+	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout+gatewayCallTimeout)
+	defer cancel()
 	var calls sync.WaitGroup
-	for j, k := range keys {
-		i, r := at[j], prepared[j]
-		calls.Add(1)
-		go func() {
-			defer calls.Done()
-			ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(k.subID))
-			p, err := r.prepared, r.err
-			if r.fallback {
-				p, err = e.prepareAttempt(ctx, k.subID, payment.PurposeRenewal, k.number, "")
-			}
-			switch {
-			case err != nil || p.attempt.ID == "":
-			case !p.send || p.attempt.State != payment.StateCreated:
-				_, err = e.runAttempt(ctx, gw, p)
-			default:
-				var a store.AttemptRow
-				if a, err = e.callGateway(ctx, gw, p.attempt, p.target); err == nil {
-					if a.State == payment.StateSucceeded {
-						succeeded <- paid{i: i, a: a, span: sp} // step 3 in a wave below
-						return
-					}
-					_, err = e.settleInTx(ctx, a)
+	for first := 0; first < len(keys); first += e.cfg.RenewalBatchSize {
+		part := keys[first:min(first+e.cfg.RenewalBatchSize, len(keys))]
+		prepared := e.renewals.prepare.runSafely(ctx, part)
+		e.renewals.prepare.ran(len(part))
+		for j, k := range part {
+			i, r := at[first+j], prepared[j]
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(k.subID))
+				p, err := r.prepared, r.err
+				if r.fallback {
+					p, err = e.prepareAttempt(ctx, k.subID, payment.PurposeRenewal, k.number, "")
 				}
-			}
-			errs[i] = opError("RenewPeriod", err)
-			sp.end(&errs[i])
-		}()
+				switch {
+				case err != nil || p.attempt.ID == "":
+				case !p.send || p.attempt.State != payment.StateCreated:
+					_, err = e.runAttempt(ctx, gw, p)
+				default:
+					var a store.AttemptRow
+					if a, err = e.callGateway(ctx, gw, p.attempt, p.target); err == nil {
+						if a.State == payment.StateSucceeded {
+							succeeded <- paid{i: i, a: a, span: sp} // step 3 in a wave below
+							return
+						}
+						_, err = e.settleInTx(after, a)
+					}
+				}
+				errs[i] = opError("RenewPeriod", err)
+				sp.end(&errs[i])
+			}()
+		}
 	}
 	go func() { calls.Wait(); close(succeeded) }()
 	for first := range succeeded {
@@ -207,7 +217,7 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			rows[k] = p.a
 		}
 		e.renewals.settle.ran(len(rows))
-		for k, s := range e.settleRenewals(ctx, rows) {
+		for k, s := range e.renewals.settle.runSafely(after, rows) {
 			p := wave[k]
 			if !s.fallback {
 				errs[p.i] = opError("RenewPeriod", s.err)
@@ -217,7 +227,7 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := e.settleInTx(ctx, p.a)
+				_, err := e.settleInTx(after, p.a)
 				errs[p.i] = opError("RenewPeriod", err)
 				p.span.end(&errs[p.i])
 			}()

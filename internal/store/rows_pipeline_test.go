@@ -86,3 +86,38 @@ func TestPipelineWritesHeldRowsManyToAStatement(t *testing.T) {
 	require.Equal(t, 100, audits)
 	require.Equal(t, 100, events, "nothing of the diverged batch")
 }
+
+// The same event held twice in one Pipeline goes into one multi-row
+// INSERT … ON CONFLICT (id) DO NOTHING. PostgreSQL skips the second tuple without an error,
+// so the statement writes n-1 rows: the flush must fail with ErrPipelineDiverged (as the
+// second one-row Exec did) and write nothing, never report both as new.
+func TestPipelineSameEventHeldTwiceDiverges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := billingtest.NewPool(t)
+	e := store.EventRow{ID: uuid.NewString(), Kind: "test.dup", SubscriptionID: uuid.NewString(), CustomerID: "c1",
+		OccurredAt: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Data: json.RawMessage(`{}`)}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		p := store.NewPipeline(tx)
+		for range 2 {
+			isNew, err := store.InsertEvent(ctx, p, e)
+			require.NoError(t, err)
+			require.True(t, isNew)
+		}
+		return p.Flush(ctx)
+	})
+	require.ErrorIs(t, err, store.ErrPipelineDiverged)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM billing_events`).Scan(&n))
+	require.Zero(t, n)
+
+	// Outside a Pipeline the one-row form answers as before: new, then not new.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	for i, want := range []bool{true, false} {
+		isNew, err := store.InsertEvent(ctx, tx, e)
+		require.NoError(t, err)
+		require.Equal(t, want, isNew, "insert %d", i)
+	}
+}
