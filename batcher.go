@@ -32,6 +32,8 @@ type batcher[T, R any] struct {
 	queue   []*batchCall[T, R]
 	running int // batches running
 	largest int // the most calls one batch ran (tests read it: export_test.go)
+	batches int // batches run so far, and the calls they ran (the benchmarks report the mean)
+	calls   int
 }
 
 // batchesAtOnce is how many batches of one step run at the same time: while one waits on a
@@ -86,7 +88,7 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 	n := min(len(b.queue), max(b.max, 1)-1)
 	calls := append([]*batchCall[T, R]{c}, b.queue[:n]...)
 	b.queue = b.queue[n:]
-	b.largest = max(b.largest, len(calls))
+	b.noteLocked(len(calls))
 	b.mu.Unlock()
 	items := make([]T, len(calls))
 	for i, k := range calls {
@@ -113,11 +115,18 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) R {
 }
 
 // ran notes a batch of n calls run past the batcher (renewClaimed runs a claimed chunk's
-// batches itself) in largest.
+// batches itself) in its counts.
 func (b *batcher[T, R]) ran(n int) {
 	b.mu.Lock()
-	b.largest = max(b.largest, n)
+	b.noteLocked(n)
 	b.mu.Unlock()
+}
+
+// noteLocked counts a batch of n calls; b.mu is held.
+func (b *batcher[T, R]) noteLocked(n int) {
+	b.largest = max(b.largest, n)
+	b.batches++
+	b.calls += n
 }
 
 // runSafely runs one batch under its own context; a panic in it becomes every call's

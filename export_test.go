@@ -45,6 +45,19 @@ func LargestRenewalBatches(e *Engine) (prepare, settle int) {
 	return prepare, settle
 }
 
+// RenewalBatchCounts returns how many batches step 1 and step 3 of the renewals ran so far and
+// how many renewals those batches held (renewals_batch.go, renewals_claims.go).
+func RenewalBatchCounts(e *Engine) (prepareBatches, prepared, settleBatches, settled int) {
+	b := e.renewals
+	b.prepare.mu.Lock()
+	prepareBatches, prepared = b.prepare.batches, b.prepare.calls
+	b.prepare.mu.Unlock()
+	b.settle.mu.Lock()
+	settleBatches, settled = b.settle.batches, b.settle.calls
+	b.settle.mu.Unlock()
+	return prepareBatches, prepared, settleBatches, settled
+}
+
 // LargestConsumeBatch returns the most Consume calls one batch took so far (usage_batch.go).
 func LargestConsumeBatch(e *Engine) int {
 	b := e.consumeBatch

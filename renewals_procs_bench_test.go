@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/internal/jobs"
 )
 
@@ -26,70 +27,97 @@ import (
 // works on; TestRenewBenchProcess does nothing without it.
 const renewBenchProcessEnv = "BILLING_RENEW_BENCH_PROCESS_DB"
 
+// renewBenchProcessClaimsEnv, set, turns on the renewal claims (Config.ClaimRenewals) of the
+// engine of a child process of BenchmarkRenewalsProcesses.
+const renewBenchProcessClaimsEnv = "BILLING_RENEW_BENCH_PROCESS_CLAIMS"
+
 // BenchmarkRenewalsProcesses measures renewals/s with 1, 2 and 3 engine processes on one
-// PostgreSQL, next to no-op jobs/s on the same processes in the same run. Each process is
-// a child running TestRenewBenchProcess: its own pool (40 connections), an engine on the
-// system clock with a zero-latency fake gateway, and per phase a new River client working
-// the default queue with renewBenchWorkers workers (fast fetch, as BenchmarkRenewalsDueAtOnce's
-// fast-fetch case). River elects one leader among them for its maintenance; the jobs
-// spread through River's locked fetch (FOR UPDATE SKIP LOCKED).
+// PostgreSQL, next to no-op jobs/s on the same processes in the same run, with River's job
+// per renewal (processes-N) and with the engine's renewal claims (claims-processes-N,
+// Config.ClaimRenewals). Each process is a child running TestRenewBenchProcess: its own pool
+// (40 connections), an engine on the system clock with a zero-latency fake gateway, and per
+// phase a new River client working the default queue with renewBenchWorkers workers (fast
+// fetch, as BenchmarkRenewalsDueAtOnce's fast-fetch case). River elects one leader among
+// them for its maintenance; the jobs spread through River's locked fetch (FOR UPDATE SKIP
+// LOCKED), and the claims through the claim's (the same).
 //
 // Each phase is measured as BenchmarkRenewalsDueAtOnce measures one: the jobs are inserted
 // with InsertMany while no client runs, then every process starts its client, and the time
 // runs from the start until the processes' River events (job completed) add up to every
-// job; nothing polls the database meanwhile. The clients must not run while the queue is
+// job; nothing polls the database meanwhile. With claims, the subscriptions get renew_at at
+// their period's end and one claim job is inserted (as the claims case of
+// BenchmarkRenewalsDueAtOnce), and the time runs until every subscription is renewed, polled
+// on the database every 200 ms. The clients must not run while the queue is
 // empty: a client polling an empty, just vacuumed river_job gets a generic plan of its
 // fetch made for an empty table (a scan of the whole table per fetch), which then works
 // 10 000 no-op jobs at 250–2 100/s instead of ~4 000 (BENCHMARKS.md, "Several processes").
 //
 // Per iteration (use -benchtime 1x): renewBenchSubscriptions no-op jobs; then as many
-// subscriptions whose first period ended a second ago and their renewal jobs, and a check
-// that every one is in period 2 with one attempt for it. Reported: noop_jobs/s, renewals/s,
-// their ratio, and busiest_share: the largest fraction of the renewals one process worked
-// (1/n when they spread evenly).
+// subscriptions whose first period ended a second ago and their renewal jobs (or claim),
+// and a check that every one is in period 2 with one attempt for it. Reported: noop_jobs/s,
+// renewals/s, their ratio, and, with River's jobs, busiest_share: the largest fraction of the
+// renewals one process worked (1/n when they spread evenly; a claim job's renewals are not
+// counted per process).
 func BenchmarkRenewalsProcesses(b *testing.B) {
-	for _, procs := range []int{1, 2, 3} {
-		b.Run(fmt.Sprintf("processes-%d", procs), func(b *testing.B) {
-			f := newRenewBench(b, 0)
-			children := startRenewBenchProcesses(b, f.pool.Config().ConnString(), procs)
-			inserter, err := river.NewClient(riverpgxv5.New(f.pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
+	for _, claims := range []bool{false, true} {
+		for _, procs := range []int{1, 2, 3} {
+			name := fmt.Sprintf("processes-%d", procs)
+			if claims {
+				name = "claims-" + name
 			}
-			var noop, renew time.Duration
-			var busiest float64
-			b.StopTimer()
-			b.ResetTimer()
-			for i := range b.N {
-				f.clearJobs(b)
-				elapsed, _ := children.work(b, inserter, false, noopBenchArgs{}.Kind(), func() []river.InsertManyParams {
-					params := make([]river.InsertManyParams, renewBenchSubscriptions)
-					for j := range params {
-						params[j] = river.InsertManyParams{Args: noopBenchArgs{N: j}}
-					}
-					return params
-				})
-				noop += elapsed
-				f.clearJobs(b)
-				ids := f.dueSubscriptions(b, fmt.Sprintf("p%d-it%d-", procs, i))
-				elapsed, share := children.work(b, inserter, true, jobs.RenewArgs{}.Kind(), func() []river.InsertManyParams {
-					params := make([]river.InsertManyParams, len(ids))
-					for j, id := range ids {
-						params[j] = river.InsertManyParams{Args: jobs.RenewArgs{SubscriptionID: id, Period: 1, Try: 1}}
-					}
-					return params
-				})
-				renew += elapsed
-				f.requireRenewedInDatabase(b, ids)
-				busiest = max(busiest, share)
+			b.Run(name, func(b *testing.B) { benchRenewalsProcesses(b, procs, claims) })
+		}
+	}
+}
+
+// benchRenewalsProcesses is one case of BenchmarkRenewalsProcesses: procs processes, with
+// renewal claims or River's job per renewal.
+func benchRenewalsProcesses(b *testing.B, procs int, claims bool) {
+	f := newRenewBench(b, 0)
+	children := startRenewBenchProcesses(b, f.pool.Config().ConnString(), procs, claims)
+	inserter, err := river.NewClient(riverpgxv5.New(f.pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var noop, renew time.Duration
+	var busiest float64
+	b.StopTimer()
+	b.ResetTimer()
+	for i := range b.N {
+		f.clearJobs(b)
+		elapsed, _ := children.work(b, inserter, false, noopBenchArgs{}.Kind(), func() []river.InsertManyParams {
+			params := make([]river.InsertManyParams, renewBenchSubscriptions)
+			for j := range params {
+				params[j] = river.InsertManyParams{Args: noopBenchArgs{N: j}}
 			}
-			n := float64(b.N * renewBenchSubscriptions)
-			noopRate, renewRate := n/noop.Seconds(), n/renew.Seconds()
-			b.ReportMetric(noopRate, "noop_jobs/s")
-			b.ReportMetric(renewRate, "renewals/s")
-			b.ReportMetric(renewRate/noopRate, "renew/noop")
-			b.ReportMetric(busiest, "busiest_share")
+			return params
 		})
+		noop += elapsed
+		f.clearJobs(b)
+		ids := f.dueSubscriptions(b, fmt.Sprintf("p%d-it%d-", procs, i))
+		if claims {
+			renew += children.claims(b, f, inserter, ids)
+			f.requireRenewedInDatabase(b, ids)
+			continue
+		}
+		elapsed, share := children.work(b, inserter, true, jobs.RenewArgs{}.Kind(), func() []river.InsertManyParams {
+			params := make([]river.InsertManyParams, len(ids))
+			for j, id := range ids {
+				params[j] = river.InsertManyParams{Args: jobs.RenewArgs{SubscriptionID: id, Period: 1, Try: 1}}
+			}
+			return params
+		})
+		renew += elapsed
+		f.requireRenewedInDatabase(b, ids)
+		busiest = max(busiest, share)
+	}
+	n := float64(b.N * renewBenchSubscriptions)
+	noopRate, renewRate := n/noop.Seconds(), n/renew.Seconds()
+	b.ReportMetric(noopRate, "noop_jobs/s")
+	b.ReportMetric(renewRate, "renewals/s")
+	b.ReportMetric(renewRate/noopRate, "renew/noop")
+	if !claims {
+		b.ReportMetric(busiest, "busiest_share")
 	}
 }
 
@@ -129,7 +157,8 @@ func TestRenewBenchProcess(t *testing.T) {
 	for _, c := range conns {
 		c.Release()
 	}
-	engine, _, workers := renewBenchEngine(t, pool, 0)
+	claims := os.Getenv(renewBenchProcessClaimsEnv) != ""
+	engine, _, workers := renewBenchEngine(t, pool, 0, func(c *billing.Config) { c.ClaimRenewals = claims })
 
 	var outMu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
@@ -223,10 +252,10 @@ type renewBenchLine struct {
 	eof   bool
 }
 
-// startRenewBenchProcesses starts n child processes working the database at url and waits
-// until each is ready; they stop when the benchmark ends. A child's output that is not an answer (a test failure,
-// say) goes to standard error.
-func startRenewBenchProcesses(b *testing.B, url string, n int) *renewBenchProcesses {
+// startRenewBenchProcesses starts n child processes working the database at url, with
+// renewal claims or without, and waits until each is ready; they stop when the benchmark
+// ends. A child's output that is not an answer (a test failure, say) goes to standard error.
+func startRenewBenchProcesses(b *testing.B, url string, n int, claims bool) *renewBenchProcesses {
 	b.Helper()
 	p := &renewBenchProcesses{lines: make(chan renewBenchLine, 4096)}
 	b.Cleanup(func() {
@@ -254,6 +283,9 @@ func startRenewBenchProcesses(b *testing.B, url string, n int) *renewBenchProces
 	for i := range n {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRenewBenchProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), renewBenchProcessEnv+"="+url)
+		if claims {
+			cmd.Env = append(cmd.Env, renewBenchProcessClaimsEnv+"=1")
+		}
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -363,6 +395,48 @@ func (p *renewBenchProcesses) work(b *testing.B, inserter *river.Client[pgx.Tx],
 	p.send(b, "stop")
 	p.waitFor(b, "ready") // the next phase's clients
 	return elapsed, float64(slices.Max(completed)) / float64(len(jobParams))
+}
+
+// claims renews ids, whose periods ended, through the children's renewal claims, as
+// renewBench.claimsWork does in one process: it sets their renew_at to their end, inserts one
+// claim job through inserter while no child's client runs, starts the children's clients and
+// returns the time from their start until every subscription of ids is renewed (polled every
+// 200 ms), with the benchmark's timer running for it. A failed job fails the benchmark. It
+// then stops the clients, and each child makes its next one.
+func (p *renewBenchProcesses) claims(b *testing.B, f *renewBench, inserter *river.Client[pgx.Tx], ids []string) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	f.setRenewAt(b, ids)
+	if _, err := inserter.Insert(ctx, billing.ClaimRenewalsArgs(), nil); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	started := time.Now()
+	p.send(b, "start")
+	poll := time.NewTicker(200 * time.Millisecond)
+	defer poll.Stop()
+	deadline := time.After(10 * time.Minute)
+	for renewed := 0; renewed < len(ids); {
+		select {
+		case l := <-p.lines: // read on, so that no child blocks on its output
+			if l.eof {
+				p.ended++
+				b.Fatalf("child process %d ended (%d of %d renewed)", l.child, renewed, len(ids))
+			}
+			if strings.HasPrefix(l.text, "failed ") {
+				b.Fatalf("child process %d: %s", l.child, l.text)
+			}
+		case <-poll.C:
+			renewed = f.renewedByClaims(b)
+		case <-deadline:
+			b.Fatalf("%d of %d renewed after 10 minutes", renewed, len(ids))
+		}
+	}
+	elapsed := time.Since(started)
+	b.StopTimer()
+	p.send(b, "stop")
+	p.waitFor(b, "ready")
+	return elapsed
 }
 
 // requireRenewedInDatabase checks that every subscription of ids is active in period 2

@@ -74,6 +74,10 @@ END {
     r = "BenchmarkRenewalsProcesses/processes-" n
     row("renewals, " n " engine process" (n > 1 ? "es" : "") " ÷ no-op", metric(r, "renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "renew/noop"), "≥ 0.5")
   }
+  for (n = 1; n <= 3; n++) {
+    r = "BenchmarkRenewalsProcesses/claims-processes-" n
+    row("renewals claimed, " n " process" (n > 1 ? "es" : "") " ÷ no-op", metric(r, "renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "renew/noop"), "≥ 0.5")
+  }
   r = "BenchmarkConsumeVsBareCounter"
   row("Consume ÷ bare UPDATE (median of rounds)", metric(r, "consume-ops/s"), "/s", metric(r, "bare-ops/s"), "/s", metric(r, "ratio-median"), "≥ 0.9")
   row("Consume, batches off ÷ bare UPDATE", metric(r, "unbatched-ops/s"), "/s", metric(r, "bare-ops/s"), "/s", metric(r, "unbatched-ratio-median"), "(no target)")
