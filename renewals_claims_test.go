@@ -150,10 +150,7 @@ func TestClaimsAtOnceRenewEveryDueSubscriptionOnce(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(subs), claimed, "each due subscription claimed once")
-	for _, s := range subs {
-		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
-		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
-	}
+	b.requireRenewedOnce(t, subs)
 }
 
 func TestClaimJobTakingAFullChunkStartsTheNext(t *testing.T) {
@@ -302,10 +299,7 @@ func TestClaimedChunkDoesNotWaitForItsSlowestCall(t *testing.T) {
 	require.Equal(t, 1, b.get(t, subs[0].ID).Current.Number, "the held renewal is still in its call")
 	close(gw.release)
 	require.NoError(t, <-done)
-	for _, s := range subs {
-		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
-		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
-	}
+	b.requireRenewedOnce(t, subs)
 }
 
 // TestClaimLeaseIsConfigLease: a claim leases its subscriptions for Config.ClaimLease.
@@ -328,4 +322,14 @@ func TestClaimLeaseIsConfigLease(t *testing.T) {
 	close(gw.release)
 	require.NoError(t, <-done)
 	require.Equal(t, 2, b.get(t, sub.ID).Current.Number)
+}
+
+// requireRenewedOnce checks that every subscription of subs is in period 2, charged once for it
+// at the provider.
+func (b *renewalBundle) requireRenewedOnce(t *testing.T, subs []subscription.Subscription) {
+	t.Helper()
+	for _, s := range subs {
+		require.Equal(t, 2, b.get(t, s.ID).Current.Number)
+		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
+	}
 }
