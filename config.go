@@ -179,11 +179,13 @@ type Config struct {
 
 	// ClaimLease is how long a subscription a claim took stays out of other claims
 	// ([Config].ClaimRenewals): a claimer killed in its run leaves its subscriptions to the
-	// next claim after it. Make it longer than a renewal run takes (the provider calls are
-	// bounded, and River's one-minute job timeout bounds the claim job): a shorter lease
-	// charges nothing twice (a second run finds the first's attempt and asks the provider),
-	// but may run a renewal twice at once. At least a second. Defaults to [RenewalClaimLease]
-	// (2 minutes).
+	// next claim after it. Make it longer than a claimed chunk's run takes: its provider calls
+	// are bounded (under a minute each, and River's job timeout ends the calls of a claim job
+	// that outlives it), but what follows a call that came back runs on under a deadline of
+	// its own (up to about a minute and a half more), so that a charge that succeeded is
+	// recorded. A shorter lease charges nothing twice (a second run finds the first's attempt
+	// and asks the provider), but may run a renewal twice at once and ask the provider twice.
+	// At least a second. Defaults to [RenewalClaimLease] (2 minutes).
 	ClaimLease time.Duration
 
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and

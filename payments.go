@@ -131,6 +131,13 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 
 // runAttempt is steps 2 and 3 of the charge protocol for the attempt step 1 prepared.
 func (e *Engine) runAttempt(ctx context.Context, gw payment.Gateway, p preparedCharge) (store.AttemptRow, error) {
+	return e.runAttemptSettlingIn(ctx, ctx, gw, p)
+}
+
+// runAttemptSettlingIn is runAttempt with the settling of what the provider answered under
+// settleCtx: a claimed renewal's run records an answer that came back even when its claim
+// job's context ended meanwhile (renewClaimed).
+func (e *Engine) runAttemptSettlingIn(ctx, settleCtx context.Context, gw payment.Gateway, p preparedCharge) (store.AttemptRow, error) {
 	var err error
 	a := p.attempt
 	switch a.State {
@@ -163,7 +170,7 @@ func (e *Engine) runAttempt(ctx context.Context, gw payment.Gateway, p preparedC
 			return a, err
 		}
 	}
-	settled, err := e.settleInTx(ctx, a)
+	settled, err := e.settleInTx(settleCtx, a)
 	a.Attempt = settled
 	return a, err
 }

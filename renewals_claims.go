@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -138,7 +139,8 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 // the one-renewal path, exactly as in renewBatched. The batches and everything after the
 // calls run as the batchers run them (runSafely): under a context of their own, so that a
 // claim job's context ending (River's timeout, a shutdown) never leaves charges that came
-// back unrecorded, and with a panic turned into the batch's error. With batches off
+// back unrecorded, and with a panic turned into the batch's error (in a renewal's own
+// goroutine, into that renewal's: recoverRenewal). With batches off
 // (RenewalBatchSize 1) each renewal runs renewPeriod.
 func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionPeriod) []error {
 	errs := make([]error, len(claimed))
@@ -152,7 +154,11 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period) }()
+		go func() {
+			defer wg.Done()
+			defer recoverRenewal(&errs[i])
+			errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period)
+		}()
 	}
 	type paid struct {
 		i    int // in claimed
@@ -160,9 +166,12 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 		span span // ended with the outcome of step 3
 	}
 	succeeded := make(chan paid, len(keys))
-	// after is the context of what follows a provider call: the claim's values, not its end.
-	after, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout+gatewayCallTimeout)
-	defer cancel()
+	// after is the context of what follows a provider call: the claim's values, not its end
+	// (a claim job whose context ends still records the answers that came back), and a
+	// deadline of its own for each use, counted from then.
+	after := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), batchTimeout+gatewayCallTimeout)
+	}
 	var calls sync.WaitGroup
 	for first := 0; first < len(keys); first += e.cfg.RenewalBatchSize {
 		part := keys[first:min(first+e.cfg.RenewalBatchSize, len(keys))]
@@ -173,15 +182,18 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			calls.Add(1)
 			go func() {
 				defer calls.Done()
+				defer recoverRenewal(&errs[i])
 				ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(k.subID))
 				p, err := r.prepared, r.err
 				if r.fallback {
 					p, err = e.prepareAttempt(ctx, k.subID, payment.PurposeRenewal, k.number, "")
 				}
+				actx, cancel := after()
+				defer cancel()
 				switch {
 				case err != nil || p.attempt.ID == "":
 				case !p.send || p.attempt.State != payment.StateCreated:
-					_, err = e.runAttempt(ctx, gw, p)
+					_, err = e.runAttemptSettlingIn(ctx, actx, gw, p) // a lookup, or a call again
 				default:
 					var a store.AttemptRow
 					if a, err = e.callGateway(ctx, gw, p.attempt, p.target); err == nil {
@@ -189,7 +201,7 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 							succeeded <- paid{i: i, a: a, span: sp} // step 3 in a wave below
 							return
 						}
-						_, err = e.settleInTx(after, a)
+						_, err = e.settleInTx(actx, a)
 					}
 				}
 				errs[i] = opError("RenewPeriod", err)
@@ -217,7 +229,7 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			rows[k] = p.a
 		}
 		e.renewals.settle.ran(len(rows))
-		for k, s := range e.renewals.settle.runSafely(after, rows) {
+		for k, s := range e.renewals.settle.runSafely(context.WithoutCancel(ctx), rows) { // its own deadline
 			p := wave[k]
 			if !s.fallback {
 				errs[p.i] = opError("RenewPeriod", s.err)
@@ -227,7 +239,10 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := e.settleInTx(after, p.a)
+				defer recoverRenewal(&errs[p.i])
+				actx, cancel := after()
+				defer cancel()
+				_, err := e.settleInTx(actx, p.a)
 				errs[p.i] = opError("RenewPeriod", err)
 				p.span.end(&errs[p.i])
 			}()
@@ -235,6 +250,16 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 	}
 	wg.Wait()
 	return errs
+}
+
+// recoverRenewal, deferred in a goroutine of a claimed chunk, turns a panic there (in a host's
+// gateway or receipt contact, say) into that renewal's error, as River turns a renewal job's
+// panic into the job's failure: the process goes on, the claim's other renewals are
+// recorded, and this one is claimed again after a backoff, where its attempt is looked up.
+func recoverRenewal(err *error) {
+	if p := recover(); p != nil {
+		*err = opError("RenewPeriod", fmt.Errorf("billing: a claimed renewal panicked: %v", p))
+	}
 }
 
 // insertClaimJob inserts a claim job in the engine's queue.

@@ -188,3 +188,119 @@ func TestClaimsProbeChargeIsSentSoonAfterItsAttemptIsMarkedSent(t *testing.T) {
 	}
 	require.Less(t, worst, 6*time.Second, "a charge sent after the margin gatewayCallTimeout leaves before chargeInFlightFor")
 }
+
+// lostAnswerGateway, once lose is set, charges for real and loses every answer (the engine
+// sees a timeout); once armed, its Lookup waits until n lookups arrived, cancels the claim's context, and
+// only then answers what the fake recorded.
+type lostAnswerGateway struct {
+	*billingtest.Gateway
+	n      int32
+	lose   atomic.Bool
+	armed  atomic.Bool
+	seen   atomic.Int32
+	all    chan struct{}
+	once   sync.Once
+	cancel context.CancelFunc
+}
+
+func (g *lostAnswerGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
+	res, err := g.Gateway.Charge(context.WithoutCancel(ctx), req)
+	if err != nil || !g.lose.Load() {
+		return res, err
+	}
+	return payment.ChargeResult{}, context.DeadlineExceeded
+}
+
+func (g *lostAnswerGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
+	if g.armed.Load() {
+		if g.seen.Add(1) == g.n {
+			g.once.Do(func() { g.cancel(); close(g.all) })
+		}
+		<-g.all
+	}
+	return g.Gateway.Lookup(context.WithoutCancel(ctx), req)
+}
+
+// TestClaimsProbeCanceledClaimStillAppliesALookedUpCharge: a claim that finds an earlier
+// run's attempt looks it up, and when the provider says it succeeded, records it even if the
+// claim job's context ended while the lookups were out, as the claim's new charges are
+// (TestClaimsProbeCanceledClaimStillAppliesItsCharges). A second review found this path left
+// out of 007920b: the recovery ran runAttempt, whose settling used the claim's context, and
+// all 4 looked-up charges stayed unapplied until the next claim after the backoff. Fixed:
+// runAttemptSettlingIn settles under a context of its own.
+func TestClaimsProbeCanceledClaimStillAppliesALookedUpCharge(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	claimCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gw := &lostAnswerGateway{Gateway: billingtest.NewGateway(), n: n, all: make(chan struct{}), cancel: cancel}
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
+	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, n)
+	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+
+	// The first claim charges; every answer is lost, so every attempt is left unknown.
+	gw.lose.Store(true)
+	_, err := b.engine.ClaimDueRenewals(context.Background())
+	require.NoError(t, err)
+	for _, s := range subs {
+		require.Len(t, b.charged(s.ID, 2), 1, "charged at the provider")
+		require.Equal(t, 1, b.get(t, s.ID).Current.Number, "not applied: the answer was lost")
+	}
+	// The next claim, after the backoff, looks them up; its context ends while they are out.
+	b.clock.Set(b.clock.Now().Add(time.Hour))
+	gw.armed.Store(true)
+	claimed, err := b.engine.ClaimDueRenewals(claimCtx)
+	t.Logf("second claim: claimed %d, err %v", claimed, err)
+	require.Equal(t, n, claimed)
+	for _, s := range subs {
+		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
+		require.Equal(t, 2, b.get(t, s.ID).Current.Number, "%s: the lookup found the charge, and it is applied", s.ID)
+	}
+}
+
+// panicOnceGateway panics in the first Charge for token, before charging; every other call
+// goes to the fake.
+type panicOnceGateway struct {
+	*billingtest.Gateway
+	token    string
+	panicked atomic.Bool
+}
+
+func (g *panicOnceGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
+	if req.PaymentMethod == g.token && g.panicked.CompareAndSwap(false, true) {
+		panic("a host's gateway adapter panicked")
+	}
+	return g.Gateway.Charge(ctx, req)
+}
+
+// TestClaimedRenewalPanicFailsThatRenewalAlone: a panic in a host's gateway during a claimed
+// chunk's call fails that renewal alone, as River turns a renewal job's panic into its
+// failure: the process goes on (a panic in a goroutine of the chunk would end it), the
+// chunk's other renewals are recorded, and the one that panicked is claimed again after its
+// backoff and charged once. Checked failing (the test binary crashed) without recoverRenewal.
+func TestClaimedRenewalPanicFailsThatRenewalAlone(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	gw := &panicOnceGateway{Gateway: billingtest.NewGateway()}
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
+	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, n)
+	gw.token = b.get(t, subs[0].ID).PaymentMethod
+	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+
+	claimed, err := b.engine.ClaimDueRenewals(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, n, claimed)
+	require.True(t, gw.panicked.Load(), "the gateway panicked")
+	require.Equal(t, 1, b.get(t, subs[0].ID).Current.Number, "the renewal whose call panicked is not renewed yet")
+	require.Empty(t, b.charged(subs[0].ID, 2))
+	b.requireRenewedOnce(t, subs[1:])
+
+	b.clock.Set(b.clock.Now().Add(time.Hour)) // past its backoff
+	_, err = b.engine.ClaimDueRenewals(context.Background())
+	require.NoError(t, err)
+	b.requireRenewedOnce(t, subs)
+}
