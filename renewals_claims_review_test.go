@@ -16,6 +16,7 @@ import (
 	"github.com/smm-gpt/billing"
 	"github.com/smm-gpt/billing/billingtest"
 	"github.com/smm-gpt/billing/payment"
+	"github.com/smm-gpt/billing/subscription"
 )
 
 // cancelAfterChargesGateway charges every request for real, waits until n charges were
@@ -24,24 +25,52 @@ import (
 // claim's context ended.
 type cancelAfterChargesGateway struct {
 	*billingtest.Gateway
-	n      int32
-	armed  atomic.Bool
-	seen   atomic.Int32
-	all    chan struct{}
-	once   sync.Once
-	cancel context.CancelFunc
+	gate *cancelAtN
 }
 
 func (g *cancelAfterChargesGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
 	res, err := g.Gateway.Charge(context.WithoutCancel(ctx), req)
-	if !g.armed.Load() {
-		return res, err
-	}
-	if g.seen.Add(1) == g.n {
-		g.once.Do(func() { g.cancel(); close(g.all) })
-	}
-	<-g.all
+	g.gate.pass()
 	return res, err
+}
+
+// cancelAtN, once armed, holds each call that passes it until n have come, and then cancels
+// the claim's context (River's job timeout, or StopAndCancel on a deploy) before letting
+// them all go on.
+type cancelAtN struct {
+	n      int32
+	cancel context.CancelFunc
+	armed  atomic.Bool
+	seen   atomic.Int32
+	all    chan struct{}
+	once   sync.Once
+}
+
+func newCancelAtN(n int32, cancel context.CancelFunc) *cancelAtN {
+	return &cancelAtN{n: n, cancel: cancel, all: make(chan struct{})}
+}
+
+// pass counts a call and waits as the gate says; a call before it is armed goes through.
+func (c *cancelAtN) pass() {
+	if !c.armed.Load() {
+		return
+	}
+	if c.seen.Add(1) == c.n {
+		c.once.Do(func() { c.cancel(); close(c.all) })
+	}
+	<-c.all
+}
+
+// claimsProbeBundle is a claims engine on gw (the fake behind it: fake) with n subscriptions
+// whose first periods all ended a minute ago.
+func claimsProbeBundle(t *testing.T, gw payment.Gateway, fake *billingtest.Gateway, n int) (*renewalBundle, []subscription.Subscription) {
+	t.Helper()
+	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
+	b := &renewalBundle{testBundle: tb, gateway: fake, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, n)
+	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+	return b, subs
 }
 
 // TestClaimsProbeCanceledClaimStillAppliesItsCharges: a claimed chunk whose context
@@ -57,13 +86,9 @@ func TestClaimsProbeCanceledClaimStillAppliesItsCharges(t *testing.T) {
 	const n = 6
 	claimCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw := &cancelAfterChargesGateway{Gateway: billingtest.NewGateway(), n: n, all: make(chan struct{}), cancel: cancel}
-	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
-	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
-	b.publish(t, "pro", "990", "generations", 500)
-	subs := b.checkoutMany(t, n)
-	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
-	gw.armed.Store(true)
+	gw := &cancelAfterChargesGateway{Gateway: billingtest.NewGateway(), gate: newCancelAtN(n, cancel)}
+	b, subs := claimsProbeBundle(t, gw, gw.Gateway, n)
+	gw.gate.armed.Store(true)
 
 	claimed, err := b.engine.ClaimDueRenewals(claimCtx)
 	t.Logf("ClaimDueRenewals: claimed %d, err %v", claimed, err)
@@ -190,17 +215,12 @@ func TestClaimsProbeChargeIsSentSoonAfterItsAttemptIsMarkedSent(t *testing.T) {
 }
 
 // lostAnswerGateway, once lose is set, charges for real and loses every answer (the engine
-// sees a timeout); once armed, its Lookup waits until n lookups arrived, cancels the claim's context, and
-// only then answers what the fake recorded.
+// sees a timeout); its Lookup waits at its gate (once armed, the claim's context ends when
+// every lookup has come), then answers what the fake recorded.
 type lostAnswerGateway struct {
 	*billingtest.Gateway
-	n      int32
-	lose   atomic.Bool
-	armed  atomic.Bool
-	seen   atomic.Int32
-	all    chan struct{}
-	once   sync.Once
-	cancel context.CancelFunc
+	lose atomic.Bool
+	gate *cancelAtN
 }
 
 func (g *lostAnswerGateway) Charge(ctx context.Context, req payment.ChargeParams) (payment.ChargeResult, error) {
@@ -212,12 +232,7 @@ func (g *lostAnswerGateway) Charge(ctx context.Context, req payment.ChargeParams
 }
 
 func (g *lostAnswerGateway) Lookup(ctx context.Context, req payment.LookupParams) (payment.ChargeResult, error) {
-	if g.armed.Load() {
-		if g.seen.Add(1) == g.n {
-			g.once.Do(func() { g.cancel(); close(g.all) })
-		}
-		<-g.all
-	}
+	g.gate.pass()
 	return g.Gateway.Lookup(context.WithoutCancel(ctx), req)
 }
 
@@ -233,12 +248,8 @@ func TestClaimsProbeCanceledClaimStillAppliesALookedUpCharge(t *testing.T) {
 	const n = 4
 	claimCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw := &lostAnswerGateway{Gateway: billingtest.NewGateway(), n: n, all: make(chan struct{}), cancel: cancel}
-	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
-	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
-	b.publish(t, "pro", "990", "generations", 500)
-	subs := b.checkoutMany(t, n)
-	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
+	gw := &lostAnswerGateway{Gateway: billingtest.NewGateway(), gate: newCancelAtN(n, cancel)}
+	b, subs := claimsProbeBundle(t, gw, gw.Gateway, n)
 
 	// The first claim charges; every answer is lost, so every attempt is left unknown.
 	gw.lose.Store(true)
@@ -250,7 +261,7 @@ func TestClaimsProbeCanceledClaimStillAppliesALookedUpCharge(t *testing.T) {
 	}
 	// The next claim, after the backoff, looks them up; its context ends while they are out.
 	b.clock.Set(b.clock.Now().Add(time.Hour))
-	gw.armed.Store(true)
+	gw.gate.armed.Store(true)
 	claimed, err := b.engine.ClaimDueRenewals(claimCtx)
 	t.Logf("second claim: claimed %d, err %v", claimed, err)
 	require.Equal(t, n, claimed)
@@ -284,12 +295,8 @@ func TestClaimedRenewalPanicFailsThatRenewalAlone(t *testing.T) {
 	t.Parallel()
 	const n = 4
 	gw := &panicOnceGateway{Gateway: billingtest.NewGateway()}
-	tb := setupWith(t, func(c *billing.Config) { c.Gateway = gw; c.ClaimRenewals = true })
-	b := &renewalBundle{testBundle: tb, gateway: gw.Gateway, runner: tb.withRiver(t)}
-	b.publish(t, "pro", "990", "generations", 500)
-	subs := b.checkoutMany(t, n)
+	b, subs := claimsProbeBundle(t, gw, gw.Gateway, n)
 	gw.token = b.get(t, subs[0].ID).PaymentMethod
-	b.clock.Set(subs[len(subs)-1].Current.End.Add(time.Minute))
 
 	claimed, err := b.engine.ClaimDueRenewals(context.Background())
 	require.NoError(t, err)
