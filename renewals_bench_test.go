@@ -490,15 +490,21 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string
 	return elapsed
 }
 
-// setRenewAt gives ids their renew_at at their period's end, as their paid periods would
-// have with claims on, and vacuums the table.
+// setRenewAt gives ids their renew_at at their period's end (renewAtPeriodEnd) and vacuums
+// the table.
 func (f *renewBench) setRenewAt(b *testing.B, ids []string) {
 	b.Helper()
-	ctx := context.Background()
-	if _, err := f.pool.Exec(ctx, `UPDATE billing_subscriptions SET renew_at = current_period_end WHERE id = ANY($1::uuid[])`, ids); err != nil {
+	f.renewAtPeriodEnd(b, ids)
+	if _, err := f.pool.Exec(context.Background(), "VACUUM ANALYZE billing_subscriptions"); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := f.pool.Exec(ctx, "VACUUM ANALYZE billing_subscriptions"); err != nil {
+}
+
+// renewAtPeriodEnd gives ids their renew_at at their period's end, as their paid periods
+// would have with claims on.
+func (f *renewBench) renewAtPeriodEnd(b *testing.B, ids []string) {
+	b.Helper()
+	if _, err := f.pool.Exec(context.Background(), `UPDATE billing_subscriptions SET renew_at = current_period_end WHERE id = ANY($1::uuid[])`, ids); err != nil {
 		b.Fatal(err)
 	}
 }
