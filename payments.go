@@ -117,6 +117,11 @@ func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period 
 // A crash between any two steps leaves an attempt that the next run (or the reconciliation
 // job) finds and settles.
 func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment.Purpose, number int) (payment.Attempt, error) {
+	return e.chargePeriodSettlingIn(ctx, ctx, subID, purpose, number)
+}
+
+// chargePeriodSettlingIn is chargePeriod with step 3 under settleCtx (runAttemptSettlingIn).
+func (e *Engine) chargePeriodSettlingIn(ctx, settleCtx context.Context, subID string, purpose payment.Purpose, number int) (payment.Attempt, error) {
 	gw := e.cfg.Gateway
 	if gw == nil {
 		return payment.Attempt{}, ErrNoGateway
@@ -125,7 +130,7 @@ func (e *Engine) chargePeriod(ctx context.Context, subID string, purpose payment
 	if err != nil || p.attempt.ID == "" {
 		return p.attempt.Attempt, err
 	}
-	a, err := e.runAttempt(ctx, gw, p)
+	a, err := e.runAttemptSettlingIn(ctx, settleCtx, gw, p)
 	return a.Attempt, err
 }
 

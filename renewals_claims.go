@@ -141,10 +141,17 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 // claim job's context ending (River's timeout, a shutdown) never leaves charges that came
 // back unrecorded, and with a panic turned into the batch's error (in a renewal's own
 // goroutine, into that renewal's: recoverRenewal). With batches off
-// (RenewalBatchSize 1) each renewal runs renewPeriod.
+// (RenewalBatchSize 1) each renewal runs the one-renewal path (chargePeriod), its step 3 under
+// a context of its own too.
 func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionPeriod) []error {
 	errs := make([]error, len(claimed))
 	gw := e.cfg.Gateway
+	// after is the context of what follows a provider call: the claim's values, not its end
+	// (a claim job whose context ends still records the answers that came back), and a
+	// deadline of its own for each use, counted from then.
+	after := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), batchTimeout+gatewayCallTimeout)
+	}
 	var keys []renewKey
 	var at []int // the index in claimed of keys[j]
 	var wg sync.WaitGroup
@@ -157,7 +164,17 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 		go func() {
 			defer wg.Done()
 			defer recoverRenewal(&errs[i])
-			errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period)
+			if gw == nil || c.Period < 1 {
+				errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period) // refuses it
+				return
+			}
+			// Batches off: renewPeriod's one-renewal path, step 3 under after.
+			ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(c.SubscriptionID))
+			actx, cancel := after()
+			defer cancel()
+			_, err := e.chargePeriodSettlingIn(ctx, actx, c.SubscriptionID, payment.PurposeRenewal, c.Period+1)
+			errs[i] = opError("RenewPeriod", err)
+			sp.end(&errs[i])
 		}()
 	}
 	type paid struct {
@@ -166,12 +183,6 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 		span span // ended with the outcome of step 3
 	}
 	succeeded := make(chan paid, len(keys))
-	// after is the context of what follows a provider call: the claim's values, not its end
-	// (a claim job whose context ends still records the answers that came back), and a
-	// deadline of its own for each use, counted from then.
-	after := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(ctx), batchTimeout+gatewayCallTimeout)
-	}
 	var calls sync.WaitGroup
 	for first := 0; first < len(keys); first += e.cfg.RenewalBatchSize {
 		part := keys[first:min(first+e.cfg.RenewalBatchSize, len(keys))]
