@@ -333,3 +333,65 @@ func (b *renewalBundle) requireRenewedOnce(t *testing.T, subs []subscription.Sub
 		require.Len(t, b.charged(s.ID, 2), 1, "%s charged once for period 2", s.ID)
 	}
 }
+
+// TestClaimedRenewalPendingAtThePeriodEndIsSettledWithoutAWebhook: a claimed renewal's charge
+// is still pending at the provider when the claim ends. Nothing waits on the subscription's
+// row then (renew_at is empty: a claim would only look the attempt up again), and access ends
+// with the paid period (TERMS 3.3: no access before the charge succeeds). The webhook never
+// comes; reconciliation alone must settle it: a charge that succeeded starts period 2 once,
+// and one that was declined schedules the dunning retry on the row again, which charges anew.
+// (A review's probe saw such subscriptions waiting with no renew_at and asked whether anything
+// settles them.)
+func TestClaimedRenewalPendingAtThePeriodEndIsSettledWithoutAWebhook(t *testing.T) {
+	t.Parallel()
+	for _, outcome := range []payment.Outcome{payment.OutcomeSucceeded, payment.OutcomeSoftDeclined} {
+		t.Run(string(outcome), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			b := setupRenewalsBy(t, true)
+			sub := b.checkout(t, "c1", "tok-1")
+			b.gateway.Script("tok-1", billingtest.Pending)
+			_, err := b.runner.RunUntil(ctx, sub.Current.End.Add(time.Minute))
+			require.NoError(t, err)
+			atts, err := b.engine.AttemptList(ctx, sub.ID)
+			require.NoError(t, err)
+			pending := atts[len(atts)-1]
+			require.Equal(t, payment.StatePending, pending.State, "setup: the renewal charge is pending")
+			require.Equal(t, 2, pending.PeriodNumber)
+			require.Nil(t, b.renewAt(t, sub.ID), "setup: nothing waits on the row while the charge is pending")
+			access, err := b.engine.Access(ctx, sub.ID)
+			require.NoError(t, err)
+			require.False(t, access.Granted, "3.3 no access past the paid period while the renewal is pending")
+
+			_, err = b.gateway.Confirm(pending.ProviderPaymentID, outcome) // the webhook is lost
+			require.NoError(t, err)
+			_, err = b.runner.RunUntil(ctx, b.clock.Now().Add(2*time.Minute))
+			require.NoError(t, err)
+			n, err := b.engine.ReconcilePayments(ctx)
+			require.NoError(t, err)
+			require.Positive(t, n, "reconciliation looks at the pending attempt")
+
+			if outcome == payment.OutcomeSucceeded {
+				got := b.get(t, sub.ID)
+				require.Equal(t, 2, got.Current.Number, "the charge that succeeded starts period 2")
+				require.Equal(t, []int64{99000}, b.charged(sub.ID, 2))
+				at := b.renewAt(t, sub.ID)
+				require.NotNil(t, at, "the next renewal waits on the row")
+				require.True(t, at.Equal(got.Current.End), "at the new period's end: %s", at)
+				access, err := b.engine.Access(ctx, sub.ID)
+				require.NoError(t, err)
+				require.True(t, access.Granted)
+				return
+			}
+			require.Equal(t, 1, b.get(t, sub.ID).Current.Number, "a declined charge starts no period")
+			at := b.renewAt(t, sub.ID)
+			require.NotNil(t, at, "the decline schedules the dunning retry on the row")
+			require.True(t, at.After(b.clock.Now()), "the retry is ahead: %s", at)
+			_, err = b.runner.RunUntil(ctx, at.Add(time.Minute))
+			require.NoError(t, err)
+			got := b.get(t, sub.ID)
+			require.Equal(t, 2, got.Current.Number, "the retry charges the saved card anew and starts period 2")
+			require.Equal(t, []int64{99000}, b.charged(sub.ID, 2), "charged once: the declined charge took nothing")
+		})
+	}
+}
