@@ -44,10 +44,15 @@ const (
 //     second ago (one through Subscribe + ChargeFirstPayment, the rest copied from it by
 //     SQL), inserts their renewal jobs (billing_renew, period 1, try 1) with InsertMany,
 //     starts a new client with the same configuration and times it likewise; then checks
-//     that every subscription is in period 2, charged once.
+//     that every subscription is in period 2, charged once;
+//  3. in the claims case (provider at 0 ms) only: renews as many fresh due subscriptions
+//     with the claims design's statement floor (statementsFloorArgs: the engine's own store
+//     statements for the rows a renewal must write, none of its logic) and times it
+//     likewise.
 //
 // The engine and River both run on the system clock. The reported metrics are noop_jobs/s,
-// floor_jobs/s, renewals/s, the ratios to the no-op rate, and the mean renewals a batch of
+// floor_jobs/s, renewals/s, the ratios to the no-op rate, in the claims case
+// stmt_floor_renewals/s, stmt_floor/noop and renew/stmt_floor, and the mean renewals a batch of
 // step 1 and of step 3 held (step1_batch_mean, step3_batch_mean); ns/op is the renewal phase
 // alone.
 func BenchmarkRenewalsDueAtOnce(b *testing.B) {
@@ -96,7 +101,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 					Logger:            slog.New(slog.DiscardHandler),
 				}
 			}
-			var noop, floor, renew time.Duration
+			var noop, floor, renew, stmtFloor time.Duration
 			b.StopTimer() // work times the renewal phase alone
 			b.ResetTimer()
 			for i := range b.N {
@@ -117,9 +122,16 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 				f.clearJobs(b) // the floor's next jobs must not slow the renewals' fetches
 				ids := f.dueSubscriptions(b, fmt.Sprintf("it%d-", i))
 				if cfg.claims {
-					renew += f.claimsWork(b, riverConfig(), ids)
+					renew += f.claimsWork(b, riverConfig(), true, billing.ClaimRenewalsArgs(), ids)
 					f.requireRenewed(b, ids)
 					f.clearJobs(b)
+					if cfg.latency == 0 { // the floor has no provider: its engine run is the zero-latency one
+						// Cards numbered apart from the renewals' (dueSubscriptions: 1 … n).
+						ids := f.dueSubscriptionsAt(b, fmt.Sprintf("it%d-floor-", i), (i+1)*1_000_000, renewBenchSubscriptions, time.Now().Add(-time.Second))
+						stmtFloor += f.claimsWork(b, riverConfig(), false, statementsFloorArgs{}, ids)
+						f.requirePeriodTwoPaid(b, ids)
+						f.clearJobs(b)
+					}
 					continue
 				}
 				if cfg.claimed {
@@ -145,6 +157,12 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 			b.ReportMetric(renewRate, "renewals/s")
 			b.ReportMetric(floorRate/noopRate, "floor/noop")
 			b.ReportMetric(renewRate/noopRate, "renew/noop")
+			if stmtFloor > 0 {
+				stmtFloorRate := n / stmtFloor.Seconds()
+				b.ReportMetric(stmtFloorRate, "stmt_floor_renewals/s")
+				b.ReportMetric(stmtFloorRate/noopRate, "stmt_floor/noop")
+				b.ReportMetric(renewRate/stmtFloorRate, "renew/stmt_floor")
+			}
 			// The mean renewals a batch of step 1 and of step 3 held (1 where a renewal ran
 			// alone, as without batches).
 			pb, p, sb, s := billing.RenewalBatchCounts(f.engine)
@@ -226,6 +244,7 @@ func newRenewBench(b *testing.B, batch int, change ...func(*billing.Config)) *re
 
 	engine, gw, workers := renewBenchEngine(b, pool, batch, change...)
 	river.AddWorker(workers, chainBenchWorker{pool: pool})
+	river.AddWorker(workers, statementsFloorWorker{pool: pool})
 	// A client that never starts: the engine inserts the template's jobs through it.
 	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -449,11 +468,13 @@ func (f *renewBench) claimWork(b *testing.B, ids []string) time.Duration {
 // claimsWork renews ids, whose periods ended, through the engine's renewal claims
 // (Config.ClaimRenewals): it sets their renew_at to their end, as the paid periods would
 // have, inserts one claim job, starts a client with config and returns the time from Start
-// until every subscription of ids is renewed (renew_at a month on, polled every 200 ms; of
-// the others only the template has one, and it is left out), with the
-// benchmark's timer running for it. The claim jobs fan out from the first: each whose chunk
-// was full inserts the next before it renews.
-func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string) time.Duration {
+// until every subscription of ids is renewed (renew_at a month on, polled every 200 ms and
+// counted from the number already renewed before Start: an earlier phase's or iteration's),
+// with timed, the benchmark's timer running for it. claimJob is the claim job inserted: the
+// engine's (billing.ClaimRenewalsArgs) or the statement floor's (statementsFloorArgs). The
+// claim jobs fan out from the first: each whose chunk was full inserts the next before it
+// renews.
+func (f *renewBench) claimsWork(b *testing.B, config *river.Config, timed bool, claimJob river.JobArgs, ids []string) time.Duration {
 	b.Helper()
 	ctx := context.Background()
 	f.setRenewAt(b, ids)
@@ -461,10 +482,13 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := client.Insert(ctx, billing.ClaimRenewalsArgs(), nil); err != nil {
+	if _, err := client.Insert(ctx, claimJob, nil); err != nil {
 		b.Fatal(err)
 	}
-	b.StartTimer()
+	before := f.renewedByClaims(b) // an earlier phase's or iteration's renewals
+	if timed {
+		b.StartTimer()
+	}
 	started := time.Now()
 	if err := client.Start(ctx); err != nil {
 		b.Fatal(err)
@@ -476,7 +500,7 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string
 	}()
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		renewed := f.renewedByClaims(b)
+		renewed := f.renewedByClaims(b) - before
 		if renewed == len(ids) {
 			break
 		}
@@ -486,7 +510,9 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, ids []string
 		time.Sleep(200 * time.Millisecond) // ±100 ms on a phase of seconds; each poll costs the database
 	}
 	elapsed := time.Since(started)
-	b.StopTimer()
+	if timed {
+		b.StopTimer()
+	}
 	return elapsed
 }
 
@@ -512,8 +538,8 @@ func (f *renewBench) renewAtPeriodEnd(b *testing.B, ids []string) {
 // renewedByClaims counts the subscriptions renewed through claims: a renewed subscription's
 // renew_at is its new period's end, a month on; a claimed one's is a lease ahead (minutes).
 // One range of billing_subscriptions_renew_idx, where a count of ids by period took 44 ms of
-// the database's time a poll. Of the others only the template has a renew_at, and it is left
-// out.
+// the database's time a poll. The template is left out; subscriptions renewed by an earlier
+// phase count too (claimsWork subtracts them).
 func (f *renewBench) renewedByClaims(b *testing.B) int {
 	b.Helper()
 	var renewed int
@@ -540,6 +566,18 @@ func (f *renewBench) clearJobs(b *testing.B) {
 // charged each period 2 once.
 func (f *renewBench) requireRenewed(b *testing.B, ids []string) {
 	b.Helper()
+	f.requirePeriodTwoPaid(b, ids)
+	for _, id := range ids[:100] {
+		if n := len(f.gateway.ChargesFor(id, 2)); n != 1 {
+			b.Fatalf("subscription %s: %d charges for period 2", id, n)
+		}
+	}
+}
+
+// requirePeriodTwoPaid fails the benchmark unless every subscription of ids is active in
+// period 2 with one succeeded attempt for it.
+func (f *renewBench) requirePeriodTwoPaid(b *testing.B, ids []string) {
+	b.Helper()
 	var renewed, attempts int
 	if err := f.pool.QueryRow(context.Background(), `SELECT
 		(SELECT count(*) FROM billing_subscriptions WHERE id = ANY($1::uuid[]) AND current_period = 2 AND status = 'active'),
@@ -549,10 +587,5 @@ func (f *renewBench) requireRenewed(b *testing.B, ids []string) {
 	}
 	if renewed != len(ids) || attempts != len(ids) {
 		b.Fatalf("renewed %d, succeeded attempts %d, of %d", renewed, attempts, len(ids))
-	}
-	for _, id := range ids[:100] {
-		if n := len(f.gateway.ChargesFor(id, 2)); n != 1 {
-			b.Fatalf("subscription %s: %d charges for period 2", id, n)
-		}
 	}
 }

@@ -68,6 +68,8 @@ END {
   row("renewals claimed (ClaimRenewals), 0 ms ÷ no-op", metric(r, "renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "renew/noop"), "≥ 0.5")
   u = "BenchmarkRenewalsDueAtOnce/fast-fetch"
   row("renewals claimed ÷ a job per renewal (0 ms)", metric(r, "renewals/s"), "/s", metric(u, "renewals/s"), "/s", div(metric(r, "renewals/s"), metric(u, "renewals/s")), "(no target)")
+  row("claims: statement floor (no engine) ÷ no-op", metric(r, "stmt_floor_renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "stmt_floor/noop"), "(claims ceiling)")
+  row("renewals claimed ÷ their statement floor", metric(r, "renewals/s"), "/s", metric(r, "stmt_floor_renewals/s"), "/s", metric(r, "renew/stmt_floor"), "(no target)")
   r = "BenchmarkRenewalsDueAtOnce/claims-latency-300ms"
   row("renewals claimed, provider 300 ms ÷ no-op", metric(r, "renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "renew/noop"), "≥ 0.5")
   for (n = 1; n <= 3; n++) {
