@@ -165,7 +165,7 @@ type Config struct {
 	// ClaimRenewals renews without a River job per period (renewals_claims.go): the
 	// subscriptions table is the queue. Where the engine would schedule a renewal job it
 	// sets the subscription's renew_at instead, and a claim job, started every
-	// [RenewalClaimInterval] by [Engine.PeriodicJobs], takes up to [RenewalClaimChunk] due
+	// [RenewalClaimInterval] by [Engine.PeriodicJobs], takes up to ClaimChunk due
 	// subscriptions at once (FOR UPDATE SKIP LOCKED, each leased for ClaimLease),
 	// inserts the next claim job when it took a full chunk, and renews them concurrently
 	// through the renewal batches. Every other job (recognition, notices, events, refunds)
@@ -187,6 +187,17 @@ type Config struct {
 	// and asks the provider), but may run a renewal twice at once and ask the provider twice.
 	// At least a second. Defaults to [RenewalClaimLease] (2 minutes).
 	ClaimLease time.Duration
+
+	// ClaimChunk is how many due subscriptions one claim takes ([Config].ClaimRenewals) and
+	// renews at once: its step-1 batches and step-3 waves hold up to RenewalBatchSize of them
+	// each, and its provider calls are in flight together (so up to ClaimChunk × the queue's
+	// MaxWorkers calls at once). Bigger chunks with batches as big renew faster during a
+	// backlog but hold more subscriptions locked in each transaction, and a command on one of
+	// them (Suspend, SetAutoRenew…) waits for that transaction to end: 400 with
+	// RenewalBatchSize 400 renewed 1.23× as fast as the default, and such a command's 99th
+	// percentile wait was 377 ms against 110 ms (BENCHMARKS.md). From 1 to 1 000.
+	// Defaults to [RenewalClaimChunk] (100).
+	ClaimChunk int
 
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
 	// one commit (usage_batch.go): under load (more than four calls at once through the
@@ -268,6 +279,7 @@ func (c Config) withDefaults() Config {
 	c.RenewalBatchSize = cmp.Or(c.RenewalBatchSize, DefaultRenewalBatchSize)
 	c.ConsumeBatchSize = cmp.Or(c.ConsumeBatchSize, DefaultConsumeBatchSize)
 	c.ClaimLease = cmp.Or(c.ClaimLease, RenewalClaimLease)
+	c.ClaimChunk = cmp.Or(c.ClaimChunk, RenewalClaimChunk)
 	return c
 }
 
@@ -365,6 +377,9 @@ func (c Config) validate() error {
 	}
 	if c.ClaimLease < time.Second {
 		problems = append(problems, FieldProblem{"ClaimLease", fmt.Sprintf("%s: at least a second", c.ClaimLease)})
+	}
+	if c.ClaimChunk < 1 || c.ClaimChunk > maxClaimChunk {
+		problems = append(problems, FieldProblem{"ClaimChunk", fmt.Sprintf("%d: from 1 to %d", c.ClaimChunk, maxClaimChunk)})
 	}
 	if c.ConsumeBatchSize < 1 {
 		problems = append(problems, FieldProblem{"ConsumeBatchSize", fmt.Sprintf("%d: at least 1 (1 turns batching off)", c.ConsumeBatchSize)})

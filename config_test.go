@@ -112,6 +112,10 @@ func TestConfigDefaults(t *testing.T) {
 		}},
 		"SkipRiverMigrations": {"Defaults to false:", "false", none("SkipRiverMigrations")},
 		"ClaimRenewals":       {"Defaults to false:", "false", none("ClaimRenewals")},
+		"ClaimChunk": {"Defaults to [RenewalClaimChunk] (100).", "`RenewalClaimChunk` (100)", func(t *testing.T, got *Config) {
+			require.Equal(t, RenewalClaimChunk, got.ClaimChunk)
+			require.Equal(t, 100, got.ClaimChunk)
+		}},
 		"ClaimLease": {"Defaults to [RenewalClaimLease] (2 minutes).", "`RenewalClaimLease` (2 minutes)", func(t *testing.T, got *Config) {
 			require.Equal(t, RenewalClaimLease, got.ClaimLease)
 			require.Equal(t, 2*time.Minute, got.ClaimLease)

@@ -38,6 +38,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative priority", pool, func() billing.Config { c := billing.DefaultConfig(); c.Priority = -1; return c }, []string{"Priority"}},
 		{"negative renewal batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.RenewalBatchSize = -1; return c }, []string{"RenewalBatchSize"}},
 		{"negative Consume batch size", pool, func() billing.Config { c := billing.DefaultConfig(); c.ConsumeBatchSize = -1; return c }, []string{"ConsumeBatchSize"}},
+		{"claim chunk of none", pool, func() billing.Config { c := billing.DefaultConfig(); c.ClaimChunk = -1; return c }, []string{"ClaimChunk"}},
+		{"claim chunk over 1 000", pool, func() billing.Config { c := billing.DefaultConfig(); c.ClaimChunk = 1001; return c }, []string{"ClaimChunk"}},
 		{"claim lease under a second", pool, func() billing.Config { c := billing.DefaultConfig(); c.ClaimLease = time.Millisecond; return c }, []string{"ClaimLease"}},
 	}
 	for _, tt := range tests {

@@ -65,6 +65,8 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		batch         int           // Config.RenewalBatchSize; the default when 0
 		claimed       bool          // renewals claimed in chunks (claimWork), no River job per renewal
 		claims        bool          // Config.ClaimRenewals: the engine's claim jobs renew (claimsWork)
+		chunk         int           // Config.ClaimChunk; the default when 0
+		probe         bool          // a command on the renewing subscriptions meanwhile (commandProbe)
 	}{
 		{name: "river-defaults"}, // FetchCooldown 100ms, FetchPollInterval 1s
 		{name: "fast-fetch", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond},
@@ -87,9 +89,15 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 		{name: "claims", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, claims: true},
 		{name: "claims-latency-300ms", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond,
 			latency: 300 * time.Millisecond, claims: true},
+		// Claims with chunks and batches of the default size and of 400 (Config.ClaimChunk,
+		// RenewalBatchSize), each with a command on the renewing subscriptions meanwhile:
+		// how long it waits for the chunk's transactions that hold them.
+		{name: "claims-probe", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, claims: true, probe: true},
+		{name: "claims-chunk-400-probe", cooldown: river.FetchCooldownMin, fetchInterval: 50 * time.Millisecond, claims: true,
+			chunk: 400, batch: 400, probe: true},
 	} {
 		b.Run(cfg.name, func(b *testing.B) {
-			f := newRenewBench(b, cfg.batch, func(c *billing.Config) { c.ClaimRenewals = cfg.claims })
+			f := newRenewBench(b, cfg.batch, func(c *billing.Config) { c.ClaimRenewals, c.ClaimChunk = cfg.claims, cfg.chunk })
 			f.gateway.SetLatency(cfg.latency)
 			workers := cmp.Or(cfg.workers, renewBenchWorkers)
 			riverConfig := func() *river.Config {
@@ -102,6 +110,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 				}
 			}
 			var noop, floor, renew, stmtFloor time.Duration
+			var probe commandProbe
 			b.StopTimer() // work times the renewal phase alone
 			b.ResetTimer()
 			for i := range b.N {
@@ -122,10 +131,14 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 				f.clearJobs(b) // the floor's next jobs must not slow the renewals' fetches
 				ids := f.dueSubscriptions(b, fmt.Sprintf("it%d-", i))
 				if cfg.claims {
+					if cfg.probe {
+						f.beside = probe.run(f.engine, ids)
+					}
 					renew += f.claimsWork(b, riverConfig(), true, billing.ClaimRenewalsArgs(), ids)
+					f.beside = nil
 					f.requireRenewed(b, ids)
 					f.clearJobs(b)
-					if cfg.latency == 0 { // the floor has no provider: its engine run is the zero-latency one
+					if cfg.latency == 0 && !cfg.probe { // the floor has no provider: its engine run is the zero-latency one
 						// Cards numbered apart from the renewals' (dueSubscriptions: 1 … n).
 						ids := f.dueSubscriptionsAt(b, fmt.Sprintf("it%d-floor-", i), (i+1)*1_000_000, renewBenchSubscriptions, time.Now().Add(-time.Second))
 						stmtFloor += f.claimsWork(b, riverConfig(), false, statementsFloorArgs{}, ids)
@@ -157,6 +170,9 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 			b.ReportMetric(renewRate, "renewals/s")
 			b.ReportMetric(floorRate/noopRate, "floor/noop")
 			b.ReportMetric(renewRate/noopRate, "renew/noop")
+			if cfg.probe {
+				probe.report(b)
+			}
 			if stmtFloor > 0 {
 				stmtFloorRate := n / stmtFloor.Seconds()
 				b.ReportMetric(stmtFloorRate, "stmt_floor_renewals/s")
@@ -172,6 +188,53 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 			}
 		})
 	}
+}
+
+// commandProbe times a command on the subscriptions being renewed: one caller at a time,
+// SetAutoRenew(true) on one of them after another (it is on already; the command still locks
+// the subscription and writes its row and audit entry, as every command does), back to back
+// while the renewals run.
+// What it waits is what a host's command waits for the transactions that hold its
+// subscription: a claimed chunk's step-1 batch or step-3 wave.
+type commandProbe struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+// run returns the probe's loop over ids for renewBench.beside.
+func (p *commandProbe) run(engine *billing.Engine, ids []string) func(context.Context) {
+	return func(ctx context.Context) {
+		for i := 0; ctx.Err() == nil; i++ {
+			id := ids[(i*7919)%len(ids)]
+			start := time.Now()
+			_, err := engine.SetAutoRenew(ctx, id, true, "customer:bench")
+			if ctx.Err() != nil {
+				return // cut short at the phase's end: not a wait
+			}
+			if err != nil {
+				continue // a rule's refusal (none expected); not timed
+			}
+			p.mu.Lock()
+			p.waits = append(p.waits, time.Since(start))
+			p.mu.Unlock()
+		}
+	}
+}
+
+// report adds the probe's command times: cmd_calls, cmd_p50_ms, cmd_p99_ms, cmd_max_ms.
+func (p *commandProbe) report(b *testing.B) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waits) == 0 {
+		b.Fatal("the command probe timed no command")
+	}
+	w := slices.Clone(p.waits)
+	slices.Sort(w)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(float64(len(w)), "cmd_calls")
+	b.ReportMetric(ms(w[len(w)/2]), "cmd_p50_ms")
+	b.ReportMetric(ms(w[len(w)*99/100]), "cmd_p99_ms")
+	b.ReportMetric(ms(w[len(w)-1]), "cmd_max_ms")
 }
 
 // noopBenchArgs is the baseline job: its worker does nothing.
@@ -226,6 +289,8 @@ type renewBench struct {
 	gateway  *billingtest.Gateway
 	workers  *river.Workers
 	template string
+	// beside, when set, runs while claimsWork's renewals do, until its context ends.
+	beside func(ctx context.Context)
 }
 
 // newRenewBench makes the fixture; batch is the engine's Config.RenewalBatchSize (0: the
@@ -498,6 +563,13 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, timed bool, 
 		defer stop()
 		_ = client.Stop(stopCtx)
 	}()
+	if f.beside != nil {
+		besideCtx, stop := context.WithCancel(ctx)
+		var beside sync.WaitGroup
+		beside.Go(func() { f.beside(besideCtx) })
+		defer beside.Wait()
+		defer stop()
+	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		renewed := f.renewedByClaims(b) - before

@@ -26,7 +26,7 @@ import (
 //     Resume, a free tariff's Subscribe, the sweeper), sets billing_subscriptions.renew_at
 //     to the time the job would have run, in the same transaction (store.SetRenewAt; a
 //     renewal writes it with the subscription's own UPDATE, store.SaveSubscriptionRenewAt);
-//   - a claim (store.ClaimRenewals) takes up to RenewalClaimChunk subscriptions whose
+//   - a claim (store.ClaimRenewals) takes up to Config.ClaimChunk subscriptions whose
 //     renew_at has come, FOR UPDATE SKIP LOCKED, and moves their renew_at a lease ahead
 //     (Config.ClaimLease, RenewalClaimLease by default), in one statement;
 //   - the chunk runs what its renewal jobs would have run (the charge protocol through the
@@ -47,8 +47,8 @@ import (
 // it. A claimer killed after its claim leaves the lease, and the next claim after it finds the
 // attempt; one killed before its claim committed claimed nothing.
 //
-// Provider calls in flight: at most RenewalClaimChunk per running claim job, so at most
-// RenewalClaimChunk × the queue's MaxWorkers (River bounded them by MaxWorkers before); each
+// Provider calls in flight: at most Config.ClaimChunk per running claim job, so at most
+// ClaimChunk × the queue's MaxWorkers (River bounded them by MaxWorkers before); each
 // call still ends within gatewayCallTimeout, inside the claim job's River timeout.
 //
 // The claim job (jobs.ClaimRenewalsWorker) is started by PeriodicJobs every
@@ -58,8 +58,13 @@ import (
 // (store.DueWithoutClaim): the way forward of a subscription whose schedule was lost, and of
 // an installation that turned claims on.
 
-// RenewalClaimChunk is how many due subscriptions one claim takes ([Config].ClaimRenewals).
+// RenewalClaimChunk is [Config].ClaimChunk's default: how many due subscriptions one claim
+// takes ([Config].ClaimRenewals).
 const RenewalClaimChunk = 100
+
+// maxClaimChunk is the largest [Config].ClaimChunk: a claim job's provider calls are all in
+// flight at once, and its transactions hold that many subscriptions.
+const maxClaimChunk = 1000
 
 // RenewalClaimLease is [Config].ClaimLease's default: how long a claimed subscription stays
 // out of other claims, longer than a renewal run can take (River's one-minute job timeout
@@ -73,7 +78,7 @@ const RenewalClaimLease = 2 * time.Minute
 // claim is running.
 const RenewalClaimInterval = 5 * time.Second
 
-// ClaimDueRenewals claims up to [RenewalClaimChunk] subscriptions whose renewal is due
+// ClaimDueRenewals claims up to [Config].ClaimChunk subscriptions whose renewal is due
 // ([Config].ClaimRenewals), renews them all at once, and returns how many it claimed: the
 // claim job's work, for an operator or a test's runner to call by hand. It inserts no next
 // claim job. A renewal that failed is logged and claimed again after a backoff (n⁴ seconds
@@ -95,11 +100,11 @@ func (e *Engine) claimRenewals(ctx context.Context, successor bool) (int, error)
 	}
 	now := e.clock.Now()
 	lease, claim := now.Add(e.cfg.ClaimLease), newID()
-	claimed, err := store.ClaimRenewals(ctx, e.pool, claim, now, lease, RenewalClaimChunk)
+	claimed, err := store.ClaimRenewals(ctx, e.pool, claim, now, lease, e.cfg.ClaimChunk)
 	if err != nil || len(claimed) == 0 {
 		return 0, err
 	}
-	if successor && len(claimed) == RenewalClaimChunk {
+	if successor && len(claimed) == e.cfg.ClaimChunk {
 		if err := e.insertClaimJob(ctx); err != nil { // the periodic job starts the next one instead
 			e.logger.WarnContext(ctx, "billing: could not insert the next renewal claim job", "error", err)
 		}

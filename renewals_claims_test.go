@@ -172,6 +172,35 @@ func TestClaimJobTakingAFullChunkStartsTheNext(t *testing.T) {
 	}
 }
 
+// TestClaimChunkIsConfigChunk: a claim takes Config.ClaimChunk due subscriptions, renews them
+// in batches of RenewalBatchSize, and a claim job that took a full chunk inserts the next.
+func TestClaimChunkIsConfigChunk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := billingtest.NewGateway()
+	tb := setupWith(t, func(c *billing.Config) {
+		c.Gateway = gw
+		c.ClaimRenewals = true
+		c.ClaimChunk = 3
+		c.RenewalBatchSize = 2
+	})
+	b := &renewalBundle{testBundle: tb, gateway: gw, runner: tb.withRiver(t)}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, 8)
+	b.clock.Set(subs[0].Current.End.Add(time.Minute)) // all end at once; no job falls due in between
+
+	n, err := b.engine.ClaimDueRenewals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "a claim takes ClaimChunk")
+	n, err = billing.ClaimRenewalsJob(b.engine, ctx) // the claim job's work
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, 1, b.jobsOfKind(t, "billing_claim_renewals"), "a chunk of ClaimChunk is full: the next claim job")
+	require.NoError(t, b.runner.RunDue(ctx)) // River works it: the last 2
+	require.Equal(t, 1, b.jobsOfKind(t, "billing_claim_renewals"), "a chunk that was not full inserts none")
+	b.requireRenewedOnce(t, subs)
+}
+
 func TestSweepGivesADueSubscriptionWithoutAClaimOne(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -20,7 +20,7 @@ run() {
 }
 
 cd "$(dirname "$0")/.."
-run 'RenewalsDueAtOnce/^(fast-fetch|fast-fetch-unbatched|latency-300ms-workers-400|claims|claims-latency-300ms)$' -benchtime 1x
+run 'RenewalsDueAtOnce/^(fast-fetch|fast-fetch-unbatched|latency-300ms-workers-400|claims|claims-latency-300ms|claims-probe|claims-chunk-400-probe)$' -benchtime 1x
 run 'RenewalsProcesses' -benchtime 1x
 run 'ConsumeVsBareCounter' -benchtime 10x
 # The same on a second throwaway server with fsync on (PG_TMP_DURABLE), its result renamed.
@@ -70,6 +70,10 @@ END {
   row("renewals claimed ÷ a job per renewal (0 ms)", metric(r, "renewals/s"), "/s", metric(u, "renewals/s"), "/s", div(metric(r, "renewals/s"), metric(u, "renewals/s")), "(no target)")
   row("claims: statement floor (no engine) ÷ no-op", metric(r, "stmt_floor_renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "stmt_floor/noop"), "(claims ceiling)")
   row("renewals claimed ÷ their statement floor", metric(r, "renewals/s"), "/s", metric(r, "stmt_floor_renewals/s"), "/s", metric(r, "renew/stmt_floor"), "(no target)")
+  r = "BenchmarkRenewalsDueAtOnce/claims-chunk-400-probe"
+  u = "BenchmarkRenewalsDueAtOnce/claims-probe"
+  row("claims, chunks of 400 ÷ of 100 (with commands)", metric(r, "renewals/s"), "/s", metric(u, "renewals/s"), "/s", div(metric(r, "renewals/s"), metric(u, "renewals/s")), "(no target)")
+  row("p99 wait of a command beside claims, 400 ÷ 100", metric(r, "cmd_p99_ms"), "ms", metric(u, "cmd_p99_ms"), "ms", div(metric(r, "cmd_p99_ms"), metric(u, "cmd_p99_ms")), "(no target)")
   r = "BenchmarkRenewalsDueAtOnce/claims-latency-300ms"
   row("renewals claimed, provider 300 ms ÷ no-op", metric(r, "renewals/s"), "/s", metric(r, "noop_jobs/s"), "/s", metric(r, "renew/noop"), "≥ 0.5")
   for (n = 1; n <= 3; n++) {
