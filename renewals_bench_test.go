@@ -129,7 +129,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 					return params
 				})
 				f.clearJobs(b) // the floor's next jobs must not slow the renewals' fetches
-				ids := f.dueSubscriptions(b, fmt.Sprintf("it%d-", i))
+				ids := f.dueSubscriptionsAt(b, fmt.Sprintf("it%d-", i), i*renewBenchSubscriptions+1, renewBenchSubscriptions, time.Now().Add(-time.Second))
 				if cfg.claims {
 					if cfg.probe {
 						f.beside = probe.run(f.engine, ids)
@@ -138,7 +138,7 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 					f.beside = nil
 					f.requireRenewed(b, ids)
 					f.clearJobs(b)
-					if cfg.latency == 0 && !cfg.probe { // the floor has no provider: its engine run is the zero-latency one
+					if cfg.latency == 0 && cfg.chunk == 0 && !cfg.probe { // the floor: no provider, default chunk, nothing beside
 						// Cards numbered apart from the renewals' (dueSubscriptions: 1 … n).
 						ids := f.dueSubscriptionsAt(b, fmt.Sprintf("it%d-floor-", i), (i+1)*1_000_000, renewBenchSubscriptions, time.Now().Add(-time.Second))
 						stmtFloor += f.claimsWork(b, riverConfig(), false, statementsFloorArgs{}, ids)
@@ -190,34 +190,49 @@ func BenchmarkRenewalsDueAtOnce(b *testing.B) {
 	}
 }
 
-// commandProbe times a command on the subscriptions being renewed: one caller at a time,
-// SetAutoRenew(true) on one of them after another (it is on already; the command still locks
-// the subscription and writes its row and audit entry, as every command does), back to back
-// while the renewals run.
-// What it waits is what a host's command waits for the transactions that hold its
-// subscription: a claimed chunk's step-1 batch or step-3 wave.
+// commandProbe times a command on the subscriptions being renewed: commandProbeCallers
+// callers, each calling SetAutoRenew(true) on one of them after another, back to back while
+// the renewals run (auto-renew is on already; the command still locks the subscription and
+// writes its row and audit entry, as every command does). What it waits is what a host's command waits for the transactions that hold its
+// subscription (a claimed chunk's step-1 batch or step-3 wave), and for a connection of the
+// engine's pool, from the client's start until the renewals are seen done.
 type commandProbe struct {
-	mu    sync.Mutex
-	waits []time.Duration
+	mu     sync.Mutex
+	waits  []time.Duration
+	errors []error
 }
 
-// run returns the probe's loop over ids for renewBench.beside.
+// commandProbeCallers is how many callers the probe runs at once.
+const commandProbeCallers = 4
+
+// run returns the probe's loops over ids for renewBench.beside: commandProbeCallers callers,
+// each over its own stride of ids.
 func (p *commandProbe) run(engine *billing.Engine, ids []string) func(context.Context) {
 	return func(ctx context.Context) {
-		for i := 0; ctx.Err() == nil; i++ {
-			id := ids[(i*7919)%len(ids)]
-			start := time.Now()
-			_, err := engine.SetAutoRenew(ctx, id, true, "customer:bench")
-			if ctx.Err() != nil {
-				return // cut short at the phase's end: not a wait
-			}
-			if err != nil {
-				continue // a rule's refusal (none expected); not timed
-			}
-			p.mu.Lock()
-			p.waits = append(p.waits, time.Since(start))
-			p.mu.Unlock()
+		var callers sync.WaitGroup
+		for c := range commandProbeCallers {
+			callers.Go(func() { p.call(ctx, engine, ids, c) })
 		}
+		callers.Wait()
+	}
+}
+
+// call is one caller of the probe, until ctx ends.
+func (p *commandProbe) call(ctx context.Context, engine *billing.Engine, ids []string, caller int) {
+	for i := 0; ctx.Err() == nil; i++ {
+		id := ids[(i*7919+caller*2503)%len(ids)]
+		start := time.Now()
+		_, err := engine.SetAutoRenew(ctx, id, true, "customer:bench")
+		if ctx.Err() != nil {
+			return // cut short at the phase's end: not a wait
+		}
+		p.mu.Lock()
+		if err != nil {
+			p.errors = append(p.errors, err) // none expected: report fails the benchmark
+		} else {
+			p.waits = append(p.waits, time.Since(start))
+		}
+		p.mu.Unlock()
 	}
 }
 
@@ -225,8 +240,11 @@ func (p *commandProbe) run(engine *billing.Engine, ids []string) func(context.Co
 func (p *commandProbe) report(b *testing.B) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.waits) == 0 {
-		b.Fatal("the command probe timed no command")
+	if len(p.errors) > 0 {
+		b.Fatalf("%d commands of the probe failed, the first: %v", len(p.errors), p.errors[0])
+	}
+	if len(p.waits) < 100 {
+		b.Fatalf("the command probe timed %d commands: too few for a 99th percentile", len(p.waits))
 	}
 	w := slices.Clone(p.waits)
 	slices.Sort(w)
@@ -563,21 +581,34 @@ func (f *renewBench) claimsWork(b *testing.B, config *river.Config, timed bool, 
 		defer stop()
 		_ = client.Stop(stopCtx)
 	}()
+	stopBeside := func() {}
 	if f.beside != nil {
 		besideCtx, stop := context.WithCancel(ctx)
 		var beside sync.WaitGroup
 		beside.Go(func() { f.beside(besideCtx) })
-		defer beside.Wait()
-		defer stop()
+		stopBeside = func() { stop(); beside.Wait() }
+		defer stopBeside()
 	}
 	deadline := time.Now().Add(10 * time.Minute)
+	last, progressed := -1, time.Now()
 	for {
 		renewed := f.renewedByClaims(b) - before
 		if renewed == len(ids) {
+			stopBeside() // no command timed after the renewals (at most a poll's 200 ms late)
 			break
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d of %d renewed after 10 minutes", renewed, len(ids))
+		}
+		if renewed != last {
+			last, progressed = renewed, time.Now()
+		} else if time.Since(progressed) > time.Second {
+			// A claim that found some rows locked (SKIP LOCKED: a command beside it) took a
+			// short chunk and started no next one: claim again, as PeriodicJobs would.
+			if _, err := client.Insert(ctx, claimJob, nil); err != nil {
+				b.Fatal(err)
+			}
+			progressed = time.Now()
 		}
 		time.Sleep(200 * time.Millisecond) // ±100 ms on a phase of seconds; each poll costs the database
 	}

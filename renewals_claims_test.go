@@ -199,6 +199,9 @@ func TestClaimChunkIsConfigChunk(t *testing.T) {
 	require.NoError(t, b.runner.RunDue(ctx)) // River works it: the last 2
 	require.Equal(t, 1, b.jobsOfKind(t, "billing_claim_renewals"), "a chunk that was not full inserts none")
 	b.requireRenewedOnce(t, subs)
+	prepareBatches, prepared, _, _ := billing.RenewalBatchCounts(b.engine)
+	require.Equal(t, 8, prepared)
+	require.Equal(t, 5, prepareBatches, "step 1 in batches of RenewalBatchSize: 2+1, 2+1, 2")
 }
 
 func TestSweepGivesADueSubscriptionWithoutAClaimOne(t *testing.T) {

@@ -34,7 +34,9 @@ import (
 //
 // It leaves out everything else the engine does per renewal: its decisions and the provider
 // call (the fake's, at zero latency, in the engine's run), the audit entry, the outbox event,
-// and the recognition and renewal notice jobs. So floor ÷ no-op is the most the schema lets
+// the recognition and renewal notice jobs, and each transaction's SET LOCAL lock_timeout. Its
+// step 3 is one transaction a chunk, where the engine's runs in waves of the charges that
+// came back (about 50 a wave, two a chunk, with a zero-latency provider). So floor ÷ no-op is the most the schema lets
 // the claims design reach, and engine ÷ floor is what the engine's own work costs on top.
 type statementsFloorArgs struct{}
 
@@ -125,7 +127,11 @@ func (w statementsFloorWorker) Work(ctx context.Context, _ *river.Job[statements
 		now := time.Now()
 		p := store.NewPipeline(tx)
 		for _, a := range attempts {
-			sub, row := subs[a.SubscriptionID], stored[a.ID]
+			sub, okSub := subs[a.SubscriptionID]
+			row, okRow := stored[a.ID]
+			if !okSub || !okRow {
+				continue // locked elsewhere (SKIP LOCKED); nothing else runs beside the floor
+			}
 			paid, _, err := row.RecordCharge(payment.ChargeResult{Outcome: payment.OutcomeSucceeded,
 				ProviderPaymentID: "floor-" + a.ID, Amount: a.Amount, Currency: a.Currency}, nil, now)
 			if err != nil {
