@@ -84,7 +84,14 @@ func (e *Engine) ChargeFirstPayment(ctx context.Context, subscriptionID string) 
 // before the period ends (an operator extended it), it does nothing and returns an error
 // matching errNotDue; the engine's River worker then snoozes the job until the new end.
 // A malformed ID is an *InputError, an unknown one matches ErrNotFound.
-func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period int) (err error) {
+func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period int) error {
+	return e.renewPeriodSettlingIn(ctx, ctx, subscriptionID, period)
+}
+
+// renewPeriodSettlingIn is renewPeriod with, when batches are off, step 3 under settleCtx
+// (chargePeriodSettlingIn): a claimed chunk's renewal records the charge that came back even
+// when its claim job's context ended.
+func (e *Engine) renewPeriodSettlingIn(ctx, settleCtx context.Context, subscriptionID string, period int) (err error) {
 	ctx, span := e.tel.start(ctx, "RenewPeriod", subAttr(subscriptionID))
 	defer span.end(&err)
 	check := inputCheck{op: "RenewPeriod"}
@@ -98,7 +105,7 @@ func (e *Engine) renewPeriod(ctx context.Context, subscriptionID string, period 
 	if e.cfg.RenewalBatchSize > 1 {
 		return opError("RenewPeriod", e.renewBatched(ctx, subscriptionID, period+1))
 	}
-	_, err = e.chargePeriod(ctx, subscriptionID, payment.PurposeRenewal, period+1)
+	_, err = e.chargePeriodSettlingIn(ctx, settleCtx, subscriptionID, payment.PurposeRenewal, period+1)
 	return opError("RenewPeriod", err)
 }
 

@@ -169,17 +169,9 @@ func (e *Engine) renewClaimed(ctx context.Context, claimed []store.SubscriptionP
 		go func() {
 			defer wg.Done()
 			defer recoverRenewal(&errs[i])
-			if gw == nil || c.Period < 1 {
-				errs[i] = e.renewPeriod(ctx, c.SubscriptionID, c.Period) // refuses it
-				return
-			}
-			// Batches off: renewPeriod's one-renewal path, step 3 under after.
-			ctx, sp := e.tel.start(ctx, "RenewPeriod", subAttr(c.SubscriptionID))
-			actx, cancel := after()
+			actx, cancel := after() // batches off: the one-renewal path, step 3 under after
 			defer cancel()
-			_, err := e.chargePeriodSettlingIn(ctx, actx, c.SubscriptionID, payment.PurposeRenewal, c.Period+1)
-			errs[i] = opError("RenewPeriod", err)
-			sp.end(&errs[i])
+			errs[i] = e.renewPeriodSettlingIn(ctx, actx, c.SubscriptionID, c.Period)
 		}()
 	}
 	type paid struct {
