@@ -204,6 +204,32 @@ func TestClaimChunkIsConfigChunk(t *testing.T) {
 	require.Equal(t, 5, prepareBatches, "step 1 in batches of RenewalBatchSize: 2+1, 2+1, 2")
 }
 
+// TestNextClaimJobGoesToTheEngineQueue: the next claim job a full chunk inserts is in
+// Config.Queue at Config.Priority (the engine's River client gives every job of the engine
+// both), not in River's default queue, where it would wait for good in an installation whose
+// workers work only the engine's queue.
+func TestNextClaimJobGoesToTheEngineQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gw := billingtest.NewGateway()
+	tb := setupWith(t, func(c *billing.Config) {
+		c.Gateway, c.ClaimRenewals, c.ClaimChunk, c.Queue, c.Priority = gw, true, 1, "billing", 2
+	})
+	tb.withRiverNotStarted(t) // the job is looked at, not run
+	b := &renewalBundle{testBundle: tb, gateway: gw}
+	b.publish(t, "pro", "990", "generations", 500)
+	subs := b.checkoutMany(t, 2)
+	b.clock.Set(subs[0].Current.End.Add(time.Minute))
+	n, err := billing.ClaimRenewalsJob(b.engine, ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	var queue string
+	var priority int
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT queue, priority FROM `+riverJob+` WHERE kind = 'billing_claim_renewals'`).Scan(&queue, &priority))
+	require.Equal(t, "billing", queue)
+	require.Equal(t, 2, priority)
+}
+
 func TestSweepGivesADueSubscriptionWithoutAClaimOne(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
