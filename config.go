@@ -196,8 +196,12 @@ type Config struct {
 	// them (Suspend, SetAutoRenew…) waits for that transaction to end: 400 with
 	// RenewalBatchSize 400 renewed 1.23× as fast as the default with four callers running a
 	// command on the renewing subscriptions, whose 99th percentile wait was 665 ms against
-	// 107 ms (BENCHMARKS.md). From 1 to 1 000.
-	// Defaults to [RenewalClaimChunk] (100).
+	// 107 ms (BENCHMARKS.md). Keep it within a few RenewalBatchSize: a claim's step-1 batches
+	// run one after another, and a claim of many batches can outlast River's job timeout and
+	// ClaimLease (nothing is charged twice: a second run finds the attempts and asks the
+	// provider, but asks twice). A small chunk brings back a claim job for every few renewals.
+	// Size the host's pool and the provider's rate limit for ClaimChunk × MaxWorkers calls.
+	// From 1 to 1 000. Defaults to [RenewalClaimChunk] (100).
 	ClaimChunk int
 
 	// ConsumeBatchSize is how many [Engine.Consume] calls at most share one statement and
